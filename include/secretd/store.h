@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The store: an untrusted place that holds envelopes and recipient entries
+ * as opaque bytes.  It never sees plaintext and the library never trusts
+ * what it returns (callers verify every envelope).
+ *
+ * URLs:
+ *   file:///var/lib/secretd/store   a directory on this host (the default)
+ *   etcd://host:2379/prefix         etcd v3 JSON gateway (later)
+ *
+ * Every backend offers the same operations, so callers never know which one
+ * they hold.  Versions start at 1 and have no gaps: put() of version N
+ * succeeds only if N is 1 with no versions stored, or N-1 is the latest;
+ * anything else is a lost compare-and-swap and fails with -EEXIST, which
+ * callers handle by re-reading the latest version and retrying.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "secretd/cleanup.h"
+#include "secretd/error.h"
+
+#define SD_STORE_DEFAULT_URL "file:///var/lib/secretd/store"
+
+struct sd_store;  /* opaque */
+
+/* Open the store at url.  -EINVAL for an unknown scheme or malformed URL,
+ * -ENOENT if a file store directory does not exist and create is false,
+ * -EPERM if a file store directory is writable by group/others or is a
+ * symlink.  A file store directory is created (0700) when create is true. */
+int sd_store_open(const char *url, int create, struct sd_store **out, sd_error *err);
+void sd_store_free(struct sd_store *s);
+static inline void sd_store_freep(struct sd_store **s) {
+        sd_store_free(*s);
+        *s = NULL;
+}
+#define _cleanup_store_ _cleanup_(sd_store_freep)
+
+/* Where non-fatal problems go (leftover temp files, unreadable entries that
+ * a list skipped).  Default: dropped. */
+void sd_store_set_warn(struct sd_store *s, sd_warn_fn fn, void *userdata);
+
+/* URL as given to sd_store_open (for messages). */
+const char *sd_store_url(const struct sd_store *s);
+
+/* Store data[0..len) as version `version` of name, if and only if that is the
+ * next version (see above).  Crash-safe: a reader sees the whole envelope or
+ * nothing.  -EEXIST on a lost compare-and-swap. */
+int sd_store_put(struct sd_store *s, const char *name, uint64_t version,
+                 const char *data, size_t len, sd_error *err);
+
+/* Fetch version `version` of name (0: the latest).  *data_out is malloc()ed
+ * and NUL-terminated; *version_out (may be NULL) is the version returned.
+ * -ENOENT if there is no such secret or version. */
+int sd_store_get(struct sd_store *s, const char *name, uint64_t version,
+                 char **data_out, size_t *len_out, uint64_t *version_out, sd_error *err);
+
+/* Latest version of name; -ENOENT if none. */
+int sd_store_latest(struct sd_store *s, const char *name, uint64_t *version_out, sd_error *err);
+
+struct sd_store_name {
+        char *name;
+        uint64_t latest;
+};
+
+/* All secret names (including ones whose latest version is a tombstone),
+ * sorted by name.  Free with sd_store_names_free(). */
+int sd_store_list(struct sd_store *s, struct sd_store_name **out, size_t *n_out, sd_error *err);
+void sd_store_names_free(struct sd_store_name *names, size_t n);
+
+/* Every stored version of name, ascending, malloc()ed. -ENOENT if none. */
+int sd_store_history(struct sd_store *s, const char *name, uint64_t **versions_out,
+                     size_t *n_out, sd_error *err);
+
+/* ---- recipients registry ---- */
+
+struct sd_store_blob {
+        char *name;
+        char *data;   /* NUL-terminated */
+        size_t len;
+};
+
+/* Create or replace the entry under name. */
+int sd_store_recipient_put(struct sd_store *s, const char *name, const char *data, size_t len,
+                           sd_error *err);
+/* -ENOENT if absent. */
+int sd_store_recipient_remove(struct sd_store *s, const char *name, sd_error *err);
+/* All entries, sorted by name. Free with sd_store_blobs_free(). */
+int sd_store_recipient_list(struct sd_store *s, struct sd_store_blob **out, size_t *n_out,
+                            sd_error *err);
+void sd_store_blobs_free(struct sd_store_blob *blobs, size_t n);
+
+/* ---- watch ----
+ *
+ * A backend that can watch returns a pollable fd; when it is readable,
+ * sd_store_watch_read() drains it and calls fn once per secret name that
+ * changed (maybe spuriously; callers re-read the latest version).
+ * -EOPNOTSUPP from a backend without watch support.
+ */
+typedef void (*sd_store_change_fn)(void *userdata, const char *name);
+int sd_store_watch_fd(struct sd_store *s, int *fd_out, sd_error *err);
+int sd_store_watch_read(struct sd_store *s, sd_store_change_fn fn, void *userdata, sd_error *err);

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Internal file helpers: fd-relative, no symlinks followed, stage-then-publish. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "secretd/error.h"
+
+/* Staging files start with this prefix; readers skip (and may report) them. */
+#define SD_TEMP_PREFIX ".tmp-"
+
+enum {
+        SD_WRITE_REPLACE = 1 << 0,   /* replace an existing name (else -EEXIST) */
+        SD_WRITE_NO_SYNC = 1 << 1,   /* skip fsync (tmpfs targets) */
+};
+
+/* Write data as dirfd/name with the given mode: stage in an O_EXCL temp file
+ * in the same directory, fchmod, fsync, then publish with one rename
+ * (RENAME_NOREPLACE unless SD_WRITE_REPLACE) and fsync the directory.  A
+ * crash leaves either the old state or the new, plus at most a temp file. */
+int sd_write_file_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                     int flags, sd_error *err);
+
+/* Read dirfd/name (a regular file, not a symlink) of at most max bytes into a
+ * malloc()ed NUL-terminated buffer.  -ELOOP for a symlink, -EFBIG if larger. */
+int sd_read_file_at(int dirfd, const char *name, size_t max, char **out, size_t *len_out,
+                    sd_error *err);
+
+/* Open (optionally creating with mode) the directory dirfd/name without
+ * following a symlink.  Returns the fd or a negative errno. */
+int sd_open_dir_at(int dirfd, const char *name, bool create, mode_t mode);
+
+/* mkdir -p for an absolute or relative path; the last component too. */
+int sd_mkdir_p(const char *path, mode_t mode);
+
+/* Split path into an opened parent directory fd (created with parent_mode if
+ * create) and a pointer to its last component inside path. */
+int sd_open_parent(const char *path, bool create, mode_t parent_mode, const char **base_out,
+                   sd_error *err);
