@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The whole test suite, as README.md states it: `sudo tests/run-all.sh`.
+#
+# On a fresh Debian 12 machine it installs what is missing, then:
+#   1. builds with gcc and runs every suite (unit, cli, fuzz replay,
+#      integration against a real dockerd and etcd);
+#   2. builds again with -Db_sanitize=address,undefined and runs them again;
+#   3. builds the libFuzzer targets with clang and runs each for a bounded
+#      time (SECRETD_FUZZ_SECONDS, default 20 s each).
+# It ends with one line "N passed, N failed" and exits non-zero on any failure.
+#
+# Environment: SECRETD_TEST_SUITES (default "unit cli fuzz integration"),
+# SECRETD_SKIP_ASAN=1, SECRETD_SKIP_FUZZ=1, SECRETD_FUZZ_SECONDS=N,
+# SECRETD_TEST_KEEP=1 (keep integration test directories).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "run-all: integration tests mount tmpfs and drive dockerd; run as root (sudo $0)" >&2
+  exit 1
+fi
+tests/install-deps.sh || exit 1
+
+suites=${SECRETD_TEST_SUITES:-unit cli fuzz integration}
+suite_args=()
+for s in $suites; do suite_args+=(--suite "$s"); done
+
+passed=0 failed=0 status=0
+
+count_results() {
+  local log=$1/meson-logs/testlog.json p f
+  [ -f "$log" ] || return 0
+  p=$(grep -c '"result": "OK"' "$log" || true)
+  f=$(grep -Ec '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" || true)
+  passed=$((passed + p))
+  failed=$((failed + f))
+}
+
+run_build() {
+  local dir=$1; shift
+  echo "=== run-all: $dir ($*)"
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" "$@" >"$top/$dir.setup.log" 2>&1 || { cat "$top/$dir.setup.log"; status=1; failed=$((failed + 1)); return; }
+  fi
+  if ! ninja -C "$dir" >"$top/$dir.build.log" 2>&1; then
+    tail -50 "$top/$dir.build.log"; status=1; failed=$((failed + 1)); return
+  fi
+  rm -f "$dir/meson-logs/testlog.json"
+  meson test -C "$dir" --print-errorlogs --num-processes 2 "${suite_args[@]}" || status=1
+  count_results "$dir"
+}
+
+run_build build-ci
+if [ "${SECRETD_SKIP_ASAN:-0}" != 1 ]; then
+  # sodium_malloc's guard pages and mlock are fine under ASan; leaks are
+  # checked too.
+  ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
+  UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+    run_build build-ci-asan -Db_sanitize=address,undefined -Db_lundef=false
+fi
+
+if [ "${SECRETD_SKIP_FUZZ:-0}" != 1 ]; then
+  echo "=== run-all: libFuzzer targets, ${SECRETD_FUZZ_SECONDS:-20} s each"
+  dir=build-ci-fuzz
+  if [ ! -f "$dir/build.ninja" ]; then
+    CC=clang meson setup "$dir" -Dfuzz=true -Dtests=disabled -Db_sanitize=address,undefined -Db_lundef=false \
+      >"$top/$dir.setup.log" 2>&1 || { cat "$top/$dir.setup.log"; status=1; }
+  fi
+  if ninja -C "$dir" >"$top/$dir.build.log" 2>&1; then
+    for src in tests/fuzz/fuzz-*.c; do
+      t=$(basename "$src" .c)
+      work=$(mktemp -d)
+      # New inputs go to the scratch dir (first); the saved corpus is read only.
+      if "$dir/tests/fuzz/$t" -max_total_time="${SECRETD_FUZZ_SECONDS:-20}" -timeout=10 -print_final_stats=1 \
+           -artifact_prefix="$work/" "$work" "tests/fuzz/corpus/$t" >"$work.log" 2>&1; then
+        echo "fuzz $t: ok ($(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$work.log" | grep -Eo '[0-9]+$' || echo '?') runs)"
+        passed=$((passed + 1))
+      else
+        echo "fuzz $t: FAILED; crash inputs kept in $work"; tail -40 "$work.log"
+        failed=$((failed + 1)); status=1
+        continue
+      fi
+      rm -rf "$work" "$work.log"
+    done
+  else
+    tail -50 "$top/$dir.build.log"; status=1; failed=$((failed + 1))
+  fi
+fi
+
+echo "run-all: $passed passed, $failed failed"
+exit $status
