@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "secretd/cleanup.h"
+#include "secretd/envelope.h"
+#include "secretd/store.h"
+#include "secretctl.h"
+
+struct ls_options {
+        bool json;
+};
+
+static int ls_option(struct ctl_context *ctx, int opt, const char *arg, void *userdata) {
+        struct ls_options *o = userdata;
+        if (opt == 'j')
+                o->json = true;
+        return 0;
+}
+
+struct listed_names {
+        struct sd_store_name *names;
+        size_t n;
+};
+
+static void listed_names_free(struct listed_names *l) {
+        sd_store_names_free(l->names, l->n);
+}
+
+static int cmd_ls(struct ctl_context *ctx, int argc, char **argv) {
+        static const struct option options[] = {
+                { "json", no_argument, NULL, 'j' },
+                { NULL, 0, NULL, 0 },
+        };
+        struct ls_options o = { 0 };
+        int r = ctl_parse_options(ctx, &ctl_verb_ls, argc, argv, "", options, ls_option, &o);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        if (optind != argc)
+                return ctl_usage_error(ctx, "ls", "takes no arguments");
+
+        _cleanup_trust_ struct sd_trust *trust = NULL;
+        r = ctl_load_reader_trust(ctx, &trust);
+        if (r < 0)
+                return r;
+        _cleanup_store_ struct sd_store *store = NULL;
+        r = ctl_open_store(ctx, false, &store);
+        if (r < 0)
+                return r;
+
+        _cleanup_(listed_names_free) struct listed_names listed = { 0 };
+        r = sd_store_list(store, &listed.names, &listed.n, &ctx->err);
+        if (r < 0)
+                return r;
+
+        _cleanup_free_ struct sd_envelope_info *infos = calloc(listed.n ? listed.n : 1, sizeof(*infos));
+        _cleanup_free_ bool *good = calloc(listed.n ? listed.n : 1, sizeof(*good));
+        if (!infos || !good)
+                return sd_error_set(&ctx->err, ENOMEM, "out of memory");
+
+        int status = CTL_EXIT_OK;
+        size_t name_width = 4;
+        for (size_t i = 0; i < listed.n; i++) {
+                sd_error err = { 0 };
+                r = ctl_verify_version(store, trust, listed.names[i].name, listed.names[i].latest,
+                                       &infos[i], &err);
+                if (r < 0) {
+                        int s = ctl_report_entry_failure("secret", listed.names[i].name,
+                                                         listed.names[i].latest, &err, r);
+                        /* A verification failure outranks other causes. */
+                        if (status == CTL_EXIT_OK || s == CTL_EXIT_VERIFY)
+                                status = s;
+                        continue;
+                }
+                good[i] = true;
+                size_t w = strlen(listed.names[i].name);
+                if (w > name_width)
+                        name_width = w;
+        }
+
+        if (o.json) {
+                _cleanup_json_ json_t *array = json_array();
+                if (!array)
+                        return sd_error_set(&ctx->err, ENOMEM, "out of memory");
+                for (size_t i = 0; i < listed.n; i++) {
+                        if (!good[i])
+                                continue;
+                        char created[32];
+                        ctl_format_time(infos[i].created, created);
+                        json_t *entry = json_pack("{s:s, s:I, s:s, s:s, s:I, s:s}",
+                                                  "name", listed.names[i].name,
+                                                  "version", (json_int_t) infos[i].version,
+                                                  "state", infos[i].tombstone ? "deleted" : "active",
+                                                  "writer", infos[i].signer_id,
+                                                  "created", (json_int_t) infos[i].created,
+                                                  "created_utc", created);
+                        if (!entry || json_array_append_new(array, entry) < 0)
+                                return sd_error_set(&ctx->err, ENOMEM, "out of memory");
+                }
+                r = ctl_print_json(ctx, array);
+                if (r < 0)
+                        return r;
+                return status;
+        }
+
+        bool header = false;
+        for (size_t i = 0; i < listed.n; i++) {
+                if (!good[i])
+                        continue;
+                if (!header) {
+                        printf("%-*s  %-7s  %-7s  %-16s  %s\n", (int) name_width, "NAME", "VERSION",
+                               "STATE", "WRITER", "CREATED");
+                        header = true;
+                }
+                char created[32];
+                ctl_format_time(infos[i].created, created);
+                printf("%-*s  %-7" PRIu64 "  %-7s  %-16s  %s\n", (int) name_width, listed.names[i].name,
+                       infos[i].version, infos[i].tombstone ? "deleted" : "active", infos[i].signer_id,
+                       created);
+        }
+        return status;
+}
+
+const struct ctl_verb ctl_verb_ls = {
+        .name = "ls",
+        .summary = "list secrets with their latest version, state and writer",
+        .run = cmd_ls,
+        .help =
+        "Usage: secretctl [--store URL] ls [--json]\n"
+        "\n"
+        "Lists every secret in the store, sorted by name, with its latest version,\n"
+        "its state (active, or deleted when the latest version is a tombstone), the\n"
+        "key id of the writer that signed that version, and when it was written\n"
+        "(the writer's clock, UTC).  Nothing is decrypted; no identity is needed,\n"
+        "but without one only the writers in your trusted file are accepted.\n"
+        "\n"
+        "Every listed version is verified: its signature, that its writer is you\n"
+        "or a writer you trust, and that it is bound to its name and version.  An\n"
+        "entry that fails is reported on standard error, one line naming the\n"
+        "secret and the cause, and the others are still listed.\n"
+        "\n"
+        "Text output has a header line and one line per secret:\n"
+        "  NAME  VERSION  STATE  WRITER  CREATED\n"
+        "--json prints an array of objects with the keys name, version, state\n"
+        "(\"active\" or \"deleted\"), writer (key id), created (unix seconds) and\n"
+        "created_utc.\n"
+        "\n"
+        "Options:\n"
+        "  --json       print JSON instead of a table\n"
+        "  -h, --help   show this help\n"
+        "\n"
+        "Examples:\n"
+        "  secretctl ls\n"
+        "  secretctl ls --json | jq -r '.[] | select(.state == \"active\") | .name'\n"
+        "\n"
+        "Exit status:\n"
+        "  0  every secret was listed\n"
+        "  1  system error (store unreadable)\n"
+        "  2  usage error\n"
+        "  3  the store does not exist\n"
+        "  5  at least one secret failed verification (the others were listed)\n",
+};

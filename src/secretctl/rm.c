@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "secretd/cleanup.h"
+#include "secretd/client.h"
+#include "secretctl.h"
+
+static int cmd_rm(struct ctl_context *ctx, int argc, char **argv) {
+        int r = ctl_parse_options(ctx, &ctl_verb_rm, argc, argv, "", NULL, NULL, NULL);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        if (optind == argc)
+                return ctl_usage_error(ctx, "rm", "missing NAME");
+        if (argc - optind > 1)
+                return ctl_usage_error(ctx, "rm", "too many arguments; expected only NAME");
+        const char *name = argv[optind];
+        r = ctl_validate_name(ctx, "secret name", name);
+        if (r < 0)
+                return r;
+
+        _cleanup_writer_key_ struct sd_writer_key *key = NULL;
+        r = ctl_load_identity(ctx, &key);
+        if (r < 0)
+                return r;
+        _cleanup_trust_ struct sd_trust *trust = NULL;
+        r = ctl_load_trust(ctx, &key->pub, &trust);
+        if (r < 0)
+                return r;
+        _cleanup_store_ struct sd_store *store = NULL;
+        r = ctl_open_store(ctx, false, &store);
+        if (r < 0)
+                return r;
+
+        struct sd_put_options opts = { .warn = ctl_warn, .warn_userdata = ctx };
+        uint64_t version = 0;
+        r = sd_secret_delete(store, key, trust, name, &opts, &version, &ctx->err);
+        if (r < 0)
+                return r;
+        printf("%s: deleted in version %" PRIu64 "\n", name, version);
+        return 0;
+}
+
+const struct ctl_verb ctl_verb_rm = {
+        .name = "rm",
+        .summary = "delete a secret (writes a signed tombstone version)",
+        .run = cmd_rm,
+        .help =
+        "Usage: secretctl [--store URL] rm NAME\n"
+        "\n"
+        "Deletes the secret NAME by storing a signed tombstone as its next\n"
+        "version.  Agents stop delivering it and 'get' reports it as deleted.\n"
+        "Earlier versions stay in the store (still encrypted) and remain visible\n"
+        "in 'history' and readable with 'get --version N'.  Putting a new value\n"
+        "under the same name later makes it active again.\n"
+        "\n"
+        "Prints \"NAME: deleted in version N\".\n"
+        "\n"
+        "Options:\n"
+        "  -h, --help   show this help\n"
+        "\n"
+        "Examples:\n"
+        "  secretctl rm old_api_key\n"
+        "\n"
+        "Exit status:\n"
+        "  0  the tombstone was stored\n"
+        "  1  system error\n"
+        "  2  usage error or invalid name\n"
+        "  3  no such secret, it is already deleted, no identity, or the store\n"
+        "     does not exist\n"
+        "  4  concurrent writers kept winning after every retry\n",
+};

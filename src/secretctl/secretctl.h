@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * secretctl: a thin front end over libsecretd.  main.c parses the global
+ * options and dispatches to one file per verb; each verb parses its own
+ * arguments, calls the library and reports.  Errors are reported exactly
+ * once, by main(), from ctx->err.
+ *
+ * A verb returns either a negative errno (ctx->err holds the message; main
+ * prints it and maps the code to an exit status) or a non-negative exit
+ * status it has already reported itself (ls with some bad entries).
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "secretd/error.h"
+#include "secretd/keys.h"
+#include "secretd/store.h"
+#include "secretd/trust.h"
+
+/* Exit statuses; docs/secretctl.md "Exit status" lists the same table. */
+enum {
+        CTL_EXIT_OK = 0,
+        CTL_EXIT_FAILURE = 1,      /* general or system error */
+        CTL_EXIT_USAGE = 2,        /* bad usage or invalid input */
+        CTL_EXIT_NOT_FOUND = 3,    /* no such secret, version, identity, recipient */
+        CTL_EXIT_CONFLICT = 4,     /* already exists; compare-and-swap never won */
+        CTL_EXIT_VERIFY = 5,       /* bad signature, untrusted writer, tampered, binding */
+        CTL_EXIT_NO_KEY = 6,       /* this identity is not a recipient */
+};
+
+struct ctl_context {
+        const char *store_url;     /* --store, $SECRETD_STORE, or the default */
+        char *identity_path;       /* --identity or <config>/identity */
+        char *trusted_path;        /* <config>/trusted */
+        sd_error err;              /* the one error main() reports */
+};
+
+/* One verb.  argv[0] is the verb's name; options may follow positionals. */
+struct ctl_verb {
+        const char *name;
+        const char *summary;       /* one line for `secretctl --help` */
+        const char *help;          /* full text: Usage, Description, Options, Examples, Exit status */
+        int (*run)(struct ctl_context *ctx, int argc, char **argv);
+};
+
+extern const struct ctl_verb ctl_verb_keygen, ctl_verb_whoami, ctl_verb_put, ctl_verb_get,
+        ctl_verb_ls, ctl_verb_history, ctl_verb_rm, ctl_verb_recipient, ctl_verb_trust;
+
+/* Print a verb's full help (its text plus the shared Files/Environment). */
+void ctl_print_verb_help(const struct ctl_verb *verb, FILE *f);
+
+/* A usage error: fills ctx->err with EINVAL and a hint to --help. */
+int ctl_usage_error(struct ctl_context *ctx, const char *verb, const char *fmt, ...) SD_PRINTF(3, 4);
+
+/* Parse a verb's options with getopt_long (GNU permutation, so options may
+ * follow positionals).  --help/-h is handled here: returns 1 after printing
+ * help (the verb returns 0).  Unknown options: a usage error (negative).
+ * on_option is called for every other option. */
+struct option;
+int ctl_parse_options(struct ctl_context *ctx, const struct ctl_verb *verb, int argc, char **argv,
+                      const char *shortopts, const struct option *longopts,
+                      int (*on_option)(struct ctl_context *ctx, int opt, const char *arg, void *userdata),
+                      void *userdata);
+
+/* Parse a positive decimal integer (no sign, no junk) naming `what` in the
+ * error. */
+int ctl_parse_u64(struct ctl_context *ctx, const char *what, const char *text, uint64_t *out);
+
+/* Validate a secret or recipient name; "what" is "secret name" or
+ * "recipient name". */
+int ctl_validate_name(struct ctl_context *ctx, const char *what, const char *name);
+
+/* Load the identity at ctx->identity_path; a missing file is -ENOENT with
+ * "no identity at PATH; run 'secretctl keygen'". */
+int ctl_load_identity(struct ctl_context *ctx, struct sd_writer_key **out);
+
+/* The trust set: the identity's own key (when `self` is non-NULL) plus every
+ * writer in the trusted file. */
+int ctl_load_trust(struct ctl_context *ctx, const struct sd_writer_pub *self, struct sd_trust **out);
+
+/* Open the store.  With create false, a missing file store is -ENOENT with
+ * "store URL does not exist". */
+int ctl_open_store(struct ctl_context *ctx, bool create, struct sd_store **out);
+
+/* The library's warnings: "secretctl: warning: ..." on stderr. */
+void ctl_warn(void *userdata, const char *message);
+
+/* Report a non-fatal error line ("secretctl: ...") on stderr. */
+void ctl_report(const char *fmt, ...) SD_PRINTF(1, 2);
+
+/* "<sdw1:...>  key id <16 hex>" into a malloc()ed string: the line keygen
+ * and whoami print and `trust add` accepts. */
+int ctl_format_identity_line(const struct sd_writer_pub *pub, char **out);
+
+/* Unix seconds as "2024-11-28T12:00:00Z" (UTC). */
+void ctl_format_time(int64_t t, char out[32]);
+
+/* Write all of data to fd; -errno on failure. */
+int ctl_write_all(int fd, const void *data, size_t len);
+
+/* Map a library error code to an exit status. */
+int ctl_exit_status(int negative_errno);
+
+/* The trust set for verbs that only verify: your own key when an identity
+ * exists (none is needed), plus the trusted file. */
+int ctl_load_reader_trust(struct ctl_context *ctx, struct sd_trust **out);
+
+struct sd_envelope_info;
+/* Fetch version `version` of name and verify it without decrypting: format,
+ * trusted signer, signature, and that it is bound to this name and version.
+ * Fills err (not ctx->err) so a listing can report and go on. */
+int ctl_verify_version(struct sd_store *store, const struct sd_trust *trust, const char *name,
+                       uint64_t version, struct sd_envelope_info *info, sd_error *err);
+
+/* Print a JSON value (array or object) on stdout, indented, with a newline. */
+int ctl_print_json(struct ctl_context *ctx, json_t *json);
+
+/* Report one bad entry of a listing on stderr, making sure the line names
+ * the secret; returns the exit status the failure maps to. */
+int ctl_report_entry_failure(const char *kind, const char *name, uint64_t version, const sd_error *err,
+                             int r);
+
+/* `trust add` and `recipient add` accept a public line pasted unquoted, as
+ * several arguments: "KEY key id HEX".  Checks that extra arguments are
+ * exactly "key" "id" <the key's id>; names the verb in errors. */
+int ctl_check_pasted_key_id(struct ctl_context *ctx, const char *verb, char **extra, int n_extra,
+                            const char *key_id);
+
+/* Run a subcommand from a table (recipient, trust); handles --help. */
+struct ctl_subverb {
+        const char *name;
+        int (*run)(struct ctl_context *ctx, int argc, char **argv);
+};
+int ctl_dispatch_subverb(struct ctl_context *ctx, const struct ctl_verb *verb,
+                         const struct ctl_subverb *subverbs, size_t n, int argc, char **argv);
