@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Running the built secretctl (path in $SECRETCTL) from criterion tests.
+ *
+ * clitest_setup() (a suite's .init) makes a private temp root with a HOME,
+ * an XDG_CONFIG_HOME and a store path (file://ROOT/store, not created:
+ * `put` creates it); clitest_teardown() (.fini) removes it unless
+ * SECRETD_TEST_KEEP=1.  cli_run() starts secretctl with only those variables
+ * (plus sanitizer options) in its environment, feeds it stdin, captures
+ * stdout, stderr and the exit status, and kills it at a deadline.
+ *
+ * Nothing here calls criterion, so forked workers and the benchmark can use
+ * it too; the CLI_* macros below assert.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct clitest_env {
+        char *root;
+        char *home;
+        char *config;        /* XDG_CONFIG_HOME */
+        char *store_dir;
+        char *store_url;     /* file://<store_dir>, passed as SECRETD_STORE */
+        char *identity;      /* <config>/secretctl/identity */
+        const char *secretctl;
+};
+extern struct clitest_env cli;
+
+/* 0 or -errno; the *_or_die variants abort with a message instead. */
+int clitest_setup_env(void);
+void clitest_teardown_env(void);
+void clitest_setup(void);
+void clitest_teardown(void);
+
+/* A terminal conversation: wait until the terminal shows `expect`, then type
+ * `send`. */
+struct cli_tty_step {
+        const char *expect;
+        const char *send;
+};
+
+struct cli_opts {
+        const void *input;            /* standard input; NULL: /dev/null */
+        size_t input_len;
+        const char *const *env;       /* extra "NAME=VALUE"; a bare "NAME" removes it */
+        int timeout_ms;               /* 0: 120 s */
+        bool tty_stdin;               /* stdin (and the controlling terminal) is a pty */
+        bool tty_stdout;              /* stdout is a pty */
+        const struct cli_tty_step *tty_script;  /* steps, ended by {NULL, NULL} */
+};
+
+struct cli_result {
+        int status;                   /* exit code; 128+N when killed by signal N */
+        bool timed_out;
+        char *out, *err, *tty;        /* NUL-terminated; may contain NULs */
+        size_t out_len, err_len, tty_len;
+        char *cmdline;                /* argv as built, joined with spaces */
+        char *proc_cmdline;           /* /proc/PID/cmdline (NULs as spaces), read after exec */
+        char *proc_environ;           /* /proc/PID/environ (NULs as newlines) */
+        double elapsed_ms;
+};
+
+/* args: the arguments after argv[0]. Returns 0, or -errno if the process
+ * could not be run at all. */
+int cli_runv(struct cli_result *res, const struct cli_opts *opts, const char *const *args);
+int cli_run(struct cli_result *res, const struct cli_opts *opts, ...) __attribute__((sentinel));
+void cli_result_free(struct cli_result *res);
+
+static inline void cli_result_freep(struct cli_result *res) {
+        cli_result_free(res);
+}
+#define _cleanup_result_ __attribute__((cleanup(cli_result_freep)))
+
+/* Files. */
+int clitest_read_file(const char *path, char **data, size_t *len);
+int clitest_write_file(const char *path, const void *data, size_t len);
+bool clitest_memmem(const void *hay, size_t hay_len, const char *needle);
+
+/* Every regular file under dir (recursively): path and bytes. The callback
+ * returns non-zero to stop. */
+int clitest_walk(const char *dir, int (*fn)(const char *path, const char *data, size_t len, void *u),
+                 void *u);
+
+/* Path (malloc()ed) of the stored envelope of name/version, found by content
+ * so the tests do not depend on the store's layout; NULL if none. */
+char *clitest_find_envelope(const char *name, uint64_t version);
+
+/* A random printable string of len chars (hex), malloc()ed. */
+char *clitest_random_text(size_t len);
+
+#define CLI(res, ...) \
+        cr_assert_eq(cli_run((res), NULL, __VA_ARGS__, NULL), 0, "cannot run secretctl")
+#define CLI_IN(res, data, len, ...) \
+        cr_assert_eq(cli_run((res), &(struct cli_opts) { .input = (data), .input_len = (len) }, __VA_ARGS__, NULL), \
+                     0, "cannot run secretctl")
+
+/* Assert an exit status, showing what the command printed when it differs. */
+#define CLI_ASSERT_STATUS(res, expected)                                                         \
+        cr_assert_eq((res)->status, (expected),                                                  \
+                     "'%s' exited %d, expected %d%s\nstdout: %.2000s\nstderr: %.2000s", (res)->cmdline, \
+                     (res)->status, (expected), (res)->timed_out ? " (timed out)" : "", (res)->out, \
+                     (res)->err)

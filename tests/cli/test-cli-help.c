@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Help texts and usage errors. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clitest.h"
+
+TestSuite(help, .init = clitest_setup, .fini = clitest_teardown);
+
+static const char *const verbs[] = {
+        "keygen", "whoami", "put", "get", "ls", "history", "rm", "recipient", "trust",
+};
+
+Test(help, every_verb_has_a_full_help) {
+        for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+                struct cli_result a, b;
+                cr_assert_eq(cli_run(&a, NULL, verbs[i], "--help", NULL), 0);
+                cr_assert_eq(a.status, 0, "%s --help: %d %s", verbs[i], a.status, a.err);
+                const char *sections[] = { "Usage:", "Options:", "Examples:", "Exit status:", "Files:", "Environment:" };
+                for (size_t s = 0; s < sizeof(sections) / sizeof(sections[0]); s++)
+                        cr_assert(strstr(a.out, sections[s]), "%s --help lacks %s", verbs[i], sections[s]);
+                char usage[64];
+                (void) snprintf(usage, sizeof(usage), " %s ", verbs[i]);
+                cr_assert(strstr(a.out, usage), "%s --help does not show its synopsis", verbs[i]);
+
+                cr_assert_eq(cli_run(&b, NULL, "help", verbs[i], NULL), 0);
+                cr_assert_eq(b.status, 0);
+                cr_assert_str_eq(a.out, b.out, "help %s differs from %s --help", verbs[i], verbs[i]);
+                cli_result_free(&a);
+                cli_result_free(&b);
+        }
+}
+
+Test(help, main_help_lists_verbs_and_exit_codes) {
+        _cleanup_result_ struct cli_result r = { 0 }, v = { 0 };
+        CLI(&r, "--help");
+        CLI_ASSERT_STATUS(&r, 0);
+        for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+                char line[64];
+                (void) snprintf(line, sizeof(line), "\n  %s ", verbs[i]);
+                cr_assert(strstr(r.out, line), "--help does not list %s", verbs[i]);
+        }
+        for (int code = 0; code <= 6; code++) {
+                char line[16];
+                (void) snprintf(line, sizeof(line), "\n  %d  ", code);
+                cr_assert(strstr(r.out, line), "--help does not explain exit status %d", code);
+        }
+        CLI(&v, "--version");
+        CLI_ASSERT_STATUS(&v, 0);
+        cr_assert(strncmp(v.out, "secretctl ", 10) == 0, "%s", v.out);
+}
+
+Test(help, usage_errors_exit_2_with_one_line) {
+        const char *cases[][6] = {
+                { "frobnicate", NULL },
+                { "--bogus", "ls", NULL },
+                { "ls", "--bogus", NULL },
+                { "get", NULL },
+                { "get", "a", "b", NULL },
+                { "whoami", "extra", NULL },
+                { "recipient", NULL },
+                { "recipient", "frob", NULL },
+                { "trust", "frob", NULL },
+                { "get", "x", "--version", "zero", NULL },
+                { "get", "x", "--version", NULL },
+                { "help", "frobnicate", NULL },
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct cli_result r;
+                cr_assert_eq(cli_runv(&r, NULL, cases[i]), 0);
+                cr_assert_eq(r.status, 2, "'%s' exited %d: %s", r.cmdline, r.status, r.err);
+                cr_assert(strncmp(r.err, "secretctl: ", 11) == 0, "'%s': %s", r.cmdline, r.err);
+                cr_assert_eq(strchr(r.err, '\n') - r.err + 1, (long) r.err_len, "'%s': not one line: %s",
+                             r.cmdline, r.err);
+                cli_result_free(&r);
+        }
+}
+
+Test(help, no_command_prints_usage_and_exits_2) {
+        _cleanup_result_ struct cli_result r = { 0 };
+        cr_assert_eq(cli_run(&r, NULL, NULL), 0);
+        CLI_ASSERT_STATUS(&r, 2);
+        cr_assert(strstr(r.err, "Usage:"), "%s", r.err);
+}
