@@ -1,4 +1,276 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-int main(void) {
-        return 0;
+/* The secretd command line: init, pubkey, run.  Parses, calls, reports. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "secretd/config.h"
+#include "secretd/keys.h"
+
+#define DEFAULT_KEY_PATH "/etc/secretd/agent.key"
+
+static const char usage_main[] =
+        "Usage: secretd [run] [OPTIONS]\n"
+        "       secretd init [--key PATH] [--force]\n"
+        "       secretd pubkey [--key PATH]\n"
+        "       secretd --help | --version | VERB --help\n"
+        "\n"
+        "The secretd agent: a Docker volume plugin that gives each container its own\n"
+        "read-only tmpfs of decrypted secrets.\n"
+        "\n"
+        "Verbs:\n"
+        "  run      run the daemon in the foreground (the default)\n"
+        "  init     create this host's agent key and print its public line\n"
+        "  pubkey   print the agent key's public line again\n"
+        "\n"
+        "See 'secretd run --help' for the daemon's options.\n";
+
+static const char usage_run[] =
+        "Usage: secretd [run] [OPTIONS]\n"
+        "\n"
+        "Run the volume plugin daemon in the foreground.  Every option is also a key\n"
+        "in the [secretd] section of the configuration file; options override it.\n"
+        "\n"
+        "  --config PATH           configuration file (default " SD_CONFIG_DEFAULT_PATH ")\n"
+        "  --store URL             store (default file:///var/lib/secretd/store)\n"
+        "  --driver NAME           plugin name used by `docker -d NAME` (default secretd)\n"
+        "  --key PATH              agent key (default " DEFAULT_KEY_PATH ")\n"
+        "  --trusted-writers PATH  trusted writer identities (default /etc/secretd/trusted-writers)\n"
+        "  --state-dir DIR         state and tmpfs instances (default /run/secretd)\n"
+        "  --docker-socket PATH    dockerd's API socket (default /var/run/docker.sock)\n"
+        "  --plugin-dir DIR        where dockerd finds plugin sockets (default /run/docker/plugins)\n"
+        "  --default-size SIZE     tmpfs size of a volume without -o size= (default 1M)\n"
+        "  --max-size SIZE         largest -o size= accepted (default 16M)\n"
+        "  --log-level LEVEL       error, warn, info or debug (default info)\n"
+        "  -h, --help              show this help\n";
+
+static const char usage_init[] =
+        "Usage: secretd init [--key PATH] [--force]\n"
+        "\n"
+        "Create this host's agent key (mode 0600; its directory is created 0700) and\n"
+        "print its public line, which a writer registers with\n"
+        "  secretctl recipient add HOSTNAME sda1:...\n"
+        "\n"
+        "  --key PATH   where to write it (default " DEFAULT_KEY_PATH ")\n"
+        "  --force      replace an existing key (secrets sealed to the old key become\n"
+        "               unreadable on this host until they are put again)\n";
+
+static const char usage_pubkey[] =
+        "Usage: secretd pubkey [--key PATH]\n"
+        "\n"
+        "Print the public line (sda1:...) of the agent key.\n"
+        "\n"
+        "  --key PATH   the agent key (default " DEFAULT_KEY_PATH ")\n";
+
+static int usage_error(const char *usage, const char *what, const char *arg) {
+        fprintf(stderr, "secretd: %s '%s'\n", what, arg);
+        fputs(usage, stderr);
+        return DAEMON_EXIT_USAGE;
+}
+
+/* getopt_long reports its own errors; say which verb's help applies. */
+static int getopt_failed(const char *verb) {
+        fprintf(stderr, "Try 'secretd %s--help'.\n", verb);
+        return DAEMON_EXIT_USAGE;
+}
+
+static int print_pubkey(const struct sd_agent_key *key) {
+        char *line = NULL;
+        if (sd_agent_pub_format(key->box_pk, &line) < 0) {
+                fputs("secretd: out of memory\n", stderr);
+                return DAEMON_EXIT_FAILURE;
+        }
+        printf("%s\n", line);
+        free(line);
+        return fflush(stdout) == 0 ? DAEMON_EXIT_OK : DAEMON_EXIT_FAILURE;
+}
+
+static int key_verb_args(int argc, char **argv, const char *usage, bool allow_force, const char **key_path,
+                         bool *force) {
+        const char *verb = allow_force ? "init " : "pubkey ";
+        static const struct option options[] = {
+                { "key", required_argument, NULL, 'k' },
+                { "force", no_argument, NULL, 'f' },
+                { "help", no_argument, NULL, 'h' },
+                { 0 },
+        };
+        int c;
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
+                switch (c) {
+                case 'k':
+                        *key_path = optarg;
+                        break;
+                case 'f':
+                        if (!allow_force)
+                                return usage_error(usage, "unknown option", "--force");
+                        *force = true;
+                        break;
+                case 'h':
+                        fputs(usage, stdout);
+                        return -1;
+                default:
+                        return getopt_failed(verb);
+                }
+        }
+        if (optind < argc)
+                return usage_error(usage, "unexpected argument", argv[optind]);
+        return DAEMON_EXIT_OK;
+}
+
+static int verb_init(int argc, char **argv) {
+        const char *key_path = DEFAULT_KEY_PATH;
+        bool force = false;
+        int r = key_verb_args(argc, argv, usage_init, true, &key_path, &force);
+        if (r != DAEMON_EXIT_OK)
+                return r < 0 ? DAEMON_EXIT_OK : r;
+
+        sd_error err = { 0 };
+        _cleanup_agent_key_ struct sd_agent_key *key = NULL;
+        if (sd_agent_key_generate(&key, &err) < 0) {
+                fprintf(stderr, "secretd: %s\n", err.message);
+                return DAEMON_EXIT_FAILURE;
+        }
+        r = sd_agent_key_save(key, key_path, force, &err);
+        if (r == -EEXIST) {
+                fprintf(stderr, "secretd: an agent key already exists at %s; 'secretd pubkey' prints it, "
+                                "'secretd init --force' replaces it\n", key_path);
+                return DAEMON_EXIT_EXISTS;
+        }
+        if (r < 0) {
+                fprintf(stderr, "secretd: %s\n", err.message);
+                return DAEMON_EXIT_FAILURE;
+        }
+        fprintf(stderr, "secretd: agent key written to %s; register it on a writer's machine with:\n"
+                        "  secretctl recipient add HOSTNAME <the line below>\n", key_path);
+        return print_pubkey(key);
+}
+
+static int verb_pubkey(int argc, char **argv) {
+        const char *key_path = DEFAULT_KEY_PATH;
+        bool force = false;
+        int r = key_verb_args(argc, argv, usage_pubkey, false, &key_path, &force);
+        if (r != DAEMON_EXIT_OK)
+                return r < 0 ? DAEMON_EXIT_OK : r;
+
+        sd_error err = { 0 };
+        _cleanup_agent_key_ struct sd_agent_key *key = NULL;
+        r = sd_agent_key_load(key_path, &key, &err);
+        if (r == -ENOENT) {
+                fprintf(stderr, "secretd: no agent key at %s; run 'secretd init'\n", key_path);
+                return DAEMON_EXIT_FAILURE;
+        }
+        if (r < 0) {
+                fprintf(stderr, "secretd: %s\n", err.message);
+                return DAEMON_EXIT_FAILURE;
+        }
+        return print_pubkey(key);
+}
+
+struct flag_value {
+        const char *key;
+        const char *value;
+};
+
+static int verb_run(int argc, char **argv) {
+        /* Flag names are the configuration keys, so one table serves both. */
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "store", required_argument, NULL, 1 },
+                { "driver", required_argument, NULL, 1 },
+                { "key", required_argument, NULL, 1 },
+                { "trusted-writers", required_argument, NULL, 1 },
+                { "state-dir", required_argument, NULL, 1 },
+                { "docker-socket", required_argument, NULL, 1 },
+                { "plugin-dir", required_argument, NULL, 1 },
+                { "default-size", required_argument, NULL, 1 },
+                { "max-size", required_argument, NULL, 1 },
+                { "log-level", required_argument, NULL, 1 },
+                { "help", no_argument, NULL, 'h' },
+                { 0 },
+        };
+        struct flag_value flags[SD_ARRAY_SIZE(options)];
+        size_t n_flags = 0;
+        const char *config_path = NULL;
+        int c, index;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "+h", options, &index)) != -1) {
+                switch (c) {
+                case 1:
+                        /* A repeated flag overrides the earlier one, as in the file. */
+                        if (n_flags == SD_ARRAY_SIZE(flags))
+                                return usage_error(usage_run, "too many options at", optarg);
+                        flags[n_flags++] = (struct flag_value) { options[index].name, optarg };
+                        break;
+                case 'c':
+                        config_path = optarg;
+                        break;
+                case 'h':
+                        fputs(usage_run, stdout);
+                        return DAEMON_EXIT_OK;
+                default:
+                        return getopt_failed("run ");
+                }
+        }
+        if (optind < argc)
+                return usage_error(usage_run, "unexpected argument", argv[optind]);
+
+        _cleanup_config_ struct sd_config cfg;
+        if (sd_config_init(&cfg) < 0) {
+                fputs("secretd: out of memory\n", stderr);
+                return DAEMON_EXIT_FAILURE;
+        }
+        sd_error err = { 0 };
+        int r = sd_config_load_file(&cfg, config_path ? config_path : SD_CONFIG_DEFAULT_PATH, &err);
+        if (r < 0 && !(r == -ENOENT && !config_path)) {
+                fprintf(stderr, "secretd: %s\n", err.message);
+                return DAEMON_EXIT_CONFIG;
+        }
+        for (size_t i = 0; i < n_flags; i++)
+                if (sd_config_set(&cfg, flags[i].key, flags[i].value, &err) < 0) {
+                        fprintf(stderr, "secretd: --%s\n", err.message);
+                        return DAEMON_EXIT_CONFIG;
+                }
+        if (sd_config_check(&cfg, &err) < 0) {
+                fprintf(stderr, "secretd: %s\n", err.message);
+                return DAEMON_EXIT_CONFIG;
+        }
+        return daemon_run(&cfg);
+}
+
+static const struct verb {
+        const char *name;
+        int (*run)(int argc, char **argv);
+} verbs[] = {
+        { "run", verb_run },
+        { "init", verb_init },
+        { "pubkey", verb_pubkey },
+};
+
+int main(int argc, char **argv) {
+        if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+                printf("secretd %s\n", SECRETD_VERSION);
+                return DAEMON_EXIT_OK;
+        }
+        if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+                fputs(usage_main, stdout);
+                return DAEMON_EXIT_OK;
+        }
+        if (argc >= 2 && argv[1][0] != '-') {
+                for (size_t i = 0; i < SD_ARRAY_SIZE(verbs); i++)
+                        if (strcmp(argv[1], verbs[i].name) == 0)
+                                return verbs[i].run(argc - 1, argv + 1);
+                return usage_error(usage_main, "unknown verb", argv[1]);
+        }
+        /* No verb: `secretd --store ...` runs the daemon. */
+        return verb_run(argc, argv);
 }

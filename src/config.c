@@ -1,3 +1,363 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Placeholder: being written. */
-#include "secretd/error.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "secretd/config.h"
+#include "secretd/names.h"
+#include "secretd/store.h"
+
+enum value_kind {
+        VALUE_STRING,       /* any non-empty text */
+        VALUE_ABS_PATH,     /* an absolute path */
+        VALUE_DRIVER,       /* a plugin name, i.e. a socket file name */
+        VALUE_SIZE,
+        VALUE_LOG_LEVEL,
+};
+
+struct config_key {
+        const char *name;
+        enum value_kind kind;
+        size_t offset;
+};
+
+#define STR_KEY(n, k, field) { n, k, offsetof(struct sd_config, field) }
+
+static const struct config_key config_keys[] = {
+        STR_KEY("store", VALUE_STRING, store_url),
+        STR_KEY("driver", VALUE_DRIVER, driver),
+        STR_KEY("key", VALUE_STRING, key_path),
+        STR_KEY("trusted-writers", VALUE_STRING, trusted_writers),
+        STR_KEY("state-dir", VALUE_ABS_PATH, state_dir),
+        STR_KEY("docker-socket", VALUE_ABS_PATH, docker_socket),
+        STR_KEY("plugin-dir", VALUE_ABS_PATH, plugin_dir),
+        STR_KEY("default-size", VALUE_SIZE, default_size),
+        STR_KEY("max-size", VALUE_SIZE, max_size),
+        STR_KEY("log-level", VALUE_LOG_LEVEL, log_level),
+};
+
+static const char *const level_names[] = {
+        [SD_LOG_ERROR] = "error",
+        [SD_LOG_WARN] = "warn",
+        [SD_LOG_INFO] = "info",
+        [SD_LOG_DEBUG] = "debug",
+};
+
+const char *sd_log_level_name(enum sd_log_level level) {
+        if ((size_t) level >= SD_ARRAY_SIZE(level_names))
+                return "?";
+        return level_names[level];
+}
+
+int sd_log_level_parse(const char *text, enum sd_log_level *out, sd_error *err) {
+        for (size_t i = 0; i < SD_ARRAY_SIZE(level_names); i++)
+                if (strcmp(text, level_names[i]) == 0) {
+                        *out = (enum sd_log_level) i;
+                        return 0;
+                }
+        char shown[64];
+        return sd_error_set(err, EINVAL, "log-level '%s' is not one of error, warn, info, debug",
+                            sd_escape_for_message(text, strlen(text), shown, sizeof(shown)));
+}
+
+int sd_size_parse(const char *what, const char *text, uint64_t *out, sd_error *err) {
+        char shown[64];
+        sd_escape_for_message(text, strlen(text), shown, sizeof(shown));
+
+        /* Digits only: strtoull would accept "-1", " 1" and "0x10". */
+        size_t digits = strspn(text, "0123456789");
+        if (digits == 0)
+                return sd_error_set(err, EINVAL, "%s '%s' is not a size (digits with an optional K, M or G suffix)",
+                                    what, shown);
+        uint64_t mult = 1;
+        const char *suffix = text + digits;
+        if (*suffix != '\0') {
+                switch (*suffix) {
+                case 'k': case 'K': mult = (uint64_t) 1 << 10; break;
+                case 'm': case 'M': mult = (uint64_t) 1 << 20; break;
+                case 'g': case 'G': mult = (uint64_t) 1 << 30; break;
+                default:
+                        return sd_error_set(err, EINVAL, "%s '%s' has an unknown unit; use K, M or G",
+                                            what, shown);
+                }
+                if (suffix[1] != '\0')
+                        return sd_error_set(err, EINVAL, "%s '%s' has trailing characters after the unit",
+                                            what, shown);
+        }
+        uint64_t value = 0;
+        for (size_t i = 0; i < digits; i++) {
+                unsigned d = (unsigned) (text[i] - '0');
+                if (value > (UINT64_MAX - d) / 10)
+                        return sd_error_set(err, EINVAL, "%s '%s' is too large", what, shown);
+                value = value * 10 + d;
+        }
+        if (value > UINT64_MAX / mult || value * mult > SD_SIZE_MAX)
+                return sd_error_set(err, EINVAL, "%s '%s' is larger than the limit of 1G", what, shown);
+        value *= mult;
+        if (value < SD_SIZE_MIN)
+                return sd_error_set(err, EINVAL, "%s '%s' is smaller than the minimum of 4K", what, shown);
+        *out = value;
+        return 0;
+}
+
+static int strdup_into(char **field, const char *value) {
+        char *copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
+int sd_config_init(struct sd_config *cfg) {
+        *cfg = (struct sd_config) {
+                .default_size = (uint64_t) 1 << 20,
+                .max_size = (uint64_t) 16 << 20,
+                .log_level = SD_LOG_INFO,
+        };
+        if (strdup_into(&cfg->store_url, SD_STORE_DEFAULT_URL) < 0 ||
+            strdup_into(&cfg->driver, "secretd") < 0 ||
+            strdup_into(&cfg->key_path, "/etc/secretd/agent.key") < 0 ||
+            strdup_into(&cfg->trusted_writers, "/etc/secretd/trusted-writers") < 0 ||
+            strdup_into(&cfg->state_dir, "/run/secretd") < 0 ||
+            strdup_into(&cfg->docker_socket, "/var/run/docker.sock") < 0 ||
+            strdup_into(&cfg->plugin_dir, "/run/docker/plugins") < 0) {
+                sd_config_free(cfg);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+void sd_config_free(struct sd_config *cfg) {
+        free(cfg->store_url);
+        free(cfg->driver);
+        free(cfg->key_path);
+        free(cfg->trusted_writers);
+        free(cfg->state_dir);
+        free(cfg->docker_socket);
+        free(cfg->plugin_dir);
+        *cfg = (struct sd_config) { 0 };
+}
+
+static const struct config_key *config_key_find(const char *name) {
+        for (size_t i = 0; i < SD_ARRAY_SIZE(config_keys); i++)
+                if (strcmp(config_keys[i].name, name) == 0)
+                        return &config_keys[i];
+        return NULL;
+}
+
+int sd_config_set(struct sd_config *cfg, const char *key, const char *value, sd_error *err) {
+        char shown_key[64], shown[96];
+        sd_escape_for_message(key, strlen(key), shown_key, sizeof(shown_key));
+        sd_escape_for_message(value, strlen(value), shown, sizeof(shown));
+
+        const struct config_key *k = config_key_find(key);
+        if (!k)
+                return sd_error_set(err, EINVAL,
+                                    "unknown key '%s'; known keys: store, driver, key, trusted-writers, "
+                                    "state-dir, docker-socket, plugin-dir, default-size, max-size, log-level",
+                                    shown_key);
+        if (value[0] == '\0')
+                return sd_error_set(err, EINVAL, "%s: empty value", k->name);
+        for (const char *p = value; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        return sd_error_set(err, EINVAL, "%s '%s' contains a control character", k->name, shown);
+
+        void *field = (char *) cfg + k->offset;
+        switch (k->kind) {
+        case VALUE_SIZE: {
+                uint64_t size;
+                int r = sd_size_parse(k->name, value, &size, err);
+                if (r < 0)
+                        return r;
+                *(uint64_t *) field = size;
+                return 0;
+        }
+        case VALUE_LOG_LEVEL:
+                return sd_log_level_parse(value, (enum sd_log_level *) field, err);
+        case VALUE_ABS_PATH:
+                if (value[0] != '/')
+                        return sd_error_set(err, EINVAL, "%s '%s' is not an absolute path", k->name, shown);
+                break;
+        case VALUE_DRIVER: {
+                /* The driver name is the socket's file name and what users
+                 * type after `-d`: the secret name rule keeps it a plain,
+                 * safe file name. */
+                sd_error sub = { 0 };
+                if (sd_name_validate("driver", value, strlen(value), &sub) < 0)
+                        return sd_error_set(err, EINVAL, "%s", sub.message);
+                break;
+        }
+        case VALUE_STRING:
+                break;
+        }
+        if (strdup_into((char **) field, value) < 0)
+                return sd_error_set(err, ENOMEM, "%s: out of memory", k->name);
+        return 0;
+}
+
+/* libinih reads through this so the handler knows the current line. */
+struct ini_text {
+        const char *text;
+        size_t len, pos;
+        unsigned line;
+};
+
+struct ini_state {
+        struct sd_config *cfg;
+        struct ini_text *in;
+        const char *source;
+        unsigned error_line;   /* first error found by the handler; 0 none */
+        sd_error error;
+};
+
+static char *ini_text_read(char *str, int num, void *stream) {
+        struct ini_text *in = stream;
+        if (in->pos >= in->len || num <= 1)
+                return NULL;
+        size_t n = 0, max = (size_t) num - 1;
+        while (n < max && in->pos < in->len) {
+                char c = in->text[in->pos++];
+                str[n++] = c;
+                if (c == '\n')
+                        break;
+        }
+        str[n] = '\0';
+        in->line++;
+        return str;
+}
+
+static int ini_handle(void *user, const char *section, const char *name, const char *value) {
+        struct ini_state *st = user;
+        if (st->error_line != 0)
+                return 0;
+
+        sd_error sub = { 0 };
+        char shown[64];
+        int r;
+        if (strcmp(section, SD_CONFIG_SECTION) != 0)
+                r = sd_error_set(&sub, EINVAL, "key '%s' outside the [" SD_CONFIG_SECTION "] section",
+                                 sd_escape_for_message(name, strlen(name), shown, sizeof(shown)));
+        else if (!value)
+                r = sd_error_set(&sub, EINVAL, "key '%s' has no value",
+                                 sd_escape_for_message(name, strlen(name), shown, sizeof(shown)));
+        else
+                r = sd_config_set(st->cfg, name, value, &sub);
+        if (r < 0) {
+                st->error_line = st->in->line;
+                sd_error_set(&st->error, EINVAL, "%s:%u: %s", st->source, st->in->line, sub.message);
+                return 0;
+        }
+        return 1;
+}
+
+/* libinih silently splits overlong lines and says nothing about a section
+ * that has no keys; check both before handing it the text. */
+static int ini_prescan(const char *text, size_t len, const char *source, sd_error *err) {
+        unsigned line = 1;
+        size_t start = 0;
+        for (size_t i = 0; i <= len; i++) {
+                if (i < len && text[i] == '\0')
+                        return sd_error_set(err, EINVAL, "%s:%u: contains a NUL byte", source, line);
+                if (i < len && text[i] != '\n')
+                        continue;
+                size_t ll = i - start;
+                const char *l = text + start;
+                if (ll > SD_CONFIG_MAX_LINE)
+                        return sd_error_set(err, EINVAL, "%s:%u: line is longer than %d characters",
+                                            source, line, SD_CONFIG_MAX_LINE);
+                size_t skip = 0;
+                while (skip < ll && (l[skip] == ' ' || l[skip] == '\t' || l[skip] == '\r'))
+                        skip++;
+                if (line == 1 && ll >= 3 && memcmp(l, "\xef\xbb\xbf", 3) == 0)
+                        skip = 3;
+                if (skip < ll && l[skip] == '[') {
+                        const char *open = l + skip + 1;
+                        const char *close = memchr(open, ']', ll - skip - 1);
+                        char shown[64];
+                        if (!close)
+                                return sd_error_set(err, EINVAL, "%s:%u: section header without ']'",
+                                                    source, line);
+                        size_t nl = (size_t) (close - open);
+                        if (nl != strlen(SD_CONFIG_SECTION) || memcmp(open, SD_CONFIG_SECTION, nl) != 0)
+                                return sd_error_set(err, EINVAL,
+                                                    "%s:%u: unknown section '[%s]'; the only section is [" SD_CONFIG_SECTION "]",
+                                                    source, line, sd_escape_for_message(open, nl, shown, sizeof(shown)));
+                }
+                start = i + 1;
+                line++;
+        }
+        return 0;
+}
+
+int sd_config_parse_string(struct sd_config *cfg, const char *text, size_t len, const char *source,
+                           sd_error *err) {
+        int r = ini_prescan(text, len, source, err);
+        if (r < 0)
+                return r;
+
+        struct ini_text in = { .text = text, .len = len };
+        struct ini_state st = { .cfg = cfg, .in = &in, .source = source };
+        int bad_line = ini_parse_stream(ini_text_read, &in, ini_handle, &st);
+        if (bad_line == 0)
+                return 0;
+        if (bad_line < 0)
+                return sd_error_set(err, ENOMEM, "%s: out of memory while parsing", source);
+        /* libinih keeps going after an error and reports the first line that
+         * failed, ours or its own syntax error. */
+        if (st.error_line != 0 && st.error_line <= (unsigned) bad_line) {
+                *err = st.error;
+                return -EINVAL;
+        }
+        return sd_error_set(err, EINVAL, "%s:%d: syntax error; expected 'key = value' or '[" SD_CONFIG_SECTION "]'",
+                            source, bad_line);
+}
+
+int sd_config_load_file(struct sd_config *cfg, const char *path, sd_error *err) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                if (errno == ENOENT)
+                        return sd_error_set(err, ENOENT, "%s: no such configuration file", path);
+                return sd_error_set_errno(err, errno, "%s: cannot open", path);
+        }
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return sd_error_set_errno(err, errno, "%s: cannot stat", path);
+        if (!S_ISREG(st.st_mode))
+                return sd_error_set(err, EINVAL, "%s: not a regular file", path);
+
+        _cleanup_free_ char *text = malloc(SD_CONFIG_MAX_BYTES + 1);
+        if (!text)
+                return sd_error_set(err, ENOMEM, "%s: out of memory", path);
+        size_t len = 0;
+        for (;;) {
+                ssize_t n = read(fd, text + len, SD_CONFIG_MAX_BYTES + 1 - len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return sd_error_set_errno(err, errno, "%s: read failed", path);
+                }
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+                if (len > SD_CONFIG_MAX_BYTES)
+                        return sd_error_set(err, EFBIG, "%s: larger than the limit of %zu bytes", path,
+                                            SD_CONFIG_MAX_BYTES);
+        }
+        return sd_config_parse_string(cfg, text, len, path, err);
+}
+
+int sd_config_check(const struct sd_config *cfg, sd_error *err) {
+        if (cfg->default_size > cfg->max_size)
+                return sd_error_set(err, EINVAL,
+                                    "default-size (%" PRIu64 " bytes) is larger than max-size (%" PRIu64 " bytes)",
+                                    cfg->default_size, cfg->max_size);
+        return 0;
+}

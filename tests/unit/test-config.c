@@ -1,3 +1,209 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Placeholder: being written. */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "secretd/config.h"
+
+static int parse(struct sd_config *cfg, const char *text, sd_error *err) {
+        return sd_config_parse_string(cfg, text, strlen(text), "test.conf", err);
+}
+
+Test(config, defaults_match_the_documented_ones) {
+        _cleanup_config_ struct sd_config cfg;
+        cr_assert_eq(sd_config_init(&cfg), 0);
+        cr_assert_str_eq(cfg.store_url, "file:///var/lib/secretd/store");
+        cr_assert_str_eq(cfg.driver, "secretd");
+        cr_assert_str_eq(cfg.key_path, "/etc/secretd/agent.key");
+        cr_assert_str_eq(cfg.trusted_writers, "/etc/secretd/trusted-writers");
+        cr_assert_str_eq(cfg.state_dir, "/run/secretd");
+        cr_assert_str_eq(cfg.docker_socket, "/var/run/docker.sock");
+        cr_assert_str_eq(cfg.plugin_dir, "/run/docker/plugins");
+        cr_assert_eq(cfg.default_size, 1 << 20);
+        cr_assert_eq(cfg.max_size, 16 << 20);
+        cr_assert_eq(cfg.log_level, SD_LOG_INFO);
+}
+
+Test(config, every_key_is_read_from_the_file) {
+        _cleanup_config_ struct sd_config cfg;
+        cr_assert_eq(sd_config_init(&cfg), 0);
+        sd_error err = { 0 };
+        int r = parse(&cfg,
+                      "# comment\n"
+                      "; another\n"
+                      "[secretd]\n"
+                      "store = etcd://127.0.0.1:2379/secretd\n"
+                      "driver=secretd-test_1\n"
+                      "key = /tmp/k\n"
+                      "trusted-writers = /tmp/tw\n"
+                      "state-dir = /tmp/state\n"
+                      "docker-socket = /tmp/docker.sock\n"
+                      "plugin-dir = /tmp/plugins\n"
+                      "default-size = 64k\n"
+                      "max-size = 1G\n"
+                      "log-level = debug ; inline comment\n",
+                      &err);
+        cr_assert_eq(r, 0, "%s", err.message);
+        cr_assert_str_eq(cfg.store_url, "etcd://127.0.0.1:2379/secretd");
+        cr_assert_str_eq(cfg.driver, "secretd-test_1");
+        cr_assert_str_eq(cfg.key_path, "/tmp/k");
+        cr_assert_str_eq(cfg.trusted_writers, "/tmp/tw");
+        cr_assert_str_eq(cfg.state_dir, "/tmp/state");
+        cr_assert_str_eq(cfg.docker_socket, "/tmp/docker.sock");
+        cr_assert_str_eq(cfg.plugin_dir, "/tmp/plugins");
+        cr_assert_eq(cfg.default_size, 64 << 10);
+        cr_assert_eq(cfg.max_size, (uint64_t) 1 << 30);
+        cr_assert_eq(cfg.log_level, SD_LOG_DEBUG);
+}
+
+Test(config, max_size_over_one_gigabyte_is_refused) {
+        _cleanup_config_ struct sd_config cfg;
+        cr_assert_eq(sd_config_init(&cfg), 0);
+        sd_error err = { 0 };
+        cr_assert_eq(parse(&cfg, "[secretd]\nmax-size = 2G\n", &err), -EINVAL);
+        cr_assert(strstr(err.message, "test.conf:2: max-size '2G'"), "%s", err.message);
+        cr_assert_eq(cfg.max_size, 16 << 20, "the bad value must not be applied");
+}
+
+struct bad_config {
+        const char *text;
+        const char *expect;  /* substring of the message */
+};
+
+Test(config, errors_name_file_line_key_and_value) {
+        char long_line[300];
+        memset(long_line, 'a', sizeof(long_line) - 1);
+        long_line[sizeof(long_line) - 1] = '\0';
+        memcpy(long_line, "key=/", 5);
+        char long_text[320];
+        (void) snprintf(long_text, sizeof(long_text), "[secretd]\n%s\n", long_line);
+
+        const struct bad_config cases[] = {
+                { "[secretd]\nmaxsize = 8M\n", "test.conf:2: unknown key 'maxsize'" },
+                { "[secretd]\n\n\nsize = 8M\n", "test.conf:4: unknown key 'size'" },
+                { "[secretd]\nmax-size = 12Q\n", "test.conf:2: max-size '12Q' has an unknown unit" },
+                { "[secretd]\nmax-size = -1\n", "max-size '-1' is not a size" },
+                { "[secretd]\nmax-size = 1MB\n", "max-size '1MB' has trailing characters" },
+                { "[secretd]\nmax-size = 99999999999999999999999\n", "is too large" },
+                { "[secretd]\ndefault-size = 1\n", "smaller than the minimum of 4K" },
+                { "[secretd]\nlog-level = loud\n", "test.conf:2: log-level 'loud' is not one of error, warn, info, debug" },
+                { "[docker]\nstore = x\n", "test.conf:1: unknown section '[docker]'" },
+                { "[secretd]\nstore=x\n[other]\n", "test.conf:3: unknown section '[other]'" },
+                { "store = x\n", "test.conf:1: key 'store' outside the [secretd] section" },
+                { "[secretd]\nthis line has no equals sign\n", "test.conf:2: syntax error" },
+                { "[secretd]\nstate-dir = relative/dir\n", "state-dir 'relative/dir' is not an absolute path" },
+                { "[secretd]\nplugin-dir = plugins\n", "plugin-dir 'plugins' is not an absolute path" },
+                { "[secretd]\ndriver = ../evil\n", "driver '../evil' must start with a letter or digit" },
+                { "[secretd]\ndriver = a/b\n", "contains '/'" },
+                { "[secretd]\nstore =\n", "test.conf:2: store: empty value" },
+                { "[secretd\nstore = x\n", "test.conf:1: section header without ']'" },
+                { long_text, "test.conf:2: line is longer than" },
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                _cleanup_config_ struct sd_config cfg;
+                cr_assert_eq(sd_config_init(&cfg), 0);
+                sd_error err = { 0 };
+                int r = parse(&cfg, cases[i].text, &err);
+                cr_assert_eq(r, -EINVAL, "case %zu accepted", i);
+                cr_assert(strstr(err.message, cases[i].expect), "case %zu: '%s' lacks '%s'", i, err.message,
+                          cases[i].expect);
+                cr_assert_null(strchr(err.message, '\n'), "case %zu: one line", i);
+        }
+}
+
+Test(config, nul_byte_in_the_file_is_refused) {
+        _cleanup_config_ struct sd_config cfg;
+        cr_assert_eq(sd_config_init(&cfg), 0);
+        sd_error err = { 0 };
+        const char text[] = "[secretd]\nstore = a\0b\n";
+        cr_assert_eq(sd_config_parse_string(&cfg, text, sizeof(text) - 1, "x.conf", &err), -EINVAL);
+        cr_assert(strstr(err.message, "x.conf:2: contains a NUL byte"), "%s", err.message);
+}
+
+Test(config, first_error_wins_when_there_are_several) {
+        _cleanup_config_ struct sd_config cfg;
+        cr_assert_eq(sd_config_init(&cfg), 0);
+        sd_error err = { 0 };
+        cr_assert_eq(parse(&cfg, "[secretd]\nno equals here\nbogus = 1\n", &err), -EINVAL);
+        cr_assert(strstr(err.message, "test.conf:2: syntax error"), "%s", err.message);
+        cr_assert_eq(parse(&cfg, "[secretd]\nbogus = 1\nno equals here\n", &err), -EINVAL);
+        cr_assert(strstr(err.message, "test.conf:2: unknown key 'bogus'"), "%s", err.message);
+}
+
+Test(config, sizes_accept_k_m_g_suffixes) {
+        const struct {
+                const char *text;
+                uint64_t bytes;
+        } good[] = {
+                { "4096", 4096 }, { "4K", 4096 }, { "4k", 4096 }, { "1M", 1 << 20 },
+                { "16m", 16 << 20 }, { "1G", (uint64_t) 1 << 30 }, { "1024K", 1 << 20 },
+        };
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                uint64_t v = 0;
+                sd_error err = { 0 };
+                cr_assert_eq(sd_size_parse("size", good[i].text, &v, &err), 0, "%s: %s", good[i].text, err.message);
+                cr_assert_eq(v, good[i].bytes, "%s", good[i].text);
+        }
+        const char *bad[] = { "", "K", "1.5M", " 1M", "1M ", "0x10", "+1", "1T", "4095", "0", "2G", "1KK" };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                uint64_t v = 7;
+                sd_error err = { 0 };
+                cr_assert_eq(sd_size_parse("size", bad[i], &v, &err), -EINVAL, "'%s' accepted", bad[i]);
+                cr_assert_eq(v, 7, "output untouched on failure");
+                cr_assert(strncmp(err.message, "size '", 6) == 0, "%s", err.message);
+        }
+}
+
+Test(config, flags_use_the_same_rules_and_override_the_file) {
+        _cleanup_config_ struct sd_config cfg;
+        cr_assert_eq(sd_config_init(&cfg), 0);
+        sd_error err = { 0 };
+        cr_assert_eq(parse(&cfg, "[secretd]\nmax-size = 8M\nlog-level = warn\n", &err), 0, "%s", err.message);
+        cr_assert_eq(sd_config_set(&cfg, "max-size", "4M", &err), 0);
+        cr_assert_eq(cfg.max_size, 4 << 20);
+        cr_assert_eq(cfg.log_level, SD_LOG_WARN);
+        cr_assert_eq(sd_config_set(&cfg, "log-level", "loud", &err), -EINVAL);
+        cr_assert_eq(cfg.log_level, SD_LOG_WARN, "unchanged on failure");
+        cr_assert_eq(sd_config_set(&cfg, "config", "/x", &err), -EINVAL);
+        cr_assert(strstr(err.message, "unknown key 'config'"), "%s", err.message);
+}
+
+Test(config, default_size_above_max_size_is_refused) {
+        _cleanup_config_ struct sd_config cfg;
+        cr_assert_eq(sd_config_init(&cfg), 0);
+        sd_error err = { 0 };
+        cr_assert_eq(sd_config_check(&cfg, &err), 0);
+        cr_assert_eq(parse(&cfg, "[secretd]\ndefault-size = 32M\n", &err), 0, "%s", err.message);
+        cr_assert_eq(sd_config_check(&cfg, &err), -EINVAL);
+        cr_assert(strstr(err.message, "default-size"), "%s", err.message);
+}
+
+Test(config, file_missing_unreadable_and_present) {
+        char dir[] = "/tmp/secretd-config-XXXXXX";
+        cr_assert_not_null(mkdtemp(dir));
+        char path[128];
+        (void) snprintf(path, sizeof(path), "%s/secretd.conf", dir);
+
+        _cleanup_config_ struct sd_config cfg;
+        cr_assert_eq(sd_config_init(&cfg), 0);
+        sd_error err = { 0 };
+        cr_assert_eq(sd_config_load_file(&cfg, path, &err), -ENOENT);
+        cr_assert(strstr(err.message, path), "%s", err.message);
+
+        FILE *f = fopen(path, "we");
+        cr_assert_not_null(f);
+        fputs("[secretd]\nstate-dir = /tmp/x\nbad-key = 1\n", f);
+        fclose(f);
+        cr_assert_eq(sd_config_load_file(&cfg, path, &err), -EINVAL);
+        char expect[160];
+        (void) snprintf(expect, sizeof(expect), "%s:3: unknown key 'bad-key'", path);
+        cr_assert(strstr(err.message, expect), "%s", err.message);
+
+        cr_assert_eq(sd_config_load_file(&cfg, dir, &err), -EINVAL, "a directory is not a config file");
+        unlink(path);
+        rmdir(dir);
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The agent's volume registry and the plugin endpoints behind the HTTP
+ * server (plugin.c).  Layout of the state directory (default /run/secretd,
+ * mode 0700):
+ *
+ *   volumes/<name>.json     volume definitions: name, creation time,
+ *                           canonical options (secret names, never values)
+ *   mounts/<id>.json        one live tmpfs instance: volume, reference
+ *                           count, generation, delivered versions
+ *   delivered.json          per secret, the highest version ever delivered
+ *                           on this host (rollback floor)
+ *   instances/<id>/{rw,ro}  the tmpfs instances (include/secretd/tmpfs.h)
+ *
+ * Locking: MHD runs handlers on several threads.  ops_lock serialises the
+ * operations that touch the store, tmpfs or state files (Create, Mount,
+ * Unmount, Remove); reg_lock guards the in-memory registry and is held only
+ * briefly, so Get/List/Path never wait behind a slow store.  A writer of the
+ * registry holds both (ops_lock first).
+ */
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "request.h"
+#include "secretd/error.h"
+#include "secretd/keys.h"
+#include "secretd/store.h"
+#include "secretd/trust.h"
+
+struct volume {
+        char name[SD_NAME_MAX + 1];
+        struct volume_spec spec;
+        int64_t created_at;               /* unix seconds */
+};
+
+struct delivered_version {
+        char name[SD_NAME_MAX + 1];
+        uint64_t version;
+};
+
+struct mount_record {
+        char id[MOUNT_ID_MAX + 1];
+        char volume[SD_NAME_MAX + 1];
+        unsigned refcount;                /* 0: wipe failed, instance is dead */
+        uint64_t generation;
+        size_t n_versions;
+        struct delivered_version versions[VOLUME_SECRETS_MAX];
+        char *mountpoint;                 /* the read-only path given to dockerd */
+};
+
+struct agent {
+        /* Set by the caller before agent_state_open(); not owned. */
+        const char *state_dir;
+        struct sd_store *store;           /* NULL: Create and Mount fail */
+        const struct sd_trust *trust;
+        const struct sd_agent_key *key;
+        const char *pubkey_line;          /* "sda1:...", for messages */
+        const char *trusted_writers_path; /* for messages */
+        struct volume_limits limits;
+
+        /* Owned. */
+        char *instances_dir;
+        int state_fd, volumes_fd, mounts_fd;
+        pthread_mutex_t ops_lock, reg_lock;
+        struct volume **volumes;
+        size_t n_volumes;
+        struct mount_record **mounts;
+        size_t n_mounts;
+        json_t *delivered;                /* secret name -> highest version */
+};
+
+/* Zero the agent and set up its locks; then fill the caller's fields. */
+void agent_init(struct agent *a);
+void agent_done(struct agent *a);
+
+/* Create the state directory (0700) and its subdirectories, load volume
+ * definitions and mount records, adopt instances that are still mounted
+ * and destroy the rest.  Each adoption and removal is logged. */
+int agent_state_open(struct agent *a, sd_error *err);
+
+/* Plugin endpoints.  Each returns the JSON reply object (with "Err" on
+ * failure), or NULL on out of memory. */
+json_t *agent_volume_create(struct agent *a, const struct plugin_create_request *req);
+json_t *agent_volume_remove(struct agent *a, const struct plugin_name_request *req);
+json_t *agent_volume_mount(struct agent *a, const struct plugin_mount_request *req);
+json_t *agent_volume_unmount(struct agent *a, const struct plugin_mount_request *req);
+json_t *agent_volume_get(struct agent *a, const struct plugin_name_request *req);
+json_t *agent_volume_path(struct agent *a, const struct plugin_name_request *req);
+json_t *agent_volume_list(struct agent *a);
+
+/* {"Err": message}, for handlers and the HTTP layer. */
+json_t *plugin_error_reply(const char *message);
+
+/* ---- HTTP server (plugin.c) ---- */
+
+struct plugin_server;
+
+/* Create plugin_dir (0755) if missing, remove a stale socket at
+ * <plugin_dir>/<driver>.sock (only a socket nobody listens on), bind it,
+ * chmod 0600 and listen.  Returns the listening fd; *path_out is
+ * malloc()ed. */
+int plugin_socket_listen(const char *plugin_dir, const char *driver, char **path_out, sd_error *err);
+
+/* Serve the plugin protocol on listen_fd (taken over, closed by stop).
+ * socket_path is unlinked by plugin_server_stop(). */
+int plugin_server_start(struct agent *a, int listen_fd, const char *socket_path,
+                        struct plugin_server **out, sd_error *err);
+void plugin_server_stop(struct plugin_server *s);
+
+/* Route one request: path such as "/VolumeDriver.Mount", the body, and the
+ * HTTP status to answer with.  Returns the reply object (never NULL unless
+ * out of memory). */
+json_t *plugin_dispatch(struct agent *a, const char *path, const char *body, size_t len,
+                        unsigned *status);

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* `secretd run`: the daemon's life from start-up to a clean stop. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "config.h"
+#if HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "agent.h"
+#include "daemon.h"
+#include "log.h"
+#include "secretd/keys.h"
+#include "secretd/store.h"
+#include "secretd/trust.h"
+
+static void notify(const char *state) {
+#if HAVE_LIBSYSTEMD
+        (void) sd_notify(0, state);
+#else
+        (void) state;
+#endif
+}
+
+static void store_warn(void *userdata, const char *message) {
+        log_warn("store: %s", message);
+}
+
+/* Plaintext lives in this process's memory: keep it out of core files and
+ * away from ptrace by non-root and /proc/PID/mem readers. */
+static int harden_process(sd_error *err) {
+        const struct rlimit no_core = { 0, 0 };
+        if (setrlimit(RLIMIT_CORE, &no_core) < 0)
+                return sd_error_set_errno(err, errno, "cannot disable core dumps");
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+                return sd_error_set_errno(err, errno, "cannot make the process non-dumpable");
+        return 0;
+}
+
+static void plugin_server_stopp(struct plugin_server **s) {
+        plugin_server_stop(*s);
+}
+
+static void agent_donep(struct agent *a) {
+        agent_done(a);
+}
+
+int daemon_run(const struct sd_config *cfg) {
+        sd_error err = { 0 };
+        log_set_level(cfg->log_level);
+        log_info("secretd " SECRETD_VERSION " starting (driver '%s', store %s, state %s)", cfg->driver,
+                 cfg->store_url, cfg->state_dir);
+
+        if (harden_process(&err) < 0 || sodium_init() < 0) {
+                log_error("%s", err.message[0] ? err.message : "libsodium failed to initialise");
+                return DAEMON_EXIT_FAILURE;
+        }
+
+        /* Handler threads inherit this mask; the main thread takes the
+         * signals synchronously with sigwaitinfo(). */
+        sigset_t stop_signals;
+        sigemptyset(&stop_signals);
+        sigaddset(&stop_signals, SIGTERM);
+        sigaddset(&stop_signals, SIGINT);
+        sigaddset(&stop_signals, SIGHUP);
+        if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0) {
+                log_error("cannot block signals");
+                return DAEMON_EXIT_FAILURE;
+        }
+        (void) signal(SIGPIPE, SIG_IGN);
+
+        _cleanup_agent_key_ struct sd_agent_key *key = NULL;
+        int r = sd_agent_key_load(cfg->key_path, &key, &err);
+        if (r == -ENOENT) {
+                log_error("no agent key at %s; run 'secretd init'", cfg->key_path);
+                return DAEMON_EXIT_FAILURE;
+        }
+        if (r < 0) {
+                log_error("agent key %s: %s", cfg->key_path, err.message);
+                return DAEMON_EXIT_FAILURE;
+        }
+        _cleanup_free_ char *pubkey = NULL;
+        if (sd_agent_pub_format(key->box_pk, &pubkey) < 0) {
+                log_error("out of memory");
+                return DAEMON_EXIT_FAILURE;
+        }
+        log_info("agent key %s loaded: %s", cfg->key_path, pubkey);
+
+        _cleanup_trust_ struct sd_trust *trust = NULL;
+        if (sd_trust_new(&trust) < 0) {
+                log_error("out of memory");
+                return DAEMON_EXIT_FAILURE;
+        }
+        r = sd_trust_load_file(trust, cfg->trusted_writers, &err);
+        if (r < 0) {
+                log_error("trusted writers: %s", err.message);
+                return DAEMON_EXIT_FAILURE;
+        }
+        if (sd_trust_count(trust) == 0)
+                log_warn("no trusted writers in %s: every secret will be refused until a writer's "
+                         "public identity (secretctl whoami) is added there", cfg->trusted_writers);
+        else
+                log_info("%zu trusted writer(s) from %s", sd_trust_count(trust), cfg->trusted_writers);
+
+        _cleanup_store_ struct sd_store *store = NULL;
+        r = sd_store_open(cfg->store_url, 0, &store, &err);
+        if (r < 0) {
+                log_error("store %s: %s", cfg->store_url, err.message);
+                return DAEMON_EXIT_FAILURE;
+        }
+        sd_store_set_warn(store, store_warn, NULL);
+
+        __attribute__((cleanup(agent_donep))) struct agent agent;
+        agent_init(&agent);
+        agent.state_dir = cfg->state_dir;
+        agent.store = store;
+        agent.trust = trust;
+        agent.key = key;
+        agent.pubkey_line = pubkey;
+        agent.trusted_writers_path = cfg->trusted_writers;
+        agent.limits = (struct volume_limits) { .default_size = cfg->default_size, .max_size = cfg->max_size };
+        if (agent_state_open(&agent, &err) < 0) {
+                log_error("%s", err.message);
+                return DAEMON_EXIT_FAILURE;
+        }
+
+        _cleanup_free_ char *socket_path = NULL;
+        int fd = plugin_socket_listen(cfg->plugin_dir, cfg->driver, &socket_path, &err);
+        if (fd < 0) {
+                log_error("%s", err.message);
+                return DAEMON_EXIT_FAILURE;
+        }
+        __attribute__((cleanup(plugin_server_stopp))) struct plugin_server *server = NULL;
+        if (plugin_server_start(&agent, fd, socket_path, &server, &err) < 0) {
+                (void) unlink(socket_path);
+                log_error("%s", err.message);
+                return DAEMON_EXIT_FAILURE;
+        }
+        log_info("serving the volume plugin '%s' on %s", cfg->driver, socket_path);
+        notify("READY=1\nSTATUS=serving the volume plugin");
+
+        for (;;) {
+                siginfo_t si;
+                int sig = sigwaitinfo(&stop_signals, &si);
+                if (sig < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        log_error("sigwaitinfo: %s", strerror(errno));
+                        break;
+                }
+                if (sig == SIGHUP) {
+                        log_info("SIGHUP ignored: restart the service to reload the configuration");
+                        continue;
+                }
+                log_info("%s received: stopping; running containers keep their secrets",
+                         sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                break;
+        }
+        notify("STOPPING=1");
+        /* Mounts of running containers stay: dockerd still holds them and
+         * their records are adopted at the next start.  State files are
+         * written on every change, so nothing is left to flush. */
+        plugin_server_stop(steal_pointer(&server));
+        log_info("stopped");
+        return DAEMON_EXIT_OK;
+}

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The agent's configuration: built-in defaults, then the INI file
+ * (/etc/secretd/secretd.conf, section [secretd]), then command-line flags.
+ * A flag `--max-size 8M` and a file line `max-size = 8M` go through the same
+ * sd_config_set(), so both accept and refuse exactly the same values.
+ *
+ *   [secretd]
+ *   store = file:///var/lib/secretd/store
+ *   driver = secretd
+ *   key = /etc/secretd/agent.key
+ *   trusted-writers = /etc/secretd/trusted-writers
+ *   state-dir = /run/secretd
+ *   docker-socket = /var/run/docker.sock
+ *   plugin-dir = /run/docker/plugins
+ *   default-size = 1M
+ *   max-size = 16M
+ *   log-level = info
+ *
+ * Unknown sections and keys are errors (a typo must not silently fall back
+ * to a default); every message names the file, the line and the key.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "secretd/cleanup.h"
+#include "secretd/error.h"
+
+#define SD_CONFIG_DEFAULT_PATH "/etc/secretd/secretd.conf"
+#define SD_CONFIG_SECTION "secretd"
+/* Largest configuration file read (it is a dozen short lines). */
+#define SD_CONFIG_MAX_BYTES ((size_t) 64 << 10)
+/* Lines longer than this are refused: libinih would split them silently. */
+#define SD_CONFIG_MAX_LINE 190
+/* tmpfs sizes: at least one page per file is needed, and more than 1 GiB of
+ * secrets in RAM per container is certainly a mistake. */
+#define SD_SIZE_MIN ((uint64_t) 4096)
+#define SD_SIZE_MAX ((uint64_t) 1 << 30)
+
+enum sd_log_level {
+        SD_LOG_ERROR = 0,
+        SD_LOG_WARN = 1,
+        SD_LOG_INFO = 2,
+        SD_LOG_DEBUG = 3,
+};
+
+struct sd_config {
+        char *store_url;        /* store */
+        char *driver;           /* driver: plugin name, socket <plugin_dir>/<driver>.sock */
+        char *key_path;         /* key */
+        char *trusted_writers;  /* trusted-writers */
+        char *state_dir;        /* state-dir (absolute) */
+        char *docker_socket;    /* docker-socket (absolute) */
+        char *plugin_dir;       /* plugin-dir (absolute) */
+        uint64_t default_size;  /* default-size, bytes */
+        uint64_t max_size;      /* max-size, bytes */
+        enum sd_log_level log_level;
+};
+
+/* Fill cfg with the built-in defaults (strings malloc()ed).  -ENOMEM. */
+int sd_config_init(struct sd_config *cfg);
+void sd_config_free(struct sd_config *cfg);
+#define _cleanup_config_ _cleanup_(sd_config_free)
+
+/* Set one key (file spelling: "max-size", "log-level", ...) from its text.
+ * -EINVAL naming the key and the value if the key is unknown or the value
+ * bad.  cfg is unchanged on failure. */
+int sd_config_set(struct sd_config *cfg, const char *key, const char *value, sd_error *err);
+
+/* Parse INI text text[0..len) (need not be NUL-terminated; a NUL byte is an
+ * error) and apply it over cfg.  `source` names it in messages
+ * ("/etc/secretd/secretd.conf:7: unknown key 'maxsize' ...").  On failure cfg
+ * may hold some of the file's earlier values: callers discard it. */
+int sd_config_parse_string(struct sd_config *cfg, const char *text, size_t len, const char *source,
+                           sd_error *err);
+
+/* Read path and apply it over cfg.  A missing file is -ENOENT, which the
+ * caller ignores for the default path and reports for an explicit one. */
+int sd_config_load_file(struct sd_config *cfg, const char *path, sd_error *err);
+
+/* Checks across keys, run once everything is applied: default-size must not
+ * exceed max-size. */
+int sd_config_check(const struct sd_config *cfg, sd_error *err);
+
+/* "16M" -> 16777216.  Decimal digits with an optional K, M or G suffix
+ * (powers of 1024, either case); result between SD_SIZE_MIN and SD_SIZE_MAX.
+ * `what` names the thing in messages ("max-size", "option 'size'"). */
+int sd_size_parse(const char *what, const char *text, uint64_t *out, sd_error *err);
+
+/* "error", "warn", "info", "debug". */
+int sd_log_level_parse(const char *text, enum sd_log_level *out, sd_error *err);
+const char *sd_log_level_name(enum sd_log_level level);
