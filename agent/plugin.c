@@ -247,6 +247,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         }
 }
 
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) SD_PRINTF(2, 0);
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
         char line[512];
         (void) vsnprintf(line, sizeof(line), fmt, ap);

@@ -27,7 +27,8 @@ static void mutex_unlockp(pthread_mutex_t **m) {
         if (*m)
                 (void) pthread_mutex_unlock(*m);
 }
-#define _cleanup_unlock_ _cleanup_(mutex_unlockp)
+/* Scope guards are never read, only destroyed: "unused" keeps clang quiet. */
+#define _cleanup_unlock_ __attribute__((cleanup(mutex_unlockp), unused))
 
 static pthread_mutex_t *lock(pthread_mutex_t *m) {
         (void) pthread_mutex_lock(m);
