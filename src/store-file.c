@@ -1061,7 +1061,6 @@ static int file_watch_read(struct sd_store *s, sd_store_change_fn fn, void *user
 }
 
 const struct sd_store_backend sd_store_file_backend = {
-        .scheme = "file",
         .open = file_open,
         .free = file_free,
         .put = file_put,

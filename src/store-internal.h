@@ -23,11 +23,10 @@
 #include "secretd/store.h"
 
 struct sd_store_backend {
-        const char *scheme;  /* "file" for file:///...; matched case-sensitively */
-
         /* url is the full URL; rest is what follows "scheme://".  On success
          * *impl_out is the backend's private state (given back as s->impl).
-         * s->url and s->warn are already set, so open may warn. */
+         * s->url is already set (warn is not yet: sd_store_set_warn() comes
+         * after open). */
         int (*open)(struct sd_store *s, const char *url, const char *rest, int create,
                     void **impl_out, sd_error *err);
         void (*free)(void *impl);
@@ -38,8 +37,8 @@ struct sd_store_backend {
          * of the same store, on this host or another; a loser gets -EEXIST
          * with a message containing "conflict".  Versions are never removed,
          * so "version-1 exists" stays true once seen.  An etcd backend does
-         * this as one txn: compare create_revision(key(version-1)) > 0 (or
-         * skip for version 1 plus compare the name's version counter) and
+         * this as one txn: compare create_revision(key(version-1)) > 0
+         * (omitted for version 1: no version exists without version 1) and
          * create_revision(key(version)) == 0, success = request_put. */
         int (*put)(struct sd_store *s, const char *name, uint64_t version, const char *data,
                    size_t len, sd_error *err);
