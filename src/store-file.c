@@ -275,6 +275,10 @@ static int file_open(struct sd_store *s, const char *url, const char *rest, int 
         for (size_t l = strlen(f->root); l > 1 && f->root[l - 1] == '/'; l--)
                 f->root[l - 1] = '\0';
 
+        if (strcmp(f->root, "/") == 0)
+                return sd_error_set(err, EINVAL, "store URL '%s': a file store cannot be the root directory",
+                                    url);
+
         if (create) {
                 int r = create_root(f->root, err);
                 if (r < 0)

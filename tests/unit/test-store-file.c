@@ -483,6 +483,8 @@ Test(store_file, open_missing_without_create_and_bad_urls) {
                 { "bogus://x/y", -EINVAL, "bogus://x/y" },
                 { "file://otherhost/srv/store", -EINVAL, "absolute path" },
                 { "/var/lib/secretd/store", -EINVAL, "no scheme" },
+                { "file:///", -EINVAL, "root directory" },
+                { "file://", -EINVAL, "absolute path" },
                 { "", -EINVAL, "empty" },
         };
         for (size_t i = 0; i < SD_ARRAY_SIZE(cases); i++) {
