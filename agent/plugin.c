@@ -119,7 +119,14 @@ json_t *plugin_dispatch(struct agent *a, const char *path, const char *body, siz
         for (size_t i = 0; i < SD_ARRAY_SIZE(endpoints); i++)
                 if (strcmp(endpoints[i].path, path) == 0) {
                         log_debug("request %s", path);
-                        return endpoints[i].fn(a, body, len, status);
+                        json_t *reply = endpoints[i].fn(a, body, len, status);
+                        /* With a 200, dockerd shows a bare Err; with any
+                         * other status it says "VolumeDriver.Create: Err",
+                         * which tells the user who is speaking. */
+                        const char *e = json_string_value(json_object_get(reply, "Err"));
+                        if (*status == MHD_HTTP_OK && e && e[0])
+                                *status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+                        return reply;
                 }
         char shown[64], msg[128];
         sd_escape_for_message(path, strlen(path), shown, sizeof(shown));

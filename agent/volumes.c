@@ -105,20 +105,21 @@ static struct mount_record *mount_find(struct agent *a, const char *id) {
         return NULL;
 }
 
-static size_t volume_instances(struct agent *a, const char *name, const char **first_mountpoint) {
+static size_t volume_instances(struct agent *a, const char *name) {
         size_t n = 0;
-        if (first_mountpoint)
-                *first_mountpoint = "";
-        for (size_t i = 0; i < a->n_mounts; i++) {
-                struct mount_record *m = a->mounts[i];
-                if (m->refcount == 0 || strcmp(m->volume, name) != 0)
-                        continue;
-                if (n == 0 && first_mountpoint && m->mountpoint)
-                        *first_mountpoint = m->mountpoint;
-                n++;
-        }
+        for (size_t i = 0; i < a->n_mounts; i++)
+                if (a->mounts[i]->refcount > 0 && strcmp(a->mounts[i]->volume, name) == 0)
+                        n++;
         return n;
 }
+
+/* What Get, List and Path report as the volume's Mountpoint.  Each Mount
+ * gets its own instance, so a volume has no single path; and dockerd
+ * caches the first non-empty Path answer for the volume's life and shows
+ * it as the Source of every later container, which would point at another
+ * container's (maybe long wiped) instance.  Get's Status lists the live
+ * instance paths instead. */
+static const char volume_mountpoint[] = "";
 
 static int array_append(void ***array, size_t *n, void *item) {
         void **bigger = realloc(*array, (*n + 1) * sizeof(**array));
@@ -232,8 +233,7 @@ static int secret_fetch_latest(struct agent *a, const char *volume, const char *
                                     volume, name, sub.message,
                                     a->trusted_writers_path ? a->trusted_writers_path : "the trusted-writers file");
         case -ENOENT:
-                return sd_error_set(err, ENOENT, "volume '%s': secret '%s' not found in the store: %s",
-                                    volume, name, sub.message);
+                return sd_error_set(err, ENOENT, "volume '%s': %s", volume, sub.message);
         default:
                 return sd_error_set(err, -r, "volume '%s': secret '%s': %s", volume, name,
                                     sub.message[0] ? sub.message : strerror(-r));
@@ -343,7 +343,7 @@ json_t *agent_volume_remove(struct agent *a, const struct plugin_name_request *r
                 log_warn("remove: volume '%s' is not known; nothing to do", req->name);
                 return json_object();
         }
-        size_t n = volume_instances(a, req->name, NULL);
+        size_t n = volume_instances(a, req->name);
         if (n > 0) {
                 sd_error_set(&err, EBUSY, "volume '%s' is still mounted by %zu container(s)", req->name, n);
                 log_warn("remove: %s", err.message);
@@ -593,11 +593,11 @@ json_t *agent_volume_get(struct agent *a, const struct plugin_name_request *req)
         if (!v)
                 return plugin_error_reply("no such volume");
 
-        const char *mountpoint;
-        size_t n = volume_instances(a, v->name, &mountpoint);
+        size_t n = volume_instances(a, v->name);
         _cleanup_json_ json_t *secrets = json_array();
         _cleanup_json_ json_t *delivered = json_object();
-        if (!secrets || !delivered)
+        _cleanup_json_ json_t *mountpoints = json_array();
+        if (!secrets || !delivered || !mountpoints)
                 return NULL;
         for (size_t i = 0; i < v->spec.n_secrets; i++)
                 if (json_array_append_new(secrets, json_string(v->spec.secrets[i].name)) < 0)
@@ -606,6 +606,8 @@ json_t *agent_volume_get(struct agent *a, const struct plugin_name_request *req)
                 const struct mount_record *m = a->mounts[i];
                 if (m->refcount == 0 || strcmp(m->volume, v->name) != 0)
                         continue;
+                if (json_array_append_new(mountpoints, json_string(m->mountpoint)) < 0)
+                        return NULL;
                 for (size_t j = 0; j < m->n_versions; j++) {
                         json_t *cur = json_object_get(delivered, m->versions[j].name);
                         if (cur && (uint64_t) json_integer_value(cur) >= m->versions[j].version)
@@ -620,9 +622,9 @@ json_t *agent_volume_get(struct agent *a, const struct plugin_name_request *req)
                 return NULL;
         char created[32];
         format_time(v->created_at, created);
-        return json_pack("{s:{s:s,s:s,s:s,s:{s:O,s:O,s:I,s:o}}}", "Volume", "Name", v->name, "Mountpoint",
-                         mountpoint, "CreatedAt", created, "Status", "secrets", secrets, "delivered",
-                         delivered, "instances", (json_int_t) n, "opts", opts);
+        return json_pack("{s:{s:s,s:s,s:s,s:{s:O,s:O,s:I,s:O,s:o}}}", "Volume", "Name", v->name, "Mountpoint",
+                         volume_mountpoint, "CreatedAt", created, "Status", "secrets", secrets, "delivered",
+                         delivered, "instances", (json_int_t) n, "mountpoints", mountpoints, "opts", opts);
 }
 
 json_t *agent_volume_path(struct agent *a, const struct plugin_name_request *req) {
@@ -633,9 +635,7 @@ json_t *agent_volume_path(struct agent *a, const struct plugin_name_request *req
                 (void) snprintf(msg, sizeof(msg), "no such volume '%s'", req->name);
                 return plugin_error_reply(msg);
         }
-        const char *mountpoint;
-        (void) volume_instances(a, v->name, &mountpoint);
-        return json_pack("{s:s}", "Mountpoint", mountpoint);
+        return json_pack("{s:s}", "Mountpoint", volume_mountpoint);
 }
 
 json_t *agent_volume_list(struct agent *a) {
@@ -643,13 +643,10 @@ json_t *agent_volume_list(struct agent *a) {
         _cleanup_json_ json_t *list = json_array();
         if (!list)
                 return NULL;
-        for (size_t i = 0; i < a->n_volumes; i++) {
-                const char *mountpoint;
-                (void) volume_instances(a, a->volumes[i]->name, &mountpoint);
+        for (size_t i = 0; i < a->n_volumes; i++)
                 if (json_array_append_new(list, json_pack("{s:s,s:s}", "Name", a->volumes[i]->name,
-                                                          "Mountpoint", mountpoint)) < 0)
+                                                          "Mountpoint", volume_mountpoint)) < 0)
                         return NULL;
-        }
         return json_pack("{s:O}", "Volumes", list);
 }
 

@@ -293,7 +293,7 @@ Test(plugin_dispatch, handshake_unknown_paths_and_unknown_volumes, .init = quiet
         cr_assert_str_eq(t, "{\"Volumes\":[]}");
         free(t);
         t = dispatch(&a, "/VolumeDriver.Get", "{\"Name\":\"nope\"}\n", &status);
-        cr_assert_eq(status, 200);
+        cr_assert_eq(status, 500, "an Err reply is not a 200, so dockerd names the endpoint");
         cr_assert_str_eq(t, "{\"Err\":\"no such volume\"}");
         free(t);
         t = dispatch(&a, "/VolumeDriver.Mount", "{\"Name\":\"nope\",\"ID\":\"abc\"}\n", &status);
@@ -404,7 +404,7 @@ Test(plugin_server, speaks_the_plugin_protocol_over_the_socket) {
         cr_assert_eq(post(f.socket_path, "/VolumeDriver.Capabilities", "{}\n", 3, &b), 200);
         cr_assert_str_eq(b.data, "{\"Capabilities\":{\"Scope\":\"local\"}}");
         const char *get = "{\"Name\":\"unknown\"}\n";
-        cr_assert_eq(post(f.socket_path, "/VolumeDriver.Get", get, strlen(get), &b), 200);
+        cr_assert_eq(post(f.socket_path, "/VolumeDriver.Get", get, strlen(get), &b), 500);
         cr_assert_str_eq(b.data, "{\"Err\":\"no such volume\"}");
         cr_assert_eq(post(f.socket_path, "/Nope", "{}", 2, &b), 404);
         cr_assert(strstr(b.data, "\"Err\":"), "%s", b.data);
