@@ -207,3 +207,26 @@ Test(config, file_missing_unreadable_and_present) {
         unlink(path);
         rmdir(dir);
 }
+
+Test(config, the_shipped_example_is_valid_and_says_the_defaults) {
+        const char *root = secure_getenv("SECRETD_SOURCE_ROOT");
+        if (!root)
+                cr_skip_test("SECRETD_SOURCE_ROOT is not set (meson test sets it)");
+        char path[4096];
+        (void) snprintf(path, sizeof(path), "%s/examples/secretd.conf", root);
+        _cleanup_config_ struct sd_config example, defaults;
+        cr_assert_eq(sd_config_init(&example), 0);
+        cr_assert_eq(sd_config_init(&defaults), 0);
+        sd_error err = { 0 };
+        cr_assert_eq(sd_config_load_file(&example, path, &err), 0, "%s", err.message);
+        cr_assert_str_eq(example.store_url, defaults.store_url);
+        cr_assert_str_eq(example.driver, defaults.driver);
+        cr_assert_str_eq(example.key_path, defaults.key_path);
+        cr_assert_str_eq(example.trusted_writers, defaults.trusted_writers);
+        cr_assert_str_eq(example.state_dir, defaults.state_dir);
+        cr_assert_str_eq(example.docker_socket, defaults.docker_socket);
+        cr_assert_str_eq(example.plugin_dir, defaults.plugin_dir);
+        cr_assert_eq(example.default_size, defaults.default_size);
+        cr_assert_eq(example.max_size, defaults.max_size);
+        cr_assert_eq(example.log_level, defaults.log_level);
+}
