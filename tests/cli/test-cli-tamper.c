@@ -112,8 +112,14 @@ Test(tamper, old_version_replayed_as_new_fails_version_binding) {
 
         _cleanup_result_ struct cli_result hist = { 0 }, get = { 0 }, get2 = { 0 };
         CLI(&hist, "history", "rolled", "--json");
+        CLI_ASSERT_STATUS(&hist, 5);
         json_t *h = json_loads(hist.out, 0, NULL);
         cr_assert_eq(json_array_size(h), 3, "the copy is not seen as version 3 (%s): %s", v3, hist.out);
+        json_t *third = json_array_get(h, 2);
+        cr_assert_str_eq(json_string_value(json_object_get(third, "status")), "error", "%s", hist.out);
+        cr_assert(strstr(json_string_value(json_object_get(third, "error")), "version 1"),
+                  "the cause names the version it really is: %s", hist.out);
+        cr_assert_str_eq(json_string_value(json_object_get(json_array_get(h, 1), "status")), "ok");
         json_decref(h);
 
         CLI(&get, "get", "rolled");
