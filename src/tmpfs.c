@@ -1,3 +1,1115 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Placeholder: being written. */
-#include "secretd/error.h"
+/*
+ * Per-mount tmpfs instances.  docs/tmpfs.md explains the layout and the
+ * reason for each step; the comments here note the kernel behaviour that
+ * forces a particular order or call.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "secretd/cleanup.h"
+#include "secretd/names.h"
+#include "secretd/tmpfs.h"
+
+#define INSTANCE_ID_MAX 128
+#define DATA_LINK "..data"
+#define DATA_LINK_TMP "..data_tmp"
+#define NAME_LINK_TMP "..link_tmp"
+#define DATA_LINK_PREFIX "..data/"
+#define NAME_LINK_TARGET_SIZE (sizeof(DATA_LINK_PREFIX) + SD_NAME_MAX + 1)
+#define GENERATION_PREFIX "..g"
+#define GENERATION_DIGITS 20                       /* UINT64_MAX has 20 digits */
+#define GENERATION_NAME_SIZE (3 + GENERATION_DIGITS + 1)
+#define WIPE_DEPTH_MAX 8
+#define UNMOUNT_TRIES_MAX 16
+
+/* Shown in mountinfo as the source of every instance tmpfs, so an operator
+ * can find them with `findmnt -S secretd`. */
+#define MOUNT_SOURCE "secretd"
+
+static const unsigned char zeros[16384];
+
+/* ---- names ------------------------------------------------------------ */
+
+static int instance_id_validate(const char *id, sd_error *err) {
+        char shown[64];
+        size_t len = id ? strnlen(id, INSTANCE_ID_MAX + 1) : 0;
+
+        if (len == 0)
+                return sd_error_set(err, EINVAL, "instance id is empty");
+        sd_escape_for_message(id, len, shown, sizeof(shown));
+        if (len > INSTANCE_ID_MAX)
+                return sd_error_set(err, EINVAL, "instance id '%s' is longer than %d bytes", shown,
+                                    INSTANCE_ID_MAX);
+        /* A leading dot would allow "." and ".." and hidden names. */
+        if (id[0] == '.')
+                return sd_error_set(err, EINVAL, "instance id '%s' must not start with '.'", shown);
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char) id[i];
+                bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                          c == '_' || c == '.' || c == '-';
+                if (!ok)
+                        return sd_error_set(err, EINVAL,
+                                            "instance id '%s' contains byte 0x%02x; only letters, digits, '.', '_' and '-' are allowed",
+                                            shown, c);
+        }
+        return 0;
+}
+
+static void generation_name(uint64_t generation, char out[GENERATION_NAME_SIZE]) {
+        (void) snprintf(out, GENERATION_NAME_SIZE, GENERATION_PREFIX "%020" PRIu64, generation);
+}
+
+/* Only names this module writes parse: "..g" and exactly 20 digits, not 0. */
+static int generation_parse(const char *name, uint64_t *out) {
+        if (strncmp(name, GENERATION_PREFIX, strlen(GENERATION_PREFIX)) != 0)
+                return -EBADMSG;
+        const char *digits = name + strlen(GENERATION_PREFIX);
+        if (strlen(digits) != GENERATION_DIGITS)
+                return -EBADMSG;
+        uint64_t value = 0;
+        for (const char *p = digits; *p; p++) {
+                if (*p < '0' || *p > '9')
+                        return -EBADMSG;
+                unsigned digit = (unsigned) (*p - '0');
+                if (value > (UINT64_MAX - digit) / 10)
+                        return -EBADMSG;
+                value = value * 10 + digit;
+        }
+        if (value == 0)
+                return -EBADMSG;
+        *out = value;
+        return 0;
+}
+
+static char *path_join3(const char *a, const char *b, const char *c) {
+        /* A root of "/" would otherwise give "//id". */
+        if (strcmp(a, "/") == 0)
+                a = "";
+        size_t len = strlen(a) + 1 + strlen(b) + (c ? 1 + strlen(c) : 0) + 1;
+        char *p = malloc(len);
+        if (!p)
+                return NULL;
+        if (c)
+                (void) snprintf(p, len, "%s/%s/%s", a, b, c);
+        else
+                (void) snprintf(p, len, "%s/%s", a, b);
+        return p;
+}
+
+/* ---- opening the directories ----------------------------------------- */
+
+static int root_create(const char *root, sd_error *err) {
+        if (mkdir(root, 0700) >= 0 || errno == EEXIST)
+                return 0;
+        if (errno != ENOENT)
+                return sd_error_set_errno(err, errno, "instance root '%s': cannot create", root);
+
+        /* The parents are system directories (/run/secretd): ordinary
+         * 0755, only the root itself is private. */
+        _cleanup_free_ char *parent = strdup(root);
+        if (!parent)
+                return sd_error_set(err, ENOMEM, "instance root '%s': out of memory", root);
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent) {
+                *slash = '\0';
+                int r = sd_mkdir_p(parent, 0755);
+                if (r < 0)
+                        return sd_error_set_errno(err, -r, "instance root '%s': cannot create parent '%s'",
+                                                  root, parent);
+        }
+        if (mkdir(root, 0700) < 0 && errno != EEXIST)
+                return sd_error_set_errno(err, errno, "instance root '%s': cannot create", root);
+        return 0;
+}
+
+/* Open root without following a symlink and check that only we can write
+ * into it: everything below is trusted because of this check. */
+static int root_open(const char *root, bool create, sd_error *err) {
+        if (!root || !*root)
+                return sd_error_set(err, EINVAL, "instance root is empty");
+        if (create) {
+                int r = root_create(root, err);
+                if (r < 0)
+                        return r;
+        }
+
+        _cleanup_close_ int fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+                int e = errno;
+                struct stat lst;
+                if ((e == ENOTDIR || e == ELOOP) && lstat(root, &lst) == 0 && S_ISLNK(lst.st_mode))
+                        return sd_error_set(err, ELOOP, "instance root '%s' is a symbolic link; refusing to follow it",
+                                            root);
+                if (e == ENOENT)
+                        return sd_error_set(err, ENOENT, "instance root '%s' does not exist", root);
+                return sd_error_set_errno(err, e, "instance root '%s': cannot open", root);
+        }
+
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return sd_error_set_errno(err, errno, "instance root '%s': cannot stat", root);
+        if (st.st_uid != geteuid())
+                return sd_error_set(err, EPERM, "instance root '%s' is owned by uid %u, not by us (uid %u); refusing it",
+                                    root, (unsigned) st.st_uid, (unsigned) geteuid());
+        if (st.st_mode & (S_IWGRP | S_IWOTH))
+                return sd_error_set(err, EPERM, "instance root '%s' has mode %04o: writable by group or others; refusing it",
+                                    root, (unsigned) (st.st_mode & 07777));
+        return steal_fd(&fd);
+}
+
+static int instance_open(int rootfd, const char *id, sd_error *err) {
+        int fd = openat(rootfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0)
+                return fd;
+        if (errno == ENOENT)
+                return sd_error_set(err, ENOENT, "instance '%s' does not exist", id);
+        if (errno == ENOTDIR || errno == ELOOP)
+                return sd_error_set(err, ENOTDIR, "instance '%s' is not a directory (a symbolic link?); refusing to follow it",
+                                    id);
+        return sd_error_set_errno(err, errno, "instance '%s': cannot open", id);
+}
+
+/* 1 if dirfd/name (name "" for dirfd itself) is the root of a mount. */
+static int is_mount_root_at(int dirfd, const char *name) {
+        struct statx sx;
+        int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | (name[0] ? 0 : AT_EMPTY_PATH);
+        if (statx(dirfd, name, flags, STATX_TYPE, &sx) < 0)
+                return -errno;
+        if (!(sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
+                return -EOPNOTSUPP;
+        return (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT) ? 1 : 0;
+}
+
+/* The writable view, checked to be a mounted tmpfs: if the tmpfs is gone
+ * (unmounted by hand, half-destroyed), writing would put plaintext on the
+ * file system underneath, which may be a disk. */
+static int rw_open_mounted(int idfd, const char *id, sd_error *err) {
+        _cleanup_close_ int fd = openat(idfd, "rw", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return sd_error_set(err, ENOTCONN, "instance '%s': rw/ cannot be opened: %s", id,
+                                    strerror(errno));
+        int r = is_mount_root_at(fd, "");
+        if (r < 0)
+                return sd_error_set_errno(err, -r, "instance '%s': cannot check whether rw/ is mounted", id);
+        struct statfs sfs;
+        if (r == 0 || fstatfs(fd, &sfs) < 0 || sfs.f_type != TMPFS_MAGIC)
+                return sd_error_set(err, ENOTCONN,
+                                    "instance '%s': rw/ is not a mounted tmpfs; refusing to write secrets to the file system underneath",
+                                    id);
+        return steal_fd(&fd);
+}
+
+static int instance_lock(int idfd, const char *id, sd_error *err) {
+        /* Serialises create/publish/destroy of one instance across threads
+         * and processes: the agent may get Unmount while a rotation is
+         * being published.  flock() locks belong to the open file
+         * description, so two threads with their own fds exclude each other. */
+        while (flock(idfd, LOCK_EX) < 0) {
+                if (errno != EINTR)
+                        return sd_error_set_errno(err, errno, "instance '%s': cannot lock", id);
+        }
+        /* A destroy that held the lock before us has removed the directory. */
+        struct stat st;
+        if (fstat(idfd, &st) < 0)
+                return sd_error_set_errno(err, errno, "instance '%s': cannot stat", id);
+        if (st.st_nlink == 0)
+                return sd_error_set(err, ENOENT, "instance '%s' does not exist (destroyed meanwhile)", id);
+        return 0;
+}
+
+/* ---- wiping ------------------------------------------------------------ */
+
+/* Overwrite a regular file with zeros.  tmpfs rewrites the same pages in
+ * place, so the pages the unlink then frees hold no plaintext; a process
+ * that still has the file open (a container reading across a rotation)
+ * reads zeros, never a stale secret.  A file with other hard links is
+ * left alone: its content lives on elsewhere and may not be ours. */
+static int file_zero_at(int dirfd, const char *name) {
+        _cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
+                return 0;
+        off_t off = 0;
+        while (off < st.st_size) {
+                size_t chunk = sizeof(zeros);
+                if ((off_t) chunk > st.st_size - off)
+                        chunk = (size_t) (st.st_size - off);
+                ssize_t n = pwrite(fd, zeros, chunk, off);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                off += n;
+        }
+        return 0;
+}
+
+static int tree_wipe(int dirfd, unsigned depth);
+
+/* Zero (regular files), empty (directories) and remove dirfd/name, never
+ * following a symlink and never descending into another mount. */
+static int entry_wipe(int dirfd, const char *name, unsigned depth) {
+        struct stat st;
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : -errno;
+
+        if (S_ISDIR(st.st_mode)) {
+                int r = is_mount_root_at(dirfd, name);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        return -EBUSY;
+                _cleanup_close_ int sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub < 0)
+                        return errno == ENOENT ? 0 : -errno;
+                r = tree_wipe(sub, depth + 1);
+                if (r < 0)
+                        return r;
+                if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                        return -errno;
+                return 0;
+        }
+        if (S_ISREG(st.st_mode)) {
+                int r = file_zero_at(dirfd, name);
+                if (r < 0)
+                        return r;
+        }
+        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
+}
+
+/* Wipe everything below dirfd (not dirfd itself).  Returns the first error
+ * but carries on, so one stubborn entry does not keep the rest alive. */
+static int tree_wipe(int dirfd, unsigned depth) {
+        if (depth > WIPE_DEPTH_MAX)
+                return -ELOOP;
+        /* A fresh open file description: a dup would share (and move) the
+         * caller's directory offset. */
+        int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        _cleanup_closedir_ DIR *d = fdopendir(fd);
+        if (!d) {
+                int e = errno;
+                (void) close(fd);
+                return -e;
+        }
+        int r = 0;
+        for (;;) {
+                errno = 0;
+                struct dirent *de = readdir(d);
+                if (!de) {
+                        if (errno != 0 && r == 0)
+                                r = -errno;
+                        break;
+                }
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                int q = entry_wipe(dirfd, de->d_name, depth);
+                if (q < 0 && r == 0)
+                        r = q;
+        }
+        return r;
+}
+
+/* ---- create ------------------------------------------------------------ */
+
+/* Undo log for create: whatever was done is undone in reverse when the
+ * scope ends without `done` set. */
+struct create_progress {
+        int rootfd, idfd;            /* borrowed */
+        const char *id;
+        const char *rw_path, *ro_path;
+        bool made_id, made_rw, made_ro, mounted_rw, mounted_ro, done;
+};
+
+static void create_progress_undo(struct create_progress *p) {
+        if (p->done)
+                return;
+        int saved = errno;
+        if (p->mounted_ro)
+                (void) umount2(p->ro_path, MNT_DETACH | UMOUNT_NOFOLLOW);
+        if (p->mounted_rw)
+                (void) umount2(p->rw_path, MNT_DETACH | UMOUNT_NOFOLLOW);
+        if (p->made_ro)
+                (void) unlinkat(p->idfd, "ro", AT_REMOVEDIR);
+        if (p->made_rw)
+                (void) unlinkat(p->idfd, "rw", AT_REMOVEDIR);
+        if (p->made_id)
+                (void) unlinkat(p->rootfd, p->id, AT_REMOVEDIR);
+        errno = saved;
+}
+
+/* The kernel explains a refused fsconfig() on the context fd
+ * ("e tmpfs: Bad value for 'size'"); fetch that line if there is one. */
+static const char *fs_context_reason(int fsfd, char *buf, size_t size, int code) {
+        ssize_t n = read(fsfd, buf, size - 1);
+        if (n > 2 && buf[1] == ' ') {
+                buf[n] = '\0';
+                buf[strcspn(buf, "\n")] = '\0';
+                return buf + 2;
+        }
+        return strerror(code);
+}
+
+static int fs_set_string(int fsfd, const char *key, const char *value, const char *id, sd_error *err) {
+        if (fsconfig(fsfd, FSCONFIG_SET_STRING, key, value, 0) >= 0)
+                return 0;
+        int e = errno;
+        char reason[256];
+        return sd_error_set(err, e, "instance '%s': tmpfs refused %s=%s: %s", id, key, value,
+                            fs_context_reason(fsfd, reason, sizeof(reason), e));
+}
+
+/* A configured, not yet attached tmpfs (the new mount API: every option is
+ * set on the detached mount, so it is never visible half-configured). */
+static int tmpfs_make(const char *id, const struct sd_tmpfs_params *params, sd_error *err) {
+        _cleanup_close_ int fsfd = fsopen("tmpfs", FSOPEN_CLOEXEC);
+        if (fsfd < 0)
+                return sd_error_set_errno(err, errno, "instance '%s': cannot open a tmpfs context", id);
+
+        char size[32], inodes[32], reason[256];
+        (void) snprintf(size, sizeof(size), "%" PRIu64, params->size_bytes);
+        (void) snprintf(inodes, sizeof(inodes), "%" PRIu64, params->nr_inodes);
+
+        int r = fs_set_string(fsfd, "source", MOUNT_SOURCE, id, err);
+        if (r >= 0)
+                r = fs_set_string(fsfd, "size", size, id, err);
+        if (r >= 0)
+                r = fs_set_string(fsfd, "nr_inodes", inodes, id, err);
+        if (r >= 0)
+                r = fs_set_string(fsfd, "mode", "0755", id, err);
+        if (r < 0)
+                return r;
+
+        /* noswap (Linux 6.4+) keeps tmpfs pages out of swap.  Older kernels
+         * refuse the unknown option with EINVAL; there the host must have no
+         * swap or the unit must set MemorySwapMax=0 (docs/tmpfs.md). */
+        if (fsconfig(fsfd, FSCONFIG_SET_FLAG, "noswap", NULL, 0) < 0) {
+                if (errno != EINVAL)
+                        return sd_error_set_errno(err, errno, "instance '%s': tmpfs option noswap", id);
+                (void) fs_context_reason(fsfd, reason, sizeof(reason), EINVAL);
+        }
+
+        if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+                int e = errno;
+                return sd_error_set(err, e, "instance '%s': cannot create the tmpfs: %s", id,
+                                    fs_context_reason(fsfd, reason, sizeof(reason), e));
+        }
+        int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+        if (mfd < 0)
+                return sd_error_set_errno(err, errno, "instance '%s': cannot mount the tmpfs", id);
+        return mfd;
+}
+
+static int mount_make_private(int mfd) {
+        struct mount_attr attr = { .propagation = MS_PRIVATE };
+        return mount_setattr(mfd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0 ? -errno : 0;
+}
+
+int sd_tmpfs_instance_create(const char *root, const char *id, const struct sd_tmpfs_params *params,
+                             char **ro_path_out, sd_error *err) {
+        int r = instance_id_validate(id, err);
+        if (r < 0)
+                return r;
+        if (!params)
+                return sd_error_set(err, EINVAL, "instance '%s': no parameters", id);
+        /* tmpfs reads 0 as "unlimited": a container could fill host memory. */
+        if (params->size_bytes == 0 || params->nr_inodes == 0)
+                return sd_error_set(err, EINVAL, "instance '%s': size and nr_inodes caps must be non-zero (0 means unlimited to tmpfs)",
+                                    id);
+
+        _cleanup_close_ int rootfd = root_open(root, true, err);
+        if (rootfd < 0)
+                return rootfd;
+        _cleanup_free_ char *root_canonical = realpath(root, NULL);
+        if (!root_canonical)
+                return sd_error_set_errno(err, errno, "instance root '%s': cannot resolve", root);
+        _cleanup_free_ char *rw_path = path_join3(root_canonical, id, "rw");
+        _cleanup_free_ char *ro_path = path_join3(root_canonical, id, "ro");
+        if (!rw_path || !ro_path)
+                return sd_error_set(err, ENOMEM, "instance '%s': out of memory", id);
+
+        if (mkdirat(rootfd, id, 0700) < 0) {
+                if (errno == EEXIST)
+                        return sd_error_set(err, EEXIST, "instance '%s' already exists", id);
+                return sd_error_set_errno(err, errno, "instance '%s': cannot create its directory", id);
+        }
+        _cleanup_close_ int idfd = -1;
+        _cleanup_(create_progress_undo) struct create_progress progress = {
+                .rootfd = rootfd, .idfd = -1, .id = id,
+                .rw_path = rw_path, .ro_path = ro_path, .made_id = true,
+        };
+
+        idfd = instance_open(rootfd, id, err);
+        if (idfd < 0)
+                return idfd;
+        progress.idfd = idfd;
+        r = instance_lock(idfd, id, err);
+        if (r < 0)
+                return r;
+
+        if (mkdirat(idfd, "rw", 0700) < 0)
+                return sd_error_set_errno(err, errno, "instance '%s': cannot create rw/", id);
+        progress.made_rw = true;
+        if (mkdirat(idfd, "ro", 0700) < 0)
+                return sd_error_set_errno(err, errno, "instance '%s': cannot create ro/", id);
+        progress.made_ro = true;
+
+        /* O_PATH fds name the mount points: move_mount() attaches onto the
+         * very directories just made, with no path walk and so no symlink
+         * to follow. */
+        _cleanup_close_ int rw_target = openat(idfd, "rw", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_close_ int ro_target = openat(idfd, "ro", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (rw_target < 0 || ro_target < 0)
+                return sd_error_set_errno(err, errno, "instance '%s': cannot open its mount points", id);
+
+        _cleanup_close_ int mfd = tmpfs_make(id, params, err);
+        if (mfd < 0)
+                return mfd;
+
+        /* The read-only view is cloned from the detached tmpfs and made
+         * read-only BEFORE it is attached.  With the classic
+         * mount(MS_BIND) + mount(MS_REMOUNT|MS_BIND|MS_RDONLY) pair, the
+         * bind is attached writable first, and if root sits on a shared
+         * mount its copies in peer mount namespaces (e.g. dockerd's, when
+         * the agent runs in a container with rshared propagation) are
+         * created writable and stay writable: a remount does not
+         * propagate.  Attaching an already read-only mount gives
+         * read-only copies everywhere. */
+        _cleanup_close_ int ro_tree = open_tree(mfd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        if (ro_tree < 0)
+                return sd_error_set_errno(err, errno, "instance '%s': cannot clone the tmpfs for ro/", id);
+        struct mount_attr ro_attr = {
+                .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        };
+        if (mount_setattr(ro_tree, "", AT_EMPTY_PATH, &ro_attr, sizeof(ro_attr)) < 0)
+                return sd_error_set_errno(err, errno, "instance '%s': cannot make ro/ read-only", id);
+
+        if (move_mount(mfd, "", rw_target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                return sd_error_set_errno(err, errno, "instance '%s': cannot attach the tmpfs at rw/", id);
+        progress.mounted_rw = true;
+        if (move_mount(ro_tree, "", ro_target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                return sd_error_set_errno(err, errno, "instance '%s': cannot attach the read-only view at ro/", id);
+        progress.mounted_ro = true;
+
+        /* Under a shared parent both mounts joined fresh peer groups when
+         * attached.  Private leaves: no mount made in another namespace
+         * can propagate into the tree dockerd binds into containers (and
+         * shadow a secret there), and none of ours propagates out. */
+        r = mount_make_private(mfd);
+        if (r >= 0)
+                r = mount_make_private(ro_tree);
+        if (r < 0)
+                return sd_error_set_errno(err, -r, "instance '%s': cannot make its mounts private", id);
+
+        _cleanup_free_ char *out = strdup(ro_path);
+        if (!out)
+                return sd_error_set(err, ENOMEM, "instance '%s': out of memory", id);
+        progress.done = true;
+        *ro_path_out = steal_pointer(&out);
+        return 0;
+}
+
+/* ---- publish ----------------------------------------------------------- */
+
+static int write_all(int fd, const unsigned char *data, size_t len) {
+        while (len > 0) {
+                ssize_t n = write(fd, data, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                data += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+/* -ENOSPC naming the instance, the entry and the cap that ran out.  Called
+ * before the partial generation is removed, so statvfs sees the full state. */
+static int space_error(sd_error *err, int rwfd, const char *id, const char *what, const char *name) {
+        struct statvfs sv;
+        if (fstatvfs(rwfd, &sv) < 0)
+                return sd_error_set(err, ENOSPC, "instance '%s': %s '%s' does not fit in the tmpfs", id, what, name);
+        unsigned long long size_cap = (unsigned long long) sv.f_blocks * sv.f_frsize;
+        unsigned long long inode_cap = (unsigned long long) sv.f_files;
+        if (sv.f_ffree == 0)
+                return sd_error_set(err, ENOSPC,
+                                    "instance '%s': %s '%s' does not fit: the tmpfs inode cap (nr_inodes=%llu) is used up",
+                                    id, what, name, inode_cap);
+        return sd_error_set(err, ENOSPC,
+                            "instance '%s': %s '%s' does not fit: the tmpfs size cap (size=%llu bytes) is used up; an update needs room for the old and the new generation at once",
+                            id, what, name, size_cap);
+}
+
+static int publish_error(sd_error *err, int code, int rwfd, const char *id, const char *what,
+                         const char *name, const char *action) {
+        code = code < 0 ? -code : code;
+        if (code == ENOSPC || code == EDQUOT)
+                return space_error(err, rwfd, id, what, name);
+        return sd_error_set_errno(err, code, "instance '%s': %s '%s': cannot %s", id, what, name, action);
+}
+
+static int file_write(int genfd, const struct sd_tmpfs_file *file, const struct sd_tmpfs_params *params) {
+        /* 0600 and exclusive until complete; the final mode and owner are
+         * applied to the open fd, so no path is ever re-resolved. */
+        _cleanup_close_ int fd = openat(genfd, file->name,
+                                        O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        if (fd < 0)
+                return -errno;
+        int r = write_all(fd, file->value->data, file->value->len);
+        if (r < 0)
+                return r;
+        /* No fsync: tmpfs has no backing store. */
+        if (fchmod(fd, params->mode) < 0)
+                return -errno;
+        /* The container user may own the file, which would let it chmod the
+         * file writable, but only through a writable mount: it only ever
+         * sees the read-only one. */
+        if (fchown(fd, params->uid, params->gid) < 0)
+                return -errno;
+        return 0;
+}
+
+static bool file_names_contain(const struct sd_tmpfs_file *files, size_t n, const char *name) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(files[i].name, name) == 0)
+                        return true;
+        return false;
+}
+
+/* 0 if the visible link already points where it should, 1 if absent, 2 if
+ * something else (a foreign symlink or a file) has the name. */
+static int name_link_state(int rwfd, const char *name) {
+        char target[NAME_LINK_TARGET_SIZE];
+        ssize_t n = readlinkat(rwfd, name, target, sizeof(target));
+        if (n < 0)
+                return errno == ENOENT ? 1 : 2;
+        if ((size_t) n == sizeof(target))
+                return 2;
+        target[n] = '\0';
+        return strncmp(target, DATA_LINK_PREFIX, strlen(DATA_LINK_PREFIX)) == 0 &&
+                       strcmp(target + strlen(DATA_LINK_PREFIX), name) == 0 ? 0 : 2;
+}
+
+/* Rollback log for publish: before the ..data rename nothing a reader can
+ * reach has changed except new, still dangling name links, so undoing
+ * restores the previous generation exactly. */
+struct publish_progress {
+        int rwfd;                     /* borrowed */
+        const char *generation_dir;
+        const struct sd_tmpfs_file *files;
+        bool *link_created;           /* per file: a new name link was made */
+        size_t n_files;
+        bool made_dir, made_data_tmp, committed;
+};
+
+static void publish_progress_undo(struct publish_progress *p) {
+        if (p->committed)
+                return;
+        int saved = errno;
+        for (size_t i = 0; p->link_created && i < p->n_files; i++)
+                if (p->link_created[i])
+                        (void) unlinkat(p->rwfd, p->files[i].name, 0);
+        if (p->made_data_tmp)
+                (void) unlinkat(p->rwfd, DATA_LINK_TMP, 0);
+        if (p->made_dir)
+                (void) entry_wipe(p->rwfd, p->generation_dir, 0);
+        errno = saved;
+}
+
+/* After the switch: remove names no longer published and every generation
+ * directory but the live one (including leftovers of a crashed publish). */
+static int publish_sweep(int rwfd, const char *live_dir, const struct sd_tmpfs_file *files, size_t n_files,
+                         const char *id, sd_error *err) {
+        int fd = openat(rwfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return sd_error_set_errno(err, errno, "instance '%s': cannot list rw/", id);
+        _cleanup_closedir_ DIR *d = fdopendir(fd);
+        if (!d) {
+                int e = errno;
+                (void) close(fd);
+                return sd_error_set_errno(err, e, "instance '%s': cannot list rw/", id);
+        }
+        int r = 0;
+        for (;;) {
+                errno = 0;
+                struct dirent *de = readdir(d);
+                if (!de) {
+                        if (errno != 0 && r == 0)
+                                r = sd_error_set_errno(err, errno, "instance '%s': cannot list rw/", id);
+                        break;
+                }
+                const char *name = de->d_name;
+                int q = 0;
+                if (name[0] != '.') {
+                        if (!file_names_contain(files, n_files, name))
+                                q = entry_wipe(rwfd, name, 0);
+                } else if (strncmp(name, GENERATION_PREFIX, strlen(GENERATION_PREFIX)) == 0 &&
+                           strcmp(name, live_dir) != 0) {
+                        q = entry_wipe(rwfd, name, 0);
+                }
+                if (q < 0 && r == 0)
+                        r = sd_error_set_errno(err, -q,
+                                               "instance '%s': generation %s is live, but removing the old entry '%s' failed",
+                                               id, live_dir + strlen(GENERATION_PREFIX), name);
+        }
+        return r;
+}
+
+static int data_link_generation(int rwfd, uint64_t *generation_out) {
+        char target[GENERATION_NAME_SIZE + 1];
+        ssize_t n = readlinkat(rwfd, DATA_LINK, target, sizeof(target));
+        if (n < 0) {
+                if (errno == ENOENT) {
+                        *generation_out = 0;
+                        return 0;
+                }
+                /* EINVAL: ..data exists but is not a symlink. */
+                return errno == EINVAL ? -EBADMSG : -errno;
+        }
+        if ((size_t) n >= sizeof(target))
+                return -EBADMSG;
+        target[n] = '\0';
+        return generation_parse(target, generation_out);
+}
+
+int sd_tmpfs_instance_publish(const char *root, const char *id, const struct sd_tmpfs_params *params,
+                              const struct sd_tmpfs_file *files, size_t n_files, uint64_t generation,
+                              sd_error *err) {
+        int r = instance_id_validate(id, err);
+        if (r < 0)
+                return r;
+        if (!params || (n_files > 0 && !files))
+                return sd_error_set(err, EINVAL, "instance '%s': no parameters or files", id);
+        if (params->mode & ~(mode_t) 0777)
+                return sd_error_set(err, EINVAL, "instance '%s': file mode %04o has set-id or sticky bits", id,
+                                    (unsigned) params->mode);
+        if (generation == 0)
+                return sd_error_set(err, EINVAL, "instance '%s': generation 0 is reserved for \"nothing published\"", id);
+        for (size_t i = 0; i < n_files; i++) {
+                const char *name = files[i].name;
+                r = sd_name_validate("file name", name, name ? strlen(name) : 0, err);
+                if (r < 0)
+                        return sd_error_prefix(err, r, "instance '%s'", id);
+                if (!files[i].value || (!files[i].value->data && files[i].value->len > 0))
+                        return sd_error_set(err, EINVAL, "instance '%s': file '%s' has no value", id, name);
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(files[j].name, name) == 0)
+                                return sd_error_set(err, EINVAL, "instance '%s': file name '%s' given twice", id, name);
+        }
+
+        _cleanup_close_ int rootfd = root_open(root, false, err);
+        if (rootfd < 0)
+                return rootfd;
+        _cleanup_close_ int idfd = instance_open(rootfd, id, err);
+        if (idfd < 0)
+                return idfd;
+        r = instance_lock(idfd, id, err);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int rwfd = rw_open_mounted(idfd, id, err);
+        if (rwfd < 0)
+                return rwfd;
+
+        /* A ..data that is not our symlink to a generation (planted, or
+         * damaged) is replaced by the rename below, never followed; the
+         * current generation is then unknown, so any new one is accepted. */
+        uint64_t current = 0;
+        r = data_link_generation(rwfd, &current);
+        if (r < 0 && r != -EBADMSG)
+                return sd_error_set_errno(err, -r, "instance '%s': cannot read %s", id, DATA_LINK);
+        if (r >= 0 && generation <= current)
+                return sd_error_set(err, ESTALE, "instance '%s': generation %" PRIu64 " is not newer than the current %" PRIu64,
+                                    id, generation, current);
+
+        char generation_dir[GENERATION_NAME_SIZE];
+        generation_name(generation, generation_dir);
+
+        _cleanup_free_ bool *link_created = calloc(n_files ? n_files : 1, sizeof(bool));
+        if (!link_created)
+                return sd_error_set(err, ENOMEM, "instance '%s': out of memory", id);
+
+        /* Leftovers of a publish that crashed before its switch. */
+        (void) unlinkat(rwfd, DATA_LINK_TMP, 0);
+        (void) unlinkat(rwfd, NAME_LINK_TMP, 0);
+        r = entry_wipe(rwfd, generation_dir, 0);
+        if (r < 0)
+                return sd_error_set_errno(err, -r, "instance '%s': cannot remove the leftover %s", id, generation_dir);
+
+        _cleanup_(publish_progress_undo) struct publish_progress progress = {
+                .rwfd = rwfd, .generation_dir = generation_dir, .files = files,
+                .link_created = link_created, .n_files = n_files,
+        };
+
+        /* 0700 while being filled: a container can see the directory
+         * appear (ls -a) but cannot look into a half-written generation. */
+        if (mkdirat(rwfd, generation_dir, 0700) < 0)
+                return publish_error(err, errno, rwfd, id, "generation directory", generation_dir, "create");
+        progress.made_dir = true;
+        _cleanup_close_ int genfd = openat(rwfd, generation_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (genfd < 0)
+                return publish_error(err, errno, rwfd, id, "generation directory", generation_dir, "open");
+
+        for (size_t i = 0; i < n_files; i++) {
+                r = file_write(genfd, &files[i], params);
+                if (r < 0)
+                        return publish_error(err, r, rwfd, id, "file", files[i].name, "write");
+        }
+        /* Root-owned and not writable by the container user, but
+         * traversable so the files' own modes decide who reads them. */
+        if (fchmod(genfd, 0755) < 0)
+                return publish_error(err, errno, rwfd, id, "generation directory", generation_dir, "chmod");
+
+        if (symlinkat(generation_dir, rwfd, DATA_LINK_TMP) < 0)
+                return publish_error(err, errno, rwfd, id, "link", DATA_LINK_TMP, "create");
+        progress.made_data_tmp = true;
+
+        /* Name links go through ..data, so they never change for a name
+         * that stays; new names are linked before the switch (dangling,
+         * so ENOENT, until it) because creating a link needs an inode and
+         * may fail while rollback is still possible. */
+        for (size_t i = 0; i < n_files; i++) {
+                const char *name = files[i].name;
+                int state = name_link_state(rwfd, name);
+                if (state == 0)
+                        continue;
+                char target[NAME_LINK_TARGET_SIZE];
+                (void) snprintf(target, sizeof(target), DATA_LINK_PREFIX "%s", name);
+                if (state == 1) {
+                        if (symlinkat(target, rwfd, name) < 0)
+                                return publish_error(err, errno, rwfd, id, "link", name, "create");
+                        link_created[i] = true;
+                        continue;
+                }
+                /* Something foreign holds the name: rename(2) replaces the
+                 * entry itself and never follows it. */
+                (void) unlinkat(rwfd, NAME_LINK_TMP, 0);
+                if (symlinkat(target, rwfd, NAME_LINK_TMP) < 0)
+                        return publish_error(err, errno, rwfd, id, "link", name, "create");
+                if (renameat(rwfd, NAME_LINK_TMP, rwfd, name) < 0) {
+                        int e = errno;
+                        (void) unlinkat(rwfd, NAME_LINK_TMP, 0);
+                        return publish_error(err, e, rwfd, id, "link", name, "replace");
+                }
+        }
+
+        /* The switch: one rename(2), atomic for every reader. */
+        if (renameat(rwfd, DATA_LINK_TMP, rwfd, DATA_LINK) < 0)
+                return publish_error(err, errno, rwfd, id, "link", DATA_LINK, "replace");
+        progress.committed = true;
+
+        return publish_sweep(rwfd, generation_dir, files, n_files, id, err);
+}
+
+/* ---- destroy ----------------------------------------------------------- */
+
+/* Unmount whatever is stacked on idfd/name.  The path string is walked by
+ * the kernel, but root was checked (ours, not group/other-writable, no
+ * symlink), root/<id> is 0700 and UMOUNT_NOFOLLOW covers the last part. */
+static int unmount_all(int idfd, const char *name, const char *path) {
+        for (unsigned tries = 0;; tries++) {
+                int r = is_mount_root_at(idfd, name);
+                if (r == -ENOENT)
+                        return 0;
+                if (r <= 0)
+                        return r;
+                if (tries >= UNMOUNT_TRIES_MAX)
+                        return -EBUSY;
+                if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL)
+                        return -errno;
+        }
+}
+
+int sd_tmpfs_instance_destroy(const char *root, const char *id, sd_error *err) {
+        int r = instance_id_validate(id, err);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int rootfd = root_open(root, false, err);
+        if (rootfd < 0)
+                return rootfd == -ENOENT ? sd_error_set(err, ENOENT, "instance '%s' does not exist (no root '%s')", id, root)
+                                         : rootfd;
+
+        _cleanup_close_ int idfd = openat(rootfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (idfd < 0) {
+                if (errno == ENOENT)
+                        return sd_error_set(err, ENOENT, "instance '%s' does not exist", id);
+                if (errno != ENOTDIR && errno != ELOOP)
+                        return sd_error_set_errno(err, errno, "instance '%s': cannot open", id);
+                /* Not a directory (a planted symlink): remove the entry
+                 * itself; unlinkat never touches what it points to. */
+                if (unlinkat(rootfd, id, 0) < 0 && errno != ENOENT)
+                        return sd_error_set_errno(err, errno, "instance '%s': cannot remove the non-directory entry", id);
+                return 0;
+        }
+        r = instance_lock(idfd, id, err);
+        if (r < 0)
+                return r;
+
+        _cleanup_free_ char *root_canonical = realpath(root, NULL);
+        if (!root_canonical)
+                return sd_error_set_errno(err, errno, "instance root '%s': cannot resolve", root);
+        _cleanup_free_ char *rw_path = path_join3(root_canonical, id, "rw");
+        _cleanup_free_ char *ro_path = path_join3(root_canonical, id, "ro");
+        if (!rw_path || !ro_path)
+                return sd_error_set(err, ENOMEM, "instance '%s': out of memory", id);
+
+        /* Wipe through rw/ while it is mounted.  A running container keeps
+         * its bind of the tmpfs alive after we unmount ours, so the files
+         * must be zeroed and gone before, or the plaintext would outlive
+         * the instance for as long as the container does.  If this fails,
+         * nothing is unmounted: a retry can still reach the files. */
+        _cleanup_close_ int rwfd = openat(idfd, "rw", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct statfs sfs;
+        if (rwfd >= 0 && is_mount_root_at(rwfd, "") == 1 && fstatfs(rwfd, &sfs) >= 0 && sfs.f_type == TMPFS_MAGIC) {
+                r = tree_wipe(rwfd, 0);
+                if (r < 0)
+                        return sd_error_set_errno(err, -r, "instance '%s': cannot wipe its files; left mounted", id);
+        }
+
+        /* ro/ first: it is what dockerd was given. */
+        r = unmount_all(idfd, "ro", ro_path);
+        if (r < 0)
+                return sd_error_set_errno(err, -r, "instance '%s': cannot unmount ro/", id);
+        r = unmount_all(idfd, "rw", rw_path);
+        if (r < 0)
+                return sd_error_set_errno(err, -r, "instance '%s': cannot unmount rw/", id);
+
+        /* Removes rw/ and ro/ and anything else found, including files
+         * that ended up in the directories underneath the mounts. */
+        r = tree_wipe(idfd, 0);
+        if (r < 0)
+                return sd_error_set_errno(err, -r, "instance '%s': cannot remove its directories", id);
+        if (unlinkat(rootfd, id, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                return sd_error_set_errno(err, errno, "instance '%s': cannot remove its directory", id);
+        return 0;
+}
+
+/* ---- queries ----------------------------------------------------------- */
+
+int sd_tmpfs_instance_ro_path(const char *root, const char *id, char **ro_path_out) {
+        int r = instance_id_validate(id, NULL);
+        if (r < 0)
+                return r;
+        if (!root || !*root)
+                return -EINVAL;
+        _cleanup_free_ char *root_canonical = realpath(root, NULL);
+        if (!root_canonical)
+                return -errno;
+        char *p = path_join3(root_canonical, id, "ro");
+        if (!p)
+                return -ENOMEM;
+        *ro_path_out = p;
+        return 0;
+}
+
+void sd_tmpfs_ids_free(char **ids, size_t n) {
+        for (size_t i = 0; ids && i < n; i++)
+                free(ids[i]);
+        free(ids);
+}
+
+static int ids_compare(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+struct id_list {
+        char **ids;
+        size_t n, cap;
+};
+
+static void id_list_done(struct id_list *l) {
+        sd_tmpfs_ids_free(l->ids, l->n);
+}
+
+int sd_tmpfs_instance_list(const char *root, char ***ids_out, size_t *n_out, sd_error *err) {
+        _cleanup_close_ int rootfd = root_open(root, false, err);
+        if (rootfd == -ENOENT) {
+                /* Nothing was ever created (fresh boot): nothing to adopt. */
+                sd_error_clear(err);
+                *ids_out = NULL;
+                *n_out = 0;
+                return 0;
+        }
+        if (rootfd < 0)
+                return rootfd;
+
+        int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return sd_error_set_errno(err, errno, "instance root '%s': cannot list", root);
+        _cleanup_closedir_ DIR *d = fdopendir(fd);
+        if (!d) {
+                int e = errno;
+                (void) close(fd);
+                return sd_error_set_errno(err, e, "instance root '%s': cannot list", root);
+        }
+
+        _cleanup_(id_list_done) struct id_list list = { 0 };
+        for (;;) {
+                errno = 0;
+                struct dirent *de = readdir(d);
+                if (!de) {
+                        if (errno != 0)
+                                return sd_error_set_errno(err, errno, "instance root '%s': cannot list", root);
+                        break;
+                }
+                struct stat st;
+                if (instance_id_validate(de->d_name, NULL) < 0 ||
+                    fstatat(rootfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+                        continue;
+                if (list.n == list.cap) {
+                        size_t cap = list.cap ? list.cap * 2 : 8;
+                        char **bigger = realloc(list.ids, cap * sizeof(char *));
+                        if (!bigger)
+                                return sd_error_set(err, ENOMEM, "instance root '%s': out of memory", root);
+                        list.ids = bigger;
+                        list.cap = cap;
+                }
+                list.ids[list.n] = strdup(de->d_name);
+                if (!list.ids[list.n])
+                        return sd_error_set(err, ENOMEM, "instance root '%s': out of memory", root);
+                list.n++;
+        }
+        if (list.n > 0)
+                qsort(list.ids, list.n, sizeof(char *), ids_compare);
+        *n_out = list.n;
+        list.n = 0;
+        *ids_out = steal_pointer(&list.ids);
+        return 0;
+}
+
+/* mountinfo escapes ' ', '\t', '\n' and '\\' in paths as \ooo. */
+static void mountinfo_unescape(char *s) {
+        char *w = s;
+        for (const char *p = s; *p;) {
+                if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
+                    p[3] <= '7') {
+                        *w++ = (char) (((p[1] - '0') << 6) | ((p[2] - '0') << 3) | (p[3] - '0'));
+                        p += 4;
+                } else {
+                        *w++ = *p++;
+                }
+        }
+        *w = '\0';
+}
+
+static bool option_present(const char *options, const char *option) {
+        size_t len = strlen(option);
+        for (const char *p = options; p && *p;) {
+                const char *comma = strchr(p, ',');
+                size_t n = comma ? (size_t) (comma - p) : strlen(p);
+                if (n == len && strncmp(p, option, len) == 0)
+                        return true;
+                p = comma ? comma + 1 : NULL;
+        }
+        return false;
+}
+
+struct mount_seen {
+        bool found, tmpfs, read_only;
+        char device[32];
+};
+
+/* The last line for a mount point is the mount on top, the one a path
+ * lookup reaches. */
+static void mountinfo_line(char *line, const char *rw_path, const char *ro_path, struct mount_seen *rw,
+                           struct mount_seen *ro) {
+        char *save = NULL, *tok, *field[6] = { 0 };
+        size_t i = 0;
+        while (i < 6 && (tok = strtok_r(i == 0 ? line : NULL, " \n", &save)))
+                field[i++] = tok;
+        if (i < 6)
+                return;
+        /* After the optional fields: "- fstype source superoptions". */
+        char *fstype = NULL;
+        while ((tok = strtok_r(NULL, " \n", &save)))
+                if (strcmp(tok, "-") == 0) {
+                        fstype = strtok_r(NULL, " \n", &save);
+                        break;
+                }
+        mountinfo_unescape(field[4]);
+        struct mount_seen *seen = strcmp(field[4], rw_path) == 0 ? rw : strcmp(field[4], ro_path) == 0 ? ro : NULL;
+        if (!seen)
+                return;
+        seen->found = true;
+        seen->tmpfs = fstype && strcmp(fstype, "tmpfs") == 0 && strcmp(field[3], "/") == 0;
+        seen->read_only = option_present(field[5], "ro");
+        (void) snprintf(seen->device, sizeof(seen->device), "%s", field[2]);
+}
+
+int sd_tmpfs_instance_is_mounted(const char *root, const char *id) {
+        int r = instance_id_validate(id, NULL);
+        if (r < 0)
+                return r;
+        if (!root || !*root)
+                return -EINVAL;
+        /* mountinfo shows canonical paths (/var/run/x appears as /run/x). */
+        _cleanup_free_ char *root_canonical = realpath(root, NULL);
+        if (!root_canonical)
+                return errno == ENOENT ? 0 : -errno;
+        _cleanup_free_ char *rw_path = path_join3(root_canonical, id, "rw");
+        _cleanup_free_ char *ro_path = path_join3(root_canonical, id, "ro");
+        if (!rw_path || !ro_path)
+                return -ENOMEM;
+
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return -errno;
+        struct mount_seen rw = { 0 }, ro = { 0 };
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
+        errno = 0;
+        while (getline(&line, &cap, f) >= 0)
+                mountinfo_line(line, rw_path, ro_path, &rw, &ro);
+        if (ferror(f))
+                return errno ? -errno : -EIO;
+
+        return rw.found && rw.tmpfs && !rw.read_only && ro.found && ro.tmpfs && ro.read_only &&
+                       strcmp(rw.device, ro.device) == 0 ? 1 : 0;
+}
+
+int sd_tmpfs_instance_generation(const char *root, const char *id, uint64_t *generation_out) {
+        int r = instance_id_validate(id, NULL);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int rootfd = root_open(root, false, NULL);
+        if (rootfd < 0)
+                return rootfd;
+        _cleanup_close_ int idfd = instance_open(rootfd, id, NULL);
+        if (idfd < 0)
+                return idfd;
+        _cleanup_close_ int rwfd = rw_open_mounted(idfd, id, NULL);
+        if (rwfd < 0)
+                return rwfd;
+        uint64_t generation;
+        r = data_link_generation(rwfd, &generation);
+        if (r < 0)
+                return r;
+        *generation_out = generation;
+        return 0;
+}
