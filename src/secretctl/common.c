@@ -67,6 +67,13 @@ int ctl_parse_options(struct ctl_context *ctx, const struct ctl_verb *verb, int 
                                 sd_escape_for_message(bad, strcspn(bad, "="), shown, sizeof(shown));
                         if (opt == ':')
                                 return ctl_usage_error(ctx, verb->name, "option '%s' needs a value", shown);
+                        /* getopt_long reports "--json=x" as '?' too. */
+                        if (strncmp(bad, "--", 2) == 0 && strchr(bad, '='))
+                                for (size_t i = 0; i < n_long + 1; i++)
+                                        if (strlen(all[i].name) == strcspn(bad + 2, "=") &&
+                                            strncmp(all[i].name, bad + 2, strlen(all[i].name)) == 0)
+                                                return ctl_usage_error(ctx, verb->name,
+                                                                       "option '%s' takes no value", shown);
                         return ctl_usage_error(ctx, verb->name, "unknown option '%s'", shown);
                 }
                 int r = on_option ? on_option(ctx, opt, optarg, userdata) : -EINVAL;

@@ -273,6 +273,5 @@ const struct ctl_verb ctl_verb_put = {
         "  2  usage error, invalid name, empty value, value too large, the two\n"
         "     typed values differ, or an extra argument (values never come from argv)\n"
         "  3  no identity; run 'secretctl keygen'\n"
-        "  4  concurrent writers kept winning after every retry\n"
-        "  5  the stored versions do not verify\n",
+        "  4  concurrent writers kept winning after every retry\n",
 };
