@@ -2,30 +2,45 @@
 #pragma once
 
 /*
- * Per-mount tmpfs instances (design.md points 2 and 3).
+ * Per-mount tmpfs instances (design.md points 2 and 3; docs/tmpfs.md).
  *
- * Under a root-only state directory `root` (e.g. /run/secretd/instances,
- * mode 0700), instance `id` (dockerd's 64-hex Mount ID) is:
+ * Under a root-only state directory `root` (e.g. /run/secretd/instances:
+ * owned by us, not group/other-writable, not a symlink; created 0700 if
+ * missing), instance `id` (dockerd's 64-hex Mount ID; any 1..128 bytes of
+ * [A-Za-z0-9_.-] not starting with '.') is:
  *
  *   root/<id>/            0700, root-only
  *   root/<id>/rw/         tmpfs: size=, nr_inodes=, mode=0755, noexec,nosuid,nodev
+ *                         (+noswap where the kernel has it, 6.4+); source "secretd"
  *                         the agent writes through this view
- *   root/<id>/ro/         a bind of rw/, remounted read-only (+nosuid,nodev,noexec);
- *                         this is the path Mount returns to dockerd
+ *   root/<id>/ro/         a clone of rw/, made read-only (+nosuid,nodev,noexec)
+ *                         before it is attached; this is the path Mount returns
+ *                         to dockerd.  Both mounts are private (no propagation).
  *
  * Inside rw/ (the Kubernetes "atomic writer" layout):
- *   ..<generation>/NAME   the files, written 0600 then fchmod/fchown'ed to the
- *                         asked mode/owner before being made visible
- *   ..data -> ..<gen>     one symlink, replaced by rename(2) for each update
+ *   ..g<20 digits>/NAME   generation directory ("..g00000000000000000007"),
+ *                         root-owned 0755; the files, written 0600 then
+ *                         fchmod/fchown'ed to the asked mode/owner
+ *   ..data -> ..g<...>    one symlink, replaced by rename(2) for each update
  *   NAME -> ..data/NAME   one relative symlink per visible file
  *
- * An update writes a complete new ..<gen> directory, renames a fresh
+ * An update writes a complete new generation directory, renames a fresh
  * symlink over ..data (one atomic step a reader cannot observe half-done),
- * then overwrites and removes the old directory.  Generations increase.
+ * then zeroes and removes the old directory.  A reader that wants several
+ * files from one generation opens "..data" once (a directory fd) and
+ * reads them relative to it; opening NAME by NAME can straddle an update.
+ * A reader holding a file of a superseded generation open reads zeros.
  *
- * All functions need CAP_SYS_ADMIN (mount) and work fd-relative below root
- * without following symlinks.  None of them keeps plaintext: values are
- * written from the caller's sd_secret and nothing is copied.
+ * All functions need CAP_SYS_ADMIN (mount) for create/destroy and work
+ * fd-relative below root without following symlinks.  Calls on the same
+ * instance serialise on an flock(2) of root/<id> (threads included).  None
+ * of them keeps plaintext: values are written from the caller's sd_secret
+ * and nothing is copied.
+ *
+ * Sizing: an update holds the old and the new generation at once, so
+ * size_bytes must fit twice the files (each rounded up to a page), and
+ * nr_inodes must be at least 3 * n + 5 for n files (root, ..data, the
+ * temporary link, two generation directories, 2n files, n links).
  */
 
 #include <stddef.h>
@@ -44,40 +59,66 @@ struct sd_tmpfs_params {
 };
 
 struct sd_tmpfs_file {
-        const char *name;                 /* visible file name, validated by caller */
+        const char *name;                 /* visible file name; checked with sd_name_validate() */
         const struct sd_secret *value;
 };
 
-/* Create instance id: directories, tmpfs, read-only bind.  -EEXIST if the
- * instance already exists.  *ro_path_out (malloc()ed) is the path to hand to
- * dockerd.  On failure nothing is left mounted or created. */
+/* Create instance id: directories, tmpfs, read-only view.  *ro_path_out
+ * (malloc()ed, absolute, with root's symlinks resolved) is the path to hand
+ * to dockerd.  size_bytes and nr_inodes must be non-zero (tmpfs reads 0 as
+ * unlimited); uid/gid/mode are not used here.
+ * -EINVAL bad id or caps; -EEXIST root/<id> exists (also as a symlink);
+ * -ELOOP root is a symlink; -EPERM root not ours or group/other-writable.
+ * On failure nothing is left mounted or created (root itself may remain). */
 int sd_tmpfs_instance_create(const char *root, const char *id, const struct sd_tmpfs_params *params,
                              char **ro_path_out, sd_error *err);
 
-/* Publish a complete new set of files as generation `generation` (must be
- * greater than the current one), swapping ..data atomically and wiping the
- * previous generation.  Names present before but absent now disappear.
- * -ENOSPC (with a message naming the cap) if the files do not fit. */
+/* Publish a complete new set of files (n_files may be 0) as generation
+ * `generation`, swapping ..data atomically and wiping the previous
+ * generation.  Names present before but absent now disappear.  Each file
+ * gets params->mode (permission bits only) and uid/gid ((uid_t) -1 keeps
+ * root).  A ..data or NAME entry that is not ours is replaced by rename(2),
+ * never followed.
+ * -EINVAL bad id, name, mode, duplicate name or generation 0;
+ * -ESTALE generation not greater than the current one;
+ * -ENOSPC the files do not fit (message names the instance, the file and
+ *   the cap: "size=N bytes" or "nr_inodes=N");
+ * -ENOTCONN rw/ is not a mounted tmpfs (never writes to the disk below);
+ * -ENOENT/-ENOTDIR no such instance.
+ * On failure before the switch the previous generation stays complete and
+ * visible.  A failure after it (removing old entries) is reported with a
+ * message saying the new generation is live. */
 int sd_tmpfs_instance_publish(const char *root, const char *id, const struct sd_tmpfs_params *params,
                               const struct sd_tmpfs_file *files, size_t n_files, uint64_t generation,
                               sd_error *err);
 
-/* Overwrite every file with zeros, unlink, unmount ro/ and rw/
- * (MNT_DETACH|UMOUNT_NOFOLLOW), remove the directories.  -ENOENT if no such
- * instance; idempotent otherwise (a half-torn-down instance is finished). */
+/* Overwrite every file with zeros and unlink it (while rw/ is still
+ * mounted: a running container's bind outlives our unmount), unmount ro/
+ * and rw/ (MNT_DETACH|UMOUNT_NOFOLLOW), remove the directories.  -ENOENT
+ * only if root/<id> does not exist at all; anything else is finished (ro/
+ * or rw/ already unmounted, directories without mounts, a symlink planted
+ * as root/<id> is removed without being followed).  If wiping fails nothing
+ * is unmounted, so a retry can still reach the files. */
 int sd_tmpfs_instance_destroy(const char *root, const char *id, sd_error *err);
 
-/* The path returned by create, recomputed (malloc()ed). */
+/* The path returned by create, recomputed (malloc()ed).  -EINVAL bad id;
+ * -ENOENT if root does not exist (it is resolved with realpath(3)). */
 int sd_tmpfs_instance_ro_path(const char *root, const char *id, char **ro_path_out);
 
-/* Ids of all instances under root (for adoption after a restart), malloc()ed
- * array of malloc()ed strings. */
+/* Ids of all instances under root (for adoption after a restart), sorted,
+ * as a malloc()ed array of malloc()ed strings; entries that are not
+ * directories or not valid ids are skipped.  A missing root gives 0 ids
+ * (*ids_out NULL).  Free with sd_tmpfs_ids_free(). */
 int sd_tmpfs_instance_list(const char *root, char ***ids_out, size_t *n_out, sd_error *err);
 void sd_tmpfs_ids_free(char **ids, size_t n);
 
-/* Is the instance fully mounted (rw tmpfs and ro bind present in
- * /proc/self/mountinfo)? 1 yes, 0 no, negative on error. */
+/* Is the instance fully mounted (rw tmpfs and a read-only ro view of the
+ * same tmpfs on top of their mount points in /proc/self/mountinfo, paths
+ * matched exactly after unescaping)? 1 yes, 0 no (also: no such instance
+ * or root), negative on error (-EINVAL bad id). */
 int sd_tmpfs_instance_is_mounted(const char *root, const char *id);
 
-/* Current generation of an instance (0 if none published yet). */
+/* Current generation of an instance (0 if none published yet).
+ * -EBADMSG if ..data is not a symlink to a generation directory (publish
+ * repairs that); -ENOTCONN if rw/ is not mounted; -ENOENT no instance. */
 int sd_tmpfs_instance_generation(const char *root, const char *id, uint64_t *generation_out);
