@@ -1,3 +1,1766 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Placeholder: being written. */
-#include "secretd/error.h"
+/*
+ * Docker Engine API client: pure parsers for what dockerd sends, and the I/O
+ * that fetches it over the unix socket with libcurl.  See
+ * include/secretd/docker.h for the contract and docs/docker-client.md for the
+ * dockerd behaviour it relies on.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "secretd/cleanup.h"
+#include "secretd/docker.h"
+#include "secretd/names.h"
+
+/* ------------------------------------------------------------------------
+ * Small helpers
+ * ---------------------------------------------------------------------- */
+
+static inline void sd_curl_easy_cleanupp(CURL **h) {
+        if (*h)
+                curl_easy_cleanup(*h);
+}
+#define _cleanup_curl_ _cleanup_(sd_curl_easy_cleanupp)
+
+static inline void sd_curl_freep(char **p) {
+        if (*p)
+                curl_free(*p);
+}
+#define _cleanup_curl_free_ _cleanup_(sd_curl_freep)
+
+/* Concatenate NUL-terminated strings (list ends with NULL) into a malloc()ed
+ * string; NULL when out of memory. */
+static char *str_join(const char *first, ...) {
+        va_list ap;
+        size_t total = 0;
+        va_start(ap, first);
+        for (const char *s = first; s; s = va_arg(ap, const char *))
+                total += strlen(s);
+        va_end(ap);
+
+        char *out = malloc(total + 1), *p = out;
+        if (!out)
+                return NULL;
+        va_start(ap, first);
+        for (const char *s = first; s; s = va_arg(ap, const char *)) {
+                size_t l = strlen(s);
+                memcpy(p, s, l);
+                p += l;
+        }
+        va_end(ap);
+        *p = '\0';
+        return out;
+}
+
+/* Printable ASCII rendering of untrusted bytes, keeping quotes and
+ * backslashes (unlike sd_escape_for_message) since Docker's messages and
+ * exec command lines are full of them.  Returns true if out holds the input
+ * verbatim (nothing escaped, nothing cut). */
+static bool render_printable(const char *in, size_t len, char *out, size_t out_size) {
+        size_t o = 0;
+        bool exact = true;
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char) in[i];
+                char piece[5];
+                if (c >= 0x20 && c < 0x7f) {
+                        piece[0] = (char) c;
+                        piece[1] = '\0';
+                } else {
+                        (void) snprintf(piece, sizeof(piece), "\\x%02x", c);
+                        exact = false;
+                }
+                size_t pl = strlen(piece);
+                if (o + pl + 4 > out_size) {
+                        if (o + 4 <= out_size) {
+                                memcpy(out + o, "...", 3);
+                                o += 3;
+                        }
+                        exact = false;
+                        break;
+                }
+                memcpy(out + o, piece, pl);
+                o += pl;
+        }
+        out[o] = '\0';
+        return exact;
+}
+
+static bool is_hex64(const char *s, size_t len) {
+        if (len != SD_DOCKER_CONTAINER_ID_LEN)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return false;
+        return true;
+}
+
+/* Decimal integer in [min, max], optional leading '-', nothing else. */
+static bool parse_decimal(const char *s, size_t len, long long min, long long max, long long *out) {
+        size_t i = 0;
+        bool negative = false;
+        long long v = 0;
+        if (len > 0 && s[0] == '-') {
+                negative = true;
+                i = 1;
+        }
+        if (i == len || len - i > 18)
+                return false;
+        for (; i < len; i++) {
+                if (s[i] < '0' || s[i] > '9')
+                        return false;
+                v = v * 10 + (s[i] - '0');
+        }
+        if (negative)
+                v = -v;
+        if (v < min || v > max)
+                return false;
+        *out = v;
+        return true;
+}
+
+static void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
+static int64_t now_ms(void) {
+        struct timespec ts;
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------------
+ * Field access with messages naming the field.
+ *
+ * `what` names the document ("docker event"), `prefix` the path down to the
+ * object ("Actor.Attributes." or "[2].Mounts[0]."), `key` the member.
+ * ---------------------------------------------------------------------- */
+
+struct where {
+        const char *what;
+        const char *prefix;
+};
+
+SD_PRINTF(4, 5)
+static int field_error(sd_error *err, const struct where *w, const char *key, const char *fmt, ...) {
+        char reason[256];
+        va_list ap;
+        va_start(ap, fmt);
+        (void) vsnprintf(reason, sizeof(reason), fmt, ap);
+        va_end(ap);
+        return sd_error_set(err, EBADMSG, "%s: field '%s%s': %s", w->what, w->prefix, key, reason);
+}
+
+static const char *json_type_name(const json_t *j) {
+        switch (json_typeof(j)) {
+        case JSON_OBJECT: return "an object";
+        case JSON_ARRAY: return "an array";
+        case JSON_STRING: return "a string";
+        case JSON_INTEGER: return "an integer";
+        case JSON_REAL: return "a real number";
+        case JSON_TRUE: return "true";
+        case JSON_FALSE: return "false";
+        case JSON_NULL: return "null";
+        }
+        return "something else";
+}
+
+static int load_json(const char *what, const char *text, size_t len, json_t **out, sd_error *err) {
+        json_error_t jerr;
+        /* Duplicate keys would let two readers of the same line disagree. */
+        json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root) {
+                char shown[160];
+                (void) render_printable(jerr.text, strnlen(jerr.text, sizeof(jerr.text)), shown,
+                                        sizeof(shown));
+                return sd_error_set(err, EBADMSG, "%s: not valid JSON: %s (line %d, column %d)", what,
+                                    shown, jerr.line, jerr.column);
+        }
+        *out = root;
+        return 0;
+}
+
+enum {
+        STR_REQUIRED = 1 << 0,   /* absent is an error */
+        STR_NONEMPTY = 1 << 1,
+        STR_PRINTABLE = 1 << 2,  /* no control bytes (log and message safety) */
+        STR_NO_SLASH = 1 << 3,
+        STR_HEX64 = 1 << 4,      /* a full container id */
+};
+
+/* Find key in obj as a string.  1 found (*s, *len set), 0 absent (an error
+ * with STR_REQUIRED), negative on a wrong type or failed check. */
+static int get_string(const json_t *obj, const char *key, unsigned flags, size_t max,
+                      const struct where *w, const char **s, size_t *len, sd_error *err) {
+        json_t *v = json_object_get(obj, key);
+        if (!v) {
+                if (flags & STR_REQUIRED)
+                        return field_error(err, w, key, "missing");
+                return 0;
+        }
+        if (!json_is_string(v))
+                return field_error(err, w, key, "expected a string, got %s", json_type_name(v));
+
+        const char *str = json_string_value(v);
+        size_t l = json_string_length(v);
+        if (l > max)
+                return field_error(err, w, key, "%zu bytes long; the limit is %zu", l, max);
+        if ((flags & STR_NONEMPTY) && l == 0)
+                return field_error(err, w, key, "is empty");
+        if ((flags & STR_HEX64) && !is_hex64(str, l)) {
+                char shown[80];
+                (void) render_printable(str, l, shown, sizeof(shown));
+                return field_error(err, w, key, "'%s' is not a container id (64 lowercase hex digits)",
+                                   shown);
+        }
+        for (size_t i = 0; i < l; i++) {
+                unsigned char c = (unsigned char) str[i];
+                /* jansson already refuses NUL bytes (no JSON_ALLOW_NUL). */
+                if ((flags & STR_PRINTABLE) && (c < 0x20 || c == 0x7f))
+                        return field_error(err, w, key, "contains control byte 0x%02x", c);
+                if ((flags & STR_NO_SLASH) && c == '/')
+                        return field_error(err, w, key, "contains '/'");
+        }
+        *s = str;
+        *len = l;
+        return 1;
+}
+
+/* get_string() into a fixed buffer of max+1 bytes; "" when absent. */
+static int copy_string(const json_t *obj, const char *key, unsigned flags, char *dst, size_t max,
+                       const struct where *w, sd_error *err) {
+        const char *s = NULL;
+        size_t l = 0;
+        int r = get_string(obj, key, flags, max, w, &s, &l, err);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                memcpy(dst, s, l);
+        dst[r > 0 ? l : 0] = '\0';
+        return r;
+}
+
+/* get_string() into a malloc()ed copy; NULL when absent. */
+static int dup_string(const json_t *obj, const char *key, unsigned flags, size_t max,
+                      const struct where *w, char **out, sd_error *err) {
+        const char *s = NULL;
+        size_t l = 0;
+        int r = get_string(obj, key, flags, max, w, &s, &l, err);
+        if (r <= 0) {
+                *out = NULL;
+                return r;
+        }
+        char *copy = strndup(s, l);
+        if (!copy)
+                return sd_error_set(err, ENOMEM, "%s: out of memory", w->what);
+        *out = copy;
+        return 1;
+}
+
+static int get_integer(const json_t *obj, const char *key, bool required, long long min,
+                       long long max, const struct where *w, long long *out, sd_error *err) {
+        json_t *v = json_object_get(obj, key);
+        if (!v) {
+                if (required)
+                        return field_error(err, w, key, "missing");
+                return 0;
+        }
+        if (!json_is_integer(v))
+                return field_error(err, w, key, "expected an integer, got %s", json_type_name(v));
+        json_int_t i = json_integer_value(v);
+        if (i < min || i > max)
+                return field_error(err, w, key, "%lld is out of range [%lld, %lld]", (long long) i,
+                                   min, max);
+        *out = (long long) i;
+        return 1;
+}
+
+static int get_bool(const json_t *obj, const char *key, const struct where *w, bool *out,
+                    sd_error *err) {
+        json_t *v = json_object_get(obj, key);
+        if (!v)
+                return field_error(err, w, key, "missing");
+        if (!json_is_boolean(v))
+                return field_error(err, w, key, "expected true or false, got %s", json_type_name(v));
+        *out = json_is_true(v);
+        return 0;
+}
+
+/* An object member that may be absent or null (Labels, Attributes): *out is
+ * NULL then. */
+static int get_optional_object(const json_t *obj, const char *key, const struct where *w,
+                               json_t **out, sd_error *err) {
+        json_t *v = json_object_get(obj, key);
+        if (!v || json_is_null(v)) {
+                *out = NULL;
+                return 0;
+        }
+        if (!json_is_object(v))
+                return field_error(err, w, key, "expected an object, got %s", json_type_name(v));
+        *out = v;
+        return 0;
+}
+
+/* The reload-signal label of a label map (container labels, or event
+ * attributes, which carry all labels).  A bad label is recorded, not fatal:
+ * the event or container around it still matters. */
+static int get_reload_signal(const json_t *labels, const struct where *w, int *signo_out,
+                             char *shown, sd_error *err) {
+        *signo_out = 0;
+        shown[0] = '\0';
+        if (!labels)
+                return 0;
+        json_t *v = json_object_get(labels, SD_DOCKER_RELOAD_SIGNAL_LABEL);
+        if (!v)
+                return 0;
+        if (!json_is_string(v))
+                return field_error(err, w, SD_DOCKER_RELOAD_SIGNAL_LABEL, "expected a string, got %s",
+                                   json_type_name(v));
+
+        const char *s = json_string_value(v);
+        size_t l = json_string_length(v);
+        (void) render_printable(s, l, shown, SD_DOCKER_LABEL_SHOWN_MAX + 1);
+        char buf[32];
+        int signo = 0;
+        if (l < sizeof(buf) && memchr(s, '\0', l) == NULL) {
+                memcpy(buf, s, l);
+                buf[l] = '\0';
+                if (sd_docker_signal_from_name(buf, &signo, NULL) < 0)
+                        signo = -EINVAL;
+        } else
+                signo = -EINVAL;
+        *signo_out = signo;
+        return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Line buffer
+ * ---------------------------------------------------------------------- */
+
+void sd_line_buffer_init(struct sd_line_buffer *lb, size_t max_line) {
+        *lb = (struct sd_line_buffer) {
+                .max_line = max_line ? max_line : SD_DOCKER_EVENT_LINE_MAX,
+        };
+}
+
+void sd_line_buffer_done(struct sd_line_buffer *lb) {
+        free(lb->data);
+        lb->data = NULL;
+        lb->len = lb->cap = 0;
+        lb->discarding = false;
+}
+
+size_t sd_line_buffer_pending(const struct sd_line_buffer *lb) {
+        return lb->len;
+}
+
+static int line_overlong(struct sd_line_buffer *lb, size_t seen, sd_line_fn fn, void *userdata) {
+        sd_error why = { 0 };
+        (void) sd_error_set(&why, EMSGSIZE,
+                            "line longer than %zu bytes (%zu bytes and no newline yet); skipped up to the next newline",
+                            lb->max_line, seen);
+        lb->len = 0;
+        return fn(userdata, NULL, seen, &why);
+}
+
+int sd_line_buffer_feed(struct sd_line_buffer *lb, const char *data, size_t len, sd_line_fn fn,
+                        void *userdata, sd_error *err) {
+        while (len > 0) {
+                const char *nl = memchr(data, '\n', len);
+                size_t piece = nl ? (size_t) (nl - data) : len;
+                size_t consumed = nl ? piece + 1 : len;
+                int r = 0;
+
+                if (lb->discarding) {
+                        /* The rest of an over-long line, already reported. */
+                        if (nl)
+                                lb->discarding = false;
+                } else if (lb->len == 0 && nl) {
+                        /* A whole line inside the slice: no copy. */
+                        if (piece > lb->max_line)
+                                r = line_overlong(lb, piece, fn, userdata);
+                        else
+                                r = fn(userdata, data, piece, NULL);
+                } else if (lb->len + piece > lb->max_line) {
+                        size_t seen = lb->len + piece;
+                        lb->discarding = !nl;
+                        r = line_overlong(lb, seen, fn, userdata);
+                } else {
+                        if (lb->len + piece + 1 > lb->cap) {
+                                size_t want = lb->cap ? lb->cap : 1024;
+                                while (want < lb->len + piece + 1)
+                                        want *= 2;
+                                if (want > lb->max_line + 1)
+                                        want = lb->max_line + 1;
+                                char *p = realloc(lb->data, want);
+                                if (!p)
+                                        return sd_error_set(err, ENOMEM,
+                                                            "line buffer: out of memory for a %zu-byte line",
+                                                            lb->len + piece);
+                                lb->data = p;
+                                lb->cap = want;
+                        }
+                        memcpy(lb->data + lb->len, data, piece);
+                        lb->len += piece;
+                        lb->data[lb->len] = '\0';
+                        if (nl) {
+                                size_t l = lb->len;
+                                /* Reset first: fn may fail, and the line is
+                                 * complete either way. */
+                                lb->len = 0;
+                                r = fn(userdata, lb->data, l, NULL);
+                        }
+                }
+                data += consumed;
+                len -= consumed;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Signals
+ * ---------------------------------------------------------------------- */
+
+/* Linux numbers, as dockerd's signal map has them (x86 and arm64 agree). */
+static const struct {
+        const char *name;
+        int signo;
+} signal_table[] = {
+        { "HUP", 1 },     { "INT", 2 },      { "QUIT", 3 },    { "ILL", 4 },    { "TRAP", 5 },
+        { "ABRT", 6 },    { "IOT", 6 },      { "BUS", 7 },     { "FPE", 8 },    { "KILL", 9 },
+        { "USR1", 10 },   { "SEGV", 11 },    { "USR2", 12 },   { "PIPE", 13 },  { "ALRM", 14 },
+        { "TERM", 15 },   { "STKFLT", 16 },  { "CHLD", 17 },   { "CLD", 17 },   { "CONT", 18 },
+        { "STOP", 19 },   { "TSTP", 20 },    { "TTIN", 21 },   { "TTOU", 22 },  { "URG", 23 },
+        { "XCPU", 24 },   { "XFSZ", 25 },    { "VTALRM", 26 }, { "PROF", 27 },  { "WINCH", 28 },
+        { "IO", 29 },     { "POLL", 29 },    { "PWR", 30 },    { "SYS", 31 },
+};
+
+/* dockerd's RTMIN is 34, glibc's SIGRTMIN at run time: they agree on glibc
+ * with NPTL, and dockerd's view is the one that reaches the container. */
+#define DOCKER_SIGRTMIN 34
+#define DOCKER_SIGRTMAX 64
+
+int sd_docker_signal_from_name(const char *name, int *signo_out, sd_error *err) {
+        char shown[48];
+        if (!name || !*name)
+                return sd_error_set(err, EINVAL, "signal name is empty");
+        size_t len = strlen(name);
+        (void) render_printable(name, len, shown, sizeof(shown));
+        if (len > 16)
+                return sd_error_set(err, EINVAL, "signal '%s': not a signal (too long)", shown);
+
+        long long n;
+        if (name[0] >= '0' && name[0] <= '9') {
+                if (!parse_decimal(name, len, 1, DOCKER_SIGRTMAX, &n))
+                        return sd_error_set(err, EINVAL, "signal '%s': numbers must be 1 to %d", shown,
+                                            DOCKER_SIGRTMAX);
+                *signo_out = (int) n;
+                return 0;
+        }
+
+        char upper[17];
+        for (size_t i = 0; i <= len; i++) {
+                char c = name[i];
+                upper[i] = (c >= 'a' && c <= 'z') ? (char) (c - 'a' + 'A') : c;
+        }
+        const char *base = upper;
+        if (strncmp(base, "SIG", 3) == 0)
+                base += 3;
+
+        for (size_t i = 0; i < SD_ARRAY_SIZE(signal_table); i++)
+                if (strcmp(base, signal_table[i].name) == 0) {
+                        *signo_out = signal_table[i].signo;
+                        return 0;
+                }
+
+        int rt = 0;
+        if (strncmp(base, "RTMIN", 5) == 0) {
+                rt = DOCKER_SIGRTMIN;
+                if (base[5] == '+' && parse_decimal(base + 6, strlen(base + 6), 1,
+                                                    DOCKER_SIGRTMAX - DOCKER_SIGRTMIN, &n))
+                        rt += (int) n;
+                else if (base[5] != '\0')
+                        rt = 0;
+        } else if (strncmp(base, "RTMAX", 5) == 0) {
+                rt = DOCKER_SIGRTMAX;
+                if (base[5] == '-' && parse_decimal(base + 6, strlen(base + 6), 1,
+                                                    DOCKER_SIGRTMAX - DOCKER_SIGRTMIN, &n))
+                        rt -= (int) n;
+                else if (base[5] != '\0')
+                        rt = 0;
+        }
+        if (rt > 0) {
+                *signo_out = rt;
+                return 0;
+        }
+        return sd_error_set(err, EINVAL, "signal '%s': unknown signal name", shown);
+}
+
+/* ------------------------------------------------------------------------
+ * Events
+ * ---------------------------------------------------------------------- */
+
+static const struct {
+        const char *name;
+        enum sd_docker_action action;
+} action_table[] = {
+        { "create", SD_DOCKER_ACTION_CREATE },
+        { "start", SD_DOCKER_ACTION_START },
+        { "restart", SD_DOCKER_ACTION_RESTART },
+        { "kill", SD_DOCKER_ACTION_KILL },
+        { "die", SD_DOCKER_ACTION_DIE },
+        { "stop", SD_DOCKER_ACTION_STOP },
+        { "destroy", SD_DOCKER_ACTION_DESTROY },
+        { "rename", SD_DOCKER_ACTION_RENAME },
+        { "pause", SD_DOCKER_ACTION_PAUSE },
+        { "unpause", SD_DOCKER_ACTION_UNPAUSE },
+        { "oom", SD_DOCKER_ACTION_OOM },
+        { "health_status", SD_DOCKER_ACTION_HEALTH_STATUS },
+        { "exec_create", SD_DOCKER_ACTION_EXEC },
+        { "exec_start", SD_DOCKER_ACTION_EXEC },
+        { "exec_die", SD_DOCKER_ACTION_EXEC },
+        { "exec_detach", SD_DOCKER_ACTION_EXEC },
+        { "mount", SD_DOCKER_ACTION_MOUNT },
+        { "unmount", SD_DOCKER_ACTION_UNMOUNT },
+};
+
+static bool is_action_char(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+/* Action is "verb" or "verb: detail" ("health_status: healthy",
+ * "exec_start: sh -c ..."): the verb decides, the detail is informative. */
+static int parse_action(const json_t *root, const struct where *w, struct sd_docker_event *ev,
+                        sd_error *err) {
+        const char *s = NULL;
+        size_t l = 0;
+        /* exec_* details repeat the whole command line: no small bound here,
+         * the line limit bounds it. */
+        int r = get_string(root, "Action", STR_REQUIRED | STR_NONEMPTY, SIZE_MAX, w, &s, &l, err);
+        if (r < 0)
+                return r;
+
+        const char *colon = memchr(s, ':', l);
+        size_t verb_len = colon ? (size_t) (colon - s) : l;
+        char shown[64];
+        if (verb_len == 0 || verb_len > SD_DOCKER_ACTION_MAX) {
+                (void) render_printable(s, l, shown, sizeof(shown));
+                return field_error(err, w, "Action", "'%s' does not start with a verb of 1 to %d characters",
+                                   shown, SD_DOCKER_ACTION_MAX);
+        }
+        for (size_t i = 0; i < verb_len; i++)
+                if (!is_action_char(s[i])) {
+                        (void) render_printable(s, l, shown, sizeof(shown));
+                        return field_error(err, w, "Action", "'%s': the verb may only hold a-z, 0-9, '_' and '-'",
+                                           shown);
+                }
+        memcpy(ev->action_name, s, verb_len);
+        ev->action_name[verb_len] = '\0';
+
+        ev->action = SD_DOCKER_ACTION_OTHER;
+        for (size_t i = 0; i < SD_ARRAY_SIZE(action_table); i++)
+                if (strcmp(ev->action_name, action_table[i].name) == 0)
+                        ev->action = action_table[i].action;
+
+        ev->action_detail[0] = '\0';
+        ev->action_detail_truncated = false;
+        if (colon) {
+                const char *d = colon + 1;
+                size_t dl = l - verb_len - 1;
+                while (dl > 0 && *d == ' ') {
+                        d++;
+                        dl--;
+                }
+                ev->action_detail_truncated =
+                        !render_printable(d, dl, ev->action_detail, sizeof(ev->action_detail));
+        }
+        return 0;
+}
+
+static int parse_attr_decimal(const json_t *attrs, const char *key, long long min, long long max,
+                              const struct where *w, long long *out, sd_error *err) {
+        const char *s = NULL;
+        size_t l = 0;
+        int r = get_string(attrs, key, 0, 32, w, &s, &l, err);
+        if (r <= 0)
+                return r;
+        if (!parse_decimal(s, l, min, max, out)) {
+                char shown[48];
+                (void) render_printable(s, l, shown, sizeof(shown));
+                return field_error(err, w, key, "'%s' is not an integer in [%lld, %lld]", shown, min, max);
+        }
+        return 1;
+}
+
+static int parse_container_attributes(const json_t *attrs, const struct where *w,
+                                      struct sd_docker_event *ev, sd_error *err) {
+        int r;
+        const char *s = NULL;
+        size_t l = 0;
+        long long n = 0;
+
+        r = get_string(attrs, "name", STR_PRINTABLE, SD_DOCKER_NAME_MAX, w, &s, &l, err);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                if (l > 0 && s[0] == '/') {
+                        s++;
+                        l--;
+                }
+                memcpy(ev->name, s, l);
+                ev->name[l] = '\0';
+        }
+
+        r = parse_attr_decimal(attrs, "exitCode", INT_MIN, INT_MAX, w, &n, err);
+        if (r < 0)
+                return r;
+        ev->has_exit_code = r > 0;
+        ev->exit_code = r > 0 ? (int) n : 0;
+
+        r = parse_attr_decimal(attrs, "signal", 1, DOCKER_SIGRTMAX, w, &n, err);
+        if (r < 0)
+                return r;
+        ev->signal = r > 0 ? (int) n : 0;
+
+        return get_reload_signal(attrs, w, &ev->reload_signal, ev->reload_signal_label, err);
+}
+
+static int parse_volume_attributes(const json_t *attrs, const struct where *w,
+                                   struct sd_docker_event *ev, sd_error *err) {
+        bool mount_like = ev->action == SD_DOCKER_ACTION_MOUNT || ev->action == SD_DOCKER_ACTION_UNMOUNT;
+        int r;
+
+        r = copy_string(attrs, "driver", STR_PRINTABLE, ev->driver, SD_DOCKER_DRIVER_MAX, w, err);
+        if (r < 0)
+                return r;
+        /* Without it a mount cannot be tied to a container: exactly what the
+         * agent reads these events for. */
+        r = copy_string(attrs, "container", STR_HEX64 | (mount_like ? STR_REQUIRED : 0),
+                        ev->container_id, SD_DOCKER_CONTAINER_ID_LEN, w, err);
+        if (r < 0)
+                return r;
+        r = copy_string(attrs, "destination", STR_PRINTABLE, ev->destination, SD_DOCKER_PATH_MAX, w,
+                        err);
+        if (r < 0)
+                return r;
+
+        const char *s = NULL;
+        size_t l = 0;
+        r = get_string(attrs, "read/write", 0, 8, w, &s, &l, err);
+        if (r < 0)
+                return r;
+        ev->rw = -1;
+        if (r > 0) {
+                if (l == 4 && memcmp(s, "true", 4) == 0)
+                        ev->rw = 1;
+                else if (l == 5 && memcmp(s, "false", 5) == 0)
+                        ev->rw = 0;
+                else
+                        return field_error(err, w, "read/write", "expected \"true\" or \"false\"");
+        }
+        return 0;
+}
+
+int sd_docker_event_parse(const char *line, size_t len, struct sd_docker_event *out, sd_error *err) {
+        const struct where top = { "docker event", "" };
+        const struct where actor_w = { "docker event", "Actor." };
+        const struct where attr_w = { "docker event", "Actor.Attributes." };
+        _cleanup_json_ json_t *root = NULL;
+        int r;
+
+        r = load_json("docker event", line, len, &root, err);
+        if (r < 0)
+                return r;
+        if (!json_is_object(root))
+                return sd_error_set(err, EBADMSG, "docker event: expected a JSON object, got %s",
+                                    json_type_name(root));
+
+        /* Large (the destination path); built here and copied out only whole. */
+        _cleanup_free_ struct sd_docker_event *ev = calloc(1, sizeof(*ev));
+        if (!ev)
+                return sd_error_set(err, ENOMEM, "docker event: out of memory");
+        ev->rw = -1;
+
+        r = copy_string(root, "Type", STR_REQUIRED | STR_NONEMPTY | STR_PRINTABLE, ev->type_name,
+                        SD_DOCKER_TYPE_MAX, &top, err);
+        if (r < 0)
+                return r;
+        if (strcmp(ev->type_name, "container") == 0)
+                ev->type = SD_DOCKER_EVENT_CONTAINER;
+        else if (strcmp(ev->type_name, "volume") == 0)
+                ev->type = SD_DOCKER_EVENT_VOLUME;
+        else
+                ev->type = SD_DOCKER_EVENT_OTHER;
+
+        r = parse_action(root, &top, ev, err);
+        if (r < 0)
+                return r;
+
+        json_t *actor = json_object_get(root, "Actor");
+        if (!actor)
+                return field_error(err, &top, "Actor", "missing");
+        if (!json_is_object(actor))
+                return field_error(err, &top, "Actor", "expected an object, got %s", json_type_name(actor));
+
+        switch (ev->type) {
+        case SD_DOCKER_EVENT_CONTAINER:
+                r = copy_string(actor, "ID", STR_REQUIRED | STR_HEX64, ev->actor_id,
+                                SD_DOCKER_CONTAINER_ID_LEN, &actor_w, err);
+                break;
+        case SD_DOCKER_EVENT_VOLUME:
+                r = copy_string(actor, "ID", STR_REQUIRED | STR_NONEMPTY | STR_PRINTABLE | STR_NO_SLASH,
+                                ev->actor_id, SD_DOCKER_ID_MAX, &actor_w, err);
+                break;
+        case SD_DOCKER_EVENT_OTHER: {
+                /* Image references and the like: not acted upon, kept for
+                 * messages only. */
+                const char *s = NULL;
+                size_t l = 0;
+                r = get_string(actor, "ID", STR_REQUIRED, SIZE_MAX, &actor_w, &s, &l, err);
+                if (r > 0)
+                        (void) render_printable(s, l, ev->actor_id, sizeof(ev->actor_id));
+                break;
+        }
+        }
+        if (r < 0)
+                return r;
+
+        json_t *attrs = NULL;
+        r = get_optional_object(actor, "Attributes", &actor_w, &attrs, err);
+        if (r < 0)
+                return r;
+        /* Absent and null Attributes read as none. */
+        _cleanup_json_ json_t *no_attrs = NULL;
+        if (!attrs) {
+                attrs = no_attrs = json_object();
+                if (!attrs)
+                        return sd_error_set(err, ENOMEM, "docker event: out of memory");
+        }
+
+        if (ev->type == SD_DOCKER_EVENT_CONTAINER)
+                r = parse_container_attributes(attrs, &attr_w, ev, err);
+        else if (ev->type == SD_DOCKER_EVENT_VOLUME)
+                r = parse_volume_attributes(attrs, &attr_w, ev, err);
+        if (r < 0)
+                return r;
+
+        long long t = 0, tn = 0;
+        r = get_integer(root, "time", true, 0, INT64_MAX / 1000000000, &top, &t, err);
+        if (r < 0)
+                return r;
+        r = get_integer(root, "timeNano", false, 0, INT64_MAX, &top, &tn, err);
+        if (r < 0)
+                return r;
+        ev->time = t;
+        ev->time_nano = r > 0 ? tn : t * 1000000000LL;
+
+        *out = *ev;
+        return 0;
+}
+
+void sd_docker_event_since(const struct sd_docker_event *ev, char since[SD_DOCKER_SINCE_MAX]) {
+        (void) snprintf(since, SD_DOCKER_SINCE_MAX, "%lld.%09lld",
+                        (long long) (ev->time_nano / 1000000000LL),
+                        (long long) (ev->time_nano % 1000000000LL));
+}
+
+/* ------------------------------------------------------------------------
+ * Containers
+ * ---------------------------------------------------------------------- */
+
+static void mounts_free(struct sd_docker_mount *m, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(m[i].name);
+                free(m[i].destination);
+                free(m[i].driver);
+        }
+        free(m);
+}
+
+void sd_docker_container_clear(struct sd_docker_container *c) {
+        if (!c)
+                return;
+        for (size_t i = 0; i < c->n_names; i++)
+                free(c->names[i]);
+        free(c->names);
+        mounts_free(c->mounts, c->n_mounts);
+        *c = (struct sd_docker_container) { 0 };
+}
+
+void sd_docker_container_list_clear(struct sd_docker_container_list *l) {
+        if (!l)
+                return;
+        for (size_t i = 0; i < l->n; i++)
+                sd_docker_container_clear(&l->items[i]);
+        free(l->items);
+        l->items = NULL;
+        l->n = 0;
+}
+
+static enum sd_docker_state state_from_string(const char *s, size_t len) {
+        static const struct {
+                const char *name;
+                enum sd_docker_state state;
+        } states[] = {
+                { "created", SD_DOCKER_STATE_CREATED },       { "running", SD_DOCKER_STATE_RUNNING },
+                { "paused", SD_DOCKER_STATE_PAUSED },         { "restarting", SD_DOCKER_STATE_RESTARTING },
+                { "removing", SD_DOCKER_STATE_REMOVING },     { "exited", SD_DOCKER_STATE_EXITED },
+                { "dead", SD_DOCKER_STATE_DEAD },
+        };
+        for (size_t i = 0; i < SD_ARRAY_SIZE(states); i++)
+                if (strlen(states[i].name) == len && memcmp(states[i].name, s, len) == 0)
+                        return states[i].state;
+        return SD_DOCKER_STATE_UNKNOWN;
+}
+
+static int parse_mount(const json_t *m, const struct where *w, struct sd_docker_mount *out,
+                       sd_error *err) {
+        if (!json_is_object(m))
+                return sd_error_set(err, EBADMSG, "%s: field '%s': expected an object, got %s", w->what,
+                                    w->prefix, json_type_name(m));
+        char prefix[64];
+        (void) snprintf(prefix, sizeof(prefix), "%.60s.", w->prefix);
+        const struct where mw = { w->what, prefix };
+
+        const char *s = NULL;
+        size_t l = 0;
+        int r = get_string(m, "Type", STR_REQUIRED | STR_NONEMPTY, 32, &mw, &s, &l, err);
+        if (r < 0)
+                return r;
+        enum sd_docker_mount_type type = SD_DOCKER_MOUNT_OTHER;
+        if (l == 6 && memcmp(s, "volume", 6) == 0)
+                type = SD_DOCKER_MOUNT_VOLUME;
+        else if (l == 4 && memcmp(s, "bind", 4) == 0)
+                type = SD_DOCKER_MOUNT_BIND;
+        else if (l == 5 && memcmp(s, "tmpfs", 5) == 0)
+                type = SD_DOCKER_MOUNT_TMPFS;
+
+        _cleanup_free_ char *name = NULL, *destination = NULL, *driver = NULL;
+        /* Volume names reach messages and lookups: same rules as in events. */
+        r = dup_string(m, "Name", STR_PRINTABLE | STR_NO_SLASH, SD_DOCKER_NAME_MAX, &mw, &name, err);
+        if (r < 0)
+                return r;
+        if (type == SD_DOCKER_MOUNT_VOLUME && !name)
+                return field_error(err, &mw, "Name", "missing for a volume mount");
+        r = dup_string(m, "Destination", STR_REQUIRED | STR_NONEMPTY | STR_PRINTABLE, SD_DOCKER_PATH_MAX,
+                       &mw, &destination, err);
+        if (r < 0)
+                return r;
+        r = dup_string(m, "Driver", STR_PRINTABLE, SD_DOCKER_DRIVER_MAX, &mw, &driver, err);
+        if (r < 0)
+                return r;
+        bool rw = false;
+        r = get_bool(m, "RW", &mw, &rw, err);
+        if (r < 0)
+                return r;
+
+        /* dockerd sends "Name":"" / "Driver":"" on some bind mounts. */
+        if (name && !*name)
+                name = mfree(name);
+        if (driver && !*driver)
+                driver = mfree(driver);
+
+        *out = (struct sd_docker_mount) {
+                .type = type,
+                .name = steal_pointer(&name),
+                .destination = steal_pointer(&destination),
+                .driver = steal_pointer(&driver),
+                .rw = rw,
+        };
+        return 0;
+}
+
+static int parse_mounts(const json_t *parent, const struct where *w, bool null_ok,
+                        struct sd_docker_mount **out, size_t *n_out, sd_error *err) {
+        json_t *arr = json_object_get(parent, "Mounts");
+        if (!arr)
+                return field_error(err, w, "Mounts", "missing");
+        if (null_ok && json_is_null(arr)) {
+                *out = NULL;
+                *n_out = 0;
+                return 0;
+        }
+        if (!json_is_array(arr))
+                return field_error(err, w, "Mounts", "expected an array, got %s", json_type_name(arr));
+
+        size_t n = json_array_size(arr);
+        struct sd_docker_mount *mounts = n ? calloc(n, sizeof(*mounts)) : NULL;
+        if (n && !mounts)
+                return sd_error_set(err, ENOMEM, "%s: out of memory", w->what);
+        for (size_t i = 0; i < n; i++) {
+                char prefix[64];
+                (void) snprintf(prefix, sizeof(prefix), "%.30sMounts[%zu]", w->prefix, i);
+                const struct where mw = { w->what, prefix };
+                int r = parse_mount(json_array_get(arr, i), &mw, &mounts[i], err);
+                if (r < 0) {
+                        mounts_free(mounts, i);
+                        return r;
+                }
+        }
+        *out = mounts;
+        *n_out = n;
+        return 0;
+}
+
+/* Names: ["/web", "/other/alias"]; stored without the leading '/'. */
+static int add_name(struct sd_docker_container *c, const char *s, size_t l, const struct where *w,
+                    sd_error *err) {
+        if (l > 0 && s[0] == '/') {
+                s++;
+                l--;
+        }
+        char **names = realloc(c->names, (c->n_names + 1) * sizeof(*names));
+        if (!names)
+                return sd_error_set(err, ENOMEM, "%s: out of memory", w->what);
+        c->names = names;
+        names[c->n_names] = strndup(s, l);
+        if (!names[c->n_names])
+                return sd_error_set(err, ENOMEM, "%s: out of memory", w->what);
+        c->n_names++;
+        return 0;
+}
+
+static int parse_list_item(const json_t *item, const struct where *w, struct sd_docker_container *out,
+                           sd_error *err) {
+        if (!json_is_object(item))
+                return sd_error_set(err, EBADMSG, "%s: element '%s': expected an object, got %s",
+                                    w->what, w->prefix, json_type_name(item));
+        char prefix[64];
+        (void) snprintf(prefix, sizeof(prefix), "%.60s.", w->prefix);
+        const struct where iw = { w->what, prefix };
+        _cleanup_docker_container_ struct sd_docker_container c = { 0 };
+        int r;
+
+        r = copy_string(item, "Id", STR_REQUIRED | STR_HEX64, c.id, SD_DOCKER_CONTAINER_ID_LEN, &iw, err);
+        if (r < 0)
+                return r;
+
+        json_t *names = json_object_get(item, "Names");
+        if (!names)
+                return field_error(err, &iw, "Names", "missing");
+        if (!json_is_array(names))
+                return field_error(err, &iw, "Names", "expected an array, got %s", json_type_name(names));
+        for (size_t i = 0; i < json_array_size(names); i++) {
+                json_t *n = json_array_get(names, i);
+                char key[32];
+                (void) snprintf(key, sizeof(key), "Names[%zu]", i);
+                if (!json_is_string(n))
+                        return field_error(err, &iw, key, "expected a string, got %s", json_type_name(n));
+                /* Checked through a one-member view so the message names it. */
+                const char *s = json_string_value(n);
+                size_t l = json_string_length(n);
+                if (l > SD_DOCKER_NAME_MAX + 1)
+                        return field_error(err, &iw, key, "%zu bytes long; the limit is %d", l,
+                                           SD_DOCKER_NAME_MAX + 1);
+                for (size_t k = 0; k < l; k++)
+                        if ((unsigned char) s[k] < 0x20 || s[k] == 0x7f)
+                                return field_error(err, &iw, key, "contains control byte 0x%02x",
+                                                   (unsigned char) s[k]);
+                r = add_name(&c, s, l, w, err);
+                if (r < 0)
+                        return r;
+        }
+
+        const char *s = NULL;
+        size_t l = 0;
+        r = get_string(item, "State", STR_REQUIRED, 32, &iw, &s, &l, err);
+        if (r < 0)
+                return r;
+        c.state = state_from_string(s, l);
+        c.running = c.state == SD_DOCKER_STATE_RUNNING || c.state == SD_DOCKER_STATE_PAUSED ||
+                    c.state == SD_DOCKER_STATE_RESTARTING;
+
+        json_t *labels = NULL;
+        r = get_optional_object(item, "Labels", &iw, &labels, err);
+        if (r < 0)
+                return r;
+        char lprefix[96];
+        (void) snprintf(lprefix, sizeof(lprefix), "%.60sLabels.", prefix);
+        const struct where lw = { w->what, lprefix };
+        r = get_reload_signal(labels, &lw, &c.reload_signal, c.reload_signal_label, err);
+        if (r < 0)
+                return r;
+
+        r = parse_mounts(item, &iw, false, &c.mounts, &c.n_mounts, err);
+        if (r < 0)
+                return r;
+
+        *out = c;
+        c = (struct sd_docker_container) { 0 };
+        return 0;
+}
+
+int sd_docker_containers_parse(const char *json, size_t len, struct sd_docker_container_list *out,
+                               sd_error *err) {
+        const char *what = "docker containers";
+        _cleanup_json_ json_t *root = NULL;
+        int r = load_json(what, json, len, &root, err);
+        if (r < 0)
+                return r;
+        if (!json_is_array(root))
+                return sd_error_set(err, EBADMSG, "%s: expected a JSON array, got %s", what,
+                                    json_type_name(root));
+
+        _cleanup_docker_container_list_ struct sd_docker_container_list list = { 0 };
+        size_t n = json_array_size(root);
+        if (n > 0) {
+                list.items = calloc(n, sizeof(*list.items));
+                if (!list.items)
+                        return sd_error_set(err, ENOMEM, "%s: out of memory for %zu containers", what, n);
+        }
+        for (size_t i = 0; i < n; i++) {
+                char prefix[64];
+                (void) snprintf(prefix, sizeof(prefix), "[%zu]", i);
+                const struct where w = { what, prefix };
+                r = parse_list_item(json_array_get(root, i), &w, &list.items[i], err);
+                if (r < 0)
+                        return r;
+                list.n = i + 1;
+        }
+        *out = list;
+        list = (struct sd_docker_container_list) { 0 };
+        return 0;
+}
+
+int sd_docker_container_inspect_parse(const char *json, size_t len, struct sd_docker_container *out,
+                                      sd_error *err) {
+        const char *what = "docker inspect";
+        const struct where top = { what, "" };
+        const struct where state_w = { what, "State." };
+        const struct where config_w = { what, "Config." };
+        const struct where labels_w = { what, "Config.Labels." };
+        _cleanup_json_ json_t *root = NULL;
+        _cleanup_docker_container_ struct sd_docker_container c = { 0 };
+        const char *s = NULL;
+        size_t l = 0;
+        int r;
+
+        r = load_json(what, json, len, &root, err);
+        if (r < 0)
+                return r;
+        if (!json_is_object(root))
+                return sd_error_set(err, EBADMSG, "%s: expected a JSON object, got %s", what,
+                                    json_type_name(root));
+
+        r = copy_string(root, "Id", STR_REQUIRED | STR_HEX64, c.id, SD_DOCKER_CONTAINER_ID_LEN, &top, err);
+        if (r < 0)
+                return r;
+        r = get_string(root, "Name", STR_REQUIRED | STR_PRINTABLE, SD_DOCKER_NAME_MAX + 1, &top, &s, &l,
+                       err);
+        if (r < 0)
+                return r;
+        r = add_name(&c, s, l, &top, err);
+        if (r < 0)
+                return r;
+
+        json_t *state = json_object_get(root, "State");
+        if (!state)
+                return field_error(err, &top, "State", "missing");
+        if (!json_is_object(state))
+                return field_error(err, &top, "State", "expected an object, got %s", json_type_name(state));
+        r = get_string(state, "Status", STR_REQUIRED, 32, &state_w, &s, &l, err);
+        if (r < 0)
+                return r;
+        c.state = state_from_string(s, l);
+        r = get_bool(state, "Running", &state_w, &c.running, err);
+        if (r < 0)
+                return r;
+        long long pid = 0;
+        r = get_integer(state, "Pid", true, 0, INT_MAX, &state_w, &pid, err);
+        if (r < 0)
+                return r;
+        c.pid = (int) pid;
+        r = copy_string(state, "StartedAt", STR_REQUIRED | STR_PRINTABLE, c.started_at,
+                        SD_DOCKER_TIMESTAMP_MAX, &state_w, err);
+        if (r < 0)
+                return r;
+
+        json_t *config = json_object_get(root, "Config");
+        if (!config)
+                return field_error(err, &top, "Config", "missing");
+        if (!json_is_object(config))
+                return field_error(err, &top, "Config", "expected an object, got %s", json_type_name(config));
+        json_t *labels = NULL;
+        r = get_optional_object(config, "Labels", &config_w, &labels, err);
+        if (r < 0)
+                return r;
+        r = get_reload_signal(labels, &labels_w, &c.reload_signal, c.reload_signal_label, err);
+        if (r < 0)
+                return r;
+
+        r = parse_mounts(root, &top, true, &c.mounts, &c.n_mounts, err);
+        if (r < 0)
+                return r;
+
+        *out = c;
+        c = (struct sd_docker_container) { 0 };
+        return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * HTTP errors
+ * ---------------------------------------------------------------------- */
+
+static const char *status_text(long status) {
+        switch (status) {
+        case 400: return "Bad Request";
+        case 401: return "Unauthorized";
+        case 403: return "Forbidden";
+        case 404: return "Not Found";
+        case 409: return "Conflict";
+        case 500: return "Internal Server Error";
+        case 503: return "Service Unavailable";
+        default: return "unexpected status";
+        }
+}
+
+int sd_docker_error_from_response(const char *method, const char *path, long status,
+                                  const char *body, size_t len, sd_error *err) {
+        int code;
+        switch (status) {
+        case 400: code = EINVAL; break;
+        case 401:
+        case 403: code = EACCES; break;
+        case 404: code = ENOENT; break;
+        case 409: code = EBUSY; break;
+        default: code = EPROTO; break;
+        }
+
+        char shown[320];
+        const char *message = status_text(status);
+        json_error_t jerr;
+        _cleanup_json_ json_t *root = body && len ? json_loadb(body, len, 0, &jerr) : NULL;
+        json_t *m = root && json_is_object(root) ? json_object_get(root, "message") : NULL;
+        if (m && json_is_string(m) && json_string_length(m) > 0) {
+                (void) render_printable(json_string_value(m), json_string_length(m), shown, sizeof(shown));
+                message = shown;
+        }
+        return sd_error_set(err, code, "docker: %s %s: %ld %s", method, path, status, message);
+}
+
+/* ------------------------------------------------------------------------
+ * Client
+ * ---------------------------------------------------------------------- */
+
+struct sd_docker {
+        char socket_path[SD_DOCKER_SOCKET_PATH_MAX + 1];
+        long connect_ms;
+        long request_ms;
+};
+
+int sd_docker_new(const char *host, struct sd_docker **out, sd_error *err) {
+        const char *path = host ? host : SD_DOCKER_DEFAULT_SOCKET;
+        char shown[160];
+
+        if (strncmp(path, "unix://", 7) == 0)
+                path += 7;
+        else if (strstr(path, "://")) {
+                (void) render_printable(host, strlen(host), shown, sizeof(shown));
+                return sd_error_set(err, EINVAL, "docker host '%s': only unix:// sockets are supported", shown);
+        }
+        (void) render_printable(path, strlen(path), shown, sizeof(shown));
+        if (path[0] != '/')
+                return sd_error_set(err, EINVAL, "docker socket '%s': not an absolute path", shown);
+        size_t len = strlen(path);
+        if (len > SD_DOCKER_SOCKET_PATH_MAX)
+                return sd_error_set(err, ENAMETOOLONG,
+                                    "docker socket '%s': %zu bytes long; a unix socket path holds at most %d",
+                                    shown, len, SD_DOCKER_SOCKET_PATH_MAX);
+
+        CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+        if (rc != CURLE_OK)
+                return sd_error_set(err, EIO, "docker: curl_global_init: %s", curl_easy_strerror(rc));
+
+        struct sd_docker *d = calloc(1, sizeof(*d));
+        if (!d) {
+                curl_global_cleanup();
+                return sd_error_set(err, ENOMEM, "docker: out of memory");
+        }
+        memcpy(d->socket_path, path, len + 1);
+        d->connect_ms = 5000;
+        d->request_ms = 30000;
+        *out = d;
+        return 0;
+}
+
+void sd_docker_free(struct sd_docker *d) {
+        if (!d)
+                return;
+        free(d);
+        curl_global_cleanup();
+}
+
+void sd_docker_set_timeouts(struct sd_docker *d, long connect_ms, long request_ms) {
+        if (connect_ms > 0)
+                d->connect_ms = connect_ms;
+        if (request_ms > 0)
+                d->request_ms = request_ms;
+}
+
+const char *sd_docker_socket_path(const struct sd_docker *d) {
+        return d->socket_path;
+}
+
+static int curl_failed(CURLcode rc, const char *method, const char *path, const char *what,
+                       sd_error *err) {
+        return sd_error_set(err, rc == CURLE_OUT_OF_MEMORY ? ENOMEM : EIO, "docker: %s %s: %s: %s",
+                            method, path, what, curl_easy_strerror(rc));
+}
+
+#define SETOPT(h, opt, val)                                                           \
+        do {                                                                          \
+                CURLcode _rc = curl_easy_setopt((h), (opt), (val));                    \
+                if (_rc != CURLE_OK)                                                  \
+                        return curl_failed(_rc, method, shown_path, "setting " #opt, err); \
+        } while (0)
+
+/* An easy handle for http://localhost/v1.41<url_path> over the socket. */
+static int easy_new(const struct sd_docker *d, const char *method, const char *shown_path,
+                    const char *url_path, CURL **out, sd_error *err) {
+        _cleanup_curl_ CURL *h = curl_easy_init();
+        if (!h)
+                return sd_error_set(err, ENOMEM, "docker: %s %s: curl_easy_init failed", method, shown_path);
+        _cleanup_free_ char *url = str_join("http://localhost/" SD_DOCKER_API_VERSION, url_path, NULL);
+        if (!url)
+                return sd_error_set(err, ENOMEM, "docker: out of memory");
+
+        SETOPT(h, CURLOPT_UNIX_SOCKET_PATH, d->socket_path);
+        SETOPT(h, CURLOPT_URL, url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+        SETOPT(h, CURLOPT_PROTOCOLS_STR, "http");
+#endif
+        /* An http_proxy in the environment must not send dockerd's API
+         * elsewhere. */
+        SETOPT(h, CURLOPT_PROXY, "");
+        SETOPT(h, CURLOPT_NOSIGNAL, 1L);
+        SETOPT(h, CURLOPT_CONNECTTIMEOUT_MS, d->connect_ms);
+        SETOPT(h, CURLOPT_USERAGENT, "secretd/" SECRETD_VERSION);
+        /* Only GET and POST are used; a POST here never has a body. */
+        if (strcmp(method, "POST") == 0) {
+                SETOPT(h, CURLOPT_POST, 1L);
+                SETOPT(h, CURLOPT_POSTFIELDS, "");
+                SETOPT(h, CURLOPT_POSTFIELDSIZE, 0L);
+        }
+        *out = steal_pointer(&h);
+        return 0;
+}
+
+/* A transfer that failed below HTTP. */
+static int transport_error(CURL *h, CURLcode rc, const struct sd_docker *d, const char *method,
+                           const char *path, sd_error *err) {
+        long os_errno = 0;
+        (void) curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+
+        switch (rc) {
+        case CURLE_COULDNT_CONNECT:
+        case CURLE_COULDNT_RESOLVE_HOST:
+                if (os_errno == EACCES || os_errno == EPERM)
+                        return sd_error_set(err, EACCES, "docker: %s %s: cannot connect to %s: %s", method,
+                                            path, d->socket_path, strerror((int) os_errno));
+                /* ENOENT (no socket) and ECONNREFUSED (stale socket) both mean
+                 * dockerd is not there right now. */
+                return sd_error_set(err, ECONNREFUSED,
+                                    "docker: %s %s: cannot connect to %s: %s (is dockerd running?)", method,
+                                    path, d->socket_path,
+                                    os_errno ? strerror((int) os_errno) : curl_easy_strerror(rc));
+        case CURLE_OPERATION_TIMEDOUT:
+                return sd_error_set(err, ETIMEDOUT, "docker: %s %s: no answer from %s in time", method,
+                                    path, d->socket_path);
+        case CURLE_GOT_NOTHING:
+        case CURLE_RECV_ERROR:
+        case CURLE_SEND_ERROR:
+        case CURLE_PARTIAL_FILE:
+                return sd_error_set(err, ECONNRESET, "docker: %s %s: connection closed by dockerd (%s)",
+                                    method, path, curl_easy_strerror(rc));
+        case CURLE_OUT_OF_MEMORY:
+                return sd_error_set(err, ENOMEM, "docker: %s %s: out of memory", method, path);
+        default:
+                return sd_error_set(err, EPROTO, "docker: %s %s: %s", method, path, curl_easy_strerror(rc));
+        }
+}
+
+struct body {
+        char *data;
+        size_t len, cap, max;
+        bool too_big;
+};
+
+static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        struct body *b = userdata;
+        size_t n = size * nmemb;
+        if (b->len + n > b->max) {
+                b->too_big = true;
+                return 0;  /* CURLE_WRITE_ERROR ends the transfer */
+        }
+        if (b->len + n + 1 > b->cap) {
+                size_t want = b->cap ? b->cap : 4096;
+                while (want < b->len + n + 1)
+                        want *= 2;
+                char *p = realloc(b->data, want);
+                if (!p)
+                        return 0;
+                b->data = p;
+                b->cap = want;
+        }
+        memcpy(b->data + b->len, ptr, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return n;
+}
+
+/* One request/response exchange.  *body_out is malloc()ed, NUL-terminated,
+ * possibly empty (never NULL on success). */
+static int docker_request(const struct sd_docker *d, const char *method, const char *shown_path,
+                          const char *url_path, long *status_out, char **body_out, size_t *len_out,
+                          sd_error *err) {
+        _cleanup_curl_ CURL *h = NULL;
+        int r = easy_new(d, method, shown_path, url_path, &h, err);
+        if (r < 0)
+                return r;
+
+        struct body b = { .max = SD_DOCKER_RESPONSE_MAX };
+        _cleanup_free_ char *owned = NULL;
+        SETOPT(h, CURLOPT_TIMEOUT_MS, d->request_ms);
+        SETOPT(h, CURLOPT_WRITEFUNCTION, body_write);
+        SETOPT(h, CURLOPT_WRITEDATA, &b);
+
+        CURLcode rc = curl_easy_perform(h);
+        owned = b.data;
+        if (b.too_big)
+                return sd_error_set(err, EFBIG, "docker: %s %s: response larger than %zu bytes", method,
+                                    shown_path, (size_t) SD_DOCKER_RESPONSE_MAX);
+        if (rc == CURLE_WRITE_ERROR)
+                return sd_error_set(err, ENOMEM, "docker: %s %s: out of memory for the response", method,
+                                    shown_path);
+        if (rc != CURLE_OK)
+                return transport_error(h, rc, d, method, shown_path, err);
+
+        long status = 0;
+        (void) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        if (!owned) {
+                owned = strdup("");
+                if (!owned)
+                        return sd_error_set(err, ENOMEM, "docker: out of memory");
+        }
+        *status_out = status;
+        *len_out = b.len;
+        *body_out = steal_pointer(&owned);
+        return 0;
+}
+
+/* Container ids and names as dockerd allows them; nothing that needs URL
+ * escaping or could change the path. */
+static int check_container_ref(const char *id, sd_error *err) {
+        char shown[80];
+        size_t len = id ? strlen(id) : 0;
+        if (len == 0)
+                return sd_error_set(err, EINVAL, "container id is empty");
+        (void) render_printable(id, len, shown, sizeof(shown));
+        if (len > SD_DOCKER_NAME_MAX)
+                return sd_error_set(err, EINVAL, "container '%s': %zu bytes long; the limit is %d", shown, len,
+                                    SD_DOCKER_NAME_MAX);
+        for (size_t i = 0; i < len; i++) {
+                char c = id[i];
+                bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+                if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-')))
+                        return sd_error_set(err, EINVAL, "container '%s': not a container id or name", shown);
+        }
+        return 0;
+}
+
+/* filters_json must be a JSON object; returns it URL-escaped. */
+static int escape_filters(const char *filters_json, char **out, sd_error *err) {
+        json_error_t jerr;
+        _cleanup_json_ json_t *f = json_loads(filters_json, JSON_REJECT_DUPLICATES, &jerr);
+        if (!f || !json_is_object(f))
+                return sd_error_set(err, EINVAL, "docker filters: not a JSON object: %s",
+                                    f ? "wrong type" : jerr.text);
+        _cleanup_curl_free_ char *e = curl_easy_escape(NULL, filters_json, 0);
+        if (!e)
+                return sd_error_set(err, ENOMEM, "docker filters: out of memory");
+        char *copy = strdup(e);
+        if (!copy)
+                return sd_error_set(err, ENOMEM, "docker filters: out of memory");
+        *out = copy;
+        return 0;
+}
+
+int sd_docker_ping(struct sd_docker *d, sd_error *err) {
+        _cleanup_free_ char *body = NULL;
+        size_t len = 0;
+        long status = 0;
+        int r = docker_request(d, "GET", "/_ping", "/_ping", &status, &body, &len, err);
+        if (r < 0)
+                return r;
+        if (status != 200) {
+                /* Whatever the status (an old daemon says 400 "client version
+                 * 1.41 is too new"), this daemon is not one we can talk to. */
+                (void) sd_docker_error_from_response("GET", "/_ping", status, body, len, err);
+                if (err)
+                        err->code = EPROTO;
+                return -EPROTO;
+        }
+        if (len < 2 || memcmp(body, "OK", 2) != 0)
+                return sd_error_set(err, EPROTO, "docker: GET /_ping: unexpected answer (not \"OK\")");
+        return 0;
+}
+
+int sd_docker_list_containers(struct sd_docker *d, const char *filters_json,
+                              struct sd_docker_container_list *out, sd_error *err) {
+        _cleanup_free_ char *escaped = NULL, *url_path = NULL, *body = NULL;
+        int r;
+        if (filters_json) {
+                r = escape_filters(filters_json, &escaped, err);
+                if (r < 0)
+                        return r;
+        }
+        url_path = str_join("/containers/json?all=1", escaped ? "&filters=" : "", escaped ? escaped : "",
+                            NULL);
+        if (!url_path)
+                return sd_error_set(err, ENOMEM, "docker: out of memory");
+
+        size_t len = 0;
+        long status = 0;
+        r = docker_request(d, "GET", "/containers/json", url_path, &status, &body, &len, err);
+        if (r < 0)
+                return r;
+        if (status != 200)
+                return sd_docker_error_from_response("GET", "/containers/json", status, body, len, err);
+        r = sd_docker_containers_parse(body, len, out, err);
+        if (r < 0)
+                return sd_error_prefix(err, r, "docker: GET /containers/json");
+        return 0;
+}
+
+int sd_docker_inspect_container(struct sd_docker *d, const char *id, struct sd_docker_container *out,
+                                sd_error *err) {
+        int r = check_container_ref(id, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *path = str_join("/containers/", id, "/json", NULL), *body = NULL;
+        if (!path)
+                return sd_error_set(err, ENOMEM, "docker: out of memory");
+
+        size_t len = 0;
+        long status = 0;
+        r = docker_request(d, "GET", path, path, &status, &body, &len, err);
+        if (r < 0)
+                return r;
+        if (status != 200)
+                return sd_docker_error_from_response("GET", path, status, body, len, err);
+        r = sd_docker_container_inspect_parse(body, len, out, err);
+        if (r < 0)
+                return sd_error_prefix(err, r, "docker: GET %s", path);
+        return 0;
+}
+
+int sd_docker_kill(struct sd_docker *d, const char *id, const char *signal_name, sd_error *err) {
+        int r = check_container_ref(id, err);
+        if (r < 0)
+                return r;
+        int signo = 0;
+        r = sd_docker_signal_from_name(signal_name, &signo, err);
+        if (r < 0)
+                return r;
+
+        char query[32];
+        (void) snprintf(query, sizeof(query), "/kill?signal=%d", signo);
+        _cleanup_free_ char *shown_path = str_join("/containers/", id, "/kill", NULL);
+        _cleanup_free_ char *url_path = str_join("/containers/", id, query, NULL);
+        _cleanup_free_ char *body = NULL;
+        if (!shown_path || !url_path)
+                return sd_error_set(err, ENOMEM, "docker: out of memory");
+
+        size_t len = 0;
+        long status = 0;
+        r = docker_request(d, "POST", shown_path, url_path, &status, &body, &len, err);
+        if (r < 0)
+                return r;
+        if (status == 204 || status == 200)
+                return 0;
+        r = sd_docker_error_from_response("POST", shown_path, status, body, len, err);
+        /* 409 here is always "Container ... is not running". */
+        if (status == 409) {
+                if (err)
+                        err->code = ESRCH;
+                return -ESRCH;
+        }
+        return r;
+}
+
+/* ------------------------------------------------------------------------
+ * Events stream
+ * ---------------------------------------------------------------------- */
+
+/* Bytes taken from curl per round before the transfer is paused until they
+ * are handled; keeps memory bounded when events arrive faster than the
+ * handlers run. */
+#define EVENTS_PENDING_MAX ((size_t) 1024 * 1024)
+/* Kept of a non-200 body, for the error message. */
+#define EVENTS_ERROR_BODY_MAX ((size_t) 64 * 1024)
+
+struct events_stream {
+        const struct sd_docker_events_handler *h;
+        sd_error *err;
+        CURLM *multi;
+        CURL *easy;
+        bool added;
+        struct sd_line_buffer lines;
+        struct body pending;     /* delivered by curl, not yet split */
+        struct body error_body;  /* body of a non-200 answer */
+        bool paused;
+        bool headers_done;
+        long status;
+        bool established;
+        bool alloc_failed;
+};
+
+static void events_stream_done(struct events_stream *s) {
+        if (s->added)
+                (void) curl_multi_remove_handle(s->multi, s->easy);
+        if (s->easy)
+                curl_easy_cleanup(s->easy);
+        if (s->multi)
+                (void) curl_multi_cleanup(s->multi);
+        sd_line_buffer_done(&s->lines);
+        free(s->pending.data);
+        free(s->error_body.data);
+}
+
+static size_t events_header(char *ptr, size_t size, size_t nitems, void *userdata) {
+        struct events_stream *s = userdata;
+        size_t n = size * nitems;
+        /* The blank line ends a header block; an interim 1xx block is
+         * followed by another one. */
+        if ((n == 2 && ptr[0] == '\r' && ptr[1] == '\n') || (n == 1 && ptr[0] == '\n')) {
+                long status = 0;
+                (void) curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
+                if (status >= 200) {
+                        s->status = status;
+                        s->headers_done = true;
+                }
+        }
+        return n;
+}
+
+static size_t events_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        struct events_stream *s = userdata;
+        size_t n = size * nmemb;
+
+        if (s->status != 200) {
+                /* Keep the start of an error body; drop the rest quietly. */
+                size_t room = s->error_body.max - s->error_body.len;
+                if (room > 0 && body_write(ptr, 1, n < room ? n : room, &s->error_body) == 0)
+                        s->alloc_failed = true;
+                return n;
+        }
+        /* Handlers run outside curl's callbacks (they may call dockerd
+         * themselves): park the bytes, pause when enough are parked. */
+        if (s->pending.len > 0 && s->pending.len + n > EVENTS_PENDING_MAX) {
+                s->paused = true;
+                return CURL_WRITEFUNC_PAUSE;
+        }
+        if (body_write(ptr, 1, n, &s->pending) != n) {
+                s->alloc_failed = true;
+                return 0;
+        }
+        return n;
+}
+
+static bool is_blank(const char *line, size_t len) {
+        for (size_t i = 0; i < len; i++)
+                if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
+                        return false;
+        return true;
+}
+
+static int events_line(void *userdata, const char *line, size_t len, const sd_error *overlong) {
+        struct events_stream *s = userdata;
+        if (overlong)
+                return s->h->bad_line ? s->h->bad_line(s->h->userdata, overlong, s->err) : 0;
+        if (is_blank(line, len))
+                return 0;
+
+        struct sd_docker_event ev;
+        sd_error why = { 0 };
+        if (sd_docker_event_parse(line, len, &ev, &why) < 0)
+                return s->h->bad_line ? s->h->bad_line(s->h->userdata, &why, s->err) : 0;
+        return s->h->event(s->h->userdata, &ev, s->err);
+}
+
+/* Run the handlers for whatever curl delivered, outside its callbacks. */
+static int events_dispatch(struct events_stream *s) {
+        for (;;) {
+                if (s->headers_done && s->status == 200 && !s->established) {
+                        s->established = true;
+                        if (s->h->connected) {
+                                int r = s->h->connected(s->h->userdata, s->err);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
+                if (s->pending.len > 0) {
+                        size_t n = s->pending.len;
+                        s->pending.len = 0;
+                        int r = sd_line_buffer_feed(&s->lines, s->pending.data, n, events_line, s, s->err);
+                        if (r < 0)
+                                return r;
+                }
+                if (!s->paused)
+                        return 0;
+                /* Unpausing may deliver the held-back data at once, into
+                 * pending: go round again. */
+                s->paused = false;
+                CURLcode rc = curl_easy_pause(s->easy, CURLPAUSE_CONT);
+                if (rc != CURLE_OK)
+                        return sd_error_set(s->err, EIO, "docker: GET /events: curl_easy_pause: %s",
+                                            curl_easy_strerror(rc));
+        }
+}
+
+static bool since_valid(const char *since) {
+        size_t i = 0, digits = 0;
+        while (since[i] >= '0' && since[i] <= '9')
+                i++, digits++;
+        if (digits == 0 || digits > 19)
+                return false;
+        if (since[i] == '\0')
+                return true;
+        if (since[i] != '.')
+                return false;
+        i++;
+        digits = 0;
+        while (since[i] >= '0' && since[i] <= '9')
+                i++, digits++;
+        return digits >= 1 && digits <= 9 && since[i] == '\0';
+}
+
+#undef SETOPT
+#define SETOPT(h, opt, val)                                                            \
+        do {                                                                           \
+                CURLcode _rc = curl_easy_setopt((h), (opt), (val));                     \
+                if (_rc != CURLE_OK)                                                   \
+                        return curl_failed(_rc, "GET", "/events", "setting " #opt, err); \
+        } while (0)
+
+int sd_docker_events_run(struct sd_docker *d, const char *since, const char *filters_json,
+                         const struct sd_docker_events_handler *h, int stop_fd, sd_error *err) {
+        int r;
+        if (!h || !h->event)
+                return sd_error_set(err, EINVAL, "docker: GET /events: no event handler");
+        if (since && !since_valid(since)) {
+                char shown[48];
+                (void) render_printable(since, strlen(since), shown, sizeof(shown));
+                return sd_error_set(err, EINVAL, "docker: GET /events: since '%s' is not seconds[.nanoseconds]",
+                                    shown);
+        }
+        _cleanup_free_ char *escaped = NULL;
+        r = escape_filters(filters_json ? filters_json : "{\"type\":[\"container\",\"volume\"]}", &escaped,
+                           err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *url_path = str_join("/events?filters=", escaped, since ? "&since=" : "",
+                                                 since ? since : "", NULL);
+        if (!url_path)
+                return sd_error_set(err, ENOMEM, "docker: out of memory");
+
+        _cleanup_(events_stream_done) struct events_stream s = {
+                .h = h,
+                .err = err,
+                .pending = { .max = SIZE_MAX },
+                .error_body = { .max = EVENTS_ERROR_BODY_MAX },
+        };
+        sd_line_buffer_init(&s.lines, SD_DOCKER_EVENT_LINE_MAX);
+
+        r = easy_new(d, "GET", "/events", url_path, &s.easy, err);
+        if (r < 0)
+                return r;
+        /* No CURLOPT_TIMEOUT: the stream is meant to last for days and may
+         * be idle for hours.  Only the wait for headers is bounded, below. */
+        SETOPT(s.easy, CURLOPT_HEADERFUNCTION, events_header);
+        SETOPT(s.easy, CURLOPT_HEADERDATA, &s);
+        SETOPT(s.easy, CURLOPT_WRITEFUNCTION, events_write);
+        SETOPT(s.easy, CURLOPT_WRITEDATA, &s);
+
+        s.multi = curl_multi_init();
+        if (!s.multi)
+                return sd_error_set(err, ENOMEM, "docker: GET /events: curl_multi_init failed");
+        CURLMcode mc = curl_multi_add_handle(s.multi, s.easy);
+        if (mc != CURLM_OK)
+                return sd_error_set(err, EIO, "docker: GET /events: %s", curl_multi_strerror(mc));
+        s.added = true;
+
+        int64_t headers_deadline = now_ms() + d->request_ms;
+        for (;;) {
+                int running = 0;
+                mc = curl_multi_perform(s.multi, &running);
+                if (mc != CURLM_OK)
+                        return sd_error_set(err, EIO, "docker: GET /events: %s", curl_multi_strerror(mc));
+                if (s.alloc_failed)
+                        return sd_error_set(err, ENOMEM, "docker: GET /events: out of memory");
+                r = events_dispatch(&s);
+                if (r < 0)
+                        return r;
+                if (!running)
+                        break;
+
+                int64_t wait_ms = 1000;
+                if (!s.established) {
+                        int64_t left = headers_deadline - now_ms();
+                        if (left <= 0)
+                                return sd_error_set(err, ETIMEDOUT,
+                                                    "docker: GET /events: no response from %s within %ld ms",
+                                                    d->socket_path, d->request_ms);
+                        if (left < wait_ms)
+                                wait_ms = left;
+                }
+                struct curl_waitfd extra = { .fd = stop_fd, .events = CURL_WAIT_POLLIN };
+                mc = curl_multi_poll(s.multi, stop_fd >= 0 ? &extra : NULL, stop_fd >= 0 ? 1 : 0,
+                                     (int) wait_ms, NULL);
+                if (mc != CURLM_OK)
+                        return sd_error_set(err, EIO, "docker: GET /events: %s", curl_multi_strerror(mc));
+                if (extra.revents & CURL_WAIT_POLLIN)
+                        return 0;
+        }
+
+        CURLcode rc = CURLE_OK;
+        int left_msgs = 0;
+        for (CURLMsg *m; (m = curl_multi_info_read(s.multi, &left_msgs));)
+                if (m->msg == CURLMSG_DONE && m->easy_handle == s.easy)
+                        rc = m->data.result;
+
+        if (!s.headers_done)
+                return transport_error(s.easy, rc == CURLE_OK ? CURLE_GOT_NOTHING : rc, d, "GET", "/events",
+                                       err);
+        if (s.status != 200)
+                return sd_docker_error_from_response("GET", "/events", s.status, s.error_body.data,
+                                                     s.error_body.len, err);
+
+        size_t tail = sd_line_buffer_pending(&s.lines);
+        if (tail > 0 && h->bad_line) {
+                sd_error why = { 0 };
+                (void) sd_error_set(&why, EBADMSG, "docker event: stream ended inside an event (%zu bytes)",
+                                    tail);
+                r = h->bad_line(h->userdata, &why, err);
+                if (r < 0)
+                        return r;
+        }
+        /* dockerd never ends the stream by itself (no until=): a clean end,
+         * a missing last chunk (PARTIAL_FILE) or a reset all mean it went
+         * away. */
+        return sd_error_set(err, ECONNRESET, "docker: GET /events: stream ended (%s)",
+                            rc == CURLE_OK ? "closed by dockerd" : curl_easy_strerror(rc));
+}
