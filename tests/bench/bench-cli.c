@@ -50,7 +50,7 @@ static int run_checked(struct cli_result *r, const struct cli_opts *opts, const 
 
 int main(int argc, char **argv) {
         size_t runs = 50;
-        const char *arg = argc > 1 ? argv[1] : getenv("SECRETD_BENCH_RUNS");
+        const char *arg = argc > 1 ? argv[1] : secure_getenv("SECRETD_BENCH_RUNS");
         if (arg) {
                 char *end = NULL;
                 errno = 0;

@@ -35,10 +35,10 @@ int clitest_setup_env(void) {
         /* A reader that went away must show up as EPIPE, not kill the test. */
         (void) signal(SIGPIPE, SIG_IGN);
 
-        cli.secretctl = getenv("SECRETCTL");
+        cli.secretctl = secure_getenv("SECRETCTL");
         if (!cli.secretctl || cli.secretctl[0] == '\0')
                 return -ENOENT;
-        const char *tmp = getenv("TMPDIR");
+        const char *tmp = secure_getenv("TMPDIR");
         if (!tmp || tmp[0] != '/')
                 tmp = "/tmp";
         char *root = NULL;
@@ -71,7 +71,7 @@ static int remove_one(const char *path, const struct stat *st, int type, struct 
 void clitest_teardown_env(void) {
         if (!cli.root)
                 return;
-        const char *keep = getenv("SECRETD_TEST_KEEP");
+        const char *keep = secure_getenv("SECRETD_TEST_KEEP");
         if (keep && strcmp(keep, "1") == 0)
                 fprintf(stderr, "clitest: keeping %s\n", cli.root);
         else
@@ -184,7 +184,7 @@ static char **build_env(const struct cli_opts *opts) {
                 free(entry);
         }
         for (size_t i = 0; r >= 0 && i < sizeof(passed_through) / sizeof(passed_through[0]); i++) {
-                const char *v = getenv(passed_through[i]);
+                const char *v = secure_getenv(passed_through[i]);
                 if (!v)
                         continue;
                 if (asprintf(&entry, "%s=%s", passed_through[i], v) < 0)

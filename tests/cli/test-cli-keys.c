@@ -29,9 +29,9 @@ Test(keys, keygen_writes_private_identity_and_whoami_repeats_its_line) {
         CLI_ASSERT_STATUS(&who, 0);
         cr_assert_str_eq(who.out, gen.out);
 
-        /* The identity file does not contain the public line's secret half
-         * in the clear as anything printed. */
         cr_assert_eq(gen.err_len, 0, "keygen wrote to stderr: %s", gen.err);
+        /* Only the public line is printed, never the private one. */
+        cr_assert_null(strstr(gen.out, "secret"), "%s", gen.out);
 }
 
 Test(keys, keygen_refuses_to_overwrite_without_force) {

@@ -230,7 +230,7 @@ Test(putget, versions_history_ls_rm) {
         cr_assert(strstr(hist2.out, "tombstone"), "%s", hist2.out);
 }
 
-Test(putget, read_verbs_do_not_create_a_missing_store) {
+Test(putget, missing_store_is_created_by_put_only) {
         _cleanup_result_ struct cli_result ls = { 0 }, get = { 0 }, hist = { 0 };
         CLI(&ls, "ls");
         CLI_ASSERT_STATUS(&ls, 3);
@@ -243,6 +243,10 @@ Test(putget, read_verbs_do_not_create_a_missing_store) {
         CLI_ASSERT_STATUS(&hist, 3);
         struct stat st;
         cr_assert_neq(stat(cli.store_dir, &st), 0, "a read verb created the store");
+
+        put_text("creates", "the store", "creates: version 1\n");
+        cr_assert_eq(stat(cli.store_dir, &st), 0);
+        cr_assert_eq(st.st_mode & 07777, 0700, "store created with mode %o", st.st_mode & 07777);
 }
 
 Test(putget, get_refuses_a_terminal_unless_forced) {
