@@ -71,8 +71,8 @@ static inline void sd_writer_key_freep(struct sd_writer_key **k) {
  * renamed into place. */
 int sd_writer_key_save(const struct sd_writer_key *k, const char *path, bool force, sd_error *err);
 
-/* -ENOENT if missing, -EPERM if readable by group/others, -EINVAL if not an
- * identity file. */
+/* -ENOENT if missing, -EPERM if group or others have any access (mode &
+ * 077), -ELOOP for a symlink, -EINVAL if not an identity file. */
 int sd_writer_key_load(const char *path, struct sd_writer_key **out, sd_error *err);
 
 /* "sdw1:..." into a malloc()ed string. */

@@ -46,6 +46,7 @@ const struct sd_writer_pub *sd_trust_get(const struct sd_trust *t, size_t i);
 
 /* Edit a trust file in place (stage-then-publish, mode 0600).
  * add: -EEXIST if present.  remove: `which` is a public identity or a key id
- * (full 16 hex or a unique prefix of at least 8); -ENOENT if absent. */
+ * (full 16 hex or a unique prefix of at least 8); -ENOENT if absent,
+ * -EINVAL if the prefix is shorter or matches two different writers. */
 int sd_trust_file_add(const char *path, const struct sd_writer_pub *pub, const char *comment, sd_error *err);
 int sd_trust_file_remove(const char *path, const char *which, sd_error *err);
