@@ -65,7 +65,8 @@ struct sd_envelope_info {
  * writer, readable by the writer and each of the n box keys in recipients
  * (duplicates are dropped).  The JSON text is returned malloc()ed in
  * *json_out (NUL-terminated) with its length in *len_out (may be NULL).
- * -EINVAL for a bad name, version 0, an empty value or one over SD_VALUE_MAX. */
+ * -EINVAL for a bad name, version 0 (or >= 2^53) or an empty value; -EFBIG
+ * for a value over SD_VALUE_MAX. */
 int sd_envelope_seal(const char *name, uint64_t version, const struct sd_secret *value,
                      const struct sd_writer_key *writer,
                      const unsigned char (*recipients)[SD_BOX_PK_BYTES], size_t n_recipients,
