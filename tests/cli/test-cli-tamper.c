@@ -86,10 +86,31 @@ Test(tamper, renamed_envelope_fails_verification) {
         CLI_ASSERT_STATUS(&get, 5);
         cr_assert_eq(get.out_len, 0);
         cr_assert(strstr(get.err, "'victim'"), "names the secret: %s", get.err);
+        cr_assert(strstr(get.err, "signature"), "names the cause: %s", get.err);
         CLI(&ok, "get", "other");
         CLI_ASSERT_STATUS(&ok, 0);
         cr_assert_str_eq(ok.out, "other value");
         free(path);
+        free(data);
+}
+
+/* A swap: other's genuine, correctly signed envelope put in victim's place. */
+Test(tamper, swapped_envelope_fails_name_binding) {
+        put_text("victim", "the real value");
+        put_text("other", "other value");
+        char *victim = envelope_path("victim", 1), *other = envelope_path("other", 1), *data = NULL;
+        size_t len = 0;
+        cr_assert_eq(clitest_read_file(other, &data, &len), 0);
+        cr_assert_eq(clitest_write_file(victim, data, len), 0);
+
+        _cleanup_result_ struct cli_result get = { 0 };
+        CLI(&get, "get", "victim");
+        CLI_ASSERT_STATUS(&get, 5);
+        cr_assert_eq(get.out_len, 0, "printed the other secret's value");
+        cr_assert(strstr(get.err, "'victim'") && strstr(get.err, "'other'"),
+                  "names both the slot and what the envelope is for: %s", get.err);
+        free(victim);
+        free(other);
         free(data);
 }
 
