@@ -206,6 +206,8 @@ const struct ctl_verb ctl_verb_recipient = {
         "    writer who signed it, and whether that writer is trusted.  --json\n"
         "    prints an array of objects with name, key_id, signer and trusted.\n"
         "    Malformed entries are reported on standard error, one line each.\n"
+        "    For an untrusted entry the signer shown is the one it claims; its\n"
+        "    signature is checked once you trust that writer.\n"
         "rm NAME\n"
         "    Removes the entry NAME.\n"
         "\n"
