@@ -91,6 +91,21 @@ void clitest_teardown(void) {
         clitest_teardown_env();
 }
 
+void clitest_setup_with_identity(void) {
+        clitest_setup();
+        struct cli_result r;
+        const char *keygen[] = { "keygen", NULL };
+        int e = cli_runv(&r, NULL, keygen);
+        if (e < 0 || r.status != 0) {
+                fprintf(stderr, "clitest: secretctl keygen failed (%d): %s\n", e < 0 ? e : r.status,
+                        r.err ? r.err : "");
+                cli_result_free(&r);
+                clitest_teardown_env();
+                abort();
+        }
+        cli_result_free(&r);
+}
+
 /* ---- running secretctl ---- */
 
 struct buffer {

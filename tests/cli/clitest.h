@@ -36,6 +36,9 @@ int clitest_setup_env(void);
 void clitest_teardown_env(void);
 void clitest_setup(void);
 void clitest_teardown(void);
+/* clitest_setup() plus `secretctl keygen`.  A failing .init does not get its
+ * .fini from criterion, so on failure this cleans up itself, then aborts. */
+void clitest_setup_with_identity(void);
 
 /* A terminal conversation: wait until the terminal shows `expect`, then type
  * `send`. */

@@ -13,15 +13,7 @@
 
 #include "clitest.h"
 
-static void init(void) {
-        clitest_setup();
-        struct cli_result r;
-        cr_assert_eq(cli_run(&r, NULL, "keygen", NULL), 0);
-        cr_assert_eq(r.status, 0, "%s", r.err);
-        cli_result_free(&r);
-}
-
-TestSuite(concurrency, .init = init, .fini = clitest_teardown);
+TestSuite(concurrency, .init = clitest_setup_with_identity, .fini = clitest_teardown);
 
 enum { PUTS_PER_WRITER = 50 };
 

@@ -10,12 +10,6 @@
 #include "clitest.h"
 #include "secretd/keys.h"
 
-static void keygen(void) {
-        _cleanup_result_ struct cli_result r = { 0 };
-        CLI(&r, "keygen");
-        CLI_ASSERT_STATUS(&r, 0);
-}
-
 static void put_text(const char *name, const char *value, const char *expect_out) {
         _cleanup_result_ struct cli_result r = { 0 };
         CLI_IN(&r, value, strlen(value), "put", name);
@@ -24,12 +18,7 @@ static void put_text(const char *name, const char *value, const char *expect_out
                 cr_assert_str_eq(r.out, expect_out);
 }
 
-static void init(void) {
-        clitest_setup();
-        keygen();
-}
-
-TestSuite(putget, .init = init, .fini = clitest_teardown);
+TestSuite(putget, .init = clitest_setup_with_identity, .fini = clitest_teardown);
 
 /* Random bytes with NULs and newlines sprinkled in, so nothing along the way
  * may treat the value as a C string or a line. */

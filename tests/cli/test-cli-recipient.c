@@ -14,15 +14,7 @@
 #include "secretd/store.h"
 #include "secretd/trust.h"
 
-static void init(void) {
-        clitest_setup();
-        struct cli_result r;
-        cr_assert_eq(cli_run(&r, NULL, "keygen", NULL), 0);
-        cr_assert_eq(r.status, 0, "%s", r.err);
-        cli_result_free(&r);
-}
-
-TestSuite(recipient, .init = init, .fini = clitest_teardown);
+TestSuite(recipient, .init = clitest_setup_with_identity, .fini = clitest_teardown);
 
 static void put_text(const char *name, const char *value, struct cli_result *res) {
         CLI_IN(res, value, strlen(value), "put", name);

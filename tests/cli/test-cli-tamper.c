@@ -16,15 +16,7 @@ static void put_text(const char *name, const char *value) {
         CLI_ASSERT_STATUS(&r, 0);
 }
 
-static void init(void) {
-        clitest_setup();
-        struct cli_result r;
-        cr_assert_eq(cli_run(&r, NULL, "keygen", NULL), 0);
-        cr_assert_eq(r.status, 0, "%s", r.err);
-        cli_result_free(&r);
-}
-
-TestSuite(tamper, .init = init, .fini = clitest_teardown);
+TestSuite(tamper, .init = clitest_setup_with_identity, .fini = clitest_teardown);
 
 static char *envelope_path(const char *name, uint64_t version) {
         char *path = clitest_find_envelope(name, version);
