@@ -224,13 +224,13 @@ static int secret_fetch_latest(struct agent *a, const char *volume, const char *
                 break;
         case -ENOKEY:
                 return sd_error_set(err, ENOKEY,
-                                    "volume '%s': secret '%s': this host's agent key is not a recipient (%s); "
-                                    "on a writer's machine run 'secretctl recipient add HOSTNAME %s', then put the secret again",
-                                    volume, name, sub.message, a->pubkey_line ? a->pubkey_line : "<secretd pubkey>");
+                                    "volume '%s': %s; this host is not a recipient: on a writer's machine run "
+                                    "'secretctl recipient add HOSTNAME %s', then put the secret again",
+                                    volume, sub.message, a->pubkey_line ? a->pubkey_line : "<secretd pubkey>");
         case -EKEYREJECTED:
                 return sd_error_set(err, EKEYREJECTED,
-                                    "volume '%s': secret '%s': %s; add the writer's public identity to %s",
-                                    volume, name, sub.message,
+                                    "volume '%s': %s; add the writer's public identity to %s",
+                                    volume, sub.message,
                                     a->trusted_writers_path ? a->trusted_writers_path : "the trusted-writers file");
         case -ENOENT:
                 return sd_error_set(err, ENOENT, "volume '%s': %s", volume, sub.message);
@@ -599,9 +599,14 @@ json_t *agent_volume_get(struct agent *a, const struct plugin_name_request *req)
         _cleanup_json_ json_t *mountpoints = json_array();
         if (!secrets || !delivered || !mountpoints)
                 return NULL;
-        for (size_t i = 0; i < v->spec.n_secrets; i++)
-                if (json_array_append_new(secrets, json_string(v->spec.secrets[i].name)) < 0)
+        for (size_t i = 0; i < v->spec.n_secrets; i++) {
+                /* One secret may be delivered under several file names. */
+                bool seen = false;
+                for (size_t j = 0; j < i; j++)
+                        seen = seen || strcmp(v->spec.secrets[j].name, v->spec.secrets[i].name) == 0;
+                if (!seen && json_array_append_new(secrets, json_string(v->spec.secrets[i].name)) < 0)
                         return NULL;
+        }
         for (size_t i = 0; i < a->n_mounts; i++) {
                 const struct mount_record *m = a->mounts[i];
                 if (m->refcount == 0 || strcmp(m->volume, v->name) != 0)
