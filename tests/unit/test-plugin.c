@@ -369,7 +369,8 @@ static size_t collect(char *p, size_t size, size_t n, void *userdata) {
         return size * n;
 }
 
-static long post(const char *socket_path, const char *path, const char *body, size_t len, struct buffer *out) {
+static long post_with(const char *socket_path, const char *path, const char *body, size_t len, bool chunked,
+                      struct buffer *out) {
         CURL *curl = curl_easy_init();
         cr_assert_not_null(curl);
         char url[256];
@@ -377,10 +378,13 @@ static long post(const char *socket_path, const char *path, const char *body, si
         out->len = 0;
         out->data[0] = '\0';
         struct curl_slist *headers = curl_slist_append(NULL, "Accept: application/vnd.docker.plugins.v1.2+json");
+        if (chunked)
+                headers = curl_slist_append(headers, "Transfer-Encoding: chunked");
         curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, socket_path);
         curl_easy_setopt(curl, CURLOPT_URL, url);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) len);
+        if (!chunked)
+                curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) len);
         curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
         curl_easy_setopt(curl, CURLOPT_WRITEDATA, out);
@@ -392,6 +396,10 @@ static long post(const char *socket_path, const char *path, const char *body, si
         curl_slist_free_all(headers);
         curl_easy_cleanup(curl);
         return code;
+}
+
+static long post(const char *socket_path, const char *path, const char *body, size_t len, struct buffer *out) {
+        return post_with(socket_path, path, body, len, false, out);
 }
 
 Test(plugin_server, speaks_the_plugin_protocol_over_the_socket) {
@@ -412,10 +420,17 @@ Test(plugin_server, speaks_the_plugin_protocol_over_the_socket) {
         cr_assert(strstr(b.data, "\"Err\":\"request body is not valid JSON"), "%s", b.data);
 
         size_t big = PLUGIN_BODY_MAX + 1;
-        char *body = malloc(big);
+        char *body = malloc(big + 1);
         memset(body, ' ', big);
+        body[big] = '\0';
         cr_assert_eq(post(f.socket_path, "/VolumeDriver.Get", body, big, &b), 413);
         cr_assert(strstr(b.data, "\"Err\":\"request body is too large\""), "%s", b.data);
+        /* A chunked body has no Content-Length to refuse up front. */
+        cr_assert_eq(post_with(f.socket_path, "/VolumeDriver.Get", body, 0, true, &b), 413);
+        cr_assert(strstr(b.data, "\"Err\":\"request body is too large\""), "%s", b.data);
+        const char *small = "{\"Name\":\"unknown\"}";
+        cr_assert_eq(post_with(f.socket_path, "/VolumeDriver.Get", small, 0, true, &b), 500);
+        cr_assert_str_eq(b.data, "{\"Err\":\"no such volume\"}", "a small chunked body is parsed");
         /* Exactly at the limit is still parsed (and is bad JSON). */
         cr_assert_eq(post(f.socket_path, "/VolumeDriver.Get", body, PLUGIN_BODY_MAX, &b), 400);
         free(body);
