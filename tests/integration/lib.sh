@@ -442,7 +442,10 @@ start_dockerd() {
     # --ip-forward/--ip-masq default to true and would flip host sysctls.
     # dockerd supervises its own containerd under --exec-root (config,
     # sockets, pid) and --data-root (content store), so that is private too.
-    setsid setpriv --pdeathsig TERM -- dockerd \
+    # TMPDIR: when its health check times out (seen at load average ~10)
+    # dockerd SIGUSR1s and restarts its containerd, which then drops a
+    # containerd.<pid>.stacks.log into TMPDIR: keep those with the run.
+    TMPDIR=$TEST_TMP setsid setpriv --pdeathsig TERM -- dockerd \
         --config-file "$TEST_TMP/daemon.json" \
         --data-root "$DOCKER_DATA_ROOT" \
         --exec-root "$DOCKER_EXEC_ROOT" \
@@ -929,6 +932,10 @@ _secretd_teardown() {
 
     _kill_strays
     wait_for 10 _cgroups_gone || diag "teardown: cgroup $DOCKER_CGROUP_PARENT not removable"
+    if compgen -G "$TEST_TMP/containerd.*.stacks.log" >/dev/null; then
+        diag "note: dockerd restarted an unresponsive containerd during this run" \
+            "(stack dumps: $(cd "$TEST_TMP" && echo containerd.*.stacks.log))"
+    fi
     _remove_driver_sockets
     if ! _unmount_tmp; then
         keep=1
