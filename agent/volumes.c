@@ -833,6 +833,14 @@ static int load_mounts(struct agent *a, sd_error *err) {
                 }
                 short_id(m->id, sid);
                 int mounted = sd_tmpfs_instance_is_mounted(a->instances_dir, m->id);
+                if (mounted < 0) {
+                        /* Unsure: keep it.  Wiping a running container's
+                         * secrets is worse than an instance that its
+                         * Unmount will still remove. */
+                        log_warn("instance %s: cannot tell whether it is mounted (%s); adopting it", sid,
+                                 strerror(-mounted));
+                        mounted = 1;
+                }
                 if (m->refcount == 0 || mounted != 1) {
                         instance_destroy_logged(a, m->id, m->refcount == 0 ? "its last unmount did not finish"
                                                                            : "no longer mounted");
