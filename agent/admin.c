@@ -1,3 +1,79 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Placeholder: being written. */
-#include "secretd/error.h"
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent.h"
+#include "log.h"
+#include "metrics.h"
+
+static int64_t realtime_ms(void) {
+        struct timespec ts;
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t monotonic_ms(void) {
+        struct timespec ts;
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void agent_status_init(struct agent_status *s) {
+        *s = (struct agent_status) { .started_mono_ms = monotonic_ms() };
+        (void) pthread_mutex_init(&s->lock, NULL);
+}
+
+void agent_status_done(struct agent_status *s) {
+        (void) pthread_mutex_destroy(&s->lock);
+}
+
+static void copy_message(char *dst, const char *src) {
+        (void) snprintf(dst, AGENT_STATUS_MESSAGE_MAX, "%s", src ? src : "");
+}
+
+void agent_status_store(struct agent *a, bool ok, const char *message) {
+        struct agent_status *s = &a->status;
+        int64_t now = realtime_ms();
+        pthread_mutex_lock(&s->lock);
+        s->store_ok = ok;
+        if (ok) {
+                s->store_ok_at = now;
+        } else {
+                copy_message(s->store_error, message);
+                s->store_error_at = now;
+        }
+        pthread_mutex_unlock(&s->lock);
+}
+
+void agent_status_docker(struct agent *a, bool connected, const char *message) {
+        struct agent_status *s = &a->status;
+        int64_t now = realtime_ms();
+        pthread_mutex_lock(&s->lock);
+        s->docker_connected = connected;
+        s->docker_changed_at = now;
+        if (!connected)
+                copy_message(s->docker_error, message);
+        pthread_mutex_unlock(&s->lock);
+}
+
+void agent_status_docker_event(struct agent *a) {
+        struct agent_status *s = &a->status;
+        int64_t now = realtime_ms();
+        metrics_inc(METRIC_EVENTS);
+        pthread_mutex_lock(&s->lock);
+        s->docker_event_at = now;
+        pthread_mutex_unlock(&s->lock);
+}
+
+json_t *admin_status_json(struct agent *a) {
+        return json_object();
+}
+
+int admin_server_start(struct agent *a, const char *socket_path, struct admin_server **out, sd_error *err) {
+        return sd_error_set(err, ENOSYS, "admin socket %s: not implemented yet", socket_path);
+}
+
+void admin_server_stop(struct admin_server *s) {
+}

@@ -25,7 +25,9 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "admin.h"
 #include "request.h"
+#include "secretd/docker.h"
 #include "secretd/error.h"
 #include "secretd/keys.h"
 #include "secretd/store.h"
@@ -50,6 +52,15 @@ struct mount_record {
         size_t n_versions;
         struct delivered_version versions[VOLUME_SECRETS_MAX];
         char *mountpoint;                 /* the read-only path given to dockerd */
+        int64_t mounted_at;               /* unix seconds of the Mount that made it */
+        /* The container holding it, learnt from the events stream or the
+         * reconcile (events.c); "" until linked.  Persisted, so a restarted
+         * agent still knows whom to signal and when to wipe. */
+        char container_id[SD_DOCKER_CONTAINER_ID_LEN + 1];
+        char container_name[SD_DOCKER_NAME_MAX + 1];
+        /* Label secretd.reload-signal of that container: 0 absent, > 0 the
+         * signal number, -EINVAL present but not a signal. */
+        int reload_signal;
 };
 
 struct agent {
@@ -71,6 +82,10 @@ struct agent {
         struct mount_record **mounts;
         size_t n_mounts;
         json_t *delivered;                /* secret name -> highest version */
+
+        /* Admin socket and audit (admin.h, audit.h). */
+        struct audit *audit;              /* NULL: audit log disabled; not owned */
+        struct agent_status status;
 };
 
 /* Zero the agent and set up its locks; then fill the caller's fields. */
@@ -91,6 +106,21 @@ json_t *agent_volume_unmount(struct agent *a, const struct plugin_mount_request 
 json_t *agent_volume_get(struct agent *a, const struct plugin_name_request *req);
 json_t *agent_volume_path(struct agent *a, const struct plugin_name_request *req);
 json_t *agent_volume_list(struct agent *a);
+
+/* Link the live instance `id` to a container (events.c) and persist it.
+ * 1 if the record changed, 0 if it already said so, -ENOENT if the
+ * instance is gone. */
+int agent_mount_link(struct agent *a, const char *id, const char *container_id, const char *container_name,
+                     int reload_signal, sd_error *err);
+
+/* Wipe instance `id` and drop its record without an Unmount (its container
+ * is gone), but only if it is still linked to expect_container ("" for
+ * unlinked) with expect_refcount references: the caller decided from a
+ * snapshot and a Mount in between makes it live again (-EBUSY).  0 wiped
+ * (logged at info with `why`), -ENOENT no such record, else the tmpfs
+ * error (logged; the record stays with no references). */
+int agent_mount_wipe(struct agent *a, const char *id, const char *expect_container, unsigned expect_refcount,
+                     const char *why);
 
 /* {"Err": message}, for handlers and the HTTP layer. */
 json_t *plugin_error_reply(const char *message);

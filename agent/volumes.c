@@ -184,7 +184,12 @@ static int mount_record_save(struct agent *a, const struct mount_record *m, sd_e
                                                "Refcount", (json_int_t) m->refcount, "Generation",
                                                (json_int_t) m->generation, "Versions", versions);
         char file[MOUNT_ID_MAX + 8];
-        if (!obj)
+        if (!obj || json_object_set_new(obj, "MountedAt", json_integer((json_int_t) m->mounted_at)) < 0)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        if (m->container_id[0] &&
+            json_object_update_new(obj, json_pack("{s:s,s:s,s:i}", "ContainerID", m->container_id,
+                                                  "ContainerName", m->container_name, "ReloadSignal",
+                                                  m->reload_signal)) < 0)
                 return sd_error_set(err, ENOMEM, "out of memory");
         (void) snprintf(file, sizeof(file), "%s.json", m->id);
         int r = write_json_at(a->mounts_fd, file, obj, err);
@@ -499,6 +504,7 @@ json_t *agent_volume_mount(struct agent *a, const struct plugin_mount_request *r
         memcpy(m->volume, req->name, sizeof(m->volume));
         m->refcount = 1;
         m->generation = 1;
+        m->mounted_at = (int64_t) time(NULL);
         m->n_versions = v->spec.n_secrets;
         for (size_t i = 0; i < v->spec.n_secrets; i++) {
                 memcpy(m->versions[i].name, v->spec.secrets[i].name, sizeof(m->versions[i].name));
@@ -584,6 +590,72 @@ json_t *agent_volume_unmount(struct agent *a, const struct plugin_mount_request 
         return json_object();
 }
 
+int agent_mount_link(struct agent *a, const char *id, const char *container_id, const char *container_name,
+                     int reload_signal, sd_error *err) {
+        _cleanup_unlock_ pthread_mutex_t *ops = lock(&a->ops_lock);
+        char sid[13];
+        struct mount_record *m = mount_find(a, id);
+        if (!m || m->refcount == 0)
+                return sd_error_set(err, ENOENT, "instance %s: no such live mount", short_id(id, sid));
+        if (strcmp(m->container_id, container_id) == 0 && strcmp(m->container_name, container_name) == 0 &&
+            m->reload_signal == reload_signal)
+                return 0;
+        struct mount_record next = *m;
+        (void) snprintf(next.container_id, sizeof(next.container_id), "%s", container_id);
+        (void) snprintf(next.container_name, sizeof(next.container_name), "%s", container_name);
+        next.reload_signal = reload_signal;
+        int r = mount_record_save(a, &next, err);
+        if (r < 0)
+                return r;
+        bool relinked = m->container_id[0] && strcmp(m->container_id, container_id) != 0;
+        {
+                _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+                memcpy(m->container_id, next.container_id, sizeof(m->container_id));
+                memcpy(m->container_name, next.container_name, sizeof(m->container_name));
+                m->reload_signal = reload_signal;
+        }
+        char scid[13];
+        log_info("instance %s of volume '%s' %s container %s (%s)", sid, m->volume,
+                 relinked ? "relinked to" : "belongs to", short_id(container_id, scid), container_name);
+        return 1;
+}
+
+int agent_mount_wipe(struct agent *a, const char *id, const char *expect_container, unsigned expect_refcount,
+                     const char *why) {
+        _cleanup_unlock_ pthread_mutex_t *ops = lock(&a->ops_lock);
+        sd_error err = { 0 };
+        char sid[13];
+        short_id(id, sid);
+        struct mount_record *m = mount_find(a, id);
+        if (!m)
+                return -ENOENT;
+        /* The caller decided from a snapshot taken without the lock; a
+         * Mount since then (docker cp, a restart reusing the id) makes
+         * the instance live again. */
+        if (strcmp(m->container_id, expect_container) != 0 || m->refcount != expect_refcount)
+                return -EBUSY;
+        int r = sd_tmpfs_instance_destroy(a->instances_dir, id, &err);
+        if (r < 0 && r != -ENOENT) {
+                {
+                        _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+                        m->refcount = 0;
+                }
+                sd_error tmp = { 0 };
+                if (mount_record_save(a, m, &tmp) < 0)
+                        log_error("instance %s: %s", sid, tmp.message);
+                log_error("instance %s of volume '%s' (%s): cannot wipe: %s", sid, m->volume, why, err.message);
+                return r;
+        }
+        mount_record_unlink(a, id);
+        {
+                _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+                array_remove((void **) a->mounts, &a->n_mounts, m);
+        }
+        log_info("wiped instance %s of volume '%s': %s", sid, m->volume, why);
+        mount_record_free(m);
+        return 0;
+}
+
 json_t *agent_volume_get(struct agent *a, const struct plugin_name_request *req) {
         _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
 
@@ -661,6 +733,7 @@ void agent_init(struct agent *a) {
         *a = (struct agent) { .state_fd = -1, .volumes_fd = -1, .mounts_fd = -1 };
         (void) pthread_mutex_init(&a->ops_lock, NULL);
         (void) pthread_mutex_init(&a->reg_lock, NULL);
+        agent_status_init(&a->status);
 }
 
 void agent_done(struct agent *a) {
@@ -675,6 +748,7 @@ void agent_done(struct agent *a) {
         sd_closep(&a->state_fd);
         sd_closep(&a->volumes_fd);
         sd_closep(&a->mounts_fd);
+        agent_status_done(&a->status);
         (void) pthread_mutex_destroy(&a->ops_lock);
         (void) pthread_mutex_destroy(&a->reg_lock);
         a->volumes = NULL;
@@ -732,6 +806,35 @@ static int volume_load(struct agent *a, const char *file, struct volume **out, s
         return 0;
 }
 
+static bool container_id_valid(const char *id) {
+        if (strlen(id) != SD_DOCKER_CONTAINER_ID_LEN)
+                return false;
+        for (const char *p = id; *p; p++)
+                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+                        return false;
+        return true;
+}
+
+/* ContainerID/ContainerName/ReloadSignal: absent until events.c links the
+ * instance to its container. */
+static int mount_record_link_load(const json_t *root, struct mount_record *m) {
+        const char *cid = json_string_value(json_object_get(root, "ContainerID"));
+        const char *cname = json_string_value(json_object_get(root, "ContainerName"));
+        json_t *sig = json_object_get(root, "ReloadSignal");
+        if (!cid)
+                return 0;
+        if (!container_id_valid(cid) || !cname || strlen(cname) > SD_DOCKER_NAME_MAX ||
+            !json_is_integer(sig) || json_integer_value(sig) < -EINVAL || json_integer_value(sig) > 64)
+                return -EBADMSG;
+        for (const char *p = cname; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        return -EBADMSG;
+        memcpy(m->container_id, cid, strlen(cid) + 1);
+        memcpy(m->container_name, cname, strlen(cname) + 1);
+        m->reload_signal = (int) json_integer_value(sig);
+        return 0;
+}
+
 static int mount_record_load(struct agent *a, const char *file, struct mount_record **out, sd_error *err) {
         char stem[MOUNT_ID_MAX + 1];
         if (!json_file_stem(file, stem, sizeof(stem)))
@@ -768,6 +871,11 @@ static int mount_record_load(struct agent *a, const char *file, struct mount_rec
                 memcpy(dv->name, key, strlen(key) + 1);
                 dv->version = (uint64_t) json_integer_value(value);
         }
+        json_t *mounted_at = json_object_get(root, "MountedAt");
+        if (json_is_integer(mounted_at))
+                m->mounted_at = (int64_t) json_integer_value(mounted_at);
+        if (mount_record_link_load(root, m) < 0)
+                return sd_error_set(err, EBADMSG, "%s: malformed container link", file);
         if (sd_tmpfs_instance_ro_path(a->instances_dir, m->id, &m->mountpoint) < 0)
                 return sd_error_set(err, ENOMEM, "out of memory");
         *out = steal_pointer(&m);
