@@ -50,6 +50,10 @@ static const char usage_run[] =
         "  --default-size SIZE     tmpfs size of a volume without -o size= (default 1M)\n"
         "  --max-size SIZE         largest -o size= accepted (default 16M)\n"
         "  --log-level LEVEL       error, warn, info or debug (default info)\n"
+        "  --seccomp yes|no        system-call allow-list (default yes when built with it)\n"
+        "  --connection-timeout S  seconds an idle plugin connection is kept (default 150)\n"
+        "  --admin-socket PATH     read-only admin API for root (default /run/secretd/admin.sock)\n"
+        "  --audit-log PATH        JSON-lines audit log, \"\" for none (default /var/log/secretd/audit.log)\n"
         "  -h, --help              show this help\n";
 
 static const char usage_init[] =
@@ -194,6 +198,10 @@ static int verb_run(int argc, char **argv) {
                 { "default-size", required_argument, NULL, 1 },
                 { "max-size", required_argument, NULL, 1 },
                 { "log-level", required_argument, NULL, 1 },
+                { "seccomp", required_argument, NULL, 1 },
+                { "connection-timeout", required_argument, NULL, 1 },
+                { "admin-socket", required_argument, NULL, 1 },
+                { "audit-log", required_argument, NULL, 1 },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };

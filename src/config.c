@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "secretd/config.h"
 #include "secretd/names.h"
 #include "secretd/store.h"
@@ -17,9 +18,14 @@
 enum value_kind {
         VALUE_STRING,       /* any non-empty text */
         VALUE_ABS_PATH,     /* an absolute path */
+        VALUE_ABS_PATH_OR_EMPTY,  /* an absolute path, or "" to turn the feature off */
         VALUE_DRIVER,       /* a plugin name, i.e. a socket file name */
         VALUE_SIZE,
+        VALUE_TOTAL_SIZE,   /* a size up to SD_TOTAL_SIZE_MAX */
+        VALUE_COUNT,        /* 1..SD_COUNT_MAX */
         VALUE_LOG_LEVEL,
+        VALUE_BOOL,         /* yes/no, true/false, 1/0 */
+        VALUE_SECONDS,      /* 1..3600 */
 };
 
 struct config_key {
@@ -40,7 +46,16 @@ static const struct config_key config_keys[] = {
         STR_KEY("plugin-dir", VALUE_ABS_PATH, plugin_dir),
         STR_KEY("default-size", VALUE_SIZE, default_size),
         STR_KEY("max-size", VALUE_SIZE, max_size),
+        STR_KEY("max-volumes", VALUE_COUNT, max_volumes),
+        STR_KEY("max-instances-per-volume", VALUE_COUNT, max_instances_per_volume),
+        STR_KEY("max-inodes", VALUE_COUNT, max_inodes),
+        STR_KEY("max-total-tmpfs", VALUE_TOTAL_SIZE, max_total_tmpfs),
+        STR_KEY("floor-file", VALUE_ABS_PATH, floor_file),
         STR_KEY("log-level", VALUE_LOG_LEVEL, log_level),
+        STR_KEY("admin-socket", VALUE_ABS_PATH, admin_socket),
+        STR_KEY("audit-log", VALUE_ABS_PATH_OR_EMPTY, audit_log),
+        STR_KEY("seccomp", VALUE_BOOL, seccomp),
+        STR_KEY("connection-timeout", VALUE_SECONDS, connection_timeout),
 };
 
 static const char *const level_names[] = {
@@ -67,7 +82,7 @@ int sd_log_level_parse(const char *text, enum sd_log_level *out, sd_error *err) 
                             sd_escape_for_message(text, strlen(text), shown, sizeof(shown)));
 }
 
-int sd_size_parse(const char *what, const char *text, uint64_t *out, sd_error *err) {
+static int size_parse_up_to(const char *what, const char *text, uint64_t max, uint64_t *out, sd_error *err) {
         char shown[64];
         sd_escape_for_message(text, strlen(text), shown, sizeof(shown));
 
@@ -98,11 +113,36 @@ int sd_size_parse(const char *what, const char *text, uint64_t *out, sd_error *e
                         return sd_error_set(err, EINVAL, "%s '%s' is too large", what, shown);
                 value = value * 10 + d;
         }
-        if (value > UINT64_MAX / mult || value * mult > SD_SIZE_MAX)
-                return sd_error_set(err, EINVAL, "%s '%s' is larger than the limit of 1G", what, shown);
+        if (value > UINT64_MAX / mult || value * mult > max)
+                return sd_error_set(err, EINVAL, "%s '%s' is larger than the limit of %" PRIu64 "G", what, shown,
+                                    max >> 30);
         value *= mult;
         if (value < SD_SIZE_MIN)
                 return sd_error_set(err, EINVAL, "%s '%s' is smaller than the minimum of 4K", what, shown);
+        *out = value;
+        return 0;
+}
+
+int sd_size_parse(const char *what, const char *text, uint64_t *out, sd_error *err) {
+        return size_parse_up_to(what, text, SD_SIZE_MAX, out, err);
+}
+
+/* A positive decimal count: digits only, like sizes. */
+static int count_parse(const char *what, const char *text, uint64_t *out, sd_error *err) {
+        char shown[64];
+        size_t len = strlen(text);
+        sd_escape_for_message(text, len, shown, sizeof(shown));
+        if (len == 0 || strspn(text, "0123456789") != len)
+                return sd_error_set(err, EINVAL, "%s '%s' is not a decimal number", what, shown);
+        uint64_t value = 0;
+        for (size_t i = 0; i < len; i++) {
+                value = value * 10 + (uint64_t) (text[i] - '0');
+                if (value > SD_COUNT_MAX)
+                        return sd_error_set(err, EINVAL, "%s '%s' is larger than the limit of %" PRIu64, what,
+                                            shown, SD_COUNT_MAX);
+        }
+        if (value == 0)
+                return sd_error_set(err, EINVAL, "%s '%s' must be at least 1", what, shown);
         *out = value;
         return 0;
 }
@@ -120,7 +160,13 @@ int sd_config_init(struct sd_config *cfg) {
         *cfg = (struct sd_config) {
                 .default_size = (uint64_t) 1 << 20,
                 .max_size = (uint64_t) 16 << 20,
+                .max_volumes = 1024,
+                .max_instances_per_volume = 64,
+                .max_inodes = 1024,
+                .max_total_tmpfs = (uint64_t) 256 << 20,
                 .log_level = SD_LOG_INFO,
+                .seccomp = HAVE_LIBSECCOMP,
+                .connection_timeout = 150,
         };
         if (strdup_into(&cfg->store_url, SD_STORE_DEFAULT_URL) < 0 ||
             strdup_into(&cfg->driver, "secretd") < 0 ||
@@ -128,7 +174,10 @@ int sd_config_init(struct sd_config *cfg) {
             strdup_into(&cfg->trusted_writers, "/etc/secretd/trusted-writers") < 0 ||
             strdup_into(&cfg->state_dir, "/run/secretd") < 0 ||
             strdup_into(&cfg->docker_socket, "/var/run/docker.sock") < 0 ||
-            strdup_into(&cfg->plugin_dir, "/run/docker/plugins") < 0) {
+            strdup_into(&cfg->plugin_dir, "/run/docker/plugins") < 0 ||
+            strdup_into(&cfg->floor_file, SD_CONFIG_DEFAULT_FLOOR_FILE) < 0 ||
+            strdup_into(&cfg->admin_socket, "/run/secretd/admin.sock") < 0 ||
+            strdup_into(&cfg->audit_log, "/var/log/secretd/audit.log") < 0) {
                 sd_config_free(cfg);
                 return -ENOMEM;
         }
@@ -143,6 +192,9 @@ void sd_config_free(struct sd_config *cfg) {
         free(cfg->state_dir);
         free(cfg->docker_socket);
         free(cfg->plugin_dir);
+        free(cfg->floor_file);
+        free(cfg->admin_socket);
+        free(cfg->audit_log);
         *cfg = (struct sd_config) { 0 };
 }
 
@@ -162,9 +214,11 @@ int sd_config_set(struct sd_config *cfg, const char *key, const char *value, sd_
         if (!k)
                 return sd_error_set(err, EINVAL,
                                     "unknown key '%s'; known keys: store, driver, key, trusted-writers, "
-                                    "state-dir, docker-socket, plugin-dir, default-size, max-size, log-level",
+                                    "state-dir, docker-socket, plugin-dir, default-size, max-size, log-level, "
+                                    "max-volumes, max-instances-per-volume, max-inodes, max-total-tmpfs, floor-file, "
+                                    "seccomp, connection-timeout, admin-socket, audit-log",
                                     shown_key);
-        if (value[0] == '\0')
+        if (value[0] == '\0' && k->kind != VALUE_ABS_PATH_OR_EMPTY)
                 return sd_error_set(err, EINVAL, "%s: empty value", k->name);
         for (const char *p = value; *p; p++)
                 if ((unsigned char) *p < 0x20 || *p == 0x7f)
@@ -180,8 +234,39 @@ int sd_config_set(struct sd_config *cfg, const char *key, const char *value, sd_
                 *(uint64_t *) field = size;
                 return 0;
         }
+        case VALUE_TOTAL_SIZE:
+        case VALUE_COUNT: {
+                uint64_t n;
+                int r = k->kind == VALUE_COUNT ? count_parse(k->name, value, &n, err)
+                                               : size_parse_up_to(k->name, value, SD_TOTAL_SIZE_MAX, &n, err);
+                if (r < 0)
+                        return r;
+                *(uint64_t *) field = n;
+                return 0;
+        }
         case VALUE_LOG_LEVEL:
                 return sd_log_level_parse(value, (enum sd_log_level *) field, err);
+        case VALUE_BOOL:
+                if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
+                        *(bool *) field = true;
+                else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
+                        *(bool *) field = false;
+                else
+                        return sd_error_set(err, EINVAL, "%s '%s' is not yes or no", k->name, shown);
+                return 0;
+        case VALUE_SECONDS: {
+                size_t digits = strspn(value, "0123456789");
+                unsigned long n = digits > 0 && digits <= 4 && value[digits] == '\0' ? strtoul(value, NULL, 10) : 0;
+                if (n < 1 || n > 3600)
+                        return sd_error_set(err, EINVAL, "%s '%s' is not a number of seconds from 1 to 3600",
+                                            k->name, shown);
+                *(unsigned *) field = (unsigned) n;
+                return 0;
+        }
+        case VALUE_ABS_PATH_OR_EMPTY:
+                if (value[0] == '\0')
+                        break;
+                __attribute__((fallthrough));
         case VALUE_ABS_PATH:
                 if (value[0] != '/')
                         return sd_error_set(err, EINVAL, "%s '%s' is not an absolute path", k->name, shown);
@@ -359,5 +444,10 @@ int sd_config_check(const struct sd_config *cfg, sd_error *err) {
                 return sd_error_set(err, EINVAL,
                                     "default-size (%" PRIu64 " bytes) is larger than max-size (%" PRIu64 " bytes)",
                                     cfg->default_size, cfg->max_size);
+        /* Otherwise no volume of the largest size could ever be mounted. */
+        if (cfg->max_size > cfg->max_total_tmpfs)
+                return sd_error_set(err, EINVAL,
+                                    "max-size (%" PRIu64 " bytes) is larger than max-total-tmpfs (%" PRIu64 " bytes)",
+                                    cfg->max_size, cfg->max_total_tmpfs);
         return 0;
 }

@@ -18,6 +18,15 @@
  *   default-size = 1M
  *   max-size = 16M
  *   log-level = info
+ *   max-volumes = 1024           (resource caps: each refusal names its key)
+ *   max-instances-per-volume = 64
+ *   max-inodes = 1024            (nr_inodes of one instance)
+ *   max-total-tmpfs = 256M       (sum of the size caps of live instances)
+ *   floor-file = /var/lib/secretd/delivered.json   (rollback floor)
+ *   admin-socket = /run/secretd/admin.sock   (read-only admin API for root)
+ *   audit-log = /var/log/secretd/audit.log   (JSON lines; empty disables)
+ *   seccomp = yes                (yes|no; a system-call allow-list)
+ *   connection-timeout = 150     (seconds an idle plugin connection lives)
  *
  * Unknown sections and keys are errors (a typo must not silently fall back
  * to a default); every message names the file, the line and the key.
@@ -40,6 +49,12 @@
  * secrets in RAM per container is certainly a mistake. */
 #define SD_SIZE_MIN ((uint64_t) 4096)
 #define SD_SIZE_MAX ((uint64_t) 1 << 30)
+/* max-total-tmpfs adds up many instances: up to 1024G. */
+#define SD_TOTAL_SIZE_MAX ((uint64_t) 1 << 40)
+/* Counts (max-volumes, max-instances-per-volume, max-inodes): 1..this. */
+#define SD_COUNT_MAX ((uint64_t) 1000000)
+/* The rollback floor must outlive a reboot, so not under /run. */
+#define SD_CONFIG_DEFAULT_FLOOR_FILE "/var/lib/secretd/delivered.json"
 
 enum sd_log_level {
         SD_LOG_ERROR = 0,
@@ -59,6 +74,16 @@ struct sd_config {
         uint64_t default_size;  /* default-size, bytes */
         uint64_t max_size;      /* max-size, bytes */
         enum sd_log_level log_level;
+        /* Resource caps; each refusal names its key. */
+        uint64_t max_volumes;               /* max-volumes: volume definitions */
+        uint64_t max_instances_per_volume;  /* max-instances-per-volume: live tmpfs instances */
+        uint64_t max_inodes;                /* max-inodes: nr_inodes of one instance */
+        uint64_t max_total_tmpfs;           /* max-total-tmpfs: bytes, sum of live instances' size caps */
+        char *floor_file;                   /* floor-file: the rollback floor (absolute) */
+        char *admin_socket;     /* admin-socket (absolute) */
+        char *audit_log;        /* audit-log (absolute, or "" for none) */
+        bool seccomp;                 /* seccomp: yes|no (default yes when built with libseccomp) */
+        unsigned connection_timeout;  /* connection-timeout, seconds, 1..3600 */
 };
 
 /* Fill cfg with the built-in defaults (strings malloc()ed).  -ENOMEM. */
@@ -83,7 +108,7 @@ int sd_config_parse_string(struct sd_config *cfg, const char *text, size_t len, 
 int sd_config_load_file(struct sd_config *cfg, const char *path, sd_error *err);
 
 /* Checks across keys, run once everything is applied: default-size must not
- * exceed max-size. */
+ * exceed max-size, nor max-size max-total-tmpfs. */
 int sd_config_check(const struct sd_config *cfg, sd_error *err);
 
 /* "16M" -> 16777216.  Decimal digits with an optional K, M or G suffix
