@@ -643,20 +643,63 @@ static void publish_progress_undo(struct publish_progress *p) {
         errno = saved;
 }
 
-/* After the switch: remove names no longer published and every generation
- * directory but the live one (including leftovers of a crashed publish). */
-static int publish_sweep(int rwfd, const char *live_dir, const struct sd_tmpfs_file *files, size_t n_files,
-                         const char *id, sd_error *err) {
+static int rw_list(int rwfd, DIR **out) {
         int fd = openat(rwfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
-                return sd_error_set_errno(err, errno, "instance '%s': cannot list rw/", id);
-        _cleanup_closedir_ DIR *d = fdopendir(fd);
+                return -errno;
+        DIR *d = fdopendir(fd);
         if (!d) {
                 int e = errno;
                 (void) close(fd);
-                return sd_error_set_errno(err, e, "instance '%s': cannot list rw/", id);
+                return -e;
         }
-        int r = 0;
+        *out = d;
+        return 0;
+}
+
+/* Before writing a new generation: remove every generation directory but
+ * the live one (keep_dir; NULL when none is known).  That is the one before
+ * it, kept intact by the previous publish for readers still inside it, and
+ * leftovers of a crashed publish.  So at most two generations exist at
+ * once, which is what the 2x sizing reserves. */
+static int generations_prune(int rwfd, const char *keep_dir, const char *id, sd_error *err) {
+        _cleanup_closedir_ DIR *d = NULL;
+        int r = rw_list(rwfd, &d);
+        if (r < 0)
+                return sd_error_set_errno(err, -r, "instance '%s': cannot list rw/", id);
+        for (;;) {
+                errno = 0;
+                struct dirent *de = readdir(d);
+                if (!de) {
+                        if (errno != 0)
+                                return sd_error_set_errno(err, errno, "instance '%s': cannot list rw/", id);
+                        return 0;
+                }
+                if (strncmp(de->d_name, GENERATION_PREFIX, strlen(GENERATION_PREFIX)) != 0 ||
+                    (keep_dir && strcmp(de->d_name, keep_dir) == 0))
+                        continue;
+                r = entry_wipe(rwfd, de->d_name, 0);
+                if (r < 0)
+                        return sd_error_set_errno(err, -r, "instance '%s': cannot remove the old generation %s", id,
+                                                  de->d_name);
+        }
+}
+
+/* After the switch: remove names no longer published, both the visible
+ * link and the file in the previous generation (prev_dir, NULL if none).
+ * The previous generation itself stays until the next publish, so a reader
+ * that resolved ..data just before the switch still reads a complete set;
+ * only a name that is gone for good is wiped at once (a deleted secret must
+ * not stay readable under ..g<N>/ for a whole rotation). */
+static int publish_sweep(int rwfd, const char *live_dir, const char *prev_dir, const struct sd_tmpfs_file *files,
+                         size_t n_files, const char *id, sd_error *err) {
+        _cleanup_closedir_ DIR *d = NULL;
+        int r = rw_list(rwfd, &d);
+        if (r < 0)
+                return sd_error_set_errno(err, -r, "instance '%s': cannot list rw/", id);
+        _cleanup_close_ int prevfd = -1;
+        if (prev_dir)
+                prevfd = openat(rwfd, prev_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         for (;;) {
                 errno = 0;
                 struct dirent *de = readdir(d);
@@ -668,10 +711,13 @@ static int publish_sweep(int rwfd, const char *live_dir, const struct sd_tmpfs_f
                 const char *name = de->d_name;
                 int q = 0;
                 if (name[0] != '.') {
-                        if (!file_names_contain(files, n_files, name))
+                        if (!file_names_contain(files, n_files, name)) {
                                 q = entry_wipe(rwfd, name, 0);
+                                if (q == 0 && prevfd >= 0)
+                                        q = entry_wipe(prevfd, name, 0);
+                        }
                 } else if (strncmp(name, GENERATION_PREFIX, strlen(GENERATION_PREFIX)) == 0 &&
-                           strcmp(name, live_dir) != 0) {
+                           strcmp(name, live_dir) != 0 && (!prev_dir || strcmp(name, prev_dir) != 0)) {
                         q = entry_wipe(rwfd, name, 0);
                 }
                 if (q < 0 && r == 0)
@@ -699,9 +745,23 @@ static int data_link_generation(int rwfd, uint64_t *generation_out) {
         return generation_parse(target, generation_out);
 }
 
-int sd_tmpfs_instance_publish(const char *root, const char *id, const struct sd_tmpfs_params *params,
+/* Carry an unchanged file into the new generation: a hard link to the
+ * current generation's inode.  No plaintext passes through memory, it costs
+ * neither space nor an inode (so an update of one file in a large volume
+ * fits beside the rest), and the inode already has its mode and owner.
+ * Wiping stays correct: a file is zeroed only when its last link goes. */
+static int file_carry(int curfd, int genfd, const char *name) {
+        struct stat st;
+        if (fstatat(curfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADMSG;
+        return linkat(curfd, name, genfd, name, 0) < 0 ? -errno : 0;
+}
+
+static int publish_generation(const char *root, const char *id, const struct sd_tmpfs_params *params,
                               const struct sd_tmpfs_file *files, size_t n_files, uint64_t generation,
-                              sd_error *err) {
+                              bool carry, sd_error *err) {
         int r = instance_id_validate(id, err);
         if (r < 0)
                 return r;
@@ -717,7 +777,7 @@ int sd_tmpfs_instance_publish(const char *root, const char *id, const struct sd_
                 r = sd_name_validate("file name", name, name ? strlen(name) : 0, err);
                 if (r < 0)
                         return sd_error_prefix(err, r, "instance '%s'", id);
-                if (!files[i].value || (!files[i].value->data && files[i].value->len > 0))
+                if ((!files[i].value && !carry) || (files[i].value && !files[i].value->data && files[i].value->len > 0))
                         return sd_error_set(err, EINVAL, "instance '%s': file '%s' has no value", id, name);
                 for (size_t j = 0; j < i; j++)
                         if (strcmp(files[j].name, name) == 0)
@@ -748,19 +808,35 @@ int sd_tmpfs_instance_publish(const char *root, const char *id, const struct sd_
                 return sd_error_set(err, ESTALE, "instance '%s': generation %" PRIu64 " is not newer than the current %" PRIu64,
                                     id, generation, current);
 
-        char generation_dir[GENERATION_NAME_SIZE];
+        char generation_dir[GENERATION_NAME_SIZE], current_dir[GENERATION_NAME_SIZE];
         generation_name(generation, generation_dir);
+        bool have_current = r >= 0 && current > 0;
+        if (have_current)
+                generation_name(current, current_dir);
+
+        _cleanup_close_ int curfd = -1;
+        for (size_t i = 0; carry && i < n_files; i++) {
+                if (files[i].value)
+                        continue;
+                if (curfd < 0 && have_current)
+                        curfd = openat(rwfd, current_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (curfd < 0)
+                        return sd_error_set(err, ENOENT,
+                                            "instance '%s': file '%s' is to be kept but there is no current generation to keep it from",
+                                            id, files[i].name);
+        }
 
         _cleanup_free_ bool *link_created = calloc(n_files ? n_files : 1, sizeof(bool));
         if (!link_created)
                 return sd_error_set(err, ENOMEM, "instance '%s': out of memory", id);
 
-        /* Leftovers of a publish that crashed before its switch. */
+        /* Leftovers of a publish that crashed before its switch, and the
+         * generation before the current one. */
         (void) unlinkat(rwfd, DATA_LINK_TMP, 0);
         (void) unlinkat(rwfd, NAME_LINK_TMP, 0);
-        r = entry_wipe(rwfd, generation_dir, 0);
+        r = generations_prune(rwfd, have_current ? current_dir : NULL, id, err);
         if (r < 0)
-                return sd_error_set_errno(err, -r, "instance '%s': cannot remove the leftover %s", id, generation_dir);
+                return r;
 
         _cleanup_(publish_progress_undo) struct publish_progress progress = {
                 .rwfd = rwfd, .generation_dir = generation_dir, .files = files,
@@ -777,9 +853,19 @@ int sd_tmpfs_instance_publish(const char *root, const char *id, const struct sd_
                 return publish_error(err, errno, rwfd, id, "generation directory", generation_dir, "open");
 
         for (size_t i = 0; i < n_files; i++) {
-                r = file_write(genfd, &files[i], params);
+                if (files[i].value) {
+                        r = file_write(genfd, &files[i], params);
+                        if (r < 0)
+                                return publish_error(err, r, rwfd, id, "file", files[i].name, "write");
+                        continue;
+                }
+                r = file_carry(curfd, genfd, files[i].name);
+                if (r == -ENOENT || r == -EBADMSG)
+                        return sd_error_set(err, ENOENT,
+                                            "instance '%s': file '%s' is to be kept but generation %" PRIu64 " has no such file",
+                                            id, files[i].name, current);
                 if (r < 0)
-                        return publish_error(err, r, rwfd, id, "file", files[i].name, "write");
+                        return publish_error(err, r, rwfd, id, "file", files[i].name, "keep");
         }
         /* Root-owned and not writable by the container user, but
          * traversable so the files' own modes decide who reads them. */
@@ -824,7 +910,19 @@ int sd_tmpfs_instance_publish(const char *root, const char *id, const struct sd_
                 return publish_error(err, errno, rwfd, id, "link", DATA_LINK, "replace");
         progress.committed = true;
 
-        return publish_sweep(rwfd, generation_dir, files, n_files, id, err);
+        return publish_sweep(rwfd, generation_dir, have_current ? current_dir : NULL, files, n_files, id, err);
+}
+
+int sd_tmpfs_instance_publish(const char *root, const char *id, const struct sd_tmpfs_params *params,
+                              const struct sd_tmpfs_file *files, size_t n_files, uint64_t generation,
+                              sd_error *err) {
+        return publish_generation(root, id, params, files, n_files, generation, false, err);
+}
+
+int sd_tmpfs_instance_update(const char *root, const char *id, const struct sd_tmpfs_params *params,
+                             const struct sd_tmpfs_file *files, size_t n_files, uint64_t generation,
+                             sd_error *err) {
+        return publish_generation(root, id, params, files, n_files, generation, true, err);
 }
 
 /* ---- destroy ----------------------------------------------------------- */

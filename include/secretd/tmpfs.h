@@ -24,12 +24,17 @@
  *   ..data -> ..g<...>    one symlink, replaced by rename(2) for each update
  *   NAME -> ..data/NAME   one relative symlink per visible file
  *
- * An update writes a complete new generation directory, renames a fresh
- * symlink over ..data (one atomic step a reader cannot observe half-done),
- * then zeroes and removes the old directory.  A reader that wants several
- * files from one generation opens "..data" once (a directory fd) and
- * reads them relative to it; opening NAME by NAME can straddle an update.
- * A reader holding a file of a superseded generation open reads zeros.
+ * An update zeroes and removes the generation before the current one,
+ * writes a complete new generation directory, then renames a fresh symlink
+ * over ..data (one atomic step a reader cannot observe half-done).  The
+ * generation it replaced stays intact until the next update, so at most two
+ * exist at once.  A reader that wants several files from one generation
+ * resolves "..data" once (a directory fd, or `cd ..data`) and reads them
+ * relative to it: that set stays complete and consistent until the update
+ * after next.  Opening NAME by NAME can straddle an update.  A reader
+ * holding a file open reads zeros once its generation is two updates old,
+ * and a name dropped from the set is zeroed in the previous generation
+ * right after the switch.
  *
  * All functions need CAP_SYS_ADMIN (mount) for create/destroy and work
  * fd-relative below root without following symlinks.  Calls on the same
@@ -37,7 +42,7 @@
  * of them keeps plaintext: values are written from the caller's sd_secret
  * and nothing is copied.
  *
- * Sizing: an update holds the old and the new generation at once, so
+ * Sizing: two generations coexist (always, after the first update), so
  * size_bytes must fit twice the files (each rounded up to a page), and
  * nr_inodes must be at least 3 * n + 5 for n files (root, ..data, the
  * temporary link, two generation directories, 2n files, n links).
@@ -74,8 +79,9 @@ int sd_tmpfs_instance_create(const char *root, const char *id, const struct sd_t
                              char **ro_path_out, sd_error *err);
 
 /* Publish a complete new set of files (n_files may be 0) as generation
- * `generation`, swapping ..data atomically and wiping the previous
- * generation.  Names present before but absent now disappear.  Each file
+ * `generation`, swapping ..data atomically.  The generation before the
+ * current one is wiped first; the current one stays intact (see above).
+ * Names present before but absent now disappear.  Each file
  * gets params->mode (permission bits only) and uid/gid ((uid_t) -1 keeps
  * root).  A ..data or NAME entry that is not ours is replaced by rename(2),
  * never followed.
@@ -91,6 +97,16 @@ int sd_tmpfs_instance_create(const char *root, const char *id, const struct sd_t
 int sd_tmpfs_instance_publish(const char *root, const char *id, const struct sd_tmpfs_params *params,
                               const struct sd_tmpfs_file *files, size_t n_files, uint64_t generation,
                               sd_error *err);
+
+/* As publish, but a file whose value is NULL is carried over unchanged from
+ * the current generation (hard-linked: no copy of the plaintext is made, no
+ * space or inode used).  For rotations, where one secret of a volume
+ * changes: callers pass the new values of changed files, NULL for the rest,
+ * and leave out names to remove.  -ENOENT (nothing changed) if a file to
+ * keep is missing from the current generation or there is none. */
+int sd_tmpfs_instance_update(const char *root, const char *id, const struct sd_tmpfs_params *params,
+                             const struct sd_tmpfs_file *files, size_t n_files, uint64_t generation,
+                             sd_error *err);
 
 /* Overwrite every file with zeros and unlink it (while rw/ is still
  * mounted: a running container's bind outlives our unmount), unmount ro/

@@ -511,9 +511,13 @@ Test(tmpfs, publish_generation_two_changes_and_removes) {
         struct stat st;
         cr_assert_lt(lstat(pc, &st), 0, "removed name is gone");
         cr_assert_eq(errno, ENOENT);
+        /* The previous generation stays for readers inside it, without
+         * the removed name (a deleted secret is wiped at once). */
         _cleanup_free_ char *g1dir = path_of(ro, "..g00000000000000000001");
-        cr_assert_lt(lstat(g1dir, &st), 0, "old generation dir is gone");
-        cr_assert_eq(count_entries_with_prefix(ro, "..g"), 1);
+        assert_content(g1dir, "a", "a-one", 5);
+        _cleanup_free_ char *g1c = path_of(g1dir, "c");
+        cr_assert_lt(lstat(g1c, &st), 0, "removed name is wiped from the previous generation too");
+        cr_assert_eq(count_entries_with_prefix(ro, "..g"), 2);
         cr_assert_eq(count_entries_with_prefix(ro, "..data_tmp"), 0);
         uint64_t generation = 0;
         cr_assert_eq(sd_tmpfs_instance_generation(root, ID, &generation), 0);
@@ -525,20 +529,23 @@ Test(tmpfs, publish_generation_two_changes_and_removes) {
         assert_content(ro, "a", "a-two-longer", 12);
         cr_assert_lt(lstat(pc, &st), 0);
 
-        /* An empty set removes every name. */
+        /* An empty set removes every name; generation 1 goes now. */
         cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &default_params, NULL, 0, 3, &err), 0, "%s", err.message);
         cr_assert_eq(count_entries_with_prefix(ro, "a"), 0);
         cr_assert_eq(count_entries_with_prefix(ro, "b"), 0);
+        cr_assert_lt(lstat(g1dir, &st), 0, "the generation two publishes old is gone");
+        cr_assert_eq(count_entries_with_prefix(ro, "..g"), 2, "at most two generations at once");
 }
 
-Test(tmpfs, old_generation_is_zeroed_for_readers_holding_it_open) {
+Test(tmpfs, old_generation_is_zeroed_for_readers_holding_it_open_two_publishes_later) {
         require_mounts();
         _cleanup_free_ char *ro = create_default(ID, &default_params);
         char value[5000];
         memset(value, 'S', sizeof(value));
         _cleanup_secret_ struct sd_secret *v = secret_of(value, sizeof(value));
         _cleanup_secret_ struct sd_secret *w = secret_of("new", 3);
-        struct sd_tmpfs_file g1[] = { { "token", v } }, g2[] = { { "token", w } };
+        _cleanup_secret_ struct sd_secret *x = secret_of("newer", 5);
+        struct sd_tmpfs_file g1[] = { { "token", v } }, g2[] = { { "token", w } }, g3[] = { { "token", x } };
         sd_error err = { 0 };
         cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &default_params, g1, 1, 1, &err), 0, "%s", err.message);
         _cleanup_free_ char *p = path_of(ro, "token");
@@ -547,11 +554,94 @@ Test(tmpfs, old_generation_is_zeroed_for_readers_holding_it_open) {
         cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &default_params, g2, 1, 2, &err), 0, "%s", err.message);
 
         char buf[sizeof(value)];
+        cr_assert_eq(pread(fd, buf, sizeof(buf), 0), (ssize_t) sizeof(buf));
+        cr_assert(memcmp(buf, value, sizeof(value)) == 0, "one publish later the previous generation is intact");
+        assert_content(ro, "token", "new", 3);
+
+        cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &default_params, g3, 1, 3, &err), 0, "%s", err.message);
         cr_assert_eq(pread(fd, buf, sizeof(buf), 0), (ssize_t) sizeof(buf), "the old inode keeps its size");
         for (size_t i = 0; i < sizeof(buf); i++)
                 cr_assert_eq(buf[i], 0, "byte %zu of the old generation still holds plaintext", i);
         close(fd);
-        assert_content(ro, "token", "new", 3);
+        assert_content(ro, "token", "newer", 5);
+}
+
+Test(tmpfs, update_keeps_unchanged_files_changes_others_and_removes_left_out) {
+        require_mounts();
+        _cleanup_free_ char *ro = create_default(ID, &default_params);
+        struct sd_tmpfs_params params = default_params;
+        params.mode = 0440;
+        _cleanup_secret_ struct sd_secret *a1 = secret_of("a-one", 5);
+        _cleanup_secret_ struct sd_secret *a2 = secret_of("a-two", 5);
+        _cleanup_secret_ struct sd_secret *b = secret_of("bee", 3);
+        _cleanup_secret_ struct sd_secret *c = secret_of("sea", 3);
+        struct sd_tmpfs_file g1[] = { { "a", a1 }, { "b", b }, { "c", c } };
+        struct sd_tmpfs_file g2[] = { { "a", a2 }, { "b", NULL } };
+        sd_error err = { 0 };
+        cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &params, g1, 3, 1, &err), 0, "%s", err.message);
+        cr_assert_eq(sd_tmpfs_instance_update(root, ID, &params, g2, 2, 2, &err), 0, "%s", err.message);
+        assert_content(ro, "a", "a-two", 5);
+        assert_content(ro, "b", "bee", 3);
+        _cleanup_free_ char *pb = path_of(ro, "b"), *pc = path_of(ro, "c");
+        struct stat st;
+        cr_assert_eq(stat(pb, &st), 0);
+        cr_assert_eq(st.st_mode & 07777, 0440, "a kept file keeps its mode");
+        cr_assert_lt(lstat(pc, &st), 0, "a left-out name is removed");
+
+        /* Kept through several generations: still right after the one it
+         * was first written in is wiped. */
+        struct sd_tmpfs_file keep_all[] = { { "a", NULL }, { "b", NULL } };
+        for (uint64_t g = 3; g <= 5; g++)
+                cr_assert_eq(sd_tmpfs_instance_update(root, ID, &params, keep_all, 2, g, &err), 0, "%s", err.message);
+        assert_content(ro, "a", "a-two", 5);
+        assert_content(ro, "b", "bee", 3);
+        cr_assert_eq(count_entries_with_prefix(ro, "..g"), 2);
+
+        /* A name to keep that the current generation lacks: refused,
+         * nothing changes. */
+        struct sd_tmpfs_file missing[] = { { "a", a1 }, { "zz", NULL } };
+        cr_assert_eq(sd_tmpfs_instance_update(root, ID, &params, missing, 2, 6, &err), -ENOENT);
+        cr_assert(strstr(err.message, "'zz'"), "%s", err.message);
+        assert_content(ro, "a", "a-two", 5);
+        uint64_t generation = 0;
+        cr_assert_eq(sd_tmpfs_instance_generation(root, ID, &generation), 0);
+        cr_assert_eq(generation, 5);
+
+        /* publish itself still wants every value. */
+        cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &params, keep_all, 2, 6, &err), -EINVAL);
+}
+
+Test(tmpfs, update_of_a_fresh_instance_has_nothing_to_keep) {
+        require_mounts();
+        _cleanup_free_ char *ro = create_default(ID, &default_params);
+        struct sd_tmpfs_file keep[] = { { "a", NULL } };
+        sd_error err = { 0 };
+        cr_assert_eq(sd_tmpfs_instance_update(root, ID, &default_params, keep, 1, 1, &err), -ENOENT);
+        cr_assert(strstr(err.message, "no current generation"), "%s", err.message);
+        cr_assert_eq(count_entries_with_prefix(ro, ".."), 0, "nothing published");
+}
+
+Test(tmpfs, destroy_zeroes_files_shared_by_two_generations) {
+        require_mounts();
+        _cleanup_free_ char *ro = create_default(ID, &default_params);
+        char value[3000];
+        memset(value, 'K', sizeof(value));
+        _cleanup_secret_ struct sd_secret *k = secret_of(value, sizeof(value));
+        _cleanup_secret_ struct sd_secret *c2 = secret_of("c2", 2);
+        struct sd_tmpfs_file g1[] = { { "cert", c2 }, { "key", k } };
+        struct sd_tmpfs_file g2[] = { { "cert", c2 }, { "key", NULL } };
+        sd_error err = { 0 };
+        cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &default_params, g1, 2, 1, &err), 0, "%s", err.message);
+        cr_assert_eq(sd_tmpfs_instance_update(root, ID, &default_params, g2, 2, 2, &err), 0, "%s", err.message);
+        _cleanup_free_ char *p = path_of(ro, "key");
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(sd_tmpfs_instance_destroy(root, ID, &err), 0, "%s", err.message);
+        char buf[sizeof(value)];
+        cr_assert_eq(pread(fd, buf, sizeof(buf), 0), (ssize_t) sizeof(buf));
+        for (size_t i = 0; i < sizeof(buf); i++)
+                cr_assert_eq(buf[i], 0, "byte %zu of a kept (hard-linked) file survived destroy", i);
+        close(fd);
 }
 
 Test(tmpfs, publish_refuses_bad_names_modes_and_duplicates) {
