@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "agent.h"
+#include "audit.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -65,6 +66,54 @@ void agent_status_docker_event(struct agent *a) {
         pthread_mutex_lock(&s->lock);
         s->docker_event_at = now;
         pthread_mutex_unlock(&s->lock);
+}
+
+static const char *or_null(const char *s) {
+        return s && s[0] ? s : NULL;
+}
+
+void agent_note_delivery(struct agent *a, const struct mount_record *m,
+                         const char (*writers)[SD_KEY_ID_CHARS + 1]) {
+        for (size_t i = 0; i < m->n_versions; i++) {
+                metrics_inc(METRIC_DELIVERIES);
+                const struct audit_event ev = {
+                        .kind = AUDIT_DELIVER,
+                        .container = or_null(m->container_id),
+                        .container_name = or_null(m->container_name),
+                        .volume = m->volume,
+                        .instance = m->id,
+                        .secret = m->versions[i].name,
+                        .version = m->versions[i].version,
+                        .writer = writers ? or_null(writers[i]) : NULL,
+                };
+                (void) audit_log(a->audit, &ev);
+        }
+}
+
+void agent_note_wipe(struct agent *a, const struct mount_record *m, const char *why) {
+        metrics_inc(METRIC_WIPES);
+        const struct audit_event ev = {
+                .kind = AUDIT_WIPE,
+                .container = or_null(m->container_id),
+                .container_name = or_null(m->container_name),
+                .volume = m->volume,
+                .instance = m->id,
+                .reason = why,
+        };
+        (void) audit_log(a->audit, &ev);
+}
+
+void agent_note_refusal(struct agent *a, const char *volume, const char *instance, enum error_kind kind,
+                        const sd_error *err) {
+        metrics_inc(METRIC_REFUSALS);
+        metrics_error(kind);
+        const struct audit_event ev = {
+                .kind = AUDIT_REFUSE,
+                .volume = volume,
+                .instance = instance,
+                .reason = err && err->message[0] ? err->message : "unknown error",
+        };
+        (void) audit_log(a->audit, &ev);
 }
 
 json_t *admin_status_json(struct agent *a) {

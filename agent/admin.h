@@ -18,7 +18,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "secretd/error.h"
+#include "secretd/keys.h"
 
 #define AGENT_STATUS_MESSAGE_MAX 256
 
@@ -57,6 +59,20 @@ void agent_status_docker(struct agent *a, bool connected, const char *message);
 /* One docker event received: records its time and counts
  * secretd_docker_events_total. */
 void agent_status_docker_event(struct agent *a);
+
+/* Count and audit what the plugin endpoints do (never a value).  m is a
+ * struct mount_record (agent.h); writers[i] is the key id of the writer
+ * who signed m->versions[i]. */
+struct mount_record;
+void agent_note_delivery(struct agent *a, const struct mount_record *m,
+                         const char (*writers)[SD_KEY_ID_CHARS + 1]);
+void agent_note_wipe(struct agent *a, const struct mount_record *m, const char *why);
+/* A Create, Mount (instance = mount id) or rotation refused: counts
+ * secretd_refusals_total and secretd_errors_total{kind} (see
+ * metrics_error_kind_for_code()), audits "refuse" with err->message as the
+ * reason. */
+void agent_note_refusal(struct agent *a, const char *volume, const char *instance, enum error_kind kind,
+                        const sd_error *err);
 
 /* Build the GET /v1/status object.  NULL on out of memory. */
 json_t *admin_status_json(struct agent *a);

@@ -13,6 +13,7 @@
 #include "agent.h"
 #include "fileio.h"
 #include "log.h"
+#include "metrics.h"
 #include "secretd/client.h"
 #include "secretd/config.h"
 #include "secretd/tmpfs.h"
@@ -215,7 +216,8 @@ static uint64_t delivered_floor(struct agent *a, const char *secret) {
 /* Fetch, verify and decrypt the latest version of one secret, turning the
  * library's errors into advice for the operator. */
 static int secret_fetch_latest(struct agent *a, const char *volume, const char *name,
-                               struct sd_secret **value_out, uint64_t *version_out, sd_error *err) {
+                               struct sd_secret **value_out, uint64_t *version_out,
+                               char writer_out[SD_KEY_ID_CHARS + 1], sd_error *err) {
         if (!a->store)
                 return sd_error_set(err, ENODEV, "volume '%s': no store is open", volume);
 
@@ -255,6 +257,7 @@ static int secret_fetch_latest(struct agent *a, const char *volume, const char *
                                     volume, name, info.version, floor);
         *value_out = steal_pointer(&owned);
         *version_out = info.version;
+        memcpy(writer_out, info.signer_id, SD_KEY_ID_CHARS + 1);
         return 0;
 }
 
@@ -270,9 +273,11 @@ static uint64_t tmpfs_bytes_needed(struct sd_secret *const values[], size_t n) {
 
 static int secrets_fetch_all(struct agent *a, const char *volume, const struct volume_spec *spec,
                              struct sd_secret *values[VOLUME_SECRETS_MAX],
-                             uint64_t versions[VOLUME_SECRETS_MAX], sd_error *err) {
+                             uint64_t versions[VOLUME_SECRETS_MAX],
+                             char writers[VOLUME_SECRETS_MAX][SD_KEY_ID_CHARS + 1], sd_error *err) {
         for (size_t i = 0; i < spec->n_secrets; i++) {
-                int r = secret_fetch_latest(a, volume, spec->secrets[i].name, &values[i], &versions[i], err);
+                int r = secret_fetch_latest(a, volume, spec->secrets[i].name, &values[i], &versions[i],
+                                            writers[i], err);
                 if (r < 0)
                         return r;
         }
@@ -283,6 +288,60 @@ static int secrets_fetch_all(struct agent *a, const char *volume, const struct v
                                     "(each file rounded up to 4K, twice so an update fits beside the current files) "
                                     "but the volume's size is %" PRIu64 " bytes; recreate it with a larger -o size= (at most %" PRIu64 ")",
                                     volume, needed, spec->size, a->limits.max_size);
+        return 0;
+}
+
+/* Two generations of files and their directories, the visible symlinks,
+ * ..data and its staging link (docs/tmpfs.md "Sizing the caps"). */
+static uint64_t instance_nr_inodes(const struct volume_spec *spec) {
+        return 4 * (uint64_t) spec->n_secrets + 16;
+}
+
+/* What the live instances may take from host memory: the size cap of each.
+ * A record whose wipe failed still holds its tmpfs, so it counts too; an
+ * instance of a volume no longer defined counts as max-size. */
+static uint64_t instances_tmpfs_total(struct agent *a) {
+        uint64_t total = 0;
+        for (size_t i = 0; i < a->n_mounts; i++) {
+                const struct volume *v = volume_find(a, a->mounts[i]->volume);
+                total += v ? v->spec.size : a->limits.max_size;
+        }
+        return total;
+}
+
+/* ---- resource caps ----
+ * A container cannot write to its read-only tmpfs, so host memory and
+ * inodes are only spent by the agent on its behalf: per volume, per
+ * instance and in total.  Each refusal names the config key to raise.
+ * Callers hold ops_lock.  spec is the volume's; instance: a new tmpfs is
+ * about to be made (Mount), else a new definition (Create). */
+static int caps_check(struct agent *a, const char *volume, const struct volume_spec *spec, bool instance,
+                      sd_error *err) {
+        const struct agent_caps *c = &a->caps;
+        uint64_t inodes = instance_nr_inodes(spec);
+        if (c->max_inodes && inodes > c->max_inodes)
+                return sd_error_set(err, EDQUOT,
+                                    "volume '%s': its %zu file(s) need a tmpfs of %" PRIu64 " inodes, "
+                                    "more than the %" PRIu64 " allowed by max-inodes",
+                                    volume, spec->n_secrets, inodes, c->max_inodes);
+        if (!instance) {
+                if (c->max_volumes && a->n_volumes >= c->max_volumes)
+                        return sd_error_set(err, EDQUOT, "volume '%s': %zu volumes exist, the limit set by max-volumes",
+                                            volume, a->n_volumes);
+                return 0;
+        }
+        size_t n = volume_instances(a, volume);
+        if (c->max_instances_per_volume && n >= c->max_instances_per_volume)
+                return sd_error_set(err, EDQUOT,
+                                    "volume '%s': %zu instances (one per container) are mounted, the limit set by "
+                                    "max-instances-per-volume",
+                                    volume, n);
+        uint64_t total = instances_tmpfs_total(a);
+        if (c->max_total_tmpfs && (total > c->max_total_tmpfs || spec->size > c->max_total_tmpfs - total))
+                return sd_error_set(err, EDQUOT,
+                                    "volume '%s': a new tmpfs of %" PRIu64 " bytes would bring the live instances to %" PRIu64
+                                    " bytes, over the %" PRIu64 " set by max-total-tmpfs",
+                                    volume, spec->size, total + spec->size, c->max_total_tmpfs);
         return 0;
 }
 
@@ -303,14 +362,20 @@ json_t *agent_volume_create(struct agent *a, const struct plugin_create_request 
                 log_warn("create: %s", err.message);
                 return error_reply(&err);
         }
+        if (caps_check(a, req->name, &req->spec, false, &err) < 0) {
+                log_warn("create: %s", err.message);
+                return error_reply(&err);
+        }
 
         /* Fetch every secret once now, so a typo, a missing recipient entry
          * or an untrusted writer shows at `docker volume create`, not at
          * the first container start. */
         __attribute__((cleanup(secrets_freep))) struct sd_secret *values[VOLUME_SECRETS_MAX] = { 0 };
         uint64_t versions[VOLUME_SECRETS_MAX] = { 0 };
-        if (secrets_fetch_all(a, req->name, &req->spec, values, versions, &err) < 0) {
+        char writers[VOLUME_SECRETS_MAX][SD_KEY_ID_CHARS + 1];
+        if (secrets_fetch_all(a, req->name, &req->spec, values, versions, writers, &err) < 0) {
                 log_warn("create: %s", err.message);
+                agent_note_refusal(a, req->name, NULL, metrics_error_kind_for_code(err.code), &err);
                 return error_reply(&err);
         }
         secrets_freep(&values);
@@ -386,9 +451,10 @@ static int delivered_raise(struct agent *a, const struct volume_spec *spec, cons
         }
         if (!changed)
                 return 0;
-        int r = write_json_at(a->state_fd, DELIVERED_FILE, next, err);
+        int r = write_json_at(a->floor_fd, a->floor_name, next, err);
         if (r < 0)
-                return sd_error_prefix(err, r, "cannot record delivered versions in %s", a->state_dir);
+                return sd_error_prefix(err, r, "cannot record delivered versions in %s",
+                                       a->floor_file ? a->floor_file : a->state_dir);
         json_decref(a->delivered);
         a->delivered = steal_pointer(&next);
         return 0;
@@ -449,10 +515,16 @@ json_t *agent_volume_mount(struct agent *a, const struct plugin_mount_request *r
                 mount_record_free(live);
         }
 
+        if (caps_check(a, req->name, &v->spec, true, &err) < 0) {
+                log_warn("mount %s: %s", sid, err.message);
+                return error_reply(&err);
+        }
         __attribute__((cleanup(secrets_freep))) struct sd_secret *values[VOLUME_SECRETS_MAX] = { 0 };
         uint64_t versions[VOLUME_SECRETS_MAX] = { 0 };
-        if (secrets_fetch_all(a, req->name, &v->spec, values, versions, &err) < 0) {
+        char writers[VOLUME_SECRETS_MAX][SD_KEY_ID_CHARS + 1];
+        if (secrets_fetch_all(a, req->name, &v->spec, values, versions, writers, &err) < 0) {
                 log_warn("mount %s: %s", sid, err.message);
+                agent_note_refusal(a, req->name, req->id, metrics_error_kind_for_code(err.code), &err);
                 return error_reply(&err);
         }
         /* Raise the rollback floor before anything becomes visible: every
@@ -465,9 +537,7 @@ json_t *agent_volume_mount(struct agent *a, const struct plugin_mount_request *r
 
         const struct sd_tmpfs_params params = {
                 .size_bytes = v->spec.size,
-                /* Two generations of files and their directories, the
-                 * visible symlinks, ..data and its staging link. */
-                .nr_inodes = 4 * (uint64_t) v->spec.n_secrets + 16,
+                .nr_inodes = instance_nr_inodes(&v->spec),
                 .uid = (uid_t) v->spec.uid,
                 .gid = (gid_t) v->spec.gid,
                 .mode = (mode_t) v->spec.mode,
@@ -489,12 +559,14 @@ json_t *agent_volume_mount(struct agent *a, const struct plugin_mount_request *r
         }
         if (r < 0) {
                 log_error("mount %s of volume '%s': %s", sid, req->name, err.message);
+                agent_note_refusal(a, req->name, req->id, ERROR_TMPFS, &err);
                 return error_reply(&err);
         }
         r = sd_tmpfs_instance_publish(a->instances_dir, req->id, &params, files, v->spec.n_secrets, 1, &err);
         if (r < 0) {
                 sd_error_prefix(&err, r, "volume '%s'", req->name);
                 log_error("mount %s: %s", sid, err.message);
+                agent_note_refusal(a, req->name, req->id, ERROR_TMPFS, &err);
                 instance_destroy_logged(a, req->id, "mount failed");
                 return error_reply(&err);
         }
@@ -534,6 +606,7 @@ json_t *agent_volume_mount(struct agent *a, const struct plugin_mount_request *r
                 used += (size_t) n;
         }
         log_info("mount %s of volume '%s': delivered %s at %s", sid, req->name, delivered, m->mountpoint);
+        agent_note_delivery(a, m, (const char (*)[SD_KEY_ID_CHARS + 1]) writers);
         m = NULL;
         return steal_pointer(&reply);
 }
@@ -578,6 +651,7 @@ json_t *agent_volume_unmount(struct agent *a, const struct plugin_mount_request 
                         log_error("unmount %s: %s", sid, tmp.message);
                 sd_error_prefix(&err, r, "volume '%s': cannot wipe its tmpfs", m->volume);
                 log_error("unmount %s: %s", sid, err.message);
+                metrics_error(ERROR_TMPFS);
                 return error_reply(&err);
         }
         mount_record_unlink(a, req->id);
@@ -586,6 +660,7 @@ json_t *agent_volume_unmount(struct agent *a, const struct plugin_mount_request 
                 array_remove((void **) a->mounts, &a->n_mounts, m);
         }
         log_info("unmount %s of volume '%s': tmpfs wiped", sid, m->volume);
+        agent_note_wipe(a, m, "unmount");
         mount_record_free(m);
         return json_object();
 }
@@ -652,6 +727,7 @@ int agent_mount_wipe(struct agent *a, const char *id, const char *expect_contain
                 array_remove((void **) a->mounts, &a->n_mounts, m);
         }
         log_info("wiped instance %s of volume '%s': %s", sid, m->volume, why);
+        agent_note_wipe(a, m, why);
         mount_record_free(m);
         return 0;
 }
@@ -730,7 +806,7 @@ json_t *agent_volume_list(struct agent *a) {
 /* ---- start-up: load and reconcile ---- */
 
 void agent_init(struct agent *a) {
-        *a = (struct agent) { .state_fd = -1, .volumes_fd = -1, .mounts_fd = -1 };
+        *a = (struct agent) { .state_fd = -1, .volumes_fd = -1, .mounts_fd = -1, .floor_fd = -1 };
         (void) pthread_mutex_init(&a->ops_lock, NULL);
         (void) pthread_mutex_init(&a->reg_lock, NULL);
         agent_status_init(&a->status);
@@ -748,6 +824,7 @@ void agent_done(struct agent *a) {
         sd_closep(&a->state_fd);
         sd_closep(&a->volumes_fd);
         sd_closep(&a->mounts_fd);
+        sd_closep(&a->floor_fd);
         agent_status_done(&a->status);
         (void) pthread_mutex_destroy(&a->ops_lock);
         (void) pthread_mutex_destroy(&a->reg_lock);
@@ -988,6 +1065,79 @@ static int open_state_subdir(struct agent *a, const char *name, sd_error *err) {
         return fd;
 }
 
+/* A floor file's versions, or an empty floor when it is missing or
+ * unreadable: losing the floor only weakens rollback protection back to
+ * what a fresh host has; refusing to start would stop every container that
+ * needs a secret. */
+static json_t *floor_read(int dirfd, const char *file, const char *shown_path) {
+        json_t *floor = NULL;
+        sd_error sub = { 0 };
+        int r = read_json_at(dirfd, file, &floor, &sub);
+        if (r < 0 && r != -ENOENT)
+                log_error("%s: %s; rollback floor starts empty", shown_path, sub.message);
+        return floor ? floor : json_object();
+}
+
+/* The rollback floor lives in floor-file (by default under /var/lib: a
+ * floor on /run is gone after a reboot, and with it the memory of what was
+ * delivered), else in the state directory.  Its directory must be ours and
+ * closed to others: whoever can replace the file can lower the floor.  A
+ * floor left in the state directory by an older agent is merged in. */
+static int floor_open(struct agent *a, sd_error *err) {
+        _cleanup_free_ char *legacy_path = NULL;
+        if (asprintf(&legacy_path, "%s/%s", a->state_dir, DELIVERED_FILE) < 0) {
+                legacy_path = NULL;
+                return sd_error_set(err, ENOMEM, "out of memory");
+        }
+        if (!a->floor_file || strcmp(a->floor_file, legacy_path) == 0) {
+                a->floor_fd = fcntl(a->state_fd, F_DUPFD_CLOEXEC, 3);
+                if (a->floor_fd < 0)
+                        return sd_error_set_errno(err, errno, "state directory %s", a->state_dir);
+                a->floor_name = DELIVERED_FILE;
+                a->delivered = floor_read(a->floor_fd, a->floor_name, legacy_path);
+                return a->delivered ? 0 : sd_error_set(err, ENOMEM, "out of memory");
+        }
+
+        const char *base;
+        int fd = sd_open_parent(a->floor_file, true, 0700, &base, err);
+        if (fd < 0)
+                return sd_error_prefix(err, fd, "floor-file");
+        a->floor_fd = fd;
+        a->floor_name = base;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return sd_error_set_errno(err, errno, "floor-file %s: its directory", a->floor_file);
+        if (st.st_uid != geteuid() || (st.st_mode & 022))
+                return sd_error_set(err, EPERM,
+                                    "floor-file %s: its directory is owned by uid %u with mode %04o; it must be "
+                                    "owned by this agent and not writable by group or others",
+                                    a->floor_file, (unsigned) st.st_uid, (unsigned) (st.st_mode & 07777));
+
+        a->delivered = floor_read(a->floor_fd, a->floor_name, a->floor_file);
+        _cleanup_json_ json_t *legacy = floor_read(a->state_fd, DELIVERED_FILE, legacy_path);
+        if (!a->delivered || !legacy)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        const char *name;
+        json_t *version;
+        bool raised = false;
+        json_object_foreach(legacy, name, version) {
+                if (!json_is_integer(version) || json_integer_value(version) <= 0 ||
+                    (uint64_t) json_integer_value(version) <= delivered_floor(a, name))
+                        continue;
+                if (json_object_set(a->delivered, name, version) < 0)
+                        return sd_error_set(err, ENOMEM, "out of memory");
+                raised = true;
+        }
+        if (raised) {
+                sd_error sub = { 0 };
+                if (write_json_at(a->floor_fd, a->floor_name, a->delivered, &sub) < 0)
+                        log_error("floor-file %s: %s", a->floor_file, sub.message);
+                else
+                        log_info("rollback floor from %s merged into %s", legacy_path, a->floor_file);
+        }
+        return 0;
+}
+
 int agent_state_open(struct agent *a, sd_error *err) {
         int r = sd_mkdir_p(a->state_dir, 0700);
         if (r < 0)
@@ -1021,21 +1171,9 @@ int agent_state_open(struct agent *a, sd_error *err) {
                 return sd_error_set(err, ENOMEM, "out of memory");
         }
 
-        json_t *delivered = NULL;
-        sd_error sub = { 0 };
-        r = read_json_at(a->state_fd, DELIVERED_FILE, &delivered, &sub);
-        if (r == -ENOENT)
-                delivered = json_object();
-        else if (r < 0)
-                /* Losing the floor only weakens rollback protection back to
-                 * what a fresh host has; refusing to start would stop every
-                 * container that needs a secret. */
-                log_error("%s/%s: %s; rollback floor starts empty", a->state_dir, DELIVERED_FILE, sub.message);
-        if (!delivered)
-                delivered = json_object();
-        if (!delivered)
-                return sd_error_set(err, ENOMEM, "out of memory");
-        a->delivered = delivered;
+        r = floor_open(a, err);
+        if (r < 0)
+                return r;
 
         r = load_volumes(a, err);
         if (r < 0)
