@@ -11,7 +11,10 @@
  *   mounts/<id>.json        one live tmpfs instance: volume, reference
  *                           count, generation, delivered versions
  *   delivered.json          per secret, the highest version ever delivered
- *                           on this host (rollback floor)
+ *                           on this host (rollback floor), unless the
+ *                           floor-file key puts it elsewhere (by default
+ *                           /var/lib/secretd/delivered.json: it must
+ *                           survive a reboot, and /run does not)
  *   instances/<id>/{rw,ro}  the tmpfs instances (include/secretd/tmpfs.h)
  *
  * Locking: MHD runs handlers on several threads.  ops_lock serialises the
@@ -24,6 +27,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "admin.h"
 #include "request.h"
@@ -63,6 +67,15 @@ struct mount_record {
         int reload_signal;
 };
 
+/* Resource caps (config keys max-volumes, ...).  A Create or Mount that
+ * would pass one is refused with a message naming the key; 0 = no cap. */
+struct agent_caps {
+        uint64_t max_volumes;
+        uint64_t max_instances_per_volume;
+        uint64_t max_inodes;              /* nr_inodes of one instance */
+        uint64_t max_total_tmpfs;         /* bytes: size caps of all live instances */
+};
+
 struct agent {
         /* Set by the caller before agent_state_open(); not owned. */
         const char *state_dir;
@@ -72,10 +85,16 @@ struct agent {
         const char *pubkey_line;          /* "sda1:...", for messages */
         const char *trusted_writers_path; /* for messages */
         struct volume_limits limits;
+        struct agent_caps caps;
+        const char *floor_file;           /* rollback floor; NULL: <state_dir>/delivered.json */
+        const char *docker_socket;        /* for the user namespace query (userns.c) */
+        unsigned connection_timeout;      /* plugin connections, seconds; 0: 150 */
 
         /* Owned. */
         char *instances_dir;
         int state_fd, volumes_fd, mounts_fd;
+        int floor_fd;                     /* directory of the floor file */
+        const char *floor_name;           /* its last component */
         pthread_mutex_t ops_lock, reg_lock;
         struct volume **volumes;
         size_t n_volumes;
@@ -134,6 +153,17 @@ struct plugin_server;
  * chmod 0600 and listen.  Returns the listening fd; *path_out is
  * malloc()ed. */
 int plugin_socket_listen(const char *plugin_dir, const char *driver, char **path_out, sd_error *err);
+
+/* Bind a unix socket at path (its directory must exist), mode 0600 from
+ * the start, and listen; a stale socket nobody answers on is replaced, a
+ * live one or a non-socket is an error.  Returns the listening fd.  Shared
+ * by the plugin and admin sockets. */
+int agent_socket_listen(const char *path, sd_error *err);
+
+/* The uid of the peer of an MHD connection on a unix socket
+ * (SO_PEERCRED). */
+struct MHD_Connection;
+int agent_peer_uid(struct MHD_Connection *c, uid_t *uid_out);
 
 /* Serve the plugin protocol on listen_fd (taken over, closed by stop).
  * socket_path is unlinked by plugin_server_stop(). */

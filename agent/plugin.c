@@ -173,7 +173,7 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, co
 /* Only root may talk to the agent: the socket is 0600 already, but a
  * socket passed around or a loosened mode must not turn into a way for
  * anyone to mount secrets. */
-static int peer_uid(struct MHD_Connection *c, uid_t *uid_out) {
+int agent_peer_uid(struct MHD_Connection *c, uid_t *uid_out) {
         const union MHD_ConnectionInfo *info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (!info)
                 return -EBADF;
@@ -193,7 +193,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
         if (!st) {
                 uid_t uid = (uid_t) -1;
-                if (peer_uid(c, &uid) < 0 || uid != 0) {
+                if (agent_peer_uid(c, &uid) < 0 || uid != 0) {
                         log_warn("refused a request for %s from uid %d: only root may use the plugin socket",
                                  url, (int) uid);
                         return reply_error(c, MHD_HTTP_FORBIDDEN, "permission denied: the secretd plugin socket serves only root");
@@ -266,14 +266,23 @@ int plugin_socket_listen(const char *plugin_dir, const char *driver, char **path
         if (r < 0)
                 return sd_error_set_errno(err, -r, "plugin directory %s: cannot create", plugin_dir);
 
-        struct sockaddr_un addr = { .sun_family = AF_UNIX };
         _cleanup_free_ char *path = NULL;
         if (asprintf(&path, "%s/%s.sock", plugin_dir, driver) < 0) {
                 path = NULL;
                 return sd_error_set(err, ENOMEM, "out of memory");
         }
+        int fd = agent_socket_listen(path, err);
+        if (fd < 0)
+                return fd;
+        *path_out = steal_pointer(&path);
+        return fd;
+}
+
+int agent_socket_listen(const char *path, sd_error *err) {
+        int r;
+        struct sockaddr_un addr = { .sun_family = AF_UNIX };
         if (strlen(path) >= sizeof(addr.sun_path))
-                return sd_error_set(err, ENAMETOOLONG, "plugin socket path %s is longer than %zu bytes", path,
+                return sd_error_set(err, ENAMETOOLONG, "socket path %s is longer than %zu bytes", path,
                                     sizeof(addr.sun_path) - 1);
         memcpy(addr.sun_path, path, strlen(path) + 1);
 
@@ -311,7 +320,6 @@ int plugin_socket_listen(const char *plugin_dir, const char *driver, char **path
                 (void) unlink(path);
                 return sd_error_set_errno(err, e, "%s: cannot listen", path);
         }
-        *path_out = steal_pointer(&path);
         return steal_fd(&fd);
 }
 
@@ -335,7 +343,8 @@ int plugin_server_start(struct agent *a, int listen_fd, const char *socket_path,
                                   /* First, or MHD logs the options before it its own way. */
                                   MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
                                   MHD_OPTION_LISTEN_SOCKET, (MHD_socket) fd,
-                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) CONNECTION_TIMEOUT_S,
+                                  MHD_OPTION_CONNECTION_TIMEOUT,
+                                  (unsigned int) (a->connection_timeout ? a->connection_timeout : CONNECTION_TIMEOUT_S),
                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned int) CONNECTION_LIMIT,
                                   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY,
                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
