@@ -19,6 +19,7 @@
 #include "agent.h"
 #include "daemon.h"
 #include "log.h"
+#include "seccomp-filter.h"
 #include "secretd/keys.h"
 #include "secretd/store.h"
 #include "secretd/trust.h"
@@ -128,6 +129,15 @@ int daemon_run(const struct sd_config *cfg) {
         agent.pubkey_line = pubkey;
         agent.trusted_writers_path = cfg->trusted_writers;
         agent.limits = (struct volume_limits) { .default_size = cfg->default_size, .max_size = cfg->max_size };
+        agent.caps = (struct agent_caps) {
+                .max_volumes = cfg->max_volumes,
+                .max_instances_per_volume = cfg->max_instances_per_volume,
+                .max_inodes = cfg->max_inodes,
+                .max_total_tmpfs = cfg->max_total_tmpfs,
+        };
+        agent.floor_file = cfg->floor_file;
+        agent.docker_socket = cfg->docker_socket;
+        agent.connection_timeout = cfg->connection_timeout;
         if (agent_state_open(&agent, &err) < 0) {
                 log_error("%s", err.message);
                 return DAEMON_EXIT_FAILURE;
@@ -138,6 +148,19 @@ int daemon_run(const struct sd_config *cfg) {
         if (fd < 0) {
                 log_error("%s", err.message);
                 return DAEMON_EXIT_FAILURE;
+        }
+        /* Everything is open: from here on the agent only serves. */
+        if (cfg->seccomp) {
+                size_t n_allowed = 0;
+                if (seccomp_install(&n_allowed, &err) < 0) {
+                        (void) close(fd);
+                        (void) unlink(socket_path);
+                        log_error("%s (seccomp = no turns the filter off)", err.message);
+                        return DAEMON_EXIT_FAILURE;
+                }
+                log_info("seccomp: %zu system calls allowed, others fail with EPERM", n_allowed);
+        } else {
+                log_warn("seccomp is off: the agent may make any system call");
         }
         __attribute__((cleanup(plugin_server_stopp))) struct plugin_server *server = NULL;
         if (plugin_server_start(&agent, fd, socket_path, &server, &err) < 0) {

@@ -50,6 +50,12 @@ static const char usage_run[] =
         "  --default-size SIZE     tmpfs size of a volume without -o size= (default 1M)\n"
         "  --max-size SIZE         largest -o size= accepted (default 16M)\n"
         "  --log-level LEVEL       error, warn, info or debug (default info)\n"
+        "  --max-volumes N         most volume definitions (default 1024)\n"
+        "  --max-instances-per-volume N\n"
+        "                          most live tmpfs instances of one volume (default 64)\n"
+        "  --max-inodes N          largest nr_inodes of one instance (default 1024)\n"
+        "  --max-total-tmpfs SIZE  largest sum of the size caps of live instances (default 256M)\n"
+        "  --floor-file PATH       the rollback floor (default " SD_CONFIG_DEFAULT_FLOOR_FILE ")\n"
         "  --seccomp yes|no        system-call allow-list (default yes when built with it)\n"
         "  --connection-timeout S  seconds an idle plugin connection is kept (default 150)\n"
         "  --admin-socket PATH     read-only admin API for root (default /run/secretd/admin.sock)\n"
@@ -198,6 +204,11 @@ static int verb_run(int argc, char **argv) {
                 { "default-size", required_argument, NULL, 1 },
                 { "max-size", required_argument, NULL, 1 },
                 { "log-level", required_argument, NULL, 1 },
+                { "max-volumes", required_argument, NULL, 1 },
+                { "max-instances-per-volume", required_argument, NULL, 1 },
+                { "max-inodes", required_argument, NULL, 1 },
+                { "max-total-tmpfs", required_argument, NULL, 1 },
+                { "floor-file", required_argument, NULL, 1 },
                 { "seccomp", required_argument, NULL, 1 },
                 { "connection-timeout", required_argument, NULL, 1 },
                 { "admin-socket", required_argument, NULL, 1 },

@@ -1,3 +1,105 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Placeholder: being written. */
-#include "secretd/error.h"
+#include <errno.h>
+#include <stddef.h>
+
+#include "config.h"
+#if HAVE_LIBSECCOMP
+#include <seccomp.h>
+#endif
+
+#include "secretd/cleanup.h"
+#include "seccomp-filter.h"
+
+#if HAVE_LIBSECCOMP
+/*
+ * Everything the agent does after start-up, collected with strace -f over
+ * the integration suite and grouped by why it is needed.  Names this
+ * architecture or this libseccomp does not know are skipped, so the list
+ * stays portable (e.g. "open" exists on x86_64 but not on aarch64).
+ * Deliberately absent: execve/execveat, ptrace, process_vm_*, bpf,
+ * kexec_*, init_module, pivot_root, chroot, setns, unshare, keyctl,
+ * userfaultfd, perf_event_open, setuid/setgid and friends.
+ */
+static const char *const allowed_syscalls[] = {
+        /* files below the state directory, the store, the log */
+        "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2",
+        "pwritev2", "lseek", "close", "close_range", "open", "openat", "openat2", "stat", "fstat",
+        "lstat", "newfstatat", "statx", "statfs", "fstatfs", "access", "faccessat", "faccessat2",
+        "readlink", "readlinkat", "getdents", "getdents64", "mkdir", "mkdirat", "rmdir", "unlink",
+        "unlinkat", "rename", "renameat", "renameat2", "symlink", "symlinkat", "link", "linkat",
+        "chmod", "fchmod", "fchmodat", "chown", "fchown", "fchownat", "lchown", "fsync", "fdatasync",
+        "syncfs", "ftruncate", "fallocate", "flock", "fcntl", "dup", "dup2", "dup3", "pipe", "pipe2",
+        "umask", "getcwd", "chdir", "fchdir", "utimensat", "fadvise64", "ioctl", "copy_file_range",
+        "sendfile",
+        /* tmpfs instances (src/tmpfs.c: the new mount API, and the old one
+         * for unmounting) */
+        "mount", "umount2", "fsopen", "fsconfig", "fsmount", "move_mount", "open_tree",
+        "mount_setattr", "fspick",
+        /* the file store's watch, the event loops of libmicrohttpd and
+         * libcurl, stop fds */
+        "inotify_init1", "inotify_add_watch", "inotify_rm_watch", "epoll_create", "epoll_create1",
+        "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2", "poll", "ppoll", "select",
+        "pselect6", "eventfd2", "timerfd_create", "timerfd_settime", "timerfd_gettime",
+        /* the plugin and admin sockets, dockerd, etcd, sd_notify */
+        "socket", "socketpair", "bind", "listen", "accept", "accept4", "connect", "getsockname",
+        "getpeername", "getsockopt", "setsockopt", "sendto", "recvfrom", "sendmsg", "recvmsg",
+        "sendmmsg", "recvmmsg", "shutdown",
+        /* threads (one per connection), locks, memory: sodium_malloc
+         * guards and locks its pages */
+        "futex", "futex_waitv", "set_robust_list", "get_robust_list", "rseq", "clone", "clone3",
+        "exit", "exit_group", "set_tid_address", "mmap", "munmap", "mprotect", "mremap", "madvise",
+        "mlock", "mlock2", "munlock", "brk", "membarrier", "sched_yield", "sched_getaffinity",
+        "getcpu",
+        /* time, randomness, identity */
+        "nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres", "gettimeofday", "time",
+        "getrandom", "gettid", "getpid", "getppid", "getuid", "geteuid", "getgid", "getegid",
+        "getresuid", "getresgid", "getgroups", "uname", "sysinfo", "prlimit64", "getrlimit",
+        "getrusage", "times",
+        /* signals: sigwaitinfo on the main thread, raise/abort, thread
+         * cancellation in libraries */
+        "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigtimedwait", "rt_sigqueueinfo",
+        "sigaltstack", "tgkill", "tkill", "restart_syscall", "prctl", "arch_prctl",
+};
+
+static void seccomp_releasep(scmp_filter_ctx *ctx) {
+        if (*ctx)
+                seccomp_release(*ctx);
+}
+
+int seccomp_install(size_t *n_allowed_out, sd_error *err) {
+        /* EPERM, not KILL_PROCESS: a forgotten entry turns into one failed
+         * request with a message in the log, not an agent that vanishes
+         * while containers depend on it (running containers keep their
+         * secrets either way).  CTL_LOG makes the kernel record every
+         * refused call. */
+        __attribute__((cleanup(seccomp_releasep))) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+        if (!ctx)
+                return sd_error_set(err, ENOMEM, "seccomp: cannot create a filter");
+        int r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+        if (r < 0)
+                return sd_error_set_errno(err, -r, "seccomp: cannot ask for all threads");
+        r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1);
+        if (r < 0 && r != -EOPNOTSUPP)
+                return sd_error_set_errno(err, -r, "seccomp: cannot turn on logging");
+
+        size_t n = 0;
+        for (size_t i = 0; i < SD_ARRAY_SIZE(allowed_syscalls); i++) {
+                int nr = seccomp_syscall_resolve_name(allowed_syscalls[i]);
+                if (nr == __NR_SCMP_ERROR || nr < 0)
+                        continue;
+                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+                if (r < 0)
+                        return sd_error_set_errno(err, -r, "seccomp: cannot allow %s", allowed_syscalls[i]);
+                n++;
+        }
+        r = seccomp_load(ctx);
+        if (r < 0)
+                return sd_error_set_errno(err, -r, "seccomp: the kernel refused the filter");
+        *n_allowed_out = n;
+        return 0;
+}
+#else
+int seccomp_install(size_t *n_allowed_out, sd_error *err) {
+        return sd_error_set(err, EOPNOTSUPP, "seccomp: secretd was built without libseccomp");
+}
+#endif

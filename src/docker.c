@@ -1418,6 +1418,38 @@ int sd_docker_ping(struct sd_docker *d, sd_error *err) {
         return 0;
 }
 
+int sd_docker_userns_remapped(struct sd_docker *d, bool *remapped_out, sd_error *err) {
+        _cleanup_free_ char *body = NULL;
+        size_t len = 0;
+        long status = 0;
+        int r = docker_request(d, "GET", "/info", "/v1.41/info", &status, &body, &len, err);
+        if (r < 0)
+                return r;
+        if (status != 200) {
+                (void) sd_docker_error_from_response("GET", "/info", status, body, len, err);
+                if (err)
+                        err->code = EPROTO;
+                return -EPROTO;
+        }
+        json_error_t jerr;
+        _cleanup_json_ json_t *root = json_loadb(body, len, 0, &jerr);
+        if (!root || !json_is_object(root))
+                return sd_error_set(err, EPROTO, "docker: GET /info: not a JSON object");
+        /* dockerd lists "name=userns" among its security options when it
+         * runs with --userns-remap (API 1.41, all 20.10+ daemons). */
+        json_t *opts = json_object_get(root, "SecurityOptions");
+        bool remapped = false;
+        size_t i;
+        json_t *o;
+        json_array_foreach(opts, i, o) {
+                const char *s = json_string_value(o);
+                if (s && (strcmp(s, "name=userns") == 0 || strncmp(s, "name=userns,", 12) == 0))
+                        remapped = true;
+        }
+        *remapped_out = remapped;
+        return 0;
+}
+
 int sd_docker_list_containers(struct sd_docker *d, const char *filters_json,
                               struct sd_docker_container_list *out, sd_error *err) {
         _cleanup_free_ char *escaped = NULL, *url_path = NULL, *body = NULL;

@@ -335,6 +335,10 @@ const char *sd_docker_socket_path(const struct sd_docker *d);
  * daemon answers 400 "client version 1.41 is too new": -EPROTO). */
 int sd_docker_ping(struct sd_docker *d, sd_error *err);
 
+/* GET /v1.41/info: *remapped_out is true when dockerd runs with
+ * --userns-remap (SecurityOptions holds "name=userns"). */
+int sd_docker_userns_remapped(struct sd_docker *d, bool *remapped_out, sd_error *err);
+
 /* GET /containers/json?all=1[&filters=F]: every container, stopped ones too.
  * filters_json: NULL or a JSON object such as {"volume":["db"]} (-EINVAL if
  * it is not one).  *out is overwritten on success. */
