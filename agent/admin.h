@@ -81,8 +81,22 @@ json_t *admin_status_json(struct agent *a);
 
 struct admin_server;
 
-/* Bind socket_path (parent created 0700; a stale socket nobody answers on
- * is replaced), mode 0600, and serve it.  socket_path is unlinked by
- * admin_server_stop(). */
-int admin_server_start(struct agent *a, const char *socket_path, struct admin_server **out, sd_error *err);
+/* Create the socket's directory (0700) if missing and bind socket_path
+ * (agent_socket_listen(): mode 0600, a stale socket replaced).  Done
+ * before the seccomp filter goes on; returns the listening fd. */
+int admin_socket_listen(const char *socket_path, sd_error *err);
+
+/* Serve the admin API on listen_fd (taken over).  socket_path is unlinked
+ * by admin_server_stop(). */
+int admin_server_start(struct agent *a, int listen_fd, const char *socket_path, struct admin_server **out,
+                       sd_error *err);
 void admin_server_stop(struct admin_server *s);
+static inline void admin_server_stopp(struct admin_server **s) {
+        admin_server_stop(*s);
+}
+
+/* Route one request (method, path) to (status, content type, body).  For
+ * the unit tests; the server calls it after the peer check.  *body_out
+ * is malloc()ed.  -ENOMEM. */
+int admin_dispatch(struct agent *a, const char *method, const char *path, unsigned *status_out,
+                   const char **content_type_out, char **body_out);

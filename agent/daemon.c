@@ -16,9 +16,13 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "admin.h"
 #include "agent.h"
+#include "audit.h"
 #include "daemon.h"
+#include "events.h"
 #include "log.h"
+#include "rotate.h"
 #include "seccomp-filter.h"
 #include "secretd/keys.h"
 #include "secretd/store.h"
@@ -49,6 +53,14 @@ static int harden_process(sd_error *err) {
 
 static void plugin_server_stopp(struct plugin_server **s) {
         plugin_server_stop(*s);
+}
+
+static void events_stopp(struct events **e) {
+        events_stop(*e);
+}
+
+static void rotator_stopp(struct rotator **r) {
+        rotator_stop(*r);
 }
 
 static void agent_donep(struct agent *a) {
@@ -138,6 +150,18 @@ int daemon_run(const struct sd_config *cfg) {
         agent.floor_file = cfg->floor_file;
         agent.docker_socket = cfg->docker_socket;
         agent.connection_timeout = cfg->connection_timeout;
+        agent.status.driver = cfg->driver;
+        agent.status.store_url = cfg->store_url;
+        _cleanup_audit_ struct audit *audit = NULL;
+        if (audit_open(cfg->audit_log, &audit, &err) < 0) {
+                log_error("%s (audit-log = \"\" turns the audit log off)", err.message);
+                return DAEMON_EXIT_FAILURE;
+        }
+        agent.audit = audit;
+        if (cfg->audit_log[0])
+                log_info("audit log %s", cfg->audit_log);
+        else
+                log_warn("the audit log is off (audit-log is empty)");
         if (agent_state_open(&agent, &err) < 0) {
                 log_error("%s", err.message);
                 return DAEMON_EXIT_FAILURE;
@@ -146,6 +170,13 @@ int daemon_run(const struct sd_config *cfg) {
         _cleanup_free_ char *socket_path = NULL;
         int fd = plugin_socket_listen(cfg->plugin_dir, cfg->driver, &socket_path, &err);
         if (fd < 0) {
+                log_error("%s", err.message);
+                return DAEMON_EXIT_FAILURE;
+        }
+        _cleanup_close_ int admin_fd = admin_socket_listen(cfg->admin_socket, &err);
+        if (admin_fd < 0) {
+                (void) close(fd);
+                (void) unlink(socket_path);
                 log_error("%s", err.message);
                 return DAEMON_EXIT_FAILURE;
         }
@@ -169,6 +200,25 @@ int daemon_run(const struct sd_config *cfg) {
                 return DAEMON_EXIT_FAILURE;
         }
         log_info("serving the volume plugin '%s' on %s", cfg->driver, socket_path);
+        __attribute__((cleanup(admin_server_stopp))) struct admin_server *admin = NULL;
+        if (admin_server_start(&agent, steal_fd(&admin_fd), cfg->admin_socket, &admin, &err) < 0) {
+                (void) unlink(cfg->admin_socket);
+                log_error("%s", err.message);
+                return DAEMON_EXIT_FAILURE;
+        }
+        log_info("admin API (status, metrics) for root on %s", cfg->admin_socket);
+        /* After the plugin server: the first reconcile may take a while
+         * and must not delay dockerd's Mounts. */
+        __attribute__((cleanup(events_stopp))) struct events *events = NULL;
+        if (events_start(&agent, cfg->docker_socket, cfg->driver, &events, &err) < 0) {
+                log_error("%s", err.message);
+                return DAEMON_EXIT_FAILURE;
+        }
+        __attribute__((cleanup(rotator_stopp))) struct rotator *rotator = NULL;
+        if (rotator_start(&agent, cfg->docker_socket, &rotator, &err) < 0) {
+                log_error("%s", err.message);
+                return DAEMON_EXIT_FAILURE;
+        }
         notify("READY=1\nSTATUS=serving the volume plugin");
 
         for (;;) {
@@ -192,6 +242,9 @@ int daemon_run(const struct sd_config *cfg) {
         /* Mounts of running containers stay: dockerd still holds them and
          * their records are adopted at the next start.  State files are
          * written on every change, so nothing is left to flush. */
+        rotator_stop(steal_pointer(&rotator));
+        events_stop(steal_pointer(&events));
+        admin_server_stop(steal_pointer(&admin));
         plugin_server_stop(steal_pointer(&server));
         log_info("stopped");
         return DAEMON_EXIT_OK;
