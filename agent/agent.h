@@ -144,6 +144,13 @@ int agent_mount_wipe(struct agent *a, const char *id, const char *expect_contain
 /* {"Err": message}, for handlers and the HTTP layer. */
 json_t *plugin_error_reply(const char *message);
 
+/* For rotate.c, with ops_lock held: persist a mount record; the rollback
+ * floor of one secret; raise the floor of spec's secrets to versions[]
+ * (never lowers it). */
+int mount_record_save(struct agent *a, const struct mount_record *m, sd_error *err);
+uint64_t delivered_floor(struct agent *a, const char *secret);
+int delivered_raise(struct agent *a, const struct volume_spec *spec, const uint64_t versions[], sd_error *err);
+
 /* ---- HTTP server (plugin.c) ---- */
 
 struct plugin_server;

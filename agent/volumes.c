@@ -173,7 +173,7 @@ static int volume_save(struct agent *a, const struct volume *v, sd_error *err) {
         return 0;
 }
 
-static int mount_record_save(struct agent *a, const struct mount_record *m, sd_error *err) {
+int mount_record_save(struct agent *a, const struct mount_record *m, sd_error *err) {
         _cleanup_json_ json_t *versions = json_object();
         if (!versions)
                 return sd_error_set(err, ENOMEM, "out of memory");
@@ -206,7 +206,7 @@ static void mount_record_unlink(struct agent *a, const char *id) {
                 log_warn("cannot remove mount record %s/mounts/%s: %s", a->state_dir, file, strerror(errno));
 }
 
-static uint64_t delivered_floor(struct agent *a, const char *secret) {
+uint64_t delivered_floor(struct agent *a, const char *secret) {
         json_t *v = json_object_get(a->delivered, secret);
         return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t) json_integer_value(v) : 0;
 }
@@ -436,7 +436,7 @@ json_t *agent_volume_remove(struct agent *a, const struct plugin_name_request *r
         return json_object();
 }
 
-static int delivered_raise(struct agent *a, const struct volume_spec *spec, const uint64_t versions[],
+int delivered_raise(struct agent *a, const struct volume_spec *spec, const uint64_t versions[],
                            sd_error *err) {
         _cleanup_json_ json_t *next = json_deep_copy(a->delivered);
         if (!next)
