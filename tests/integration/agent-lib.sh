@@ -51,6 +51,8 @@
 #   sha256_of FILE           hex digest only
 #
 # Variables: AGENT_DRIVER, AGENT_SOCK, AGENT_KEY, AGENT_PUB, AGENT_STATE,
+#   AGENT_FLOOR (the rollback floor file, --floor-file),
+#   AGENT_ADMIN_SOCK (--admin-socket), AGENT_AUDIT (--audit-log),
 #   AGENT_LOG, AGENT_TRUSTED, AGENT_PID, AGENT_EXIT_STATUS, AGENT_START_SECONDS,
 #   AGENT_ARGS (array of extra `secretd run` flags used by every start),
 #   AGENT_LOG_LEVEL (default $SECRETD_TEST_AGENT_LOG_LEVEL or debug: the
@@ -81,7 +83,12 @@ agent_fixture() {
     mkdir -m 0700 "$XDG_CONFIG_HOME" "$TEST_TMP/store" "$TEST_TMP/agent"
     AGENT_KEY=$TEST_TMP/agent/agent.key
     AGENT_STATE=$TEST_TMP/agent/state
+    # Never the host's /var/lib/secretd/delivered.json: runs reuse names.
+    AGENT_FLOOR=$TEST_TMP/agent/delivered.json
     AGENT_LOG=$TEST_TMP/agent/secretd.log
+    # Never the host's /run/secretd/admin.sock or /var/log/secretd.
+    AGENT_ADMIN_SOCK=$TEST_TMP/agent/admin.sock
+    AGENT_AUDIT=$TEST_TMP/agent/audit.log
     AGENT_TRUSTED=$TEST_TMP/agent/trusted-writers
     AGENT_DRIVER=$(unique_driver_name)
     AGENT_SOCK=/run/docker/plugins/$AGENT_DRIVER.sock
@@ -138,6 +145,9 @@ agent_start() {
         --key "$AGENT_KEY" \
         --trusted-writers "$AGENT_TRUSTED" \
         --state-dir "$AGENT_STATE" \
+        --floor-file "$AGENT_FLOOR" \
+        --admin-socket "$AGENT_ADMIN_SOCK" \
+        --audit-log "$AGENT_AUDIT" \
         --docker-socket "$DOCKER_SOCK" \
         --log-level "$AGENT_LOG_LEVEL" \
         "${AGENT_ARGS[@]}" "$@" \
