@@ -24,7 +24,11 @@
 /* dockerd waits up to 2 minutes for Create and Mount; an idle keep-alive
  * connection is dropped well before anything piles up. */
 #define CONNECTION_TIMEOUT_S 150
-#define CONNECTION_LIMIT 64
+/* dockerd opens one connection per call and a `docker compose up` of many
+ * services calls in parallel; each connection is a thread with its own
+ * stack, so the cap stays well below RLIMIT_NOFILE (1024) and keeps memory
+ * bounded.  tests/integration/test-sockets.sh holds 200 at once. */
+#define CONNECTION_LIMIT 256
 #define CONNECTION_MEMORY 65536
 
 struct plugin_server {
@@ -315,7 +319,7 @@ int agent_socket_listen(const char *path, sd_error *err) {
         (void) umask(old_umask);
         if (r < 0)
                 return sd_error_set_errno(err, bind_errno, "%s: cannot bind", path);
-        if (chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
+        if (chmod(path, 0600) < 0 || listen(fd, CONNECTION_LIMIT) < 0) {
                 int e = errno;
                 (void) unlink(path);
                 return sd_error_set_errno(err, e, "%s: cannot listen", path);
