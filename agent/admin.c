@@ -90,6 +90,8 @@ static const char *or_null(const char *s) {
 
 void agent_note_delivery(struct agent *a, const struct mount_record *m,
                          const char (*writers)[SD_KEY_ID_CHARS + 1]) {
+        /* Every secret was just read from the store and verified. */
+        agent_status_store(a, true, NULL);
         for (size_t i = 0; i < m->n_versions; i++) {
                 metrics_inc(METRIC_DELIVERIES);
                 const struct audit_event ev = {
@@ -123,6 +125,8 @@ void agent_note_refusal(struct agent *a, const char *volume, const char *instanc
                         const sd_error *err) {
         metrics_inc(METRIC_REFUSALS);
         metrics_error(kind);
+        if (kind == ERROR_STORE && err && err->code != ENOENT && err->code != EFBIG)
+                agent_status_store(a, false, err->message);
         const struct audit_event ev = {
                 .kind = AUDIT_REFUSE,
                 .volume = volume,

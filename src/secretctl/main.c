@@ -23,6 +23,7 @@ static const struct ctl_verb *const verbs[] = {
         &ctl_verb_keygen,  &ctl_verb_whoami,  &ctl_verb_put,
         &ctl_verb_get,     &ctl_verb_ls,      &ctl_verb_history,
         &ctl_verb_rm,      &ctl_verb_recipient, &ctl_verb_trust,
+        &ctl_verb_status,
 };
 
 static const char exit_status_text[] =
@@ -45,12 +46,14 @@ static const char files_environment_text[] =
         "                                        $HOME/.config/secretctl/identity\n"
         "  $XDG_CONFIG_HOME/secretctl/trusted    writers whose signatures you accept,\n"
         "                                        one sdw1: line each, with a comment\n"
+        "  /run/secretd/admin.sock               the agent's admin socket (status)\n"
         "\n"
         "Environment:\n"
         "  SECRETD_STORE     store URL when --store is not given\n"
         "                    (default " SD_STORE_DEFAULT_URL ")\n"
         "  XDG_CONFIG_HOME   base of the configuration directory\n"
         "  HOME              used when XDG_CONFIG_HOME is unset\n"
+        "  SECRETD_ADMIN_SOCKET  the agent's admin socket for 'status'\n"
         "  Environment variables are ignored when secretctl runs set-user-ID or\n"
         "  set-group-ID (secure_getenv).\n";
 

@@ -50,7 +50,7 @@ struct ctl_verb {
 };
 
 extern const struct ctl_verb ctl_verb_keygen, ctl_verb_whoami, ctl_verb_put, ctl_verb_get,
-        ctl_verb_ls, ctl_verb_history, ctl_verb_rm, ctl_verb_recipient, ctl_verb_trust;
+        ctl_verb_ls, ctl_verb_history, ctl_verb_rm, ctl_verb_recipient, ctl_verb_trust, ctl_verb_status;
 
 /* Print a verb's full help (its text plus the shared Files/Environment). */
 void ctl_print_verb_help(const struct ctl_verb *verb, FILE *f);
