@@ -17,6 +17,7 @@
 #include "secretd/client.h"
 #include "secretd/config.h"
 #include "secretd/tmpfs.h"
+#include "userns.h"
 
 #define STATE_FILE_MAX ((size_t) 256 << 10)
 #define DELIVERED_FILE "delivered.json"
@@ -535,11 +536,25 @@ json_t *agent_volume_mount(struct agent *a, const struct plugin_mount_request *r
                 return error_reply(&err);
         }
 
+        /* Under dockerd's --userns-remap the owner must be the host id
+         * the container sees as spec.uid (userns.h). */
+        uid_t host_uid;
+        gid_t host_gid;
+        sd_error warning = { 0 };
+        if (userns_host_ids(a, v->spec.uid, v->spec.gid, &host_uid, &host_gid, &warning, &err) < 0) {
+                log_error("mount %s of volume '%s': %s", sid, req->name, err.message);
+                return error_reply(&err);
+        }
+        if (warning.message[0])
+                log_warn("mount %s of volume '%s': %s", sid, req->name, warning.message);
+        if (host_uid != (uid_t) v->spec.uid || host_gid != (gid_t) v->spec.gid)
+                log_debug("mount %s: user namespace remap: uid %" PRIu32 " -> %u, gid %" PRIu32 " -> %u", sid,
+                          v->spec.uid, (unsigned) host_uid, v->spec.gid, (unsigned) host_gid);
         const struct sd_tmpfs_params params = {
                 .size_bytes = v->spec.size,
                 .nr_inodes = instance_nr_inodes(&v->spec),
-                .uid = (uid_t) v->spec.uid,
-                .gid = (gid_t) v->spec.gid,
+                .uid = host_uid,
+                .gid = host_gid,
                 .mode = (mode_t) v->spec.mode,
         };
         struct sd_tmpfs_file files[VOLUME_SECRETS_MAX];
@@ -669,9 +684,10 @@ int agent_mount_link(struct agent *a, const char *id, const char *container_id, 
                      int reload_signal, sd_error *err) {
         _cleanup_unlock_ pthread_mutex_t *ops = lock(&a->ops_lock);
         char sid[13];
+        short_id(id, sid);
         struct mount_record *m = mount_find(a, id);
         if (!m || m->refcount == 0)
-                return sd_error_set(err, ENOENT, "instance %s: no such live mount", short_id(id, sid));
+                return sd_error_set(err, ENOENT, "instance %s: no such live mount", sid);
         if (strcmp(m->container_id, container_id) == 0 && strcmp(m->container_name, container_name) == 0 &&
             m->reload_signal == reload_signal)
                 return 0;

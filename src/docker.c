@@ -1422,7 +1422,7 @@ int sd_docker_userns_remapped(struct sd_docker *d, bool *remapped_out, sd_error 
         _cleanup_free_ char *body = NULL;
         size_t len = 0;
         long status = 0;
-        int r = docker_request(d, "GET", "/info", "/v1.41/info", &status, &body, &len, err);
+        int r = docker_request(d, "GET", "/info", "/info", &status, &body, &len, err);
         if (r < 0)
                 return r;
         if (status != 200) {
