@@ -1,3 +1,702 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Placeholder: being written. */
-#include "secretd/error.h"
+/* Container lifecycle from dockerd's events stream (events.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "audit.h"
+#include "events.h"
+#include "log.h"
+#include "metrics.h"
+#include "secretd/docker.h"
+
+/* Reconnect backoff: dockerd restarts in a second or two. */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+/* dockerd sends Unmount right after `die`; only an instance still there
+ * this long afterwards missed it. */
+#define DIE_CHECK_DELAY_MS 5000
+/* A Mount comes before its container exists in a usable form (created,
+ * not yet started): an unlinked instance this young is left alone. */
+#define UNLINKED_GRACE_S 30
+#define RECONCILE_PERIOD_MS 30000
+#define PENDING_DIE_MAX 256
+
+struct pending_die {
+        char container_id[SD_DOCKER_CONTAINER_ID_LEN + 1];
+        int64_t due_ms;   /* CLOCK_MONOTONIC */
+};
+
+struct events {
+        struct agent *agent;
+        char *driver;
+        struct sd_docker *docker;
+        int stop_fd;
+        bool events_started, timer_started;
+        pthread_t events_thread, timer_thread;
+
+        /* work_lock serialises event handling, die checks and reconciles;
+         * the timer sleeps on wake with it released. */
+        pthread_mutex_t work_lock;
+        pthread_cond_t wake;
+        bool stopping;
+        bool connected;               /* the stream is up */
+        struct pending_die pending[PENDING_DIE_MAX];
+        size_t n_pending;
+
+        /* Events thread only. */
+        char since[SD_DOCKER_SINCE_MAX];
+        bool connected_this_run;
+        bool ever_connected;
+};
+
+/* One mount record as seen at one moment, taken under reg_lock so the
+ * docker calls that follow run without any agent lock. */
+struct record_view {
+        char id[MOUNT_ID_MAX + 1];
+        char volume[SD_NAME_MAX + 1];
+        unsigned refcount;
+        int64_t mounted_at;
+        char container_id[SD_DOCKER_CONTAINER_ID_LEN + 1];
+        char container_name[SD_DOCKER_NAME_MAX + 1];
+        char *mountpoint;
+        /* Reconcile: a running container mounts this volume but its
+         * instance could not be told, so this one may be its. */
+        bool unsure;
+};
+
+struct record_views {
+        struct record_view *items;
+        size_t n;
+};
+
+static void record_views_clear(struct record_views *v) {
+        for (size_t i = 0; i < v->n; i++)
+                free(v->items[i].mountpoint);
+        free(v->items);
+        *v = (struct record_views) { 0 };
+}
+#define _cleanup_record_views_ _cleanup_(record_views_clear)
+
+static void mutex_unlockp(pthread_mutex_t **m) {
+        if (*m)
+                (void) pthread_mutex_unlock(*m);
+}
+#define _cleanup_unlock_ __attribute__((cleanup(mutex_unlockp), unused))
+
+static pthread_mutex_t *lock(pthread_mutex_t *m) {
+        (void) pthread_mutex_lock(m);
+        return m;
+}
+
+static int64_t mono_ms(void) {
+        struct timespec ts;
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *short_id(const char *id, char out[13]) {
+        size_t n = strnlen(id, 12);
+        memcpy(out, id, n);
+        out[n] = '\0';
+        return out;
+}
+
+static int records_snapshot(struct agent *a, struct record_views *out) {
+        _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+        struct record_views v = { 0 };
+        if (a->n_mounts > 0) {
+                v.items = calloc(a->n_mounts, sizeof(*v.items));
+                if (!v.items)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < a->n_mounts; i++) {
+                const struct mount_record *m = a->mounts[i];
+                struct record_view *r = &v.items[v.n];
+                memcpy(r->id, m->id, sizeof(r->id));
+                memcpy(r->volume, m->volume, sizeof(r->volume));
+                r->refcount = m->refcount;
+                r->mounted_at = m->mounted_at;
+                memcpy(r->container_id, m->container_id, sizeof(r->container_id));
+                memcpy(r->container_name, m->container_name, sizeof(r->container_name));
+                r->mountpoint = strdup(m->mountpoint ? m->mountpoint : "");
+                if (!r->mountpoint) {
+                        record_views_clear(&v);
+                        return -ENOMEM;
+                }
+                v.n++;
+        }
+        *out = v;
+        return 0;
+}
+
+static void wipe(struct events *e, const struct record_view *r, const char *why) {
+        int rc = agent_mount_wipe(e->agent, r->id, r->container_id, r->refcount, why);
+        if (rc == 0) {
+                metrics_inc(METRIC_WIPES);
+                (void) audit_log(e->agent->audit,
+                                 &(struct audit_event) {
+                                         .kind = AUDIT_WIPE,
+                                         .container = r->container_id[0] ? r->container_id : NULL,
+                                         .container_name = r->container_name[0] ? r->container_name : NULL,
+                                         .volume = r->volume,
+                                         .instance = r->id,
+                                         .reason = why,
+                                 });
+        } else if (rc == -EBUSY) {
+                char sid[13];
+                log_debug("instance %s changed since it was checked (mounted again); not wiped",
+                          short_id(r->id, sid));
+        } else if (rc != -ENOENT) {
+                metrics_error(ERROR_TMPFS);
+        }
+}
+
+static void link_instance(struct events *e, const char *id, const char *container_id, const char *name,
+                          int reload_signal) {
+        sd_error err = { 0 };
+        int r = agent_mount_link(e->agent, id, container_id, name, reload_signal, &err);
+        if (r < 0 && r != -ENOENT) {
+                char sid[13];
+                metrics_error(ERROR_STATE);
+                log_error("instance %s: cannot record its container: %s", short_id(id, sid), err.message);
+        }
+}
+
+/* The tmpfs device mounted at `destination` inside process pid (the
+ * container's init), from its mountinfo: "ID PARENT MAJ:MIN ROOT MOUNTPOINT
+ * ...", MOUNTPOINT with space, tab, newline and backslash octal-escaped.
+ * The last match wins: a later mount shadows an earlier one. */
+static int container_mount_dev(int pid, const char *destination, dev_t *dev_out) {
+        char path[64];
+        (void) snprintf(path, sizeof(path), "/proc/%d/mountinfo", pid);
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
+        bool found = false;
+        dev_t dev = 0;
+        while (getline(&line, &cap, f) > 0) {
+                unsigned maj, min;
+                char *save = NULL;
+                char *field[5];
+                char *p = line;
+                size_t n = 0;
+                for (; n < 5 && (field[n] = strtok_r(p, " \n", &save)); n++)
+                        p = NULL;
+                if (n < 5 || sscanf(field[2], "%u:%u", &maj, &min) != 2)
+                        continue;
+                /* Decode \ooo in place. */
+                char *w = field[4];
+                for (const char *s = field[4]; *s; s++) {
+                        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+                            s[3] >= '0' && s[3] <= '7') {
+                                *w++ = (char) ((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+                                s += 3;
+                        } else
+                                *w++ = *s;
+                }
+                *w = '\0';
+                if (strcmp(field[4], destination) == 0) {
+                        dev = makedev(maj, min);
+                        found = true;
+                }
+        }
+        if (!found)
+                return -ENOENT;
+        *dev_out = dev;
+        return 0;
+}
+
+static bool is_our_mount(const struct events *e, const struct sd_docker_mount *m, const char *volume) {
+        return m->type == SD_DOCKER_MOUNT_VOLUME && m->driver && strcmp(m->driver, e->driver) == 0 &&
+               m->name && (!volume || strcmp(m->name, volume) == 0);
+}
+
+/* The volume's unlinked instances might belong to a container whose mount
+ * could not be read: none of them may be taken for unused. */
+static void mark_unsure(struct record_views *views, const char *volume) {
+        for (size_t j = 0; j < views->n; j++)
+                if (!views->items[j].container_id[0] && strcmp(views->items[j].volume, volume) == 0)
+                        views->items[j].unsure = true;
+}
+
+/* Link the unlinked records among *views that a running container holds,
+ * by tmpfs device; records it could not check are marked unsure. */
+static void link_by_device(struct events *e, const char *container_id, struct record_views *views) {
+        _cleanup_docker_container_ struct sd_docker_container c = { 0 };
+        sd_error err = { 0 };
+        char scid[13];
+        short_id(container_id, scid);
+        int r = sd_docker_inspect_container(e->docker, container_id, &c, &err);
+        if (r < 0) {
+                if (r != -ENOENT) {
+                        metrics_error(ERROR_DOCKER);
+                        log_warn("container %s: %s", scid, err.message);
+                        for (size_t j = 0; j < views->n; j++)
+                                views->items[j].unsure = true;
+                }
+                return;
+        }
+        if (!c.running)
+                return;
+        for (size_t i = 0; i < c.n_mounts; i++) {
+                const struct sd_docker_mount *m = &c.mounts[i];
+                if (!is_our_mount(e, m, NULL))
+                        continue;
+                dev_t dev = 0;
+                int q = c.pid > 0 ? container_mount_dev(c.pid, m->destination, &dev) : -ESRCH;
+                if (q < 0) {
+                        log_debug("container %s: cannot read its mount at %s: %s", scid, m->destination,
+                                  strerror(-q));
+                        mark_unsure(views, m->name);
+                        continue;
+                }
+                for (size_t j = 0; j < views->n; j++) {
+                        struct record_view *v = &views->items[j];
+                        struct stat st;
+                        if (v->container_id[0] || v->refcount == 0 || strcmp(v->volume, m->name) != 0 ||
+                            stat(v->mountpoint, &st) < 0 || st.st_dev != dev)
+                                continue;
+                        const char *name = c.n_names > 0 ? c.names[0] : "";
+                        link_instance(e, v->id, c.id, name, c.reload_signal);
+                        memcpy(v->container_id, c.id, sizeof(v->container_id));
+                        (void) snprintf(v->container_name, sizeof(v->container_name), "%s", name);
+                }
+        }
+}
+
+static const struct sd_docker_container *list_find(const struct sd_docker_container_list *l, const char *id) {
+        for (size_t i = 0; i < l->n; i++)
+                if (strcmp(l->items[i].id, id) == 0)
+                        return &l->items[i];
+        return NULL;
+}
+
+/* Compare the container list with the mount records (see events.h).
+ * Callers hold work_lock. */
+static void reconcile(struct events *e, const char *why) {
+        sd_error err = { 0 };
+        _cleanup_docker_container_list_ struct sd_docker_container_list list = { 0 };
+        int r = sd_docker_list_containers(e->docker, NULL, &list, &err);
+        if (r < 0) {
+                metrics_error(ERROR_DOCKER);
+                log_warn("reconcile (%s): %s", why, err.message);
+                return;
+        }
+        _cleanup_record_views_ struct record_views views = { 0 };
+        if (records_snapshot(e->agent, &views) < 0) {
+                log_error("reconcile (%s): out of memory", why);
+                return;
+        }
+        log_debug("reconcile (%s): %zu container(s), %zu instance(s)", why, list.n, views.n);
+        if (views.n == 0)
+                return;
+
+        /* Linked instances: their container must still be there. */
+        bool any_unlinked = false;
+        for (size_t i = 0; i < views.n; i++) {
+                struct record_view *v = &views.items[i];
+                char msg[SD_DOCKER_NAME_MAX + 96], scid[13];
+                if (!v->container_id[0]) {
+                        any_unlinked = any_unlinked || v->refcount > 0;
+                        continue;
+                }
+                const struct sd_docker_container *c = list_find(&list, v->container_id);
+                short_id(v->container_id, scid);
+                if (!c) {
+                        (void) snprintf(msg, sizeof(msg), "container %s (%s) no longer exists", scid,
+                                        v->container_name);
+                        wipe(e, v, msg);
+                } else if (c->state == SD_DOCKER_STATE_EXITED || c->state == SD_DOCKER_STATE_DEAD) {
+                        /* Created/unknown states are left alone: a
+                         * container being started is "created". */
+                        (void) snprintf(msg, sizeof(msg), "container %s (%s) is not running", scid,
+                                        v->container_name);
+                        wipe(e, v, msg);
+                }
+        }
+        if (!any_unlinked)
+                return;
+
+        /* Unlinked instances: find the running container holding each. */
+        for (size_t i = 0; i < list.n; i++) {
+                const struct sd_docker_container *c = &list.items[i];
+                bool ours = false;
+                for (size_t k = 0; k < c->n_mounts && !ours; k++)
+                        ours = is_our_mount(e, &c->mounts[k], NULL);
+                if (!ours || !c->running)
+                        continue;
+                /* Only worth an inspect if some unlinked record is of a
+                 * volume this container mounts. */
+                bool wanted = false;
+                for (size_t j = 0; j < views.n && !wanted; j++)
+                        for (size_t k = 0; k < c->n_mounts && !wanted; k++)
+                                wanted = !views.items[j].container_id[0] &&
+                                         is_our_mount(e, &c->mounts[k], views.items[j].volume);
+                if (wanted)
+                        link_by_device(e, c->id, &views);
+        }
+        int64_t now = (int64_t) time(NULL);
+        for (size_t i = 0; i < views.n; i++) {
+                struct record_view *v = &views.items[i];
+                if (v->container_id[0])
+                        continue;
+                if (v->refcount == 0) {
+                        wipe(e, v, "its last unmount did not finish");
+                        continue;
+                }
+                if (v->unsure || now - v->mounted_at < UNLINKED_GRACE_S)
+                        continue;
+                wipe(e, v, "no running container holds it");
+        }
+}
+
+/* Wipe the instances still linked to a container that died (after
+ * DIE_CHECK_DELAY_MS) or was destroyed.  Callers hold work_lock. */
+static void container_gone(struct events *e, const char *container_id, bool destroyed) {
+        _cleanup_record_views_ struct record_views views = { 0 };
+        if (records_snapshot(e->agent, &views) < 0)
+                return;
+        bool any = false;
+        for (size_t i = 0; i < views.n && !any; i++)
+                any = strcmp(views.items[i].container_id, container_id) == 0;
+        if (!any)
+                return;
+        char scid[13];
+        short_id(container_id, scid);
+        if (!destroyed) {
+                /* A restart policy or `docker start` may have brought it
+                 * back; a running container keeps its instances. */
+                _cleanup_docker_container_ struct sd_docker_container c = { 0 };
+                sd_error err = { 0 };
+                int r = sd_docker_inspect_container(e->docker, container_id, &c, &err);
+                if (r == -ENOENT)
+                        destroyed = true;
+                else if (r < 0) {
+                        metrics_error(ERROR_DOCKER);
+                        log_warn("container %s died; cannot check it (%s); the next reconcile will", scid,
+                                 err.message);
+                        return;
+                } else if (c.running) {
+                        log_debug("container %s died and runs again; its instances stay", scid);
+                        return;
+                }
+        }
+        for (size_t i = 0; i < views.n; i++) {
+                struct record_view *v = &views.items[i];
+                if (strcmp(v->container_id, container_id) != 0)
+                        continue;
+                char msg[SD_DOCKER_NAME_MAX + 96];
+                (void) snprintf(msg, sizeof(msg), "container %s (%s) %s without an Unmount", scid,
+                                v->container_name, destroyed ? "was destroyed" : "died");
+                wipe(e, v, msg);
+        }
+}
+
+/* ---- event handling (events thread, work_lock held) ---- */
+
+static void on_volume_mount(struct events *e, const struct sd_docker_event *ev) {
+        _cleanup_record_views_ struct record_views views = { 0 };
+        if (records_snapshot(e->agent, &views) < 0)
+                return;
+        /* Already linked (a replayed event, or the reconcile got there). */
+        for (size_t i = 0; i < views.n; i++)
+                if (strcmp(views.items[i].container_id, ev->container_id) == 0 &&
+                    strcmp(views.items[i].volume, ev->actor_id) == 0)
+                        return;
+        /* The Mount that made the instance came just before this event.
+         * With one unlinked instance of the volume mounted around then,
+         * that is it; with several (containers starting side by side), the
+         * container's start event links them by tmpfs device. */
+        const struct record_view *candidate = NULL;
+        size_t n = 0;
+        for (size_t i = 0; i < views.n; i++) {
+                const struct record_view *v = &views.items[i];
+                if (v->container_id[0] || v->refcount == 0 || strcmp(v->volume, ev->actor_id) != 0)
+                        continue;
+                if (v->mounted_at > ev->time + 1 || v->mounted_at < ev->time - 10)
+                        continue;
+                candidate = v;
+                n++;
+        }
+        if (n != 1) {
+                log_debug("volume '%s' mounted for container %.12s: %zu candidate instance(s); "
+                          "linking at its start", ev->actor_id, ev->container_id, n);
+                return;
+        }
+        /* The name and the reload label come with the container, not the
+         * volume event.  The container is being started: it exists. */
+        _cleanup_docker_container_ struct sd_docker_container c = { 0 };
+        sd_error err = { 0 };
+        const char *name = "";
+        int reload_signal = 0;
+        if (sd_docker_inspect_container(e->docker, ev->container_id, &c, &err) == 0) {
+                name = c.n_names > 0 ? c.names[0] : "";
+                reload_signal = c.reload_signal;
+        } else {
+                log_debug("container %.12s: %s", ev->container_id, err.message);
+        }
+        link_instance(e, candidate->id, ev->container_id, name, reload_signal);
+}
+
+static void on_container_start(struct events *e, const struct sd_docker_event *ev) {
+        _cleanup_record_views_ struct record_views views = { 0 };
+        if (records_snapshot(e->agent, &views) < 0)
+                return;
+        bool any_unlinked = false;
+        for (size_t i = 0; i < views.n; i++) {
+                const struct record_view *v = &views.items[i];
+                if (strcmp(v->container_id, ev->actor_id) == 0)
+                        /* The event carries the current name and labels. */
+                        link_instance(e, v->id, ev->actor_id, ev->name, ev->reload_signal);
+                any_unlinked = any_unlinked || (!v->container_id[0] && v->refcount > 0);
+        }
+        if (any_unlinked)
+                link_by_device(e, ev->actor_id, &views);
+}
+
+static void on_container_rename(struct events *e, const struct sd_docker_event *ev) {
+        _cleanup_record_views_ struct record_views views = { 0 };
+        if (records_snapshot(e->agent, &views) < 0)
+                return;
+        for (size_t i = 0; i < views.n; i++)
+                if (strcmp(views.items[i].container_id, ev->actor_id) == 0)
+                        link_instance(e, views.items[i].id, ev->actor_id, ev->name, ev->reload_signal);
+}
+
+static void schedule_die_check(struct events *e, const char *container_id) {
+        for (size_t i = 0; i < e->n_pending; i++)
+                if (strcmp(e->pending[i].container_id, container_id) == 0)
+                        return;
+        if (e->n_pending == PENDING_DIE_MAX) {
+                /* A storm of deaths: the reconcile catches the rest. */
+                log_debug("too many containers died at once; container %.12s is left to the reconcile",
+                          container_id);
+                return;
+        }
+        struct pending_die *p = &e->pending[e->n_pending++];
+        (void) snprintf(p->container_id, sizeof(p->container_id), "%.64s", container_id);
+        p->due_ms = mono_ms() + DIE_CHECK_DELAY_MS;
+        (void) pthread_cond_signal(&e->wake);
+}
+
+static int handle_event(void *userdata, const struct sd_docker_event *ev, sd_error *err) {
+        struct events *e = userdata;
+        (void) err;
+        agent_status_docker_event(e->agent);
+        log_debug("docker event: %s %s %.12s", ev->type_name, ev->action_name, ev->actor_id);
+        {
+                _cleanup_unlock_ pthread_mutex_t *work = lock(&e->work_lock);
+                if (ev->type == SD_DOCKER_EVENT_VOLUME && ev->action == SD_DOCKER_ACTION_MOUNT &&
+                    strcmp(ev->driver, e->driver) == 0)
+                        on_volume_mount(e, ev);
+                else if (ev->type == SD_DOCKER_EVENT_CONTAINER) {
+                        switch (ev->action) {
+                        case SD_DOCKER_ACTION_START:
+                                on_container_start(e, ev);
+                                break;
+                        case SD_DOCKER_ACTION_RENAME:
+                                on_container_rename(e, ev);
+                                break;
+                        case SD_DOCKER_ACTION_DIE:
+                                schedule_die_check(e, ev->actor_id);
+                                break;
+                        case SD_DOCKER_ACTION_DESTROY:
+                                container_gone(e, ev->actor_id, true);
+                                break;
+                        default:
+                                break;
+                        }
+                }
+        }
+        sd_docker_event_since(ev, e->since);
+        return 0;
+}
+
+static int handle_connected(void *userdata, sd_error *err) {
+        struct events *e = userdata;
+        (void) err;
+        e->connected_this_run = true;
+        if (e->ever_connected) {
+                metrics_inc(METRIC_DOCKER_RECONNECTS);
+                log_info("docker events: reconnected to %s%s%s", sd_docker_socket_path(e->docker),
+                         e->since[0] ? "; replaying from " : "", e->since);
+        } else
+                log_info("docker events: following %s", sd_docker_socket_path(e->docker));
+        e->ever_connected = true;
+        agent_status_docker(e->agent, true, NULL);
+        _cleanup_unlock_ pthread_mutex_t *work = lock(&e->work_lock);
+        e->connected = true;
+        reconcile(e, "connected");
+        return 0;
+}
+
+static int handle_bad_line(void *userdata, const sd_error *why, sd_error *err) {
+        struct events *e = userdata;
+        (void) err;
+        log_warn("docker events: an event was lost (%s); reconciling", why->message);
+        _cleanup_unlock_ pthread_mutex_t *work = lock(&e->work_lock);
+        reconcile(e, "lost event");
+        return 0;
+}
+
+/* Sleep ms unless stop_fd becomes readable: true when stopping. */
+static bool wait_stop(int stop_fd, int ms) {
+        struct pollfd p = { .fd = stop_fd, .events = POLLIN };
+        for (;;) {
+                int r = poll(&p, 1, ms);
+                if (r >= 0)
+                        return r > 0;
+                if (errno != EINTR)
+                        return true;
+        }
+}
+
+static void *events_thread(void *arg) {
+        struct events *e = arg;
+        const struct sd_docker_events_handler h = {
+                .connected = handle_connected,
+                .event = handle_event,
+                .bad_line = handle_bad_line,
+                .userdata = e,
+        };
+        int backoff = BACKOFF_MIN_MS;
+        int last_failure = 0;   /* the failure already logged, 0 when up */
+        for (;;) {
+                sd_error err = { 0 };
+                e->connected_this_run = false;
+                int r = sd_docker_events_run(e->docker, e->since[0] ? e->since : NULL, NULL, &h, e->stop_fd, &err);
+                if (r == 0)
+                        break;
+                {
+                        _cleanup_unlock_ pthread_mutex_t *work = lock(&e->work_lock);
+                        e->connected = false;
+                }
+                if (e->connected_this_run) {
+                        backoff = BACKOFF_MIN_MS;
+                        last_failure = r;
+                        log_warn("docker events: disconnected from %s: %s; reconnecting",
+                                 sd_docker_socket_path(e->docker), err.message[0] ? err.message : strerror(-r));
+                        agent_status_docker(e->agent, false, err.message);
+                } else if (r != last_failure) {
+                        /* Once per kind of failure, not once per retry. */
+                        last_failure = r;
+                        log_warn("docker events: cannot follow %s: %s; retrying every %d s at most",
+                                 sd_docker_socket_path(e->docker), err.message[0] ? err.message : strerror(-r),
+                                 BACKOFF_MAX_MS / 1000);
+                        agent_status_docker(e->agent, false, err.message);
+                }
+                if (r == -EACCES || r == -EPROTO || r == -EINVAL)
+                        metrics_error(ERROR_DOCKER);
+                if (wait_stop(e->stop_fd, backoff))
+                        break;
+                backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+        }
+        return NULL;
+}
+
+static void *timer_thread(void *arg) {
+        struct events *e = arg;
+        _cleanup_unlock_ pthread_mutex_t *work = lock(&e->work_lock);
+        int64_t next_reconcile = mono_ms() + RECONCILE_PERIOD_MS;
+        while (!e->stopping) {
+                int64_t now = mono_ms();
+                for (size_t i = 0; i < e->n_pending;) {
+                        if (e->pending[i].due_ms > now) {
+                                i++;
+                                continue;
+                        }
+                        char cid[SD_DOCKER_CONTAINER_ID_LEN + 1];
+                        memcpy(cid, e->pending[i].container_id, sizeof(cid));
+                        e->pending[i] = e->pending[--e->n_pending];
+                        container_gone(e, cid, false);
+                }
+                if (now >= next_reconcile) {
+                        if (e->connected)
+                                reconcile(e, "periodic");
+                        next_reconcile = now + RECONCILE_PERIOD_MS;
+                }
+                int64_t due = next_reconcile;
+                for (size_t i = 0; i < e->n_pending; i++)
+                        if (e->pending[i].due_ms < due)
+                                due = e->pending[i].due_ms;
+                struct timespec ts = { .tv_sec = due / 1000, .tv_nsec = (due % 1000) * 1000000 };
+                (void) pthread_cond_timedwait(&e->wake, &e->work_lock, &ts);
+        }
+        return NULL;
+}
+
+void events_stop(struct events *e) {
+        if (!e)
+                return;
+        const uint64_t one = 1;
+        if (e->stop_fd >= 0 && write(e->stop_fd, &one, sizeof(one)) < 0)
+                log_error("docker events: cannot signal the stop: %s", strerror(errno));
+        {
+                _cleanup_unlock_ pthread_mutex_t *work = lock(&e->work_lock);
+                e->stopping = true;
+                (void) pthread_cond_signal(&e->wake);
+        }
+        if (e->events_started)
+                (void) pthread_join(e->events_thread, NULL);
+        if (e->timer_started)
+                (void) pthread_join(e->timer_thread, NULL);
+        sd_docker_free(e->docker);
+        sd_closep(&e->stop_fd);
+        (void) pthread_cond_destroy(&e->wake);
+        (void) pthread_mutex_destroy(&e->work_lock);
+        free(e->driver);
+        free(e);
+}
+
+static void events_stopp(struct events **e) {
+        events_stop(*e);
+}
+
+int events_start(struct agent *a, const char *docker_socket, const char *driver, struct events **out,
+                 sd_error *err) {
+        __attribute__((cleanup(events_stopp))) struct events *e = calloc(1, sizeof(*e));
+        if (!e)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        e->agent = a;
+        e->stop_fd = -1;
+        (void) pthread_mutex_init(&e->work_lock, NULL);
+        pthread_condattr_t ca;
+        (void) pthread_condattr_init(&ca);
+        (void) pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        (void) pthread_cond_init(&e->wake, &ca);
+        (void) pthread_condattr_destroy(&ca);
+        e->driver = strdup(driver);
+        if (!e->driver)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        int r = sd_docker_new(docker_socket, &e->docker, err);
+        if (r < 0)
+                return sd_error_prefix(err, r, "docker-socket");
+        e->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (e->stop_fd < 0)
+                return sd_error_set_errno(err, errno, "docker events: eventfd");
+        r = pthread_create(&e->events_thread, NULL, events_thread, e);
+        if (r != 0)
+                return sd_error_set_errno(err, r, "docker events: cannot start a thread");
+        e->events_started = true;
+        r = pthread_create(&e->timer_thread, NULL, timer_thread, e);
+        if (r != 0)
+                return sd_error_set_errno(err, r, "docker events: cannot start a thread");
+        e->timer_started = true;
+        *out = steal_pointer(&e);
+        return 0;
+}
