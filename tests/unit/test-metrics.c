@@ -21,6 +21,7 @@
 #include "agent.h"
 #include "audit.h"
 #include "metrics.h"
+#include "secretd/config.h"
 
 /* ---- Prometheus text ---- */
 
@@ -597,4 +598,28 @@ Test(admin, notes_count_and_audit_without_values) {
         char cmd[96];
         (void) snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
         cr_assert_eq(system(cmd), 0);
+}
+
+/* ---- configuration keys ---- */
+
+Test(admin_config, admin_socket_and_audit_log_keys) {
+        _cleanup_config_ struct sd_config cfg;
+        cr_assert_eq(sd_config_init(&cfg), 0);
+        cr_assert_str_eq(cfg.admin_socket, "/run/secretd/admin.sock");
+        cr_assert_str_eq(cfg.audit_log, "/var/log/secretd/audit.log");
+        sd_error err = { 0 };
+        cr_assert_eq(sd_config_set(&cfg, "admin-socket", "/run/x/admin.sock", &err), 0, "%s", err.message);
+        cr_assert_str_eq(cfg.admin_socket, "/run/x/admin.sock");
+        cr_assert_eq(sd_config_set(&cfg, "admin-socket", "", &err), -EINVAL, "the admin socket cannot be empty");
+        cr_assert_eq(sd_config_set(&cfg, "admin-socket", "admin.sock", &err), -EINVAL);
+        cr_assert_not_null(strstr(err.message, "not an absolute path"), "%s", err.message);
+        cr_assert_eq(sd_config_set(&cfg, "audit-log", "", &err), 0, "empty turns the audit log off: %s", err.message);
+        cr_assert_str_eq(cfg.audit_log, "");
+        cr_assert_eq(sd_config_set(&cfg, "audit-log", "audit.log", &err), -EINVAL);
+        cr_assert_str_eq(cfg.audit_log, "", "unchanged on failure");
+
+        const char text[] = "[secretd]\naudit-log =\nadmin-socket = /tmp/a.sock\n";
+        cr_assert_eq(sd_config_parse_string(&cfg, text, strlen(text), "test.conf", &err), 0, "%s", err.message);
+        cr_assert_str_eq(cfg.audit_log, "");
+        cr_assert_str_eq(cfg.admin_socket, "/tmp/a.sock");
 }
