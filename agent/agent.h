@@ -101,6 +101,10 @@ struct agent {
         struct mount_record **mounts;
         size_t n_mounts;
         json_t *delivered;                /* secret name -> highest version */
+        /* Instances agent_mount_wipe() removed lately (ring, under
+         * ops_lock): their late Unmount is expected, not a warning. */
+        char recently_wiped[8][MOUNT_ID_MAX + 1];
+        unsigned recently_wiped_next;
 
         /* Admin socket and audit (admin.h, audit.h). */
         struct audit *audit;              /* NULL: audit log disabled; not owned */

@@ -290,16 +290,19 @@ static const struct sd_docker_container *list_find(const struct sd_docker_contai
  * Callers hold work_lock. */
 static void reconcile(struct events *e, const char *why) {
         sd_error err = { 0 };
+        /* Records first: every link in the snapshot was made before the
+         * list is asked for, so its container is in the list unless it is
+         * really gone. */
+        _cleanup_record_views_ struct record_views views = { 0 };
+        if (records_snapshot(e->agent, &views) < 0) {
+                log_error("reconcile (%s): out of memory", why);
+                return;
+        }
         _cleanup_docker_container_list_ struct sd_docker_container_list list = { 0 };
         int r = sd_docker_list_containers(e->docker, NULL, &list, &err);
         if (r < 0) {
                 metrics_error(ERROR_DOCKER);
                 log_warn("reconcile (%s): %s", why, err.message);
-                return;
-        }
-        _cleanup_record_views_ struct record_views views = { 0 };
-        if (records_snapshot(e->agent, &views) < 0) {
-                log_error("reconcile (%s): out of memory", why);
                 return;
         }
         log_debug("reconcile (%s): %zu container(s), %zu instance(s)", why, list.n, views.n);

@@ -633,6 +633,13 @@ json_t *agent_volume_unmount(struct agent *a, const struct plugin_mount_request 
         short_id(req->id, sid);
 
         struct mount_record *m = mount_find(a, req->id);
+        bool wiped_lately = false;
+        for (size_t i = 0; i < sizeof(a->recently_wiped) / sizeof(a->recently_wiped[0]); i++)
+                wiped_lately = wiped_lately || strcmp(a->recently_wiped[i], req->id) == 0;
+        if (!m && wiped_lately) {
+                log_info("unmount %s of volume '%s': already wiped when its container went", sid, req->name);
+                return json_object();
+        }
         if (!m) {
                 /* dockerd keeps retrying an Unmount that fails; an unknown
                  * id has nothing left to wipe. */
@@ -742,6 +749,8 @@ int agent_mount_wipe(struct agent *a, const char *id, const char *expect_contain
                 _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
                 array_remove((void **) a->mounts, &a->n_mounts, m);
         }
+        size_t slots = sizeof(a->recently_wiped) / sizeof(a->recently_wiped[0]);
+        memcpy(a->recently_wiped[a->recently_wiped_next++ % slots], m->id, sizeof(m->id));
         log_info("wiped instance %s of volume '%s': %s", sid, m->volume, why);
         agent_note_wipe(a, m, why);
         mount_record_free(m);
