@@ -65,6 +65,10 @@ AGENT_PID=""
 AGENT_EXIT_STATUS=""
 AGENT_ARGS=()
 AGENT_LOG_LEVEL=${SECRETD_TEST_AGENT_LOG_LEVEL:-debug}
+# Secret values in every test carry "$SECRETD_CANARY_PREFIX-<word>-<24+ hex>"
+# (canary-db-3f9a..., canary-restart-...): test-zz-disk-canary greps the
+# disks for that shape after the whole suite.
+export SECRETD_CANARY_PREFIX=canary
 
 random_hex() {
     local n=$1

@@ -25,8 +25,8 @@ busybox_image
 agent_fixture
 
 mkdir -m 0700 "$TEST_TMP/values"
-canary1=${SECRETD_CANARY_PREFIX:-canary}-mem1-$(random_hex 32)
-canary2=${SECRETD_CANARY_PREFIX:-canary}-mem2-$(random_hex 32)
+canary1=$SECRETD_CANARY_PREFIX-mem1-$(random_hex 32)
+canary2=$SECRETD_CANARY_PREFIX-mem2-$(random_hex 32)
 printf '%s' "$canary1" >"$TEST_TMP/values/token"
 check "secretctl put token (canary 1)" put_secret token "$TEST_TMP/values/token"
 

@@ -34,7 +34,7 @@ assert_contains "$output" "name=userns" "docker info lists name=userns"
 
 secrets_dir=$TEST_TMP/values
 mkdir -m 0700 "$secrets_dir"
-canary=canary-userns-$(random_hex 24)
+canary=$SECRETD_CANARY_PREFIX-userns-$(random_hex 24)
 printf '%s' "$canary" >"$secrets_dir/token"
 printf '%s\n' "$canary" >"$TEST_TMP/canaries"
 check "secretctl put token" put_secret token "$secrets_dir/token"
