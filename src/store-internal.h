@@ -83,3 +83,4 @@ struct sd_store {
 void sd_store_warnf(struct sd_store *s, const char *fmt, ...) SD_PRINTF(2, 3);
 
 extern const struct sd_store_backend sd_store_file_backend;
+extern const struct sd_store_backend sd_store_etcd_backend;

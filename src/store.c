@@ -25,7 +25,8 @@ struct scheme {
 
 static const struct scheme schemes[] = {
         { "file", &sd_store_file_backend, NULL },
-        { "etcd", NULL, "etcd backend not built yet" },
+        { "etcd", &sd_store_etcd_backend, NULL },
+        { "etcds", NULL, "TLS to etcd is not supported yet; use etcd:// on a trusted network" },
 };
 
 void sd_store_warnf(struct sd_store *s, const char *fmt, ...) {
