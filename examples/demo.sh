@@ -184,7 +184,7 @@ unset password
 step "Host operator: starting the secretd agent as volume plugin '$driver'"
 "$secretd" run --store "$SECRETD_STORE" --driver "$driver" --key "$work/agent/agent.key" \
   --trusted-writers "$work/agent/trusted-writers" --state-dir "$work/state" \
-  --docker-socket "$docker_socket" --log-level info 2>"$work/secretd.log" &
+  --floor-file "$work/delivered.json" --docker-socket "$docker_socket" --log-level info 2>"$work/secretd.log" &
 agent_pid=$!
 agent_up() { [ -S "/run/docker/plugins/$driver.sock" ] || { kill -0 "$agent_pid" 2>/dev/null || return 2; return 1; }; }
 wait_until 30 agent_up || { cat "$work/secretd.log" >&2; die "secretd did not open /run/docker/plugins/$driver.sock"; }

@@ -26,6 +26,73 @@ Test(config, defaults_match_the_documented_ones) {
         cr_assert_eq(cfg.default_size, 1 << 20);
         cr_assert_eq(cfg.max_size, 16 << 20);
         cr_assert_eq(cfg.log_level, SD_LOG_INFO);
+        cr_assert_eq(cfg.max_volumes, 1024);
+        cr_assert_eq(cfg.max_instances_per_volume, 64);
+        cr_assert_eq(cfg.max_inodes, 1024);
+        cr_assert_eq(cfg.max_total_tmpfs, 256 << 20);
+        cr_assert_str_eq(cfg.floor_file, "/var/lib/secretd/delivered.json");
+}
+
+Test(config, resource_caps_and_floor_file_are_read_from_the_file_and_flags) {
+        _cleanup_config_ struct sd_config cfg;
+        cr_assert_eq(sd_config_init(&cfg), 0);
+        sd_error err = { 0 };
+        int r = parse(&cfg,
+                      "[secretd]\n"
+                      "max-volumes = 3\n"
+                      "max-instances-per-volume = 2\n"
+                      "max-inodes = 24\n"
+                      "max-total-tmpfs = 4G\n"
+                      "floor-file = /srv/secretd/floor.json\n",
+                      &err);
+        cr_assert_eq(r, 0, "%s", err.message);
+        cr_assert_eq(cfg.max_volumes, 3);
+        cr_assert_eq(cfg.max_instances_per_volume, 2);
+        cr_assert_eq(cfg.max_inodes, 24);
+        cr_assert_eq(cfg.max_total_tmpfs, (uint64_t) 4 << 30, "a total may exceed the 1G of one volume");
+        cr_assert_str_eq(cfg.floor_file, "/srv/secretd/floor.json");
+        cr_assert_eq(sd_config_set(&cfg, "max-volumes", "1000000", &err), 0, "%s", err.message);
+        cr_assert_eq(cfg.max_volumes, 1000000);
+        cr_assert_eq(sd_config_set(&cfg, "max-total-tmpfs", "64k", &err), 0, "%s", err.message);
+        cr_assert_eq(cfg.max_total_tmpfs, 64 << 10);
+}
+
+Test(config, bad_resource_caps_name_the_key_and_value) {
+        static const struct {
+                const char *key, *value, *message;
+        } bad[] = {
+                { "max-volumes", "0", "max-volumes '0' must be at least 1" },
+                { "max-volumes", "-1", "max-volumes '-1' is not a decimal number" },
+                { "max-volumes", "10k", "max-volumes '10k' is not a decimal number" },
+                { "max-volumes", "1000001", "max-volumes '1000001' is larger than the limit of 1000000" },
+                { "max-instances-per-volume", "0x10", "max-instances-per-volume '0x10' is not a decimal number" },
+                { "max-instances-per-volume", "99999999999999999999999", "is larger than the limit" },
+                { "max-inodes", " 5", "max-inodes ' 5' is not a decimal number" },
+                { "max-total-tmpfs", "2048G", "max-total-tmpfs '2048G' is larger than the limit of 1024G" },
+                { "max-total-tmpfs", "1k", "max-total-tmpfs '1k' is smaller than the minimum of 4K" },
+                { "max-total-tmpfs", "lots", "max-total-tmpfs 'lots' is not a size" },
+                { "floor-file", "delivered.json", "floor-file 'delivered.json' is not an absolute path" },
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                _cleanup_config_ struct sd_config cfg;
+                cr_assert_eq(sd_config_init(&cfg), 0);
+                sd_error err = { 0 };
+                cr_assert_eq(sd_config_set(&cfg, bad[i].key, bad[i].value, &err), -EINVAL, "%s = '%s' accepted",
+                             bad[i].key, bad[i].value);
+                cr_assert(strstr(err.message, bad[i].message), "%s = '%s': %s", bad[i].key, bad[i].value, err.message);
+                cr_assert_eq(cfg.max_volumes, 1024, "unchanged on failure");
+                cr_assert_eq(cfg.max_total_tmpfs, 256 << 20, "unchanged on failure");
+        }
+        /* One volume of the largest size must fit in the total. */
+        _cleanup_config_ struct sd_config cfg;
+        cr_assert_eq(sd_config_init(&cfg), 0);
+        sd_error err = { 0 };
+        cr_assert_eq(parse(&cfg, "[secretd]\nmax-total-tmpfs = 8M\n", &err), 0, "%s", err.message);
+        cr_assert_eq(sd_config_check(&cfg, &err), -EINVAL);
+        cr_assert(strstr(err.message, "max-size (16777216 bytes) is larger than max-total-tmpfs (8388608 bytes)"),
+                  "%s", err.message);
+        cr_assert_eq(sd_config_set(&cfg, "max-size", "8M", &err), 0);
+        cr_assert_eq(sd_config_check(&cfg, &err), 0, "%s", err.message);
 }
 
 Test(config, every_key_is_read_from_the_file) {
@@ -228,5 +295,10 @@ Test(config, the_shipped_example_is_valid_and_says_the_defaults) {
         cr_assert_str_eq(example.plugin_dir, defaults.plugin_dir);
         cr_assert_eq(example.default_size, defaults.default_size);
         cr_assert_eq(example.max_size, defaults.max_size);
+        cr_assert_eq(example.max_volumes, defaults.max_volumes);
+        cr_assert_eq(example.max_instances_per_volume, defaults.max_instances_per_volume);
+        cr_assert_eq(example.max_inodes, defaults.max_inodes);
+        cr_assert_eq(example.max_total_tmpfs, defaults.max_total_tmpfs);
+        cr_assert_str_eq(example.floor_file, defaults.floor_file);
         cr_assert_eq(example.log_level, defaults.log_level);
 }
