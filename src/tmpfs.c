@@ -591,7 +591,7 @@ static int file_write(int genfd, const struct sd_tmpfs_file *file, const struct 
         /* The container user may own the file, which would let it chmod the
          * file writable, but only through a writable mount: it only ever
          * sees the read-only one. */
-        if (fchown(fd, params->uid, params->gid) < 0)
+        if ((params->uid != geteuid() || params->gid != getegid()) && fchown(fd, params->uid, params->gid) < 0)
                 return -errno;
         return 0;
 }
@@ -660,9 +660,13 @@ static int rw_list(int rwfd, DIR **out) {
 /* Before writing a new generation: remove every generation directory but
  * the live one (keep_dir; NULL when none is known).  That is the one before
  * it, kept intact by the previous publish for readers still inside it, and
- * leftovers of a crashed publish.  So at most two generations exist at
- * once, which is what the 2x sizing reserves. */
-static int generations_prune(int rwfd, const char *keep_dir, const char *id, sd_error *err) {
+ * leftovers of a crashed publish (with its staging links).  So at most two
+ * generations exist at once, which is what the 2x sizing reserves.  The
+ * same pass tells whether a visible name will have to go after the switch
+ * (*sweep_out): a rotation of one file usually keeps every name, and then
+ * the second scan is skipped. */
+static int generations_prune(int rwfd, const char *keep_dir, const struct sd_tmpfs_file *files, size_t n_files,
+                             bool *sweep_out, const char *id, sd_error *err) {
         _cleanup_closedir_ DIR *d = NULL;
         int r = rw_list(rwfd, &d);
         if (r < 0)
@@ -674,6 +678,15 @@ static int generations_prune(int rwfd, const char *keep_dir, const char *id, sd_
                         if (errno != 0)
                                 return sd_error_set_errno(err, errno, "instance '%s': cannot list rw/", id);
                         return 0;
+                }
+                if (de->d_name[0] != '.') {
+                        if (!file_names_contain(files, n_files, de->d_name))
+                                *sweep_out = true;
+                        continue;
+                }
+                if (strcmp(de->d_name, DATA_LINK_TMP) == 0 || strcmp(de->d_name, NAME_LINK_TMP) == 0) {
+                        (void) unlinkat(rwfd, de->d_name, 0);
+                        continue;
                 }
                 if (strncmp(de->d_name, GENERATION_PREFIX, strlen(GENERATION_PREFIX)) != 0 ||
                     (keep_dir && strcmp(de->d_name, keep_dir) == 0))
@@ -832,9 +845,8 @@ static int publish_generation(const char *root, const char *id, const struct sd_
 
         /* Leftovers of a publish that crashed before its switch, and the
          * generation before the current one. */
-        (void) unlinkat(rwfd, DATA_LINK_TMP, 0);
-        (void) unlinkat(rwfd, NAME_LINK_TMP, 0);
-        r = generations_prune(rwfd, have_current ? current_dir : NULL, id, err);
+        bool sweep = false;
+        r = generations_prune(rwfd, have_current ? current_dir : NULL, files, n_files, &sweep, id, err);
         if (r < 0)
                 return r;
 
@@ -910,6 +922,8 @@ static int publish_generation(const char *root, const char *id, const struct sd_
                 return publish_error(err, errno, rwfd, id, "link", DATA_LINK, "replace");
         progress.committed = true;
 
+        if (!sweep)
+                return 0;
         return publish_sweep(rwfd, generation_dir, have_current ? current_dir : NULL, files, n_files, id, err);
 }
 
