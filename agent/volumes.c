@@ -752,7 +752,6 @@ int agent_mount_wipe(struct agent *a, const char *id, const char *expect_contain
         size_t slots = sizeof(a->recently_wiped) / sizeof(a->recently_wiped[0]);
         memcpy(a->recently_wiped[a->recently_wiped_next++ % slots], m->id, sizeof(m->id));
         log_info("wiped instance %s of volume '%s': %s", sid, m->volume, why);
-        agent_note_wipe(a, m, why);
         mount_record_free(m);
         return 0;
 }
