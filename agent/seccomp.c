@@ -17,7 +17,7 @@
  * architecture or this libseccomp does not know are skipped, so the list
  * stays portable (e.g. "open" exists on x86_64 but not on aarch64).
  * strace over test-plugin, -rotation, -lifecycle, -agent-restart, -userns,
- * -sockets and -admin saw 62 distinct calls after the filter went on; the
+ * -sockets and -admin saw 70 distinct calls after the filter went on; the
  * rest are their close relatives (pread64 next to pwrite64, epoll_pwait
  * next to poll, the TCP side of sockets for an etcd store) so that a
  * library update choosing a sibling call does not break the agent.
