@@ -442,18 +442,23 @@ static void on_volume_mount(struct events *e, const struct sd_docker_event *ev) 
                 return;
         }
         /* The name and the reload label come with the container, not the
-         * volume event.  The container is being started: it exists. */
+         * volume event.  A container that is not being started (gone,
+         * exited) makes this a replayed old event whose instance is long
+         * wiped: the lone candidate is someone else's. */
         _cleanup_docker_container_ struct sd_docker_container c = { 0 };
         sd_error err = { 0 };
-        const char *name = "";
-        int reload_signal = 0;
-        if (sd_docker_inspect_container(e->docker, ev->container_id, &c, &err) == 0) {
-                name = c.n_names > 0 ? c.names[0] : "";
-                reload_signal = c.reload_signal;
-        } else {
+        if (sd_docker_inspect_container(e->docker, ev->container_id, &c, &err) < 0) {
                 log_debug("container %.12s: %s", ev->container_id, err.message);
+                return;
         }
-        link_instance(e, candidate->id, ev->container_id, name, reload_signal);
+        if (c.state != SD_DOCKER_STATE_CREATED && !c.running)
+                return;
+        if (c.running && c.pid > 0) {
+                /* Already up (a replay): its mount tells for sure. */
+                link_by_device(e, c.id, &views);
+                return;
+        }
+        link_instance(e, candidate->id, c.id, c.n_names > 0 ? c.names[0] : "", c.reload_signal);
 }
 
 static void on_container_start(struct events *e, const struct sd_docker_event *ev) {
@@ -689,6 +694,8 @@ int events_start(struct agent *a, const char *docker_socket, const char *driver,
         int r = sd_docker_new(docker_socket, &e->docker, err);
         if (r < 0)
                 return sd_error_prefix(err, r, "docker-socket");
+        /* A handler in a slow docker call delays the stop by that long. */
+        sd_docker_set_timeouts(e->docker, 2000, 10000);
         e->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (e->stop_fd < 0)
                 return sd_error_set_errno(err, errno, "docker events: eventfd");

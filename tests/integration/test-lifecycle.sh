@@ -73,6 +73,13 @@ check "the mount record names the container (from the volume mount event)" \
 run cat "$AGENT_STATE/mounts/$id.json"
 assert_contains "$output" "\"ContainerName\":\"lc-linked-$TEST_RUN_ID\"" "... with its name"
 assert_contains "$output" '"ReloadSignal":1' "... and its reload signal (SIGHUP = 1)"
+run docker restart -t 1 "$c"
+assert_eq "$status" 0 "docker restart the container"
+check "its old instance is wiped" wait_for 10 instance_gone "$id"
+check "after the restart it reads its secret" reads_token "$c"
+id=$(container_instance "$c") || id=""
+check "its new instance ($id) is linked to it" \
+    wait_for 10 record_names "$id" "$c"
 
 # Two instances no container holds, as a Mount for a container that is
 # still being created leaves them: one just made, one made long ago.
