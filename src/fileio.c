@@ -13,7 +13,7 @@
 #include "fileio.h"
 #include "secretd/cleanup.h"
 
-static int write_all(int fd, const void *data, size_t len) {
+int sd_write_all(int fd, const void *data, size_t len) {
         const unsigned char *p = data;
         while (len > 0) {
                 ssize_t n = write(fd, p, len);
@@ -42,7 +42,7 @@ int sd_write_file_at(int dirfd, const char *name, const void *data, size_t len, 
                         return sd_error_set_errno(err, errno, "%s: cannot create a temporary file", name);
         }
 
-        int r = write_all(fd, data, len);
+        int r = sd_write_all(fd, data, len);
         if (r >= 0 && fchmod(fd, mode) < 0)
                 r = -errno;
         if (r >= 0 && !(flags & SD_WRITE_NO_SYNC) && fsync(fd) < 0)

@@ -17,6 +17,10 @@ enum {
         SD_WRITE_NO_SYNC = 1 << 1,   /* skip fsync (tmpfs targets) */
 };
 
+/* Write all of data to fd, retrying after EINTR and short writes; -errno on
+ * failure. */
+int sd_write_all(int fd, const void *data, size_t len);
+
 /* Write data as dirfd/name with the given mode: stage in an O_EXCL temp file
  * in the same directory, fchmod, fsync, then publish with one rename
  * (RENAME_NOREPLACE unless SD_WRITE_REPLACE) and fsync the directory.  A

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "secretd/cleanup.h"
 #include "secretd/envelope.h"
@@ -171,21 +170,6 @@ void ctl_format_time(int64_t t, char out[32]) {
         time_t tt = (time_t) t;
         if (!gmtime_r(&tt, &tm) || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
                 (void) snprintf(out, 32, "@%" PRId64, t);
-}
-
-int ctl_write_all(int fd, const void *data, size_t len) {
-        const unsigned char *p = data;
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += n;
-                len -= (size_t) n;
-        }
-        return 0;
 }
 
 int ctl_exit_status(int negative_errno) {

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "secretd/cleanup.h"
 #include "secretd/client.h"
 #include "secretd/secret.h"
@@ -76,7 +77,7 @@ static int cmd_get(struct ctl_context *ctx, int argc, char **argv) {
 
         /* Straight from locked memory to the fd: stdio would copy the value
          * into an ordinary heap buffer. */
-        r = ctl_write_all(STDOUT_FILENO, value->data, value->len);
+        r = sd_write_all(STDOUT_FILENO, value->data, value->len);
         if (r < 0)
                 return sd_error_set_errno(&ctx->err, -r, "cannot write secret '%s' to standard output", name);
         return 0;

@@ -9,6 +9,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "secretd/cleanup.h"
 #include "secretd/client.h"
 #include "secretd/secret.h"
@@ -82,7 +83,7 @@ static int tty_read_value(int tty, const char *prompt, size_t max_len, struct sd
         if (tcsetattr(tty, TCSAFLUSH, &quiet) < 0)
                 r = -errno;
         if (r >= 0)
-                r = ctl_write_all(tty, prompt, strlen(prompt));
+                r = sd_write_all(tty, prompt, strlen(prompt));
 
         size_t len = 0;
         bool newline = false;
@@ -106,7 +107,7 @@ static int tty_read_value(int tty, const char *prompt, size_t max_len, struct sd
         for (size_t i = 0; i < 4; i++)
                 (void) sigaction(sigs[i], &old[i], NULL);
         /* Echo was off, so the user's Enter did not move the cursor. */
-        (void) ctl_write_all(tty, "\n", 1);
+        (void) sd_write_all(tty, "\n", 1);
 
         if (r == -EFBIG)
                 return sd_error_set(err, EFBIG,

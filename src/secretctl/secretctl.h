@@ -101,9 +101,6 @@ int ctl_format_identity_line(const struct sd_writer_pub *pub, char **out);
 /* Unix seconds as "2024-11-28T12:00:00Z" (UTC). */
 void ctl_format_time(int64_t t, char out[32]);
 
-/* Write all of data to fd; -errno on failure. */
-int ctl_write_all(int fd, const void *data, size_t len);
-
 /* Map a library error code to an exit status. */
 int ctl_exit_status(int negative_errno);
 
