@@ -897,6 +897,13 @@ static char *version_key(const struct etcd_store *es, const char *name, uint64_t
 
 /* Walk every key of [start, end) page by page at one revision; fn sees each
  * kv.  Pages continue after the last key seen (key + "\0"). */
+static int bytes_cmp(const char *a, size_t a_len, const char *b, size_t b_len) {
+        int c = memcmp(a, b, a_len < b_len ? a_len : b_len);
+        if (c != 0)
+                return c;
+        return a_len < b_len ? -1 : a_len > b_len;
+}
+
 typedef int (*kv_fn)(struct etcd_store *es, const struct sd_etcd_kv *kv, void *userdata, sd_error *err);
 
 static int range_each(struct etcd_store *es, const char *start, const char *end, bool keys_only, int64_t page,
@@ -926,6 +933,12 @@ static int range_each(struct etcd_store *es, const char *start, const char *end,
                         return sd_error_set(err, EPROTO, "etcd at %s: %s: 'more' set on an empty page",
                                             es->endpoint, what);
                 const struct sd_etcd_kv *last = &rr.kvs[rr.n_kvs - 1];
+                /* A hostile peer must not keep us paging for ever: each page
+                 * must move forward and stay below range_end. */
+                if (bytes_cmp(last->key, last->key_len, from, from_len) < 0 ||
+                    bytes_cmp(last->key, last->key_len, end, strlen(end)) >= 0)
+                        return sd_error_set(err, EPROTO, "etcd at %s: %s: a page ended outside the range asked",
+                                            es->endpoint, what);
                 /* The next page starts right after the last key: key + "\0". */
                 char *next = malloc(last->key_len + 2);
                 if (!next)
@@ -933,11 +946,6 @@ static int range_each(struct etcd_store *es, const char *start, const char *end,
                 memcpy(next, last->key, last->key_len);
                 next[last->key_len] = '\0';
                 next[last->key_len + 1] = '\0';
-                if (last->key_len + 1 <= from_len && memcmp(next, from, last->key_len + 1) <= 0) {
-                        free(next);
-                        return sd_error_set(err, EPROTO, "etcd at %s: %s: a page did not advance", es->endpoint,
-                                            what);
-                }
                 free(from);
                 from = next;
                 from_len = last->key_len + 1;
@@ -1763,27 +1771,34 @@ static void *watch_thread(void *userdata) {
         int backoff = BACKOFF_MIN_MS;
         for (;;) {
                 sd_error_clear(&err);
-                bool created = false;
-                enum stream_end end = watch_stream_once(w, multi, easy, headers, &created, &err);
-                if (end == STREAM_STOPPED)
-                        break;
-                if (created)
-                        backoff = BACKOFF_MIN_MS;
-                if (end == STREAM_COMPACTED) {
+                if (w->next_revision == 0) {
+                        /* No resume point (compacted, or etcd was down when
+                         * the watch began): start from now and report every
+                         * name, since what changed before is unknown. */
                         int64_t rev = 0;
-                        sd_error why = { 0 };
-                        int r = watch_current_revision(w, multi, easy, headers, &rev, &why);
+                        int r = watch_current_revision(w, multi, easy, headers, &rev, &err);
                         if (r == -ECANCELED)
                                 break;
                         if (r == 0) {
-                                watch_warn(w, "%s; reporting every secret and watching from revision %" PRId64,
-                                           err.message, rev + 1);
                                 w->next_revision = rev + 1;
                                 watch_request_resync(w);
                                 watch_signal(w);
                                 continue;
                         }
-                        err = why;
+                } else {
+                        bool created = false;
+                        enum stream_end end = watch_stream_once(w, multi, easy, headers, &created, &err);
+                        if (end == STREAM_STOPPED)
+                                break;
+                        if (created)
+                                backoff = BACKOFF_MIN_MS;
+                        if (end == STREAM_COMPACTED) {
+                                watch_warn(w, "%s; reporting every secret and watching from the current revision",
+                                           err.message);
+                                watch_signal(w);
+                                w->next_revision = 0;
+                                continue;
+                        }
                 }
                 if (!w->failure_reported) {
                         watch_warn(w, "%s; reconnecting", err.message);
@@ -1841,9 +1856,14 @@ static int etcd_watch_fd(struct sd_store *s, int *fd_out, sd_error *err) {
                 return sd_error_set(err, ENOMEM, "out of memory");
         _cleanup_range_ struct sd_etcd_range rr = { 0 };
         struct range_opts o = { .key = key, .key_len = strlen(key), .range_end = end, .count_only = true };
-        int r = etcd_range(es, &o, "range revision", &rr, err);
+        sd_error why = { 0 };
+        int r = etcd_range(es, &o, "range revision", &rr, &why);
+        if (r == -ENOMEM)
+                return sd_error_set(err, ENOMEM, "store '%s': watch: out of memory", s->url);
+        /* etcd down now must not mean "never watched": the thread finds
+         * the revision once etcd answers and then reports every name. */
         if (r < 0)
-                return sd_error_prefix(err, r, "store '%s': watch", s->url);
+                sd_store_warnf(s, "watch: %s; watching once etcd answers", why.message);
 
         _cleanup_(watch_stopp) struct etcd_watch *w = calloc(1, sizeof(*w));
         if (!w)
@@ -1860,7 +1880,7 @@ static int etcd_watch_fd(struct sd_store *s, int *fd_out, sd_error *err) {
         w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (w->event_fd < 0 || w->stop_fd < 0)
                 return sd_error_set_errno(err, errno, "store '%s': watch: eventfd", s->url);
-        w->next_revision = rr.revision + 1;
+        w->next_revision = r < 0 ? 0 : rr.revision + 1;
 
         /* Signals stay with the caller's threads. */
         sigset_t all, old;

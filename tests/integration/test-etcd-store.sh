@@ -177,6 +177,14 @@ run "$SECRETCTL" put db <"$values/v1"
 assert_eq "$status" 1 "a put during the outage exits 1"
 wait_for 10 grep -q "reconnecting" "$watch_log" || true
 assert_contains "$(cat "$watch_log")" "reconnecting" "the watch reports the lost stream"
+# A watcher that starts during the outage (an agent booting before etcd).
+spawn watch2 "$ETCD_WATCH_DRIVER" "$STORE"
+watch2_log=$TEST_TMP/watch2.log
+if wait_for 10 grep -qx ready "$watch2_log"; then
+    ok "a watch can start while etcd is down"
+else
+    fail "a watch can start while etcd is down" "$(cat "$watch2_log")"
+fi
 
 restart_etcd
 run "$SECRETCTL" history race
@@ -184,6 +192,11 @@ assert_eq "$(awk 'NR > 1 { print $1 }' <<<"$output" | tr '\n' ' ')" "$(seq 1 60 
     "after the restart, race still has versions 1..60"
 run "$SECRETCTL" get db --version 2
 assert_eq "$output" "$canary-v2" "and db version 2 still decrypts"
+if wait_for 15 grep -qx "changed race" "$watch2_log"; then
+    ok "once etcd answers, that watch reports every name (it cannot know what changed)"
+else
+    fail "the watch started during the outage reports every name" "$(cat "$watch2_log")"
+fi
 wait_for 15 grep -q "restored" "$watch_log" || true
 printf 'w2' >"$values/w"
 put_secret watched "$values/w" >/dev/null

@@ -479,7 +479,7 @@ Test(store_file, root_writable_by_others_is_refused) {
 
 Test(store_file, open_missing_without_create_and_bad_urls) {
         const struct { const char *url; int expect; const char *message; } cases[] = {
-                { "etcd://127.0.0.1:2379/secretd", -EPROTONOSUPPORT, "etcd backend not built yet" },
+                { "etcds://127.0.0.1:2379/secretd", -EPROTONOSUPPORT, "TLS to etcd is not supported yet" },
                 { "bogus://x/y", -EINVAL, "bogus://x/y" },
                 { "file://otherhost/srv/store", -EINVAL, "absolute path" },
                 { "/var/lib/secretd/store", -EINVAL, "no scheme" },
