@@ -100,6 +100,35 @@ int ctl_validate_name(struct ctl_context *ctx, const char *what, const char *nam
         return sd_name_validate(what, name, strlen(name), &ctx->err);
 }
 
+int ctl_parse_secret_name(struct ctl_context *ctx, const char *verb, int argc, char **argv,
+                          const char **name_out) {
+        if (optind == argc)
+                return ctl_usage_error(ctx, verb, "missing NAME");
+        if (argc - optind > 1)
+                return ctl_usage_error(ctx, verb, "too many arguments; expected only NAME");
+        int r = ctl_validate_name(ctx, "secret name", argv[optind]);
+        if (r < 0)
+                return r;
+        *name_out = argv[optind];
+        return 0;
+}
+
+static int json_option(struct ctl_context *ctx, int opt, const char *arg, void *userdata) {
+        bool *json = userdata;
+        if (opt == 'j')
+                *json = true;
+        return 0;
+}
+
+int ctl_parse_json_option(struct ctl_context *ctx, const struct ctl_verb *verb, int argc, char **argv,
+                          bool *json) {
+        static const struct option options[] = {
+                { "json", no_argument, NULL, 'j' },
+                { NULL, 0, NULL, 0 },
+        };
+        return ctl_parse_options(ctx, verb, argc, argv, "", options, json_option, json);
+}
+
 int ctl_load_identity(struct ctl_context *ctx, struct sd_writer_key **out) {
         int r = sd_writer_key_load(ctx->identity_path, out, &ctx->err);
         if (r == -ENOENT)
@@ -137,6 +166,36 @@ int ctl_open_store(struct ctl_context *ctx, bool create, struct sd_store **out) 
         return 0;
 }
 
+int ctl_open_as_writer(struct ctl_context *ctx, bool create, struct sd_writer_key **key_out,
+                       struct sd_trust **trust_out, struct sd_store **store_out) {
+        _cleanup_writer_key_ struct sd_writer_key *key = NULL;
+        int r = ctl_load_identity(ctx, &key);
+        if (r < 0)
+                return r;
+        _cleanup_trust_ struct sd_trust *trust = NULL;
+        r = ctl_load_trust(ctx, &key->pub, &trust);
+        if (r < 0)
+                return r;
+        r = ctl_open_store(ctx, create, store_out);
+        if (r < 0)
+                return r;
+        *key_out = steal_pointer(&key);
+        *trust_out = steal_pointer(&trust);
+        return 0;
+}
+
+int ctl_open_as_reader(struct ctl_context *ctx, struct sd_trust **trust_out, struct sd_store **store_out) {
+        _cleanup_trust_ struct sd_trust *trust = NULL;
+        int r = ctl_load_reader_trust(ctx, &trust);
+        if (r < 0)
+                return r;
+        r = ctl_open_store(ctx, false, store_out);
+        if (r < 0)
+                return r;
+        *trust_out = steal_pointer(&trust);
+        return 0;
+}
+
 void ctl_warn(void *userdata, const char *message) {
         (void) userdata;
         (void) fflush(stdout);
@@ -153,15 +212,13 @@ void ctl_report(const char *fmt, ...) {
         fputc('\n', stderr);
 }
 
-int ctl_format_identity_line(const struct sd_writer_pub *pub, char **out) {
+int ctl_print_identity_line(struct ctl_context *ctx, const struct sd_writer_pub *pub) {
         _cleanup_free_ char *pubid = NULL;
-        int r = sd_writer_pub_format(pub, &pubid);
-        if (r < 0)
-                return r;
+        if (sd_writer_pub_format(pub, &pubid) < 0)
+                return sd_error_set(&ctx->err, ENOMEM, "out of memory");
         char key_id[SD_KEY_ID_CHARS + 1];
         sd_key_id(pub->sign_pk, key_id);
-        if (asprintf(out, "%s  key id %s", pubid, key_id) < 0)
-                return -ENOMEM;
+        printf("%s  key id %s\n", pubid, key_id);
         return 0;
 }
 

@@ -39,12 +39,8 @@ static int cmd_get(struct ctl_context *ctx, int argc, char **argv) {
         int r = ctl_parse_options(ctx, &ctl_verb_get, argc, argv, "", options, get_option, &o);
         if (r != 0)
                 return r < 0 ? r : 0;
-        if (optind == argc)
-                return ctl_usage_error(ctx, "get", "missing NAME");
-        if (argc - optind > 1)
-                return ctl_usage_error(ctx, "get", "too many arguments; expected only NAME");
-        const char *name = argv[optind];
-        r = ctl_validate_name(ctx, "secret name", name);
+        const char *name = NULL;
+        r = ctl_parse_secret_name(ctx, "get", argc, argv, &name);
         if (r < 0)
                 return r;
 
@@ -55,15 +51,9 @@ static int cmd_get(struct ctl_context *ctx, int argc, char **argv) {
                                     name);
 
         _cleanup_writer_key_ struct sd_writer_key *key = NULL;
-        r = ctl_load_identity(ctx, &key);
-        if (r < 0)
-                return r;
         _cleanup_trust_ struct sd_trust *trust = NULL;
-        r = ctl_load_trust(ctx, &key->pub, &trust);
-        if (r < 0)
-                return r;
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_store(ctx, false, &store);
+        r = ctl_open_as_writer(ctx, false, &key, &trust, &store);
         if (r < 0)
                 return r;
 

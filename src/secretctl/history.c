@@ -10,17 +10,6 @@
 #include "secretd/store.h"
 #include "secretctl.h"
 
-struct history_options {
-        bool json;
-};
-
-static int history_option(struct ctl_context *ctx, int opt, const char *arg, void *userdata) {
-        struct history_options *o = userdata;
-        if (opt == 'j')
-                o->json = true;
-        return 0;
-}
-
 static json_t *version_json(uint64_t version, const struct sd_envelope_info *info, const sd_error *err) {
         if (err) {
                 return json_pack("{s:I, s:s, s:s}", "version", (json_int_t) version, "status", "error",
@@ -35,29 +24,18 @@ static json_t *version_json(uint64_t version, const struct sd_envelope_info *inf
 }
 
 static int cmd_history(struct ctl_context *ctx, int argc, char **argv) {
-        static const struct option options[] = {
-                { "json", no_argument, NULL, 'j' },
-                { NULL, 0, NULL, 0 },
-        };
-        struct history_options o = { 0 };
-        int r = ctl_parse_options(ctx, &ctl_verb_history, argc, argv, "", options, history_option, &o);
+        bool json = false;
+        int r = ctl_parse_json_option(ctx, &ctl_verb_history, argc, argv, &json);
         if (r != 0)
                 return r < 0 ? r : 0;
-        if (optind == argc)
-                return ctl_usage_error(ctx, "history", "missing NAME");
-        if (argc - optind > 1)
-                return ctl_usage_error(ctx, "history", "too many arguments; expected only NAME");
-        const char *name = argv[optind];
-        r = ctl_validate_name(ctx, "secret name", name);
+        const char *name = NULL;
+        r = ctl_parse_secret_name(ctx, "history", argc, argv, &name);
         if (r < 0)
                 return r;
 
         _cleanup_trust_ struct sd_trust *trust = NULL;
-        r = ctl_load_reader_trust(ctx, &trust);
-        if (r < 0)
-                return r;
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_store(ctx, false, &store);
+        r = ctl_open_as_reader(ctx, &trust, &store);
         if (r < 0)
                 return r;
 
@@ -67,10 +45,10 @@ static int cmd_history(struct ctl_context *ctx, int argc, char **argv) {
         if (r < 0)
                 return r;
 
-        _cleanup_json_ json_t *array = o.json ? json_array() : NULL;
-        if (o.json && !array)
+        _cleanup_json_ json_t *array = json ? json_array() : NULL;
+        if (json && !array)
                 return sd_error_set(&ctx->err, ENOMEM, "out of memory");
-        if (!o.json)
+        if (!json)
                 printf("%-7s  %-9s  %-20s  %-16s  %s\n", "VERSION", "KIND", "CREATED", "WRITER", "STATUS");
 
         int status = CTL_EXIT_OK;
@@ -85,7 +63,7 @@ static int cmd_history(struct ctl_context *ctx, int argc, char **argv) {
                         if (status == CTL_EXIT_OK || s == CTL_EXIT_VERIFY)
                                 status = s;
                 }
-                if (o.json) {
+                if (json) {
                         json_t *entry = version_json(versions[i], &info, r < 0 ? &err : NULL);
                         if (!entry || json_array_append_new(array, entry) < 0)
                                 return sd_error_set(&ctx->err, ENOMEM, "out of memory");
@@ -99,7 +77,7 @@ static int cmd_history(struct ctl_context *ctx, int argc, char **argv) {
                                info.tombstone ? "tombstone" : "value", created, info.signer_id);
                 }
         }
-        if (o.json) {
+        if (json) {
                 r = ctl_print_json(ctx, array);
                 if (r < 0)
                         return r;

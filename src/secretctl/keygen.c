@@ -42,11 +42,7 @@ static int cmd_keygen(struct ctl_context *ctx, int argc, char **argv) {
         if (r < 0)
                 return r;
 
-        _cleanup_free_ char *line = NULL;
-        if (ctl_format_identity_line(&key->pub, &line) < 0)
-                return sd_error_set(&ctx->err, ENOMEM, "out of memory");
-        printf("%s\n", line);
-        return 0;
+        return ctl_print_identity_line(ctx, &key->pub);
 }
 
 const struct ctl_verb ctl_verb_keygen = {

@@ -10,17 +10,6 @@
 #include "secretd/store.h"
 #include "secretctl.h"
 
-struct ls_options {
-        bool json;
-};
-
-static int ls_option(struct ctl_context *ctx, int opt, const char *arg, void *userdata) {
-        struct ls_options *o = userdata;
-        if (opt == 'j')
-                o->json = true;
-        return 0;
-}
-
 struct listed_names {
         struct sd_store_name *names;
         size_t n;
@@ -31,23 +20,16 @@ static void listed_names_free(struct listed_names *l) {
 }
 
 static int cmd_ls(struct ctl_context *ctx, int argc, char **argv) {
-        static const struct option options[] = {
-                { "json", no_argument, NULL, 'j' },
-                { NULL, 0, NULL, 0 },
-        };
-        struct ls_options o = { 0 };
-        int r = ctl_parse_options(ctx, &ctl_verb_ls, argc, argv, "", options, ls_option, &o);
+        bool json = false;
+        int r = ctl_parse_json_option(ctx, &ctl_verb_ls, argc, argv, &json);
         if (r != 0)
                 return r < 0 ? r : 0;
         if (optind != argc)
                 return ctl_usage_error(ctx, "ls", "takes no arguments");
 
         _cleanup_trust_ struct sd_trust *trust = NULL;
-        r = ctl_load_reader_trust(ctx, &trust);
-        if (r < 0)
-                return r;
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_store(ctx, false, &store);
+        r = ctl_open_as_reader(ctx, &trust, &store);
         if (r < 0)
                 return r;
 
@@ -81,7 +63,7 @@ static int cmd_ls(struct ctl_context *ctx, int argc, char **argv) {
                         name_width = w;
         }
 
-        if (o.json) {
+        if (json) {
                 _cleanup_json_ json_t *array = json_array();
                 if (!array)
                         return sd_error_set(&ctx->err, ENOMEM, "out of memory");

@@ -199,15 +199,9 @@ static int cmd_put(struct ctl_context *ctx, int argc, char **argv) {
         /* Everything that can fail without the value fails before the user
          * is asked to type it. */
         _cleanup_writer_key_ struct sd_writer_key *key = NULL;
-        r = ctl_load_identity(ctx, &key);
-        if (r < 0)
-                return r;
         _cleanup_trust_ struct sd_trust *trust = NULL;
-        r = ctl_load_trust(ctx, &key->pub, &trust);
-        if (r < 0)
-                return r;
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_store(ctx, true, &store);
+        r = ctl_open_as_writer(ctx, true, &key, &trust, &store);
         if (r < 0)
                 return r;
 

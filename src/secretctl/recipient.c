@@ -60,35 +60,17 @@ static int recipient_add(struct ctl_context *ctx, int argc, char **argv) {
         return 0;
 }
 
-struct recipient_ls_options {
-        bool json;
-};
-
-static int recipient_ls_option(struct ctl_context *ctx, int opt, const char *arg, void *userdata) {
-        struct recipient_ls_options *o = userdata;
-        if (opt == 'j')
-                o->json = true;
-        return 0;
-}
-
 static int recipient_ls(struct ctl_context *ctx, int argc, char **argv) {
-        static const struct option options[] = {
-                { "json", no_argument, NULL, 'j' },
-                { NULL, 0, NULL, 0 },
-        };
-        struct recipient_ls_options o = { 0 };
-        int r = ctl_parse_options(ctx, &ctl_verb_recipient, argc, argv, "", options, recipient_ls_option, &o);
+        bool json = false;
+        int r = ctl_parse_json_option(ctx, &ctl_verb_recipient, argc, argv, &json);
         if (r != 0)
                 return r < 0 ? r : 0;
         if (optind != argc)
                 return ctl_usage_error(ctx, "recipient ls", "takes no arguments");
 
         _cleanup_trust_ struct sd_trust *trust = NULL;
-        r = ctl_load_reader_trust(ctx, &trust);
-        if (r < 0)
-                return r;
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_store(ctx, false, &store);
+        r = ctl_open_as_reader(ctx, &trust, &store);
         if (r < 0)
                 return r;
         _cleanup_(blob_list_free) struct blob_list list = { 0 };
@@ -96,8 +78,8 @@ static int recipient_ls(struct ctl_context *ctx, int argc, char **argv) {
         if (r < 0)
                 return r;
 
-        _cleanup_json_ json_t *array = o.json ? json_array() : NULL;
-        if (o.json && !array)
+        _cleanup_json_ json_t *array = json ? json_array() : NULL;
+        if (json && !array)
                 return sd_error_set(&ctx->err, ENOMEM, "out of memory");
 
         int status = CTL_EXIT_OK;
@@ -123,7 +105,7 @@ static int recipient_ls(struct ctl_context *ctx, int argc, char **argv) {
                 }
                 char key_id[SD_KEY_ID_CHARS + 1];
                 sd_key_id(info.box_pk, key_id);
-                if (o.json) {
+                if (json) {
                         json_t *entry = json_pack("{s:s, s:s, s:s, s:b}", "name", list.blobs[i].name,
                                                   "key_id", key_id, "signer", info.signer_id,
                                                   "trusted", trusted);
@@ -138,7 +120,7 @@ static int recipient_ls(struct ctl_context *ctx, int argc, char **argv) {
                 printf("%-20s  %-16s  %-16s  %s\n", list.blobs[i].name, key_id, info.signer_id,
                        trusted ? "trusted" : "untrusted (ignored by put)");
         }
-        if (o.json) {
+        if (json) {
                 r = ctl_print_json(ctx, array);
                 if (r < 0)
                         return r;

@@ -12,25 +12,15 @@ static int cmd_rm(struct ctl_context *ctx, int argc, char **argv) {
         int r = ctl_parse_options(ctx, &ctl_verb_rm, argc, argv, "", NULL, NULL, NULL);
         if (r != 0)
                 return r < 0 ? r : 0;
-        if (optind == argc)
-                return ctl_usage_error(ctx, "rm", "missing NAME");
-        if (argc - optind > 1)
-                return ctl_usage_error(ctx, "rm", "too many arguments; expected only NAME");
-        const char *name = argv[optind];
-        r = ctl_validate_name(ctx, "secret name", name);
+        const char *name = NULL;
+        r = ctl_parse_secret_name(ctx, "rm", argc, argv, &name);
         if (r < 0)
                 return r;
 
         _cleanup_writer_key_ struct sd_writer_key *key = NULL;
-        r = ctl_load_identity(ctx, &key);
-        if (r < 0)
-                return r;
         _cleanup_trust_ struct sd_trust *trust = NULL;
-        r = ctl_load_trust(ctx, &key->pub, &trust);
-        if (r < 0)
-                return r;
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_store(ctx, false, &store);
+        r = ctl_open_as_writer(ctx, false, &key, &trust, &store);
         if (r < 0)
                 return r;
 

@@ -76,6 +76,15 @@ int ctl_parse_u64(struct ctl_context *ctx, const char *what, const char *text, u
  * "recipient name". */
 int ctl_validate_name(struct ctl_context *ctx, const char *what, const char *name);
 
+/* After ctl_parse_options: the verb's one positional argument, a valid
+ * secret name ("missing NAME" / "too many arguments; expected only NAME"). */
+int ctl_parse_secret_name(struct ctl_context *ctx, const char *verb, int argc, char **argv,
+                          const char **name_out);
+
+/* ctl_parse_options for verbs whose only option is --json. */
+int ctl_parse_json_option(struct ctl_context *ctx, const struct ctl_verb *verb, int argc, char **argv,
+                          bool *json);
+
 /* Load the identity at ctx->identity_path; a missing file is -ENOENT with
  * "no identity at PATH; run 'secretctl keygen'". */
 int ctl_load_identity(struct ctl_context *ctx, struct sd_writer_key **out);
@@ -88,15 +97,24 @@ int ctl_load_trust(struct ctl_context *ctx, const struct sd_writer_pub *self, st
  * "store URL does not exist". */
 int ctl_open_store(struct ctl_context *ctx, bool create, struct sd_store **out);
 
+/* What a verb that writes needs, in this order: the identity, the trust set
+ * with the identity's own key, and the store. */
+int ctl_open_as_writer(struct ctl_context *ctx, bool create, struct sd_writer_key **key_out,
+                       struct sd_trust **trust_out, struct sd_store **store_out);
+
+/* What a verb that only verifies needs: ctl_load_reader_trust, then the
+ * store (never created). */
+int ctl_open_as_reader(struct ctl_context *ctx, struct sd_trust **trust_out, struct sd_store **store_out);
+
 /* The library's warnings: "secretctl: warning: ..." on stderr. */
 void ctl_warn(void *userdata, const char *message);
 
 /* Report a non-fatal error line ("secretctl: ...") on stderr. */
 void ctl_report(const char *fmt, ...) SD_PRINTF(1, 2);
 
-/* "<sdw1:...>  key id <16 hex>" into a malloc()ed string: the line keygen
- * and whoami print and `trust add` accepts. */
-int ctl_format_identity_line(const struct sd_writer_pub *pub, char **out);
+/* Print "<sdw1:...>  key id <16 hex>" on stdout: the line keygen and whoami
+ * print and `trust add` accepts. */
+int ctl_print_identity_line(struct ctl_context *ctx, const struct sd_writer_pub *pub);
 
 /* Unix seconds as "2024-11-28T12:00:00Z" (UTC). */
 void ctl_format_time(int64_t t, char out[32]);

@@ -158,17 +158,6 @@ static int trust_rm(struct ctl_context *ctx, int argc, char **argv) {
         return 0;
 }
 
-struct trust_ls_options {
-        bool json;
-};
-
-static int trust_ls_option(struct ctl_context *ctx, int opt, const char *arg, void *userdata) {
-        struct trust_ls_options *o = userdata;
-        if (opt == 'j')
-                o->json = true;
-        return 0;
-}
-
 static int list_entry(struct ctl_context *ctx, json_t *array, const struct sd_writer_pub *pub,
                       const char *comment, bool you) {
         _cleanup_free_ char *pubid = NULL;
@@ -189,12 +178,8 @@ static int list_entry(struct ctl_context *ctx, json_t *array, const struct sd_wr
 }
 
 static int trust_ls(struct ctl_context *ctx, int argc, char **argv) {
-        static const struct option options[] = {
-                { "json", no_argument, NULL, 'j' },
-                { NULL, 0, NULL, 0 },
-        };
-        struct trust_ls_options o = { 0 };
-        int r = ctl_parse_options(ctx, &ctl_verb_trust, argc, argv, "", options, trust_ls_option, &o);
+        bool json = false;
+        int r = ctl_parse_json_option(ctx, &ctl_verb_trust, argc, argv, &json);
         if (r != 0)
                 return r < 0 ? r : 0;
         if (optind != argc)
@@ -212,8 +197,8 @@ static int trust_ls(struct ctl_context *ctx, int argc, char **argv) {
         if (r < 0)
                 return r;
 
-        _cleanup_json_ json_t *array = o.json ? json_array() : NULL;
-        if (o.json && !array)
+        _cleanup_json_ json_t *array = json ? json_array() : NULL;
+        if (json && !array)
                 return sd_error_set(&ctx->err, ENOMEM, "out of memory");
         if (have_self) {
                 r = list_entry(ctx, array, &self, NULL, true);
@@ -246,7 +231,7 @@ static int trust_ls(struct ctl_context *ctx, int argc, char **argv) {
                 if (r < 0)
                         return r;
         }
-        if (o.json)
+        if (json)
                 return ctl_print_json(ctx, array);
         return 0;
 }

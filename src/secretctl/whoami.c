@@ -1,7 +1,4 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <errno.h>
-#include <stdio.h>
-
 #include "secretd/cleanup.h"
 #include "secretd/keys.h"
 #include "secretctl.h"
@@ -17,11 +14,7 @@ static int cmd_whoami(struct ctl_context *ctx, int argc, char **argv) {
         r = ctl_load_identity(ctx, &key);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *line = NULL;
-        if (ctl_format_identity_line(&key->pub, &line) < 0)
-                return sd_error_set(&ctx->err, ENOMEM, "out of memory");
-        printf("%s\n", line);
-        return 0;
+        return ctl_print_identity_line(ctx, &key->pub);
 }
 
 const struct ctl_verb ctl_verb_whoami = {
