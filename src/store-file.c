@@ -144,6 +144,22 @@ static DIR *opendir_at(int dirfd, const char *path) {
         return d;
 }
 
+/* The next entry of d other than "." and "..": 1 with *de_out set, 0 at the
+ * end, or -errno when reading fails (readdir() tells an error from the end
+ * only through errno). */
+static int next_entry(DIR *d, struct dirent **de_out) {
+        for (;;) {
+                errno = 0;
+                struct dirent *de = readdir(d);
+                if (!de)
+                        return -errno;
+                if (!is_dot(de->d_name)) {
+                        *de_out = de;
+                        return 1;
+                }
+        }
+}
+
 /* Problems that mean the system, not one entry, is failing: stop a listing
  * instead of skipping the entry. */
 static bool is_systemic(int r) {
@@ -350,16 +366,12 @@ static int scan_versions(struct sd_store *s, const char *name, int name_fd, stru
                 return sd_error_set_errno(err, errno, "store '%s': cannot read secrets/%s", s->url, name);
 
         for (;;) {
-                errno = 0;
-                struct dirent *de = readdir(d);
-                if (!de) {
-                        if (errno != 0)
-                                return sd_error_set_errno(err, errno, "store '%s': cannot read secrets/%s",
-                                                          s->url, name);
+                struct dirent *de;
+                int r = next_entry(d, &de);
+                if (r < 0)
+                        return sd_error_set_errno(err, -r, "store '%s': cannot read secrets/%s", s->url, name);
+                if (r == 0)
                         break;
-                }
-                if (is_dot(de->d_name))
-                        continue;
 
                 uint64_t v;
                 if (is_temp_name(de->d_name)) {
@@ -374,7 +386,7 @@ static int scan_versions(struct sd_store *s, const char *name, int name_fd, stru
                         continue;
                 }
                 mode_t type;
-                int r = entry_type(d, de, &type);
+                r = entry_type(d, de, &type);
                 if (r < 0)
                         return sd_error_set_errno(err, -r, "store '%s': cannot stat secrets/%s/%s",
                                                   s->url, name, de->d_name);
@@ -687,16 +699,13 @@ static int file_list(struct sd_store *s, struct sd_store_name **out, size_t *n_o
         if (!d)
                 return sd_error_set_errno(err, errno, "store '%s': cannot read secrets/", s->url);
         for (;;) {
-                errno = 0;
-                struct dirent *de = readdir(d);
-                if (!de) {
-                        if (errno != 0)
-                                return sd_error_set_errno(err, errno, "store '%s': cannot read secrets/", s->url);
+                struct dirent *de;
+                int r = next_entry(d, &de);
+                if (r < 0)
+                        return sd_error_set_errno(err, -r, "store '%s': cannot read secrets/", s->url);
+                if (r == 0)
                         break;
-                }
-                if (is_dot(de->d_name))
-                        continue;
-                int r = list_one(s, d, de, &l, err);
+                r = list_one(s, d, de, &l, err);
                 if (r < 0)
                         return r;
         }
@@ -827,16 +836,13 @@ static int file_recipient_list(struct sd_store *s, struct sd_store_blob **out, s
         if (!d)
                 return sd_error_set_errno(err, errno, "store '%s': cannot read recipients/", s->url);
         for (;;) {
-                errno = 0;
-                struct dirent *de = readdir(d);
-                if (!de) {
-                        if (errno != 0)
-                                return sd_error_set_errno(err, errno, "store '%s': cannot read recipients/", s->url);
+                struct dirent *de;
+                int r = next_entry(d, &de);
+                if (r < 0)
+                        return sd_error_set_errno(err, -r, "store '%s': cannot read recipients/", s->url);
+                if (r == 0)
                         break;
-                }
-                if (is_dot(de->d_name))
-                        continue;
-                int r = recipient_one(s, d, de, &l, err);
+                r = recipient_one(s, d, de, &l, err);
                 if (r < 0)
                         return r;
         }
@@ -932,16 +938,15 @@ static int watch_all_names(struct sd_store *s, struct changed *c, sd_error *err)
         if (!d)
                 return sd_error_set_errno(err, errno, "store '%s': cannot read secrets/", s->url);
         for (;;) {
-                errno = 0;
-                struct dirent *de = readdir(d);
-                if (!de) {
-                        if (errno != 0)
-                                return sd_error_set_errno(err, errno, "store '%s': cannot read secrets/", s->url);
+                struct dirent *de;
+                int r = next_entry(d, &de);
+                if (r < 0)
+                        return sd_error_set_errno(err, -r, "store '%s': cannot read secrets/", s->url);
+                if (r == 0)
                         return 0;
-                }
-                if (is_dot(de->d_name) || !is_valid_name(de->d_name, strlen(de->d_name)))
+                if (!is_valid_name(de->d_name, strlen(de->d_name)))
                         continue;
-                int r = watch_name(s, de->d_name, err);
+                r = watch_name(s, de->d_name, err);
                 if (r < 0)
                         return r;
                 if (c && changed_add(c, de->d_name) < 0)
