@@ -611,22 +611,30 @@ static uint64_t current_time(void) {
 
 /* ---- envelopes ---- */
 
+/* The slot seal and open are asked for: a valid secret name and a version
+ * JSON can carry exactly.  Sets the subject either way. */
+static int check_slot(const char *name, uint64_t version, struct subject *subject, sd_error *err) {
+        if (!name)
+                return sd_error_set(err, EINVAL, "no secret name given");
+        int r = sd_name_validate("secret name", name, strlen(name), err);
+        if (r < 0)
+                return r;
+        subject_set(subject, name, strlen(name), &version);
+        if (version == 0 || version >= JSON_INT_LIMIT)
+                return subject_error(err, EINVAL, subject, "version must be from 1 to 2^53-1");
+        return 0;
+}
+
 int sd_envelope_seal(const char *name, uint64_t version, const struct sd_secret *value,
                      const struct sd_writer_key *writer,
                      const unsigned char (*recipients)[SD_BOX_PK_BYTES], size_t n_recipients,
                      char **json_out, size_t *len_out, sd_error *err) {
         if (sodium_init() < 0)
                 return sd_error_set(err, ENOMEM, "cannot initialise libsodium");
-        if (!name)
-                return sd_error_set(err, EINVAL, "no secret name given");
-        int r = sd_name_validate("secret name", name, strlen(name), err);
+        struct subject subject = subject_unknown();
+        int r = check_slot(name, version, &subject, err);
         if (r < 0)
                 return r;
-        struct subject subject = subject_unknown();
-        subject_set(&subject, name, strlen(name), &version);
-
-        if (version == 0 || version >= JSON_INT_LIMIT)
-                return subject_error(err, EINVAL, &subject, "version must be from 1 to 2^53-1");
         if (value && value->len == 0)
                 return subject_error(err, EINVAL, &subject, "the value is empty");
         if (value && value->len > SD_VALUE_MAX)
@@ -725,15 +733,10 @@ int sd_envelope_open(const char *json, size_t len, const struct sd_trust *trust,
                      struct sd_secret **value_out, struct sd_envelope_info *info, sd_error *err) {
         if (sodium_init() < 0)
                 return sd_error_set(err, ENOMEM, "cannot initialise libsodium");
-        if (!name)
-                return sd_error_set(err, EINVAL, "no secret name given");
-        int r = sd_name_validate("secret name", name, strlen(name), err);
+        struct subject subject = subject_unknown();
+        int r = check_slot(name, version, &subject, err);
         if (r < 0)
                 return r;
-        struct subject subject = subject_unknown();
-        subject_set(&subject, name, strlen(name), &version);
-        if (version == 0 || version >= JSON_INT_LIMIT)
-                return subject_error(err, EINVAL, &subject, "version must be from 1 to 2^53-1");
 
         /* 1. format */
         _cleanup_envelope_ struct envelope e = { 0 };
