@@ -286,6 +286,10 @@ int ctl_verify_version(struct sd_store *store, const struct sd_trust *trust, con
         return 0;
 }
 
+int ctl_listing_status(int status, int s) {
+        return status == CTL_EXIT_OK || s == CTL_EXIT_VERIFY ? s : status;
+}
+
 int ctl_print_json(struct ctl_context *ctx, json_t *json) {
         _cleanup_free_ char *text = json_dumps(json, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         if (!text)

@@ -59,9 +59,7 @@ static int cmd_history(struct ctl_context *ctx, int argc, char **argv) {
                 if (r < 0) {
                         if (!err.code)
                                 (void) sd_error_set(&err, r, "%s", strerror(-r));
-                        int s = ctl_exit_status(r);
-                        if (status == CTL_EXIT_OK || s == CTL_EXIT_VERIFY)
-                                status = s;
+                        status = ctl_listing_status(status, ctl_exit_status(r));
                 }
                 if (json) {
                         json_t *entry = version_json(versions[i], &info, r < 0 ? &err : NULL);

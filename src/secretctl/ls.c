@@ -52,9 +52,7 @@ static int cmd_ls(struct ctl_context *ctx, int argc, char **argv) {
                 if (r < 0) {
                         int s = ctl_report_entry_failure("secret", listed.names[i].name,
                                                          listed.names[i].latest, &err, r);
-                        /* A verification failure outranks other causes. */
-                        if (status == CTL_EXIT_OK || s == CTL_EXIT_VERIFY)
-                                status = s;
+                        status = ctl_listing_status(status, s);
                         continue;
                 }
                 good[i] = true;

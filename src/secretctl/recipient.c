@@ -99,8 +99,7 @@ static int recipient_ls(struct ctl_context *ctx, int argc, char **argv) {
                  * who signed it is how one decides whether to trust them. */
                 if (r < 0 && r != -EKEYREJECTED) {
                         int s = ctl_report_entry_failure("recipient", list.blobs[i].name, 0, &err, r);
-                        if (status == CTL_EXIT_OK || s == CTL_EXIT_VERIFY)
-                                status = s;
+                        status = ctl_listing_status(status, s);
                         continue;
                 }
                 char key_id[SD_KEY_ID_CHARS + 1];

@@ -133,6 +133,10 @@ struct sd_envelope_info;
 int ctl_verify_version(struct sd_store *store, const struct sd_trust *trust, const char *name,
                        uint64_t version, struct sd_envelope_info *info, sd_error *err);
 
+/* A listing's exit status after one more bad entry that maps to s: the
+ * first failure counts, but a verification failure outranks other causes. */
+int ctl_listing_status(int status, int s);
+
 /* Print a JSON value (array or object) on stdout, indented, with a newline. */
 int ctl_print_json(struct ctl_context *ctx, json_t *json);
 
