@@ -83,6 +83,16 @@ static void canon_str(struct canon *c, const char *s) {
         canon_bytes(c, s, strlen(s));
 }
 
+/* After a counting pass: a buffer of the counted size for the writing pass. */
+static int canon_allocate(struct canon *c, size_t *len_out) {
+        size_t len = c->len;
+        *c = (struct canon) { .buf = malloc(len) };
+        if (!c->buf)
+                return -ENOMEM;
+        *len_out = len;
+        return 0;
+}
+
 /* ---- in-memory envelope ---- */
 
 struct recipient_entry {
@@ -155,13 +165,8 @@ static int envelope_ad(const char *name, uint64_t version, unsigned char **out, 
                 canon_u64(&c, SD_ENVELOPE_FORMAT);
                 canon_str(&c, name);
                 canon_u64(&c, version);
-                if (pass == 0) {
-                        size_t len = c.len;
-                        c = (struct canon) { .buf = malloc(len) };
-                        if (!c.buf)
-                                return -ENOMEM;
-                        *len_out = len;
-                }
+                if (pass == 0 && canon_allocate(&c, len_out) < 0)
+                        return -ENOMEM;
         }
         *out = c.buf;
         return 0;
@@ -824,13 +829,8 @@ static int recipient_signed_message(const struct recipient_record *rec, unsigned
                 canon_bytes(&c, rec->key, SD_BOX_PK_BYTES);
                 canon_u64(&c, (uint64_t) rec->created);
                 canon_bytes(&c, rec->signer, SD_SIGN_PK_BYTES);
-                if (pass == 0) {
-                        size_t len = c.len;
-                        c = (struct canon) { .buf = malloc(len) };
-                        if (!c.buf)
-                                return -ENOMEM;
-                        *len_out = len;
-                }
+                if (pass == 0 && canon_allocate(&c, len_out) < 0)
+                        return -ENOMEM;
         }
         *out = c.buf;
         return 0;
