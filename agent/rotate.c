@@ -21,6 +21,7 @@
 #include "secretd/client.h"
 #include "secretd/docker.h"
 #include "secretd/tmpfs.h"
+#include "userns.h"
 
 /* Below this many instances one thread publishes; above, two (the host
  * this was measured on has two cores; each publish is ~0.1 ms of
@@ -71,6 +72,8 @@ struct target {
         const struct volume *v;
         const struct delivered_version *entry;   /* this secret's entry; NULL: not delivered */
         bool remove;                     /* tombstone + on-delete=remove */
+        uid_t owner_uid;                 /* host ids for new files (userns.h) */
+        gid_t owner_gid;
         uint64_t generation;             /* published, on success */
         int r;
         sd_error err;
@@ -191,13 +194,40 @@ static struct target *targets_collect(struct agent *a, const char *secret, size_
 
 /* ---- publishing ---- */
 
+/* New files must be owned like Mount owned them: under dockerd's
+ * --userns-remap that is the mapped host id, not the volume's uid.  Ask
+ * once per distinct uid/gid pair in this rotation (it costs a GET /info),
+ * not once per instance. */
+static void resolve_owners(struct agent *a, struct target *targets, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                const struct volume_spec *spec = &targets[i].v->spec;
+                size_t j = 0;
+                while (j < i && !(targets[j].v->spec.uid == spec->uid && targets[j].v->spec.gid == spec->gid))
+                        j++;
+                if (j < i) {
+                        targets[i].owner_uid = targets[j].owner_uid;
+                        targets[i].owner_gid = targets[j].owner_gid;
+                        continue;
+                }
+                sd_error warning = { 0 }, err = { 0 };
+                targets[i].owner_uid = (uid_t) spec->uid;
+                targets[i].owner_gid = (gid_t) spec->gid;
+                if (userns_host_ids(a, spec->uid, spec->gid, &targets[i].owner_uid, &targets[i].owner_gid,
+                                    &warning, &err) < 0)
+                        log_warn("rotation: owner for uid %" PRIu32 ": %s; keeping the volume's ids", spec->uid,
+                                 err.message);
+                else if (warning.message[0])
+                        log_warn("rotation: %s", warning.message);
+        }
+}
+
 static void publish_one(struct publish_job *job, struct target *t) {
         const struct volume_spec *spec = &t->v->spec;
         const struct sd_tmpfs_params params = {
                 .size_bytes = spec->size,
                 .nr_inodes = 4 * (uint64_t) spec->n_secrets + 16,   /* used by create only */
-                .uid = (uid_t) spec->uid,
-                .gid = (gid_t) spec->gid,
+                .uid = t->owner_uid,
+                .gid = t->owner_gid,
                 .mode = (mode_t) spec->mode,
         };
         struct sd_tmpfs_file files[VOLUME_SECRETS_MAX];
@@ -489,6 +519,7 @@ static void rotate_secret(struct rotator *r, const char *secret, double detected
                          secret, info.version, info.signer_id, n_kept);
         if (n_publish == 0)
                 return;
+        resolve_owners(a, targets, n_publish);
 
         struct publish_job job = {
                 .a = a, .targets = targets, .n = n_publish, .secret = secret, .value = value,

@@ -67,6 +67,16 @@ run stat -L -c '%u %g' "$host_file"
 assert_eq "$output" "$((ubase + 1000)) $((gbase + 1000))" "on the host the file belongs to dockremap's base + 1000"
 check "the agent logged the remap" grep -q "user namespace remap: uid 1000 -> $((ubase + 1000))" "$AGENT_LOG"
 
+# A rotation writes a new file: it must get the mapped owner too.
+canary2=$SECRETD_CANARY_PREFIX-userns-$(random_hex 24)
+printf '%s' "$canary2" >"$secrets_dir/token"
+printf '%s\n' "$canary2" >>"$TEST_TMP/canaries"
+check "secretctl put token (rotation)" put_secret token "$secrets_dir/token"
+reads_new_value() { [ "$(docker exec "$c" cat /run/secrets/token 2>/dev/null)" = "$canary2" ]; }
+check "inside: uid 1000 reads the rotated value" wait_for 10 reads_new_value
+run docker exec "$c" stat -L -c '%a %u %g' /run/secrets/token
+assert_eq "$output" "400 1000 1000" "inside: the rotated token is still mode 0400 owned by 1000:1000"
+
 run docker stop -t 1 "$c"
 check "after the container stops its instance is gone" wait_for 20 no_instances_left
 docker rm "$c" >/dev/null 2>&1 || true
