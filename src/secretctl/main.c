@@ -73,6 +73,7 @@ static void print_main_help(FILE *f) {
         fputs("\n"
               "Global options (before COMMAND):\n"
               "  -s, --store URL       the store: file:///PATH (a directory on this host)\n"
+              "                        or etcd://HOST:PORT/PREFIX (etcd v3, plain HTTP)\n"
               "  -i, --identity PATH   the writer identity file to use\n"
               "  -h, --help            show this help\n"
               "  -V, --version         show the version\n"
