@@ -365,6 +365,7 @@ json_t *agent_volume_create(struct agent *a, const struct plugin_create_request 
         }
         if (caps_check(a, req->name, &req->spec, false, &err) < 0) {
                 log_warn("create: %s", err.message);
+                agent_note_refusal(a, req->name, NULL, ERROR_TMPFS, &err);
                 return error_reply(&err);
         }
 
@@ -518,6 +519,7 @@ json_t *agent_volume_mount(struct agent *a, const struct plugin_mount_request *r
 
         if (caps_check(a, req->name, &v->spec, true, &err) < 0) {
                 log_warn("mount %s: %s", sid, err.message);
+                agent_note_refusal(a, req->name, req->id, ERROR_TMPFS, &err);
                 return error_reply(&err);
         }
         __attribute__((cleanup(secrets_freep))) struct sd_secret *values[VOLUME_SECRETS_MAX] = { 0 };

@@ -144,6 +144,8 @@ assert_contains "$output" \
 check "... no tmpfs was made for it" instance_gone "$id_b"
 run grep -F "max-total-tmpfs" "$AGENT_LOG"
 assert_contains "$output" "mount ${id_b:0:12}: volume '$v2'" "the agent's log names the refused mount and the cap"
+run grep -F "max-total-tmpfs" "$AGENT_AUDIT"
+assert_contains "$output" '"refuse"' "the refusal is in the audit log, with the cap as its reason"
 
 # Freeing capacity lets mounts through again: the accounting goes down.
 run plugin_call Unmount "{\"Name\":\"$v2\",\"ID\":\"$id_a\"}"
