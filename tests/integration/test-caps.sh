@@ -29,9 +29,10 @@ agent_fixture
 
 mkdir -m 0700 "$TEST_TMP/values"
 for s in s1 s2 s3; do
-    printf '%s-%s' "$s" "$(random_hex 16)" >"$TEST_TMP/values/$s"
+    printf '%s' "$SECRETD_CANARY_PREFIX-caps$s-$(random_hex 24)" >"$TEST_TMP/values/$s"
 done
 head -c $((40 << 10)) /dev/urandom >"$TEST_TMP/values/big"
+for s in s1 s2 s3; do cat "$TEST_TMP/values/$s"; echo; done >"$TEST_TMP/canaries"
 check "secretctl put s1, s2, s3 and a 40 KiB secret 'big'" \
     eval 'for s in s1 s2 s3 big; do put_secret "$s" "$TEST_TMP/values/$s" || exit 1; done'
 
@@ -162,6 +163,7 @@ docker rm -f "$c1" "$c2" >/dev/null
 check "no instance is left" wait_for 20 no_instances_left
 check "docker volume rm both volumes" docker volume rm "$v1" "$v2"
 check "the agent is still running" pid_alive "$AGENT_PID"
+assert_log_free_of "no secret value appears in the agent's log" "$TEST_TMP/canaries"
 agent_stop
 assert_eq "$AGENT_EXIT_STATUS" 0 "SIGTERM: the agent exits 0"
 

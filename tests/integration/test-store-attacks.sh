@@ -34,8 +34,8 @@ v2=$vdir/00000000000000000002.env
 v3=$vdir/00000000000000000003.env
 
 mkdir -m 0700 "$TEST_TMP/values"
-printf 'first-%s' "$(random_hex 24)" >"$TEST_TMP/values/one"
-printf 'second-%s' "$(random_hex 24)" >"$TEST_TMP/values/two"
+printf '%s' "$SECRETD_CANARY_PREFIX-attack1-$(random_hex 24)" >"$TEST_TMP/values/one"
+printf '%s' "$SECRETD_CANARY_PREFIX-attack2-$(random_hex 24)" >"$TEST_TMP/values/two"
 two_sha=$(sha256_of "$TEST_TMP/values/two")
 check "secretctl put token twice (v1, v2)" \
     eval 'put_secret token "$TEST_TMP/values/one" && put_secret token "$TEST_TMP/values/two"'
