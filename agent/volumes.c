@@ -243,6 +243,9 @@ static int secret_fetch_latest(struct agent *a, const char *volume, const char *
         case -ENOENT:
                 return sd_error_set(err, ENOENT, "volume '%s': %s", volume, sub.message);
         default:
+                /* Envelope errors already start with "secret 'NAME' version N". */
+                if (strncmp(sub.message, "secret '", 8) == 0)
+                        return sd_error_set(err, -r, "volume '%s': %s", volume, sub.message);
                 return sd_error_set(err, -r, "volume '%s': secret '%s': %s", volume, name,
                                     sub.message[0] ? sub.message : strerror(-r));
         }
