@@ -22,7 +22,7 @@
 /* Largest request body accepted (413 above). */
 #define PLUGIN_BODY_MAX ((size_t) 64 << 10)
 /* A volume delivers at most this many files. */
-#define VOLUME_SECRETS_MAX 64
+#define VOLUME_SECRETS_MAX 128
 /* dockerd's Mount IDs are 64 hex characters; leave room for other engines. */
 #define MOUNT_ID_MAX 128
 

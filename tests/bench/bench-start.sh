@@ -12,7 +12,7 @@
 #   /VolumeDriver.Unmount for a volume of 1, 10, 64 and 100 secrets of 4 KiB
 #   each (each Mount makes, fills and binds a fresh tmpfs), M runs each
 #   (default 20), timed by curl (time_total).  A volume size the agent
-#   refuses at Create (docs/agent.md: at most 64 secrets per volume) shows
+#   refuses at Create (docs/agent.md: at most 128 secrets per volume) shows
 #   as a row saying so.
 #
 # Environment: SECRETD_BENCH_RUNS (30), SECRETD_BENCH_MOUNT_RUNS (20),

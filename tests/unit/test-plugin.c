@@ -88,7 +88,7 @@ Test(volume_opts, hostile_and_wrong_values_are_refused_with_a_reason) {
                 { "{\"secrets\":\"a:b:c\"}", "contains ':'" },
                 { "{\"secrets\":\"a:\"}", "file name is empty" },
                 { "{\"secrets\":\":a\"}", "secret name is empty" },
-                { many, "lists more than 64 secrets" },
+                { many, "lists more than 128 secrets" },
                 { "{\"secrets\":\"a\",\"mode\":\"999\"}", "option 'mode' value '999' is not an octal mode" },
                 { "{\"secrets\":\"a\",\"mode\":\"0044\"}", "does not let the owner read" },
                 { "{\"secrets\":\"a\",\"mode\":\"4755\"}", "setuid, setgid or sticky" },
