@@ -249,7 +249,7 @@ static int body_load(const char *body, size_t len, json_t **out, sd_error *err) 
         if (!root) {
                 char s[96];
                 return sd_error_set(err, EINVAL, "request body is not valid JSON: %s (line %d, column %d)",
-                                    shown(jerr.text, strlen(jerr.text), s, sizeof(s)), jerr.line, jerr.column);
+                                    sd_escape_json_error(&jerr, s, sizeof(s)), jerr.line, jerr.column);
         }
         if (!json_is_object(root)) {
                 json_decref(root);

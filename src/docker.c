@@ -182,8 +182,7 @@ static int load_json(const char *what, const char *text, size_t len, json_t **ou
         json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
         if (!root) {
                 char shown[160];
-                (void) render_printable(jerr.text, strnlen(jerr.text, sizeof(jerr.text)), shown,
-                                        sizeof(shown));
+                sd_escape_json_error(&jerr, shown, sizeof(shown));
                 return sd_error_set(err, EBADMSG, "%s: not valid JSON: %s (line %d, column %d)", what,
                                     shown, jerr.line, jerr.column);
         }
@@ -1385,9 +1384,10 @@ static int check_container_ref(const char *id, sd_error *err) {
 static int escape_filters(const char *filters_json, char **out, sd_error *err) {
         json_error_t jerr;
         _cleanup_json_ json_t *f = json_loads(filters_json, JSON_REJECT_DUPLICATES, &jerr);
+        char shown[160];
         if (!f || !json_is_object(f))
                 return sd_error_set(err, EINVAL, "docker filters: not a JSON object: %s",
-                                    f ? "wrong type" : jerr.text);
+                                    f ? "wrong type" : sd_escape_json_error(&jerr, shown, sizeof(shown)));
         _cleanup_curl_free_ char *e = curl_easy_escape(NULL, filters_json, 0);
         if (!e)
                 return sd_error_set(err, ENOMEM, "docker filters: out of memory");

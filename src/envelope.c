@@ -246,15 +246,8 @@ static int load_json(const char *json, size_t len, const char *what, json_t **ou
         json_error_t jerr;
         json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
         if (!root) {
-                /* jansson quotes with ' which the escaper would turn
-                 * into \x27; show it as " instead. */
-                char raw[sizeof(jerr.text)], text[128];
-                size_t raw_len = strnlen(jerr.text, sizeof(jerr.text) - 1);
-                memcpy(raw, jerr.text, raw_len);
-                for (size_t i = 0; i < raw_len; i++)
-                        if (raw[i] == '\'')
-                                raw[i] = '"';
-                sd_escape_for_message(raw, raw_len, text, sizeof(text));
+                char text[128];
+                sd_escape_json_error(&jerr, text, sizeof(text));
                 if (json_error_code(&jerr) == json_error_numeric_overflow) {
                         char member[40];
                         guess_member_before(json, len, jerr.position, member, sizeof(member));

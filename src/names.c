@@ -33,6 +33,16 @@ char *sd_escape_for_message(const char *in, size_t len, char *out, size_t out_si
         return out;
 }
 
+char *sd_escape_json_error(const json_error_t *jerr, char *out, size_t out_size) {
+        char raw[sizeof(jerr->text)];
+        size_t raw_len = strnlen(jerr->text, sizeof(jerr->text) - 1);
+        memcpy(raw, jerr->text, raw_len);
+        for (size_t i = 0; i < raw_len; i++)
+                if (raw[i] == '\'')
+                        raw[i] = '"';
+        return sd_escape_for_message(raw, raw_len, out, out_size);
+}
+
 static bool is_alnum(unsigned char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }

@@ -216,9 +216,11 @@ static int get_bytes(json_t *v, const char *where, const char *field, size_t max
 static int load_object(const char *body, size_t len, const char *what, json_t **out, sd_error *err) {
         json_error_t jerr;
         json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!root)
-                return sd_error_set(err, EPROTO, "%s is not JSON: %s (at byte %d)", what, jerr.text,
-                                    jerr.position);
+        if (!root) {
+                char shown[160];
+                return sd_error_set(err, EPROTO, "%s is not JSON: %s (at byte %d)", what,
+                                    sd_escape_json_error(&jerr, shown, sizeof(shown)), jerr.position);
+        }
         if (!json_is_object(root)) {
                 json_decref(root);
                 return sd_error_set(err, EPROTO, "%s is not a JSON object", what);

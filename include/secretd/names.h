@@ -7,6 +7,7 @@
  *     [A-Za-z0-9][A-Za-z0-9._-]{0,127}   and never contain ".."
  */
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "secretd/error.h"
@@ -23,3 +24,9 @@ int sd_name_validate(const char *what, const char *name, size_t len, sd_error *e
  * (at most out_size-1 chars; non-printables as \xNN, long input elided with
  * "..."), for error messages.  Returns out. */
 char *sd_escape_for_message(const char *in, size_t len, char *out, size_t out_size);
+
+/* jansson's parse error text quotes the offending input raw (newlines,
+ * control bytes, anything): render it like sd_escape_for_message, with its
+ * ' quotes shown as " so they are not escaped.  Every parser of outside
+ * JSON uses this, so a hostile body cannot break a log line.  Returns out. */
+char *sd_escape_json_error(const json_error_t *jerr, char *out, size_t out_size);
