@@ -430,6 +430,24 @@ static int mount_make_private(int mfd) {
         return mount_setattr(mfd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0 ? -errno : 0;
 }
 
+/* Absolute rw/ and ro/ paths of instance id (either output may be NULL).
+ * The root is canonicalised because mountinfo shows canonical paths
+ * (/var/run/x appears as /run/x).  0 or -errno (-ENOENT: no root). */
+static int instance_paths(const char *root, const char *id, char **rw_out, char **ro_out) {
+        _cleanup_free_ char *root_canonical = realpath(root, NULL);
+        if (!root_canonical)
+                return -errno;
+        _cleanup_free_ char *rw_path = rw_out ? path_join3(root_canonical, id, "rw") : NULL;
+        _cleanup_free_ char *ro_path = ro_out ? path_join3(root_canonical, id, "ro") : NULL;
+        if ((rw_out && !rw_path) || (ro_out && !ro_path))
+                return -ENOMEM;
+        if (rw_out)
+                *rw_out = steal_pointer(&rw_path);
+        if (ro_out)
+                *ro_out = steal_pointer(&ro_path);
+        return 0;
+}
+
 int sd_tmpfs_instance_create(const char *root, const char *id, const struct sd_tmpfs_params *params,
                              char **ro_path_out, sd_error *err) {
         int r = instance_id_validate(id, err);
@@ -445,13 +463,12 @@ int sd_tmpfs_instance_create(const char *root, const char *id, const struct sd_t
         _cleanup_close_ int rootfd = root_open(root, true, err);
         if (rootfd < 0)
                 return rootfd;
-        _cleanup_free_ char *root_canonical = realpath(root, NULL);
-        if (!root_canonical)
-                return sd_error_set_errno(err, errno, "instance root '%s': cannot resolve", root);
-        _cleanup_free_ char *rw_path = path_join3(root_canonical, id, "rw");
-        _cleanup_free_ char *ro_path = path_join3(root_canonical, id, "ro");
-        if (!rw_path || !ro_path)
+        _cleanup_free_ char *rw_path = NULL, *ro_path = NULL;
+        r = instance_paths(root, id, &rw_path, &ro_path);
+        if (r == -ENOMEM)
                 return sd_error_set(err, ENOMEM, "instance '%s': out of memory", id);
+        if (r < 0)
+                return sd_error_set_errno(err, -r, "instance root '%s': cannot resolve", root);
 
         if (mkdirat(rootfd, id, 0700) < 0) {
                 if (errno == EEXIST)
@@ -536,20 +553,6 @@ int sd_tmpfs_instance_create(const char *root, const char *id, const struct sd_t
 
 /* ---- publish ----------------------------------------------------------- */
 
-static int write_all(int fd, const unsigned char *data, size_t len) {
-        while (len > 0) {
-                ssize_t n = write(fd, data, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                data += n;
-                len -= (size_t) n;
-        }
-        return 0;
-}
-
 /* -ENOSPC naming the instance, the entry and the cap that ran out.  Called
  * before the partial generation is removed, so statvfs sees the full state. */
 static int space_error(sd_error *err, int rwfd, const char *id, const char *what, const char *name) {
@@ -582,7 +585,7 @@ static int file_write(int genfd, const struct sd_tmpfs_file *file, const struct 
                                         O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
         if (fd < 0)
                 return -errno;
-        int r = write_all(fd, file->value->data, file->value->len);
+        int r = sd_write_all(fd, file->value->data, file->value->len);
         if (r < 0)
                 return r;
         /* No fsync: tmpfs has no backing store. */
@@ -983,13 +986,12 @@ int sd_tmpfs_instance_destroy(const char *root, const char *id, sd_error *err) {
         if (r < 0)
                 return r;
 
-        _cleanup_free_ char *root_canonical = realpath(root, NULL);
-        if (!root_canonical)
-                return sd_error_set_errno(err, errno, "instance root '%s': cannot resolve", root);
-        _cleanup_free_ char *rw_path = path_join3(root_canonical, id, "rw");
-        _cleanup_free_ char *ro_path = path_join3(root_canonical, id, "ro");
-        if (!rw_path || !ro_path)
+        _cleanup_free_ char *rw_path = NULL, *ro_path = NULL;
+        r = instance_paths(root, id, &rw_path, &ro_path);
+        if (r == -ENOMEM)
                 return sd_error_set(err, ENOMEM, "instance '%s': out of memory", id);
+        if (r < 0)
+                return sd_error_set_errno(err, -r, "instance root '%s': cannot resolve", root);
 
         /* Wipe through rw/ while it is mounted.  A running container keeps
          * its bind of the tmpfs alive after we unmount ours, so the files
@@ -1030,14 +1032,7 @@ int sd_tmpfs_instance_ro_path(const char *root, const char *id, char **ro_path_o
                 return r;
         if (!root || !*root)
                 return -EINVAL;
-        _cleanup_free_ char *root_canonical = realpath(root, NULL);
-        if (!root_canonical)
-                return -errno;
-        char *p = path_join3(root_canonical, id, "ro");
-        if (!p)
-                return -ENOMEM;
-        *ro_path_out = p;
-        return 0;
+        return instance_paths(root, id, NULL, ro_path_out);
 }
 
 void sd_tmpfs_ids_free(char **ids, size_t n) {
@@ -1180,14 +1175,10 @@ int sd_tmpfs_instance_is_mounted(const char *root, const char *id) {
                 return r;
         if (!root || !*root)
                 return -EINVAL;
-        /* mountinfo shows canonical paths (/var/run/x appears as /run/x). */
-        _cleanup_free_ char *root_canonical = realpath(root, NULL);
-        if (!root_canonical)
-                return errno == ENOENT ? 0 : -errno;
-        _cleanup_free_ char *rw_path = path_join3(root_canonical, id, "rw");
-        _cleanup_free_ char *ro_path = path_join3(root_canonical, id, "ro");
-        if (!rw_path || !ro_path)
-                return -ENOMEM;
+        _cleanup_free_ char *rw_path = NULL, *ro_path = NULL;
+        r = instance_paths(root, id, &rw_path, &ro_path);
+        if (r < 0)
+                return r == -ENOENT ? 0 : r;
 
         _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
         if (!f)
