@@ -417,9 +417,6 @@ int admin_server_start(struct agent *a, int listen_fd, const char *socket_path, 
 void admin_server_stop(struct admin_server *s) {
         if (!s)
                 return;
-        if (unlink(s->socket_path) < 0 && errno != ENOENT)
-                log_warn("cannot remove %s: %s", s->socket_path, strerror(errno));
-        MHD_stop_daemon(s->mhd);
-        free(s->socket_path);
+        agent_socket_server_stop(s->mhd, s->socket_path);
         free(s);
 }

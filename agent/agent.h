@@ -176,6 +176,11 @@ int agent_socket_listen(const char *path, sd_error *err);
 struct MHD_Connection;
 int agent_peer_uid(struct MHD_Connection *c, uid_t *uid_out);
 
+/* Unlink socket_path (first: a socket nobody answers stalls its clients),
+ * stop mhd, free socket_path.  Shared by the plugin and admin servers. */
+struct MHD_Daemon;
+void agent_socket_server_stop(struct MHD_Daemon *mhd, char *socket_path);
+
 /* Serve the plugin protocol on listen_fd (taken over, closed by stop).
  * socket_path is unlinked by plugin_server_stop(). */
 int plugin_server_start(struct agent *a, int listen_fd, const char *socket_path,

@@ -362,14 +362,18 @@ int plugin_server_start(struct agent *a, int listen_fd, const char *socket_path,
         return 0;
 }
 
+void agent_socket_server_stop(struct MHD_Daemon *mhd, char *socket_path) {
+        /* Unlink first: dockerd must not find a socket nobody answers
+         * (`docker volume ls` would stall on it for ~15 s). */
+        if (unlink(socket_path) < 0 && errno != ENOENT)
+                log_warn("cannot remove %s: %s", socket_path, strerror(errno));
+        MHD_stop_daemon(mhd);
+        free(socket_path);
+}
+
 void plugin_server_stop(struct plugin_server *s) {
         if (!s)
                 return;
-        /* Unlink first: dockerd must not find a socket nobody answers
-         * (`docker volume ls` would stall on it for ~15 s). */
-        if (unlink(s->socket_path) < 0 && errno != ENOENT)
-                log_warn("cannot remove %s: %s", s->socket_path, strerror(errno));
-        MHD_stop_daemon(s->mhd);
-        free(s->socket_path);
+        agent_socket_server_stop(s->mhd, s->socket_path);
         free(s);
 }
