@@ -23,22 +23,11 @@
 #include "fileio.h"
 #include "log.h"
 #include "metrics.h"
+#include "secretd/clock.h"
 #include "secretd/cleanup.h"
 
-static int64_t realtime_ms(void) {
-        struct timespec ts;
-        (void) clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t monotonic_ms(void) {
-        struct timespec ts;
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void agent_status_init(struct agent_status *s) {
-        *s = (struct agent_status) { .started_mono_ms = monotonic_ms() };
+        *s = (struct agent_status) { .started_mono_ms = sd_monotonic_ms() };
         (void) pthread_mutex_init(&s->lock, NULL);
 }
 
@@ -52,7 +41,7 @@ static void copy_message(char *dst, const char *src) {
 
 void agent_status_store(struct agent *a, bool ok, const char *message) {
         struct agent_status *s = &a->status;
-        int64_t now = realtime_ms();
+        int64_t now = sd_realtime_ms();
         pthread_mutex_lock(&s->lock);
         s->store_ok = ok;
         if (ok) {
@@ -66,7 +55,7 @@ void agent_status_store(struct agent *a, bool ok, const char *message) {
 
 void agent_status_docker(struct agent *a, bool connected, const char *message) {
         struct agent_status *s = &a->status;
-        int64_t now = realtime_ms();
+        int64_t now = sd_realtime_ms();
         pthread_mutex_lock(&s->lock);
         s->docker_connected = connected;
         s->docker_changed_at = now;
@@ -77,7 +66,7 @@ void agent_status_docker(struct agent *a, bool connected, const char *message) {
 
 void agent_status_docker_event(struct agent *a) {
         struct agent_status *s = &a->status;
-        int64_t now = realtime_ms();
+        int64_t now = sd_realtime_ms();
         metrics_inc(METRIC_EVENTS);
         pthread_mutex_lock(&s->lock);
         s->docker_event_at = now;
@@ -157,7 +146,7 @@ static json_t *string_or_null(const char *s) {
 }
 
 static json_t *status_agent_json(struct agent *a, const struct agent_status *st) {
-        int64_t uptime_ms = monotonic_ms() - st->started_mono_ms;
+        int64_t uptime_ms = sd_monotonic_ms() - st->started_mono_ms;
         return json_pack("{s:s,s:I,s:I,s:o}", "version", SECRETD_VERSION, "pid", (json_int_t) getpid(),
                          "uptime_seconds", (json_int_t) (uptime_ms / 1000), "driver",
                          string_or_null(st->driver));

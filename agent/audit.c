@@ -15,6 +15,7 @@
 #include "fileio.h"
 #include "log.h"
 #include "metrics.h"
+#include "secretd/clock.h"
 #include "secretd/cleanup.h"
 #include "secretd/names.h"
 
@@ -39,12 +40,6 @@ const char *audit_event_kind_name(enum audit_event_kind k) {
         if ((size_t) k >= SD_ARRAY_SIZE(kind_names))
                 return "?";
         return kind_names[k];
-}
-
-static int64_t now_ms(void) {
-        struct timespec ts;
-        (void) clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int audit_open(const char *path, struct audit **out, sd_error *err) {
@@ -154,7 +149,7 @@ int audit_format(const struct audit_event *ev, int64_t time_ms, char **line_out)
 int audit_log(struct audit *a, const struct audit_event *ev) {
         if (!a || a->fd < 0)
                 return 0;
-        int64_t now = now_ms();
+        int64_t now = sd_realtime_ms();
         _cleanup_free_ char *line = NULL;
         int r = audit_format(ev, now, &line);
         if (r == 0) {

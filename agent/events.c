@@ -20,6 +20,7 @@
 #include "events.h"
 #include "log.h"
 #include "metrics.h"
+#include "secretd/clock.h"
 #include "secretd/docker.h"
 
 /* Reconnect backoff: dockerd restarts in a second or two. */
@@ -90,32 +91,8 @@ static void record_views_clear(struct record_views *v) {
 }
 #define _cleanup_record_views_ _cleanup_(record_views_clear)
 
-static void mutex_unlockp(pthread_mutex_t **m) {
-        if (*m)
-                (void) pthread_mutex_unlock(*m);
-}
-#define _cleanup_unlock_ __attribute__((cleanup(mutex_unlockp), unused))
-
-static pthread_mutex_t *lock(pthread_mutex_t *m) {
-        (void) pthread_mutex_lock(m);
-        return m;
-}
-
-static int64_t mono_ms(void) {
-        struct timespec ts;
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const char *short_id(const char *id, char out[13]) {
-        size_t n = strnlen(id, 12);
-        memcpy(out, id, n);
-        out[n] = '\0';
-        return out;
-}
-
 static int records_snapshot(struct agent *a, struct record_views *out) {
-        _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+        _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
         struct record_views v = { 0 };
         if (a->n_mounts > 0) {
                 v.items = calloc(a->n_mounts, sizeof(*v.items));
@@ -156,9 +133,9 @@ static void wipe(struct events *e, const struct record_view *r, const char *why)
                                          .reason = why,
                                  });
         } else if (rc == -EBUSY) {
-                char sid[13];
+                char sid[SD_SHORT_ID_CHARS + 1];
                 log_debug("instance %s changed since it was checked (mounted again); not wiped",
-                          short_id(r->id, sid));
+                          sd_short_id(r->id, sid));
         } else if (rc != -ENOENT) {
                 metrics_error(ERROR_TMPFS);
         }
@@ -169,9 +146,9 @@ static void link_instance(struct events *e, const char *id, const char *containe
         sd_error err = { 0 };
         int r = agent_mount_link(e->agent, id, container_id, name, reload_signal, &err);
         if (r < 0 && r != -ENOENT) {
-                char sid[13];
+                char sid[SD_SHORT_ID_CHARS + 1];
                 metrics_error(ERROR_STATE);
-                log_error("instance %s: cannot record its container: %s", short_id(id, sid), err.message);
+                log_error("instance %s: cannot record its container: %s", sd_short_id(id, sid), err.message);
         }
 }
 
@@ -239,8 +216,8 @@ static void mark_unsure(struct record_views *views, const char *volume) {
 static void link_by_device(struct events *e, const char *container_id, struct record_views *views) {
         _cleanup_docker_container_ struct sd_docker_container c = { 0 };
         sd_error err = { 0 };
-        char scid[13];
-        short_id(container_id, scid);
+        char scid[SD_SHORT_ID_CHARS + 1];
+        sd_short_id(container_id, scid);
         int r = sd_docker_inspect_container(e->docker, container_id, &c, &err);
         if (r < 0) {
                 if (r != -ENOENT) {
@@ -313,13 +290,13 @@ static void reconcile(struct events *e, const char *why) {
         bool any_unlinked = false;
         for (size_t i = 0; i < views.n; i++) {
                 struct record_view *v = &views.items[i];
-                char msg[SD_DOCKER_NAME_MAX + 96], scid[13];
+                char msg[SD_DOCKER_NAME_MAX + 96], scid[SD_SHORT_ID_CHARS + 1];
                 if (!v->container_id[0]) {
                         any_unlinked = any_unlinked || v->refcount > 0;
                         continue;
                 }
                 const struct sd_docker_container *c = list_find(&list, v->container_id);
-                short_id(v->container_id, scid);
+                sd_short_id(v->container_id, scid);
                 if (!c) {
                         (void) snprintf(msg, sizeof(msg), "container %s (%s) no longer exists", scid,
                                         v->container_name);
@@ -379,8 +356,8 @@ static void container_gone(struct events *e, const char *container_id, bool dest
                 any = strcmp(views.items[i].container_id, container_id) == 0;
         if (!any)
                 return;
-        char scid[13];
-        short_id(container_id, scid);
+        char scid[SD_SHORT_ID_CHARS + 1];
+        sd_short_id(container_id, scid);
         if (!destroyed) {
                 /* A restart policy or `docker start` may have brought it
                  * back; a running container keeps its instances. */
@@ -498,7 +475,7 @@ static void schedule_die_check(struct events *e, const char *container_id) {
         }
         struct pending_die *p = &e->pending[e->n_pending++];
         (void) snprintf(p->container_id, sizeof(p->container_id), "%.64s", container_id);
-        p->due_ms = mono_ms() + DIE_CHECK_DELAY_MS;
+        p->due_ms = sd_monotonic_ms() + DIE_CHECK_DELAY_MS;
         (void) pthread_cond_signal(&e->wake);
 }
 
@@ -508,7 +485,7 @@ static int handle_event(void *userdata, const struct sd_docker_event *ev, sd_err
         agent_status_docker_event(e->agent);
         log_debug("docker event: %s %s %.12s", ev->type_name, ev->action_name, ev->actor_id);
         {
-                _cleanup_unlock_ pthread_mutex_t *work = lock(&e->work_lock);
+                _cleanup_unlock_ pthread_mutex_t *work = sd_lock(&e->work_lock);
                 if (ev->type == SD_DOCKER_EVENT_VOLUME && ev->action == SD_DOCKER_ACTION_MOUNT &&
                     strcmp(ev->driver, e->driver) == 0)
                         on_volume_mount(e, ev);
@@ -547,7 +524,7 @@ static int handle_connected(void *userdata, sd_error *err) {
                 log_info("docker events: following %s", sd_docker_socket_path(e->docker));
         e->ever_connected = true;
         agent_status_docker(e->agent, true, NULL);
-        _cleanup_unlock_ pthread_mutex_t *work = lock(&e->work_lock);
+        _cleanup_unlock_ pthread_mutex_t *work = sd_lock(&e->work_lock);
         e->connected = true;
         reconcile(e, "connected");
         return 0;
@@ -557,7 +534,7 @@ static int handle_bad_line(void *userdata, const sd_error *why, sd_error *err) {
         struct events *e = userdata;
         (void) err;
         log_warn("docker events: an event was lost (%s); reconciling", why->message);
-        _cleanup_unlock_ pthread_mutex_t *work = lock(&e->work_lock);
+        _cleanup_unlock_ pthread_mutex_t *work = sd_lock(&e->work_lock);
         reconcile(e, "lost event");
         return 0;
 }
@@ -591,7 +568,7 @@ static void *events_thread(void *arg) {
                 if (r == 0)
                         break;
                 {
-                        _cleanup_unlock_ pthread_mutex_t *work = lock(&e->work_lock);
+                        _cleanup_unlock_ pthread_mutex_t *work = sd_lock(&e->work_lock);
                         e->connected = false;
                 }
                 if (e->connected_this_run) {
@@ -619,10 +596,10 @@ static void *events_thread(void *arg) {
 
 static void *timer_thread(void *arg) {
         struct events *e = arg;
-        _cleanup_unlock_ pthread_mutex_t *work = lock(&e->work_lock);
-        int64_t next_reconcile = mono_ms() + RECONCILE_PERIOD_MS;
+        _cleanup_unlock_ pthread_mutex_t *work = sd_lock(&e->work_lock);
+        int64_t next_reconcile = sd_monotonic_ms() + RECONCILE_PERIOD_MS;
         while (!e->stopping) {
-                int64_t now = mono_ms();
+                int64_t now = sd_monotonic_ms();
                 for (size_t i = 0; i < e->n_pending;) {
                         if (e->pending[i].due_ms > now) {
                                 i++;
@@ -655,7 +632,7 @@ void events_stop(struct events *e) {
         if (e->stop_fd >= 0 && write(e->stop_fd, &one, sizeof(one)) < 0)
                 log_error("docker events: cannot signal the stop: %s", strerror(errno));
         {
-                _cleanup_unlock_ pthread_mutex_t *work = lock(&e->work_lock);
+                _cleanup_unlock_ pthread_mutex_t *work = sd_lock(&e->work_lock);
                 e->stopping = true;
                 (void) pthread_cond_signal(&e->wake);
         }

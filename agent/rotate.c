@@ -18,6 +18,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "rotate.h"
+#include "secretd/clock.h"
 #include "secretd/client.h"
 #include "secretd/docker.h"
 #include "secretd/tmpfs.h"
@@ -87,36 +88,6 @@ struct publish_job {
         const struct sd_secret *value;   /* NULL: removing */
         atomic_size_t next;
 };
-
-static int64_t now_ms(void) {
-        struct timespec ts;
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double now_seconds(void) {
-        struct timespec ts;
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static void mutex_unlockp(pthread_mutex_t **m) {
-        if (*m)
-                (void) pthread_mutex_unlock(*m);
-}
-#define _cleanup_unlock_ __attribute__((cleanup(mutex_unlockp), unused))
-
-static pthread_mutex_t *lock(pthread_mutex_t *m) {
-        (void) pthread_mutex_lock(m);
-        return m;
-}
-
-static const char *short_id(const char *id, char out[13]) {
-        size_t n = strnlen(id, 12);
-        memcpy(out, id, n);
-        out[n] = '\0';
-        return out;
-}
 
 static const char *or_null(const char *s) {
         return s && s[0] ? s : NULL;
@@ -291,7 +262,7 @@ static void publish_all(struct publish_job *job) {
 static void signal_schedule(struct rotator *r, const struct mount_record *m) {
         if (!r->docker || !m->container_id[0] || m->reload_signal <= 0)
                 return;
-        int64_t now = now_ms();
+        int64_t now = sd_monotonic_ms();
         for (size_t i = 0; i < r->n_pending; i++)
                 if (strcmp(r->pending[i].container_id, m->container_id) == 0) {
                         r->pending[i].last_ms = now;
@@ -317,10 +288,10 @@ static int64_t signal_due_ms(const struct pending_signal *p) {
 }
 
 static void signal_send(struct rotator *r, const struct pending_signal *p) {
-        char number[16], sid[13];
+        char number[16], sid[SD_SHORT_ID_CHARS + 1];
         sd_error err = { 0 };
         (void) snprintf(number, sizeof(number), "%d", p->signo);
-        short_id(p->container_id, sid);
+        sd_short_id(p->container_id, sid);
         int q = sd_docker_kill(r->docker, p->container_id, number, &err);
         if (q == 0) {
                 metrics_inc(METRIC_SIGNALS);
@@ -339,7 +310,7 @@ static void signal_send(struct rotator *r, const struct pending_signal *p) {
 /* Send what is due (everything with flush); returns the poll timeout until
  * the next one, -1 for none. */
 static int signals_run(struct rotator *r, bool flush) {
-        int64_t now = now_ms();
+        int64_t now = sd_monotonic_ms();
         int64_t next = -1;
         for (size_t i = 0; i < r->n_pending;) {
                 int64_t due = signal_due_ms(&r->pending[i]);
@@ -355,7 +326,7 @@ static int signals_run(struct rotator *r, bool flush) {
         }
         if (next < 0)
                 return -1;
-        int64_t wait = next - now_ms();
+        int64_t wait = next - sd_monotonic_ms();
         return wait < 0 ? 0 : (int) wait;
 }
 
@@ -434,7 +405,7 @@ static void refuse(struct rotator *r, const char *secret, const struct target *t
 
 static void rotate_secret(struct rotator *r, const char *secret, double detected) {
         struct agent *a = r->a;
-        _cleanup_unlock_ pthread_mutex_t *ops = lock(&a->ops_lock);
+        _cleanup_unlock_ pthread_mutex_t *ops = sd_lock(&a->ops_lock);
 
         size_t n = 0;
         _cleanup_free_ struct target *targets = targets_collect(a, secret, &n);
@@ -502,7 +473,7 @@ static void rotate_secret(struct rotator *r, const char *secret, double detected
                 if (info.tombstone && !targets[i].remove) {
                         n_kept++;
                         {
-                                _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+                                _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
                                 record_set_version(targets[i].m, secret, info.version);
                         }
                         if (mount_record_save(a, targets[i].m, &err) < 0) {
@@ -526,14 +497,14 @@ static void rotate_secret(struct rotator *r, const char *secret, double detected
         };
         atomic_init(&job.next, 0);
         publish_all(&job);
-        double seconds = now_seconds() - detected;
+        double seconds = sd_monotonic_seconds() - detected;
         sd_secret_freep(&value);
 
         size_t n_ok = 0;
         for (size_t i = 0; i < n_publish; i++) {
                 struct target *t = &targets[i];
-                char sid[13];
-                short_id(t->m->id, sid);
+                char sid[SD_SHORT_ID_CHARS + 1];
+                sd_short_id(t->m->id, sid);
                 if (t->r < 0) {
                         metrics_error(ERROR_TMPFS);
                         log_error("rotation of secret '%s' version %" PRIu64 " into instance %s of volume '%s': %s",
@@ -542,7 +513,7 @@ static void rotate_secret(struct rotator *r, const char *secret, double detected
                 }
                 n_ok++;
                 {
-                        _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+                        _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
                         t->m->generation = t->generation;
                         if (t->remove)
                                 record_drop(t->m, secret);
@@ -603,14 +574,14 @@ static void changed_done(struct changed_names *c) {
 }
 
 static void watch_drain(struct rotator *r) {
-        double detected = now_seconds();
+        double detected = sd_monotonic_seconds();
         __attribute__((cleanup(changed_done))) struct changed_names changed = { 0 };
         sd_error err = { 0 };
         int q;
         {
                 /* The store handle is shared with the plugin handlers,
                  * which use it under ops_lock. */
-                _cleanup_unlock_ pthread_mutex_t *ops = lock(&r->a->ops_lock);
+                _cleanup_unlock_ pthread_mutex_t *ops = sd_lock(&r->a->ops_lock);
                 q = sd_store_watch_read(r->a->store, changed_add, &changed, &err);
         }
         if (q < 0) {

@@ -25,18 +25,6 @@
 
 /* ---- small helpers ---- */
 
-static void mutex_unlockp(pthread_mutex_t **m) {
-        if (*m)
-                (void) pthread_mutex_unlock(*m);
-}
-/* Scope guards are never read, only destroyed: "unused" keeps clang quiet. */
-#define _cleanup_unlock_ __attribute__((cleanup(mutex_unlockp), unused))
-
-static pthread_mutex_t *lock(pthread_mutex_t *m) {
-        (void) pthread_mutex_lock(m);
-        return m;
-}
-
 static void secrets_freep(struct sd_secret *(*values)[VOLUME_SECRETS_MAX]) {
         for (size_t i = 0; i < VOLUME_SECRETS_MAX; i++)
                 sd_secret_freep(&(*values)[i]);
@@ -77,13 +65,6 @@ static int read_json_at(int dirfd, const char *file, json_t **out, sd_error *err
 }
 
 /* The first 12 characters of a mount id, as docker shows container ids. */
-static const char *short_id(const char *id, char out[13]) {
-        size_t n = strnlen(id, 12);
-        memcpy(out, id, n);
-        out[n] = '\0';
-        return out;
-}
-
 static void format_time(int64_t t, char out[32]) {
         time_t tt = (time_t) t;
         struct tm tm;
@@ -352,7 +333,7 @@ static int caps_check(struct agent *a, const char *volume, const struct volume_s
 /* ---- endpoints ---- */
 
 json_t *agent_volume_create(struct agent *a, const struct plugin_create_request *req) {
-        _cleanup_unlock_ pthread_mutex_t *ops = lock(&a->ops_lock);
+        _cleanup_unlock_ pthread_mutex_t *ops = sd_lock(&a->ops_lock);
         sd_error err = { 0 };
 
         struct volume *existing = volume_find(a, req->name);
@@ -396,7 +377,7 @@ json_t *agent_volume_create(struct agent *a, const struct plugin_create_request 
                 return error_reply(&err);
         }
         {
-                _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+                _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
                 if (array_append((void ***) &a->volumes, &a->n_volumes, v) < 0)
                         return NULL;
         }
@@ -408,7 +389,7 @@ json_t *agent_volume_create(struct agent *a, const struct plugin_create_request 
 }
 
 json_t *agent_volume_remove(struct agent *a, const struct plugin_name_request *req) {
-        _cleanup_unlock_ pthread_mutex_t *ops = lock(&a->ops_lock);
+        _cleanup_unlock_ pthread_mutex_t *ops = sd_lock(&a->ops_lock);
         sd_error err = { 0 };
 
         struct volume *v = volume_find(a, req->name);
@@ -433,7 +414,7 @@ json_t *agent_volume_remove(struct agent *a, const struct plugin_name_request *r
                 return error_reply(&err);
         }
         {
-                _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+                _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
                 array_remove((void **) a->volumes, &a->n_volumes, v);
         }
         log_info("volume '%s' removed", v->name);
@@ -467,19 +448,19 @@ int delivered_raise(struct agent *a, const struct volume_spec *spec, const uint6
 
 static void instance_destroy_logged(struct agent *a, const char *id, const char *why) {
         sd_error err = { 0 };
-        char sid[13];
+        char sid[SD_SHORT_ID_CHARS + 1];
         int r = sd_tmpfs_instance_destroy(a->instances_dir, id, &err);
         if (r < 0 && r != -ENOENT)
-                log_error("instance %s (%s): cannot destroy: %s", short_id(id, sid), why, err.message);
+                log_error("instance %s (%s): cannot destroy: %s", sd_short_id(id, sid), why, err.message);
         else if (r == 0)
-                log_info("instance %s destroyed (%s)", short_id(id, sid), why);
+                log_info("instance %s destroyed (%s)", sd_short_id(id, sid), why);
 }
 
 json_t *agent_volume_mount(struct agent *a, const struct plugin_mount_request *req) {
-        _cleanup_unlock_ pthread_mutex_t *ops = lock(&a->ops_lock);
+        _cleanup_unlock_ pthread_mutex_t *ops = sd_lock(&a->ops_lock);
         sd_error err = { 0 };
-        char sid[13];
-        short_id(req->id, sid);
+        char sid[SD_SHORT_ID_CHARS + 1];
+        sd_short_id(req->id, sid);
 
         struct volume *v = volume_find(a, req->name);
         if (!v) {
@@ -504,7 +485,7 @@ json_t *agent_volume_mount(struct agent *a, const struct plugin_mount_request *r
                         return error_reply(&err);
                 }
                 {
-                        _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+                        _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
                         live->refcount = next.refcount;
                 }
                 log_info("mount %s of volume '%s': instance reused (%u references)", sid, req->name,
@@ -515,7 +496,7 @@ json_t *agent_volume_mount(struct agent *a, const struct plugin_mount_request *r
                 /* A record whose wipe failed earlier: finish it, start over. */
                 instance_destroy_logged(a, req->id, "left over from a failed unmount");
                 mount_record_unlink(a, req->id);
-                _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+                _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
                 array_remove((void **) a->mounts, &a->n_mounts, live);
                 mount_record_free(live);
         }
@@ -609,7 +590,7 @@ json_t *agent_volume_mount(struct agent *a, const struct plugin_mount_request *r
                 return reply ? error_reply(&err) : NULL;
         }
         {
-                _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+                _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
                 if (array_append((void ***) &a->mounts, &a->n_mounts, m) < 0) {
                         mount_record_unlink(a, req->id);
                         instance_destroy_logged(a, req->id, "mount failed");
@@ -632,10 +613,10 @@ json_t *agent_volume_mount(struct agent *a, const struct plugin_mount_request *r
 }
 
 json_t *agent_volume_unmount(struct agent *a, const struct plugin_mount_request *req) {
-        _cleanup_unlock_ pthread_mutex_t *ops = lock(&a->ops_lock);
+        _cleanup_unlock_ pthread_mutex_t *ops = sd_lock(&a->ops_lock);
         sd_error err = { 0 };
-        char sid[13];
-        short_id(req->id, sid);
+        char sid[SD_SHORT_ID_CHARS + 1];
+        sd_short_id(req->id, sid);
 
         struct mount_record *m = mount_find(a, req->id);
         bool wiped_lately = false;
@@ -656,7 +637,7 @@ json_t *agent_volume_unmount(struct agent *a, const struct plugin_mount_request 
                          m->volume);
         if (m->refcount > 1) {
                 {
-                        _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+                        _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
                         m->refcount--;
                 }
                 if (mount_record_save(a, m, &err) < 0)
@@ -670,7 +651,7 @@ json_t *agent_volume_unmount(struct agent *a, const struct plugin_mount_request 
                 /* Keep the record with no references so a restart or the
                  * next Mount of this id finishes the wipe. */
                 {
-                        _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+                        _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
                         m->refcount = 0;
                 }
                 sd_error tmp = { 0 };
@@ -683,7 +664,7 @@ json_t *agent_volume_unmount(struct agent *a, const struct plugin_mount_request 
         }
         mount_record_unlink(a, req->id);
         {
-                _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+                _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
                 array_remove((void **) a->mounts, &a->n_mounts, m);
         }
         log_info("unmount %s of volume '%s': tmpfs wiped", sid, m->volume);
@@ -694,9 +675,9 @@ json_t *agent_volume_unmount(struct agent *a, const struct plugin_mount_request 
 
 int agent_mount_link(struct agent *a, const char *id, const char *container_id, const char *container_name,
                      int reload_signal, sd_error *err) {
-        _cleanup_unlock_ pthread_mutex_t *ops = lock(&a->ops_lock);
-        char sid[13];
-        short_id(id, sid);
+        _cleanup_unlock_ pthread_mutex_t *ops = sd_lock(&a->ops_lock);
+        char sid[SD_SHORT_ID_CHARS + 1];
+        sd_short_id(id, sid);
         struct mount_record *m = mount_find(a, id);
         if (!m || m->refcount == 0)
                 return sd_error_set(err, ENOENT, "instance %s: no such live mount", sid);
@@ -712,23 +693,23 @@ int agent_mount_link(struct agent *a, const char *id, const char *container_id, 
                 return r;
         bool relinked = m->container_id[0] && strcmp(m->container_id, container_id) != 0;
         {
-                _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+                _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
                 memcpy(m->container_id, next.container_id, sizeof(m->container_id));
                 memcpy(m->container_name, next.container_name, sizeof(m->container_name));
                 m->reload_signal = reload_signal;
         }
-        char scid[13];
+        char scid[SD_SHORT_ID_CHARS + 1];
         log_info("instance %s of volume '%s' %s container %s (%s)", sid, m->volume,
-                 relinked ? "relinked to" : "belongs to", short_id(container_id, scid), container_name);
+                 relinked ? "relinked to" : "belongs to", sd_short_id(container_id, scid), container_name);
         return 1;
 }
 
 int agent_mount_wipe(struct agent *a, const char *id, const char *expect_container, unsigned expect_refcount,
                      const char *why) {
-        _cleanup_unlock_ pthread_mutex_t *ops = lock(&a->ops_lock);
+        _cleanup_unlock_ pthread_mutex_t *ops = sd_lock(&a->ops_lock);
         sd_error err = { 0 };
-        char sid[13];
-        short_id(id, sid);
+        char sid[SD_SHORT_ID_CHARS + 1];
+        sd_short_id(id, sid);
         struct mount_record *m = mount_find(a, id);
         if (!m)
                 return -ENOENT;
@@ -740,7 +721,7 @@ int agent_mount_wipe(struct agent *a, const char *id, const char *expect_contain
         int r = sd_tmpfs_instance_destroy(a->instances_dir, id, &err);
         if (r < 0 && r != -ENOENT) {
                 {
-                        _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+                        _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
                         m->refcount = 0;
                 }
                 sd_error tmp = { 0 };
@@ -751,7 +732,7 @@ int agent_mount_wipe(struct agent *a, const char *id, const char *expect_contain
         }
         mount_record_unlink(a, id);
         {
-                _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+                _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
                 array_remove((void **) a->mounts, &a->n_mounts, m);
         }
         size_t slots = sizeof(a->recently_wiped) / sizeof(a->recently_wiped[0]);
@@ -762,7 +743,7 @@ int agent_mount_wipe(struct agent *a, const char *id, const char *expect_contain
 }
 
 json_t *agent_volume_get(struct agent *a, const struct plugin_name_request *req) {
-        _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+        _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
 
         /* Only an unknown volume gets Err: dockerd takes any Err as "does
          * not exist" and purges its own record of the volume. */
@@ -810,7 +791,7 @@ json_t *agent_volume_get(struct agent *a, const struct plugin_name_request *req)
 }
 
 json_t *agent_volume_path(struct agent *a, const struct plugin_name_request *req) {
-        _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+        _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
         struct volume *v = volume_find(a, req->name);
         if (!v) {
                 char msg[SD_NAME_MAX + 32];
@@ -821,7 +802,7 @@ json_t *agent_volume_path(struct agent *a, const struct plugin_name_request *req
 }
 
 json_t *agent_volume_list(struct agent *a) {
-        _cleanup_unlock_ pthread_mutex_t *reg = lock(&a->reg_lock);
+        _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
         _cleanup_json_ json_t *list = json_array();
         if (!list)
                 return NULL;
@@ -1035,7 +1016,7 @@ static int load_mounts(struct agent *a, sd_error *err) {
                         continue;
                 struct mount_record *m = NULL;
                 sd_error sub = { 0 };
-                char sid[13];
+                char sid[SD_SHORT_ID_CHARS + 1];
                 if (mount_record_load(a, de->d_name, &m, &sub) < 0) {
                         char stem[MOUNT_ID_MAX + 1];
                         log_error("%s/mounts: dropping %s", a->state_dir, sub.message);
@@ -1045,7 +1026,7 @@ static int load_mounts(struct agent *a, sd_error *err) {
                         (void) unlinkat(a->mounts_fd, de->d_name, 0);
                         continue;
                 }
-                short_id(m->id, sid);
+                sd_short_id(m->id, sid);
                 int mounted = sd_tmpfs_instance_is_mounted(a->instances_dir, m->id);
                 if (mounted < 0) {
                         /* Unsure: keep it.  Wiping a running container's

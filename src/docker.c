@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "secretd/clock.h"
 #include "secretd/cleanup.h"
 #include "secretd/docker.h"
 #include "secretd/names.h"
@@ -132,12 +133,6 @@ static bool parse_decimal(const char *s, size_t len, long long min, long long ma
 static void *mfree(void *p) {
         free(p);
         return NULL;
-}
-
-static int64_t now_ms(void) {
-        struct timespec ts;
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ------------------------------------------------------------------------
@@ -1735,7 +1730,7 @@ int sd_docker_events_run(struct sd_docker *d, const char *since, const char *fil
                 return sd_error_set(err, EIO, "docker: GET /events: %s", curl_multi_strerror(mc));
         s.added = true;
 
-        int64_t headers_deadline = now_ms() + d->request_ms;
+        int64_t headers_deadline = sd_monotonic_ms() + d->request_ms;
         for (;;) {
                 int running = 0;
                 mc = curl_multi_perform(s.multi, &running);
@@ -1751,7 +1746,7 @@ int sd_docker_events_run(struct sd_docker *d, const char *since, const char *fil
 
                 int64_t wait_ms = 1000;
                 if (!s.established) {
-                        int64_t left = headers_deadline - now_ms();
+                        int64_t left = headers_deadline - sd_monotonic_ms();
                         if (left <= 0)
                                 return sd_error_set(err, ETIMEDOUT,
                                                     "docker: GET /events: no response from %s within %ld ms",

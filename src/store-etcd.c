@@ -92,17 +92,6 @@ static inline void sd_etcd_watch_msg_donep(struct sd_etcd_watch_msg *m) {
 }
 #define _cleanup_watch_msg_ _cleanup_(sd_etcd_watch_msg_donep)
 
-static inline void sd_mutex_unlockp(pthread_mutex_t **m) {
-        if (*m)
-                (void) pthread_mutex_unlock(*m);
-}
-#define _cleanup_unlock_ _cleanup_(sd_mutex_unlockp) __attribute__((unused))
-
-static pthread_mutex_t *mutex_lock(pthread_mutex_t *m) {
-        (void) pthread_mutex_lock(m);
-        return m;
-}
-
 static char *str_printf(const char *fmt, ...) SD_PRINTF(1, 2);
 static char *str_printf(const char *fmt, ...) {
         char *out = NULL;
@@ -822,7 +811,7 @@ static int etcd_call(struct etcd_store *es, const char *path, json_t *req, const
         if (!body || !url)
                 return sd_error_set(err, ENOMEM, "out of memory");
 
-        _cleanup_unlock_ pthread_mutex_t *locked = mutex_lock(&es->lock);
+        _cleanup_unlock_ pthread_mutex_t *locked = sd_lock(&es->lock);
         _cleanup_free_ char *reply_data = NULL;
         struct reply_buf b = { .max = REPLY_MAX };
         es->errbuf[0] = '\0';
@@ -1497,7 +1486,7 @@ static void watch_warn(struct etcd_watch *w, const char *fmt, ...) {
         va_end(ap);
         if (n < 0)
                 return;
-        _cleanup_unlock_ pthread_mutex_t *locked = mutex_lock(&w->lock);
+        _cleanup_unlock_ pthread_mutex_t *locked = sd_lock(&w->lock);
         if (w->n_warnings < WATCH_WARNINGS_MAX)
                 w->warnings[w->n_warnings++] = msg;
         else
@@ -1505,7 +1494,7 @@ static void watch_warn(struct etcd_watch *w, const char *fmt, ...) {
 }
 
 static void watch_queue_name(struct etcd_watch *w, const char *name) {
-        _cleanup_unlock_ pthread_mutex_t *locked = mutex_lock(&w->lock);
+        _cleanup_unlock_ pthread_mutex_t *locked = sd_lock(&w->lock);
         if (w->resync)
                 return;
         for (size_t i = 0; i < w->n_names; i++)
@@ -1524,7 +1513,7 @@ static void watch_queue_name(struct etcd_watch *w, const char *name) {
 }
 
 static void watch_request_resync(struct etcd_watch *w) {
-        _cleanup_unlock_ pthread_mutex_t *locked = mutex_lock(&w->lock);
+        _cleanup_unlock_ pthread_mutex_t *locked = sd_lock(&w->lock);
         w->resync = true;
 }
 
@@ -1910,7 +1899,7 @@ static int etcd_watch_read(struct sd_store *s, sd_store_change_fn fn, void *user
         size_t n_names = 0, n_warnings = 0;
         bool resync = false;
         {
-                _cleanup_unlock_ pthread_mutex_t *locked = mutex_lock(&w->lock);
+                _cleanup_unlock_ pthread_mutex_t *locked = sd_lock(&w->lock);
                 names = steal_pointer(&w->names);
                 n_names = w->n_names;
                 w->n_names = 0;

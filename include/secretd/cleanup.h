@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -49,6 +50,20 @@ static inline void sd_json_decrefp(json_t **j) {
                 json_decref(*j);
 }
 #define _cleanup_json_ _cleanup_(sd_json_decrefp)
+
+/* A held mutex, released when the guard leaves scope:
+ *     _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&x->lock);
+ * Guards are never read, only destroyed: "unused" keeps clang quiet. */
+static inline void sd_unlockp(pthread_mutex_t **m) {
+        if (*m)
+                (void) pthread_mutex_unlock(*m);
+}
+#define _cleanup_unlock_ _cleanup_(sd_unlockp) __attribute__((unused))
+
+static inline pthread_mutex_t *sd_lock(pthread_mutex_t *m) {
+        (void) pthread_mutex_lock(m);
+        return m;
+}
 
 #define steal_pointer(pp) __extension__ ({ \
         __typeof__(*(pp)) _stolen = *(pp);   \

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "secretd/error.h"
 
@@ -30,3 +31,13 @@ char *sd_escape_for_message(const char *in, size_t len, char *out, size_t out_si
  * ' quotes shown as " so they are not escaped.  Every parser of outside
  * JSON uses this, so a hostile body cannot break a log line.  Returns out. */
 char *sd_escape_json_error(const json_error_t *jerr, char *out, size_t out_size);
+
+/* The first 12 characters of a long hex id (a container id, a mount id), as
+ * docker shows them: for log lines and messages.  Returns out. */
+#define SD_SHORT_ID_CHARS 12
+static inline const char *sd_short_id(const char *id, char out[SD_SHORT_ID_CHARS + 1]) {
+        size_t n = strnlen(id, SD_SHORT_ID_CHARS);
+        memcpy(out, id, n);
+        out[n] = '\0';
+        return out;
+}
