@@ -13,7 +13,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "secretd/clock.h"
@@ -26,12 +25,6 @@
 /* ------------------------------------------------------------------------
  * Small helpers
  * ---------------------------------------------------------------------- */
-
-static inline void sd_curl_freep(char **p) {
-        if (*p)
-                curl_free(*p);
-}
-#define _cleanup_curl_free_ _cleanup_(sd_curl_freep)
 
 /* Concatenate NUL-terminated strings (list ends with NULL) into a malloc()ed
  * string; NULL when out of memory. */
@@ -1091,13 +1084,10 @@ static int escape_filters(const char *filters_json, char **out, sd_error *err) {
         if (!f || !json_is_object(f))
                 return sd_error_set(err, EINVAL, "docker filters: not a JSON object: %s",
                                     f ? "wrong type" : sd_escape_json_error(&jerr, shown, sizeof(shown)));
-        _cleanup_curl_free_ char *e = curl_easy_escape(NULL, filters_json, 0);
+        char *e = sd_http_escape(filters_json);
         if (!e)
                 return sd_error_set(err, ENOMEM, "docker filters: out of memory");
-        char *copy = strdup(e);
-        if (!copy)
-                return sd_error_set(err, ENOMEM, "docker filters: out of memory");
-        *out = copy;
+        *out = e;
         return 0;
 }
 

@@ -308,6 +308,14 @@ static int transport_error(const struct sd_http *h, const struct sd_http_request
                 }
                 if (rc == CURLE_SSL_CONNECT_ERROR)
                         return sd_error_set(err, EPROTO, "%s: %s: TLS handshake failed: %s", peer, rq->what, why);
+                /* Sometimes the server's close overtakes its alert: the
+                 * socket is gone before the first write.  A server that
+                 * died looks the same, so this stays transient. */
+                if (h->https && h->has_cert && strstr(why, "getpeername"))
+                        return sd_error_set(err, ECONNRESET,
+                                            "%s: %s: connection lost right after the TLS handshake (did the server "
+                                            "refuse our client certificate %s?): %s",
+                                            peer, rq->what, h->client_cert_name, why);
                 return sd_error_set(err, ECONNRESET, "%s: %s: connection lost: %s", peer, rq->what, why);
         case CURLE_OUT_OF_MEMORY:
                 return sd_error_set(err, ENOMEM, "%s: %s: out of memory", peer, rq->what);
@@ -468,6 +476,15 @@ int sd_http_request(struct sd_http *h, const struct sd_http_request *rq, struct 
                 return sd_error_set(err, ENOMEM, "%s: %s: out of memory", peer_of(h, rq), rq->what);
         *out = (struct sd_http_reply) { .status = status, .body = body, .len = len };
         return 0;
+}
+
+char *sd_http_escape(const char *s) {
+        char *e = curl_easy_escape(NULL, s, 0);
+        if (!e)
+                return NULL;
+        char *copy = strdup(e);
+        curl_free(e);
+        return copy;
 }
 
 /* ------------------------------------------------------------------------

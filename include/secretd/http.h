@@ -191,6 +191,9 @@ void sd_http_reply_done(struct sd_http_reply *r);
 int sd_http_request(struct sd_http *h, const struct sd_http_request *rq, struct sd_http_reply *out,
                     sd_error *err);
 
+/* s percent-encoded for a URL query, malloc()ed; NULL when out of memory. */
+char *sd_http_escape(const char *s);
+
 /* ------------------------------------------------------------------------
  * Line stream
  *

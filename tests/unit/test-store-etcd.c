@@ -147,28 +147,28 @@ Test(etcd_range, hostile_replies_are_eproto_naming_the_fault) {
         strcpy(big + off + big_len, "\"}]}");
         (void) snprintf(huge, sizeof(huge), "{\"header\":{\"revision\":\"99999999999999999999\"}}");
         const struct hostile cases[] = {
-                { "", "not JSON" },
-                { "[]", "not a JSON object" },
-                { "{\"kvs\":[]}", "no 'header'" },
-                { "{\"header\":{}}", "no revision" },
-                { "{\"header\":[]}", "'header' is not an object" },
+                { "", "not valid JSON" },
+                { "[]", "expected a JSON object" },
+                { "{\"kvs\":[]}", "field 'header': missing" },
+                { "{\"header\":{}}", "field 'header.revision': missing" },
+                { "{\"header\":[]}", "field 'header': expected an object, got an array" },
                 { "{\"header\":{\"revision\":\"-1\"}}", "not an integer" },
                 { "{\"header\":{\"revision\":-1}}", "negative" },
-                { "{\"header\":{\"revision\":1.5}}", "neither an integer nor a string" },
+                { "{\"header\":{\"revision\":1.5}}", "expected an integer or a string of digits, got a real number" },
                 { "{\"header\":{\"revision\":\"12x\"}}", "not an integer" },
                 { huge, "not an int64" },
-                { "{\"header\":{\"revision\":\"1\"},\"kvs\":{}}", "'kvs' is not an array" },
-                { "{\"header\":{\"revision\":\"1\"},\"kvs\":[1]}", "kvs[0] is not an object" },
-                { "{\"header\":{\"revision\":\"1\"},\"kvs\":[{}]}", "kvs[0] has no key" },
-                { "{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":5}]}", "'key' is not a string" },
+                { "{\"header\":{\"revision\":\"1\"},\"kvs\":{}}", "field 'kvs': expected an array, got an object" },
+                { "{\"header\":{\"revision\":\"1\"},\"kvs\":[1]}", "field 'kvs[0]': expected an object, got an integer" },
+                { "{\"header\":{\"revision\":\"1\"},\"kvs\":[{}]}", "field 'kvs[0].key': missing" },
+                { "{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":5}]}", "field 'kvs[0].key': expected a string, got an integer" },
                 { "{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":\"YQ\"}]}", "not valid padded base64" },
                 { "{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":\"!!!!\"}]}", "not valid padded base64" },
                 { "{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":\"\"}]}", "empty key" },
                 { "{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":\"YQBi\"}]}", "NUL byte" },
                 { "{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":\"YQ==\",\"value\":\"*\"}]}",
-                  "'value' is not valid padded base64" },
-                { "{\"header\":{\"revision\":\"1\"},\"more\":\"yes\"}", "'more' is not a boolean" },
-                { "{\"header\":{\"revision\":\"1\"},\"header\":{\"revision\":\"2\"}}", "not JSON" },
+                  "field 'kvs[0].value': not valid padded base64" },
+                { "{\"header\":{\"revision\":\"1\"},\"more\":\"yes\"}", "field 'more': expected true or false, got a string" },
+                { "{\"header\":{\"revision\":\"1\"},\"header\":{\"revision\":\"2\"}}", "not valid JSON" },
                 { big, "decodes to more than 1048576 bytes" },
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -197,11 +197,11 @@ Test(etcd_txn, success_and_omitted_failure) {
 
 Test(etcd_txn, hostile) {
         const struct hostile cases[] = {
-                { "{\"succeeded\":true}", "no 'header'" },
-                { "{\"header\":{\"revision\":\"2\"},\"succeeded\":\"true\"}", "not a boolean" },
+                { "{\"succeeded\":true}", "field 'header': missing" },
+                { "{\"header\":{\"revision\":\"2\"},\"succeeded\":\"true\"}", "expected true or false" },
                 { "{\"header\":{\"revision\":\"2\"},\"succeeded\":true}", "succeeded with 0 responses" },
-                { "{\"header\":{\"revision\":\"2\"},\"succeeded\":true,\"responses\":{}}", "not an array" },
-                { "null", "not JSON" },
+                { "{\"header\":{\"revision\":\"2\"},\"succeeded\":true,\"responses\":{}}", "expected an array" },
+                { "null", "not valid JSON" },
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 bool ok = false;
@@ -248,7 +248,7 @@ Test(etcd_error, mapped_codes_and_messages) {
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 sd_error err = { 0 };
                 int r = sd_etcd_error_from_body(ENDPOINT, "range", cases[i].status, cases[i].body,
-                                                strlen(cases[i].body), &err);
+                                                strlen(cases[i].body), NULL, &err);
                 cr_assert_eq(r, cases[i].code, "case %zu: %d", i, r);
                 cr_assert(strstr(err.message, cases[i].expect), "case %zu: '%s' lacks '%s'", i, err.message,
                           cases[i].expect);
@@ -298,18 +298,18 @@ Test(etcd_watch, error_lines_and_hostile_messages) {
                 { "{\"error\":\"illegal base64 data at input byte 0\",\"message\":\"illegal base64 data at input "
                   "byte 0\",\"code\":2}",
                   -EPROTO, "illegal base64" },
-                { "{}", -EPROTO, "no 'result'" },
+                { "{}", -EPROTO, "field 'result': missing" },
                 { "{\"result\":{\"events\":[{\"type\":\"EXPLODE\",\"kv\":{\"key\":\"YQ==\"}}]}}", -EPROTO,
                   "unknown type" },
-                { "{\"result\":{\"events\":[{\"type\":\"PUT\"}]}}", -EPROTO, "no 'kv'" },
-                { "{\"result\":{\"events\":[{\"kv\":{\"value\":\"YQ==\"}}]}}", -EPROTO, "has no key" },
+                { "{\"result\":{\"events\":[{\"type\":\"PUT\"}]}}", -EPROTO, "field 'result.events[0].kv': missing" },
+                { "{\"result\":{\"events\":[{\"kv\":{\"value\":\"YQ==\"}}]}}", -EPROTO, "field 'result.events[0].kv.key': missing" },
                 { "{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ=\"}}]}}", -EPROTO, "base64" },
-                { "{\"result\":{\"events\":\"many\"}}", -EPROTO, "'events' is not an array" },
-                { "{\"result\":{\"canceled\":1}}", -EPROTO, "'canceled' is not a boolean" },
+                { "{\"result\":{\"events\":\"many\"}}", -EPROTO, "field 'result.events': expected an array" },
+                { "{\"result\":{\"canceled\":1}}", -EPROTO, "field 'result.canceled': expected true or false" },
                 { "{\"result\":{\"compact_revision\":\"1e3\"}}", -EPROTO, "not an integer" },
                 { "{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"x\"}}]}}", -EPROTO,
-                  "'mod_revision' is not an integer" },
-                { "{\"result\":", -EPROTO, "not JSON" },
+                  "field 'result.events[0].kv.mod_revision': 'x' is not an integer" },
+                { "{\"result\":", -EPROTO, "not valid JSON" },
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 struct sd_etcd_watch_msg m = { 0 };
@@ -383,14 +383,13 @@ Test(etcd_url, accepted) {
                 { "[::1]:2379/p_x.y-z", "[::1]:2379", "p_x.y-z" },
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                char *endpoint = NULL, *prefix = NULL;
+                struct sd_etcd_url u = { 0 };
                 sd_error err = { 0 };
-                cr_assert_eq(sd_etcd_url_parse(cases[i].rest, &endpoint, &prefix, &err), 0, "case %zu: %s", i,
-                             err.message);
-                cr_assert_str_eq(endpoint, cases[i].endpoint);
-                cr_assert_str_eq(prefix, cases[i].prefix);
-                free(endpoint);
-                free(prefix);
+                cr_assert_eq(sd_etcd_url_parse(cases[i].rest, &u, &err), 0, "case %zu: %s", i, err.message);
+                cr_assert_eq(u.n_endpoints, 1);
+                cr_assert_str_eq(u.endpoints[0], cases[i].endpoint);
+                cr_assert_str_eq(u.prefix, cases[i].prefix);
+                sd_etcd_url_done(&u);
         }
 }
 
@@ -412,20 +411,28 @@ Test(etcd_url, refused) {
                 { "h/a/../b", "empty, '.' or '..' component" },
                 { "h/a b", "only letters" },
                 { "h/a\nb", "only letters" },
+                { "a:1,,b:2/p", "an empty endpoint" },
+                { "a:1,/p", "an empty endpoint" },
+                { ",a:1/p", "an empty endpoint" },
+                { "a:1,a:1/p", "endpoint a:1 is listed twice" },
+                { "a,a:2379/p", "endpoint a:2379 is listed twice" },
+                { "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17/p", "more than 16 endpoints" },
+                { "a:1,b:x/p", "bad port" },
+                { "a:1,u:pw@b:2/p", "credentials" },
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                char *endpoint = NULL, *prefix = NULL;
+                struct sd_etcd_url u = { 0 };
                 sd_error err = { 0 };
-                cr_assert_eq(sd_etcd_url_parse(cases[i].text, &endpoint, &prefix, &err), -EINVAL, "case %zu", i);
+                cr_assert_eq(sd_etcd_url_parse(cases[i].text, &u, &err), -EINVAL, "case %zu", i);
                 cr_assert(strstr(err.message, cases[i].expect), "case %zu: '%s' lacks '%s'", i, err.message,
                           cases[i].expect);
-                cr_assert_null(endpoint);
-                cr_assert_null(prefix);
+                cr_assert_eq(u.n_endpoints, 0);
+                cr_assert_null(u.prefix);
         }
         /* The password never reaches the message either. */
-        char *endpoint = NULL, *prefix = NULL;
+        struct sd_etcd_url u = { 0 };
         sd_error err = { 0 };
-        (void) sd_etcd_url_parse("root:hunter2@h:1/p", &endpoint, &prefix, &err);
+        (void) sd_etcd_url_parse("root:hunter2@h:1/p", &u, &err);
         cr_assert(strstr(err.message, "credentials"));
         cr_assert_null(strstr(err.message, "hunter2"), "'%s' shows the password", err.message);
 }
