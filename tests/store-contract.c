@@ -3,6 +3,8 @@
  * The store contract (include/secretd/store.h), one suite for every backend:
  *
  *     store-contract URL
+ *     store-contract --temp-file-store     (a file store in a new temporary
+ *                                           directory, removed afterwards)
  *
  * runs the same cases against the store at URL (a fresh file:// directory,
  * an etcd:// prefix nobody else uses) and prints TAP.  The unit suite runs
@@ -18,6 +20,7 @@
  * the size limit, and the health a store reports.
  */
 #include <errno.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -334,14 +337,29 @@ static void health(struct sd_store *s) {
               h.endpoint);
 }
 
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+        (void) st;
+        (void) type;
+        (void) ftw;
+        return remove(path) < 0 ? -1 : 0;
+}
+
 int main(int argc, char **argv) {
         if (argc != 2) {
-                fprintf(stderr, "usage: %s STORE_URL\n", argv[0]);
+                fprintf(stderr, "usage: %s STORE_URL | --temp-file-store\n", argv[0]);
                 return 2;
         }
         if (sodium_init() < 0)
                 return 1;
-        url = argv[1];
+        char temp_dir[] = "/tmp/secretd-contract.XXXXXX";
+        char temp_url[64];
+        bool temp = strcmp(argv[1], "--temp-file-store") == 0;
+        if (temp) {
+                if (!mkdtemp(temp_dir))
+                        return 1;
+                (void) snprintf(temp_url, sizeof(temp_url), "file://%s/store", temp_dir);
+        }
+        url = temp ? temp_url : argv[1];
         const char *v;
         options.etcd_ca = (v = secure_getenv("SECRETD_ETCD_CA")) && v[0] ? v : NULL;
         options.etcd_cert = (v = secure_getenv("SECRETD_ETCD_CERT")) && v[0] ? v : NULL;
@@ -349,7 +367,7 @@ int main(int argc, char **argv) {
         options.etcd_auth_file = (v = secure_getenv("SECRETD_ETCD_AUTH_FILE")) && v[0] ? v : NULL;
         printf("# store contract against %s\n", url);
 
-        _cleanup_store_ struct sd_store *s = open_store();
+        struct sd_store *s = open_store();
         put_and_get(s);
         history_and_listing(s);
         tombstones(s);
@@ -358,6 +376,9 @@ int main(int argc, char **argv) {
         refusals_and_limits(s);
         watch(s);
         health(s);
+        sd_store_free(s);
         printf("1..%d\n", n_tests);
+        if (temp)
+                (void) nftw(temp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
         return n_failed ? 1 : 0;
 }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The etcd store against a three-member cluster on loopback (one cluster for
 # every case of this file):
-#   - two secretctl writers loop puts on one name through
+#   - two secretctl writers loop 25 puts each on one name through
 #     etcd://m0,m1,m2/prefix while the leader is killed (SIGKILL) and later
 #     restarted: the versions have no gap and no duplicate, and every
 #     payload is stored exactly once;
@@ -32,7 +32,7 @@ watch_pid=$SPAWN_PID
 wait_for 10 grep -qx ready "$TEST_TMP/watch.log" || bail_out "the watch driver did not start"
 
 # ------------------------------------------- writers across a leader kill ---
-PUTS=40
+PUTS=25
 # A put that fails (every member unavailable during the election) is tried
 # again; the store never reports a put as failed when it was stored (it
 # reads an unknown outcome back), so a retry cannot store a payload twice.
@@ -58,11 +58,11 @@ writer a &
 pid_a=$!
 writer b &
 pid_b=$!
-wait_for 60 progress 15 || diag "writers are slow"
+wait_for 60 progress 10 || diag "writers are slow"
 leader=$(etcd_cluster_leader) || bail_out "no leader found"
 stop_etcd_member "$leader" --kill
 diag "killed the leader, member $leader, after $(cat "$TEST_TMP"/writer-*.done | wc -l) puts"
-if wait_for 60 progress 40; then
+if wait_for 60 progress 30; then
     ok "puts go on with the leader dead (two members left)"
 else
     fail "puts go on with the leader dead" "$(tail -3 "$TEST_TMP"/writer-*.err)"

@@ -38,6 +38,7 @@ struct server {
         pthread_t thread;
         int stop;          /* eventfd: the server thread ends */
         int requests;      /* counted under lock */
+        int active;        /* connection threads still running, under lock */
         pthread_mutex_t lock;
 };
 
@@ -115,6 +116,9 @@ static void *serve_one(void *userdata) {
         }
         }
         close(c);
+        pthread_mutex_lock(&s->lock);
+        s->active--;
+        pthread_mutex_unlock(&s->lock);
         return NULL;
 }
 
@@ -127,6 +131,9 @@ static void *server_main(void *userdata) {
                 void **arg = malloc(2 * sizeof(void *));
                 arg[0] = s;
                 arg[1] = (void *) (intptr_t) c;
+                pthread_mutex_lock(&s->lock);
+                s->active++;
+                pthread_mutex_unlock(&s->lock);
                 pthread_t t;
                 pthread_create(&t, NULL, serve_one, arg);
                 pthread_detach(t);
@@ -157,6 +164,19 @@ static void server_stop(struct server *s) {
         close(s->fd);
         unlink(s->path);
         rmdir(s->dir);
+        /* Connection threads end once their client is gone: wait for
+         * that (with a deadline) before freeing what they use. */
+        int active = 1;
+        for (int i = 0; i < 500 && active; i++) {
+                pthread_mutex_lock(&s->lock);
+                active = s->active;
+                pthread_mutex_unlock(&s->lock);
+                if (active)
+                        usleep(10000);
+        }
+        cr_assert_eq(active, 0, "a connection thread of the test server did not end");
+        pthread_mutex_destroy(&s->lock);
+        free(s);
 }
 
 static struct sd_http *client_for(const char *path, long request_ms) {
