@@ -683,31 +683,41 @@ _etcd_ready() {
         | grep -q '"health":"true"'
 }
 
-# A lone member still waits one election timeout (default 1 s, plus jitter)
-# before it serves, on every start: shortened since there is no network to
-# be patient with.
-_etcd_launch() {
-    local unset_env=() v
+# _etcd_spawn NAME DATA_DIR CLIENT_URL PEER_PORT INITIAL_CLUSTER STATE LOG
+#             [EXTRA...]: one member in the background, pid in _etcd_spawned.
+_etcd_spawn() {
+    local name=$1 data=$2 client=$3 peer=$4 initial=$5 state=$6 log=$7 unset_env=() v
+    shift 7
     # etcd reads any ETCD_* variable as a flag (ETCD_ENDPOINT included) and
     # complains or, worse, obeys; hand it a clean environment.
     for v in $(compgen -e); do
         [[ "$v" == ETCD_* ]] && unset_env+=(-u "$v")
     done
-    echo "=== start_etcd $(date -u +%FT%T.%NZ) ===" >>"$ETCD_LOG"
     env "${unset_env[@]}" setsid setpriv --pdeathsig TERM -- etcd \
-        --name secretd-test \
-        --data-dir "$ETCD_DATA_DIR" \
-        --listen-client-urls "$ETCD_ENDPOINT" \
-        --advertise-client-urls "$ETCD_ENDPOINT" \
-        --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-        --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-        --initial-cluster "secretd-test=http://127.0.0.1:$ETCD_PEER_PORT" \
-        --initial-cluster-state new \
+        --name "$name" \
+        --data-dir "$data" \
+        --listen-client-urls "$client" \
+        --advertise-client-urls "$client" \
+        --listen-peer-urls "http://127.0.0.1:$peer" \
+        --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+        --initial-cluster "$initial" \
+        --initial-cluster-state "$state" \
+        --initial-cluster-token "secretd-$TEST_RUN_ID" \
         --heartbeat-interval 20 --election-timeout 200 \
         --logger zap --log-outputs stderr \
-        "${_etcd_args[@]}" \
-        </dev/null >>"$ETCD_LOG" 2>&1 {_secretd_out}>&- {_secretd_err}>&- &
-    ETCD_PID=$!
+        "$@" \
+        </dev/null >>"$log" 2>&1 {_secretd_out}>&- {_secretd_err}>&- &
+    _etcd_spawned=$!
+}
+
+# A lone member still waits one election timeout (default 1 s, plus jitter)
+# before it serves, on every start: shortened since there is no network to
+# be patient with.
+_etcd_launch() {
+    echo "=== start_etcd $(date -u +%FT%T.%NZ) ===" >>"$ETCD_LOG"
+    _etcd_spawn secretd-test "$ETCD_DATA_DIR" "$ETCD_ENDPOINT" "$ETCD_PEER_PORT" \
+        "secretd-test=http://127.0.0.1:$ETCD_PEER_PORT" new "$ETCD_LOG" "${_etcd_args[@]}"
+    ETCD_PID=$_etcd_spawned
     _etcd_died=0
     if ! wait_for 30 _etcd_ready || [ "$_etcd_died" = 1 ]; then
         wait "$ETCD_PID" 2>/dev/null || true
@@ -800,26 +810,12 @@ _etcd_cluster_initial=""
 _etcd_cluster_registered=0
 
 _etcd_member_launch() {
-    local i=$1 state=$2 unset_env=() v
-    for v in $(compgen -e); do
-        [[ "$v" == ETCD_* ]] && unset_env+=(-u "$v")
-    done
+    local i=$1 state=$2
     echo "=== start member $i $(date -u +%FT%T.%NZ) ===" >>"${ETCD_MEMBER_LOGS[i]}"
-    env "${unset_env[@]}" setsid setpriv --pdeathsig TERM -- etcd \
-        --name "m$i" \
-        --data-dir "$TEST_TMP/etcd-cluster/m$i" \
-        --listen-client-urls "http://127.0.0.1:${ETCD_MEMBER_PORTS[i]}" \
-        --advertise-client-urls "http://127.0.0.1:${ETCD_MEMBER_PORTS[i]}" \
-        --listen-peer-urls "http://127.0.0.1:${ETCD_MEMBER_PEER_PORTS[i]}" \
-        --initial-advertise-peer-urls "http://127.0.0.1:${ETCD_MEMBER_PEER_PORTS[i]}" \
-        --initial-cluster "$_etcd_cluster_initial" \
-        --initial-cluster-state "$state" \
-        --initial-cluster-token "secretd-$TEST_RUN_ID" \
-        --heartbeat-interval 20 --election-timeout 200 \
-        --logger zap --log-outputs stderr \
-        "${_etcd_cluster_args[@]}" \
-        </dev/null >>"${ETCD_MEMBER_LOGS[i]}" 2>&1 {_secretd_out}>&- {_secretd_err}>&- &
-    ETCD_MEMBER_PIDS[i]=$!
+    _etcd_spawn "m$i" "$TEST_TMP/etcd-cluster/m$i" "http://127.0.0.1:${ETCD_MEMBER_PORTS[i]}" \
+        "${ETCD_MEMBER_PEER_PORTS[i]}" "$_etcd_cluster_initial" "$state" "${ETCD_MEMBER_LOGS[i]}" \
+        "${_etcd_cluster_args[@]}"
+    ETCD_MEMBER_PIDS[i]=$_etcd_spawned
 }
 
 _etcd_member_healthy() {
