@@ -1086,6 +1086,13 @@ static int etcd_call_ex(struct etcd_store *es, const char *path, json_t *req, co
                         token_invalidate(es, token);
                         continue;
                 }
+                /* Authentication was turned on since we were told it was
+                 * off: authenticate from now on. */
+                if (f == SD_ETCD_FAULT_AUTH_REQUIRED && es->user && !token && token_retries++ < 2) {
+                        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&es->lock);
+                        es->auth_off = false;
+                        continue;
+                }
                 if (f == SD_ETCD_FAULT_AUTH_REQUIRED || f == SD_ETCD_FAULT_PERMISSION)
                         return access_error(es, idx, what, f, &e, err);
                 if (!fails_over(r)) {
