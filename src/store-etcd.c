@@ -754,6 +754,13 @@ int sd_etcd_auth_parse(const char *text, size_t len, char **user_out, char **pas
                         v++;
                 size_t key_len = key_end - b, value_len = l - v;
                 const char *value = line + v;
+                /* A CR left inside a line (not the one before LF) would end
+                 * up in a header or a password nobody can type. */
+                if (memchr(line, '\r', l)) {
+                        sodium_free(password);
+                        return sd_error_set(err, EINVAL, "etcd-auth-file line %d: contains a carriage return",
+                                            line_no);
+                }
                 if (key_len == 4 && memcmp(line + b, "user", 4) == 0) {
                         char shown[64];
                         if (user) {

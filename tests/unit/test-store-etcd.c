@@ -492,6 +492,7 @@ Test(etcd_auth_file, refused_without_showing_the_password) {
                 { "user = a\npassword =\n", "line 2: the password must be 1 to 512 bytes" },
                 { "user = a\nhunter2\n", "line 2: expected 'user = NAME' or 'password = PASSWORD'" },
                 { "usr = a\npassword = hunter2\n", "line 1: unknown key 'usr'" },
+                { "user = a\npassword = hun\rter2\n", "line 2: contains a carriage return" },
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 char *u = NULL, *p = NULL;
