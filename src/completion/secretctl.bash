@@ -7,7 +7,7 @@
 # come from `secretctl ls --json` against the store given on the line.
 
 _secretctl_verbs() {
-        echo keygen whoami put get ls history rm recipient trust status help
+        echo keygen whoami put get ls history rm recipient trust status import-env help
 }
 
 # The subverbs of a verb, if it has any.
@@ -27,6 +27,7 @@ _secretctl_options() {
         ls | history | recipient) echo --json --help ;;
         trust) echo --comment --json --help ;;
         status) echo --json --admin-socket --help ;;
+        import-env) echo --only --lowercase --help ;;
         esac
 }
 
@@ -37,7 +38,7 @@ _secretctl_option_argument() {
         :-s | :--store) echo word ;;
         :-i | :--identity) echo file ;;
         put:--file | status:--admin-socket) echo file ;;
-        put:--max-size | get:--version | trust:--comment) echo word ;;
+        put:--max-size | get:--version | trust:--comment | import-env:--only) echo word ;;
         *) echo none ;;
         esac
 }
@@ -112,6 +113,10 @@ _secretctl() {
         help:0) mapfile -t COMPREPLY < <(compgen -W "$(_secretctl_verbs)" -- "$cur") ;;
         get:0 | history:0 | rm:0 | put:0)
                 mapfile -t COMPREPLY < <(compgen -W "$(_secretctl_secret_names "${store[@]}")" -- "$cur")
+                ;;
+        import-env:0)
+                compopt -o filenames 2>/dev/null
+                mapfile -t COMPREPLY < <(compgen -f -- "$cur")
                 ;;
         esac
 }
