@@ -7,13 +7,14 @@
 # come from `secretctl ls --json` against the store given on the line.
 
 _secretctl_verbs() {
-        echo keygen whoami put get ls history rm recipient trust status import-env help
+        echo keygen whoami put get ls history rm recipient trust status import-env compose help
 }
 
 # The subverbs of a verb, if it has any.
 _secretctl_subverbs() {
         case $1 in
         recipient | trust) echo add ls rm ;;
+        compose) echo migrate ;;
         esac
 }
 
@@ -28,6 +29,7 @@ _secretctl_options() {
         trust) echo --comment --json --help ;;
         status) echo --json --admin-socket --help ;;
         import-env) echo --only --lowercase --help ;;
+        compose) echo --file --env-file --output --var --skip --uid --mode --driver --dry-run --help ;;
         esac
 }
 
@@ -37,8 +39,11 @@ _secretctl_option_argument() {
         case $1:$2 in
         :-s | :--store) echo word ;;
         :-i | :--identity) echo file ;;
-        put:--file | status:--admin-socket) echo file ;;
-        put:--max-size | get:--version | trust:--comment | import-env:--only) echo word ;;
+        put:--file | status:--admin-socket | compose:-f | compose:--file | compose:--env-file | compose:-o | compose:--output)
+                echo file ;;
+        put:--max-size | get:--version | trust:--comment | import-env:--only | compose:--var | compose:--skip | \
+                compose:--uid | compose:--mode | compose:--driver)
+                echo word ;;
         *) echo none ;;
         esac
 }
