@@ -158,9 +158,22 @@ static int ydoc_load(struct ydoc *d, const char *name, const char *text, size_t 
         d->offsets = calloc(len - base + 1, sizeof(*d->offsets));
         if (!d->offsets || len > UINT32_MAX)
                 return sd_error_set(err, ENOMEM, "%s: out of memory", name);
-        for (size_t i = base; i < len; i++)
-                if (((unsigned char) text[i] & 0xc0) != 0x80)
+        /* YAML 1.1 also breaks lines at a lone \r, U+0085, U+2028 and
+         * U+2029; the rewriting inserts after \n only, so they are refused. */
+        unsigned line = 1;
+        for (size_t i = base; i < len; i++) {
+                const unsigned char *u = (const unsigned char *) text + i;
+                if ((u[0] == '\r' && (i + 1 >= len || u[1] != '\n')) ||
+                    (u[0] == 0xc2 && i + 1 < len && u[1] == 0x85) ||
+                    (u[0] == 0xe2 && i + 2 < len && u[1] == 0x80 && (u[2] == 0xa8 || u[2] == 0xa9)))
+                        return sd_error_set(err, EINVAL,
+                                            "%s:%u: a line break other than \\n or \\r\\n (a lone \\r, U+0085, U+2028 "
+                                            "or U+2029); save the file with Unix or DOS line ends",
+                                            name, line);
+                line += u[0] == '\n';
+                if ((u[0] & 0xc0) != 0x80)
                         d->offsets[d->n_chars++] = (uint32_t) i;
+        }
         d->offsets[d->n_chars] = (uint32_t) len;
         /* A decoded scalar is at most 1.5 times its source ("\L" is 3 bytes),
          * plus its NUL. */
@@ -361,7 +374,8 @@ static int edit_cmp(const void *a, const void *b) {
 
 /* text with the edits applied; -EINVAL if two overlap (a planner bug). */
 static int edits_apply(const char *text, size_t len, struct edits *e, char **out, size_t *out_len) {
-        qsort(e->v, e->n, sizeof(*e->v), edit_cmp);
+        if (e->n > 0)
+                qsort(e->v, e->n, sizeof(*e->v), edit_cmp);
         struct sd_strbuf b = { 0 };
         size_t at = 0;
         for (size_t i = 0; i < e->n; i++) {
@@ -393,6 +407,11 @@ struct service_secret {
         char variable[SD_NAME_MAX + 1];
         char secret[SD_NAME_MAX + 1];
 };
+
+static int service_secret_cmp(const void *a, const void *b) {
+        const struct service_secret *x = a, *y = b;
+        return strcmp(x->secret, y->secret);
+}
 
 struct planner {
         const struct sd_compose_options *o;
@@ -706,21 +725,38 @@ static int insert_into(struct planner *p, const struct ynode *coll, const struct
         return r < 0 ? sd_error_set(p->err, ENOMEM, "out of memory") : 0;
 }
 
-/* Give the map key `key` (whose value is null: "key:" or "key: ~") the
- * children of g, as a block under the key. */
-static int fill_null(struct planner *p, const struct ynode *key, const struct ynode *null_value, const struct gen *g) {
+/* Give the map key `key` (whose value is null: "key:", "key: ~", or in a
+ * flow mapping a bare "key") the children of g: a block under the key, or
+ * in a flow mapping a flow collection after it. */
+static int fill_null(struct planner *p, const struct ynode *map, const struct ynode *key,
+                     const struct ynode *null_value, const struct gen *g) {
         struct sd_strbuf b = { 0 };
-        bool newline_first;
-        size_t at = line_after(p, null_value->end, &newline_first);
-        if (newline_first)
-                sd_strbuf_adds(&b, "\n");
-        for (size_t i = 0; i < g->n_kids; i++)
-                gen_block(&b, &g->kids[i], key->col - 1 + p->unit, p->unit);
+        size_t at;
+        int r = 0;
+        if (map->flow) {
+                size_t k = key->end;
+                while (k < p->doc.len && (p->doc.text[k] == ' ' || p->doc.text[k] == '\t'))
+                        k++;
+                bool colon = k < p->doc.len && p->doc.text[k] == ':';
+                at = colon ? k + 1 : key->end;
+                sd_strbuf_adds(&b, colon ? " " : ": ");
+                gen_flow(&b, &(struct gen) { .kids = g->kids, .n_kids = g->n_kids, .kids_seq = g->kids_seq });
+        } else {
+                bool newline_first;
+                at = line_after(p, null_value->end, &newline_first);
+                if (newline_first)
+                        sd_strbuf_adds(&b, "\n");
+                for (size_t i = 0; i < g->n_kids; i++)
+                        gen_block(&b, &g->kids[i], key->col - 1 + p->unit, p->unit);
+        }
         char *s = sd_strbuf_steal(&b, NULL);
-        int r = edits_add(&p->edits, at, at, s);
         /* "key: ~" loses its "~". */
-        if (r == 0 && null_value->end > null_value->start)
+        if (null_value->end > null_value->start)
                 r = edits_add(&p->edits, null_value->start, null_value->end, strdup(""));
+        if (r == 0)
+                r = edits_add(&p->edits, at, at, s);
+        else
+                free(s);
         return r < 0 ? sd_error_set(p->err, ENOMEM, "out of memory") : 0;
 }
 
@@ -732,7 +768,7 @@ static int add_to_map(struct planner *p, const struct ynode *map, struct gen *g)
         if (!value)
                 return insert_into(p, map, g, 1);
         if (is_null(value))
-                return fill_null(p, key, value, g);
+                return fill_null(p, map, key, value, g);
         if ((value->kind == YN_MAP) == g->kids_seq || value->kind == YN_SCALAR)
                 return node_error(&p->doc, p->err, value, "'%s' is %s here; expected a %s", g->key,
                                   value->kind == YN_SCALAR ? "a single value"
@@ -804,6 +840,15 @@ static void envfile_clear(struct envfile *f) {
 }
 
 static int envfile_load(struct planner *p, const struct ynode *at, const char *path, struct envfile **out) {
+        /* The name goes into messages and, rewritten, back into the compose
+         * file between double quotes. */
+        for (const char *c = path; *c; c++)
+                if ((unsigned char) *c < 0x20 || *c == 0x7f || *c == '"' || *c == '\\') {
+                        char shown[64];
+                        return node_error(&p->doc, p->err, at,
+                                          "env_file name '%s' holds a control character, '\"' or '\\'",
+                                          sd_escape_for_message(path, strlen(path), shown, sizeof(shown)));
+                }
         for (size_t i = 0; i < p->n_files; i++)
                 if (strcmp(p->files[i].path, path) == 0) {
                         *out = &p->files[i];
@@ -1018,11 +1063,15 @@ static int owner_of(struct planner *p, const char *service, const struct ynode *
         if (colon)
                 *colon = '\0';
         unsigned long g = 0;
-        if (parse_id(text, &id) < 0 || (colon && parse_id(colon + 1, &g) < 0))
+        if (parse_id(text, &id) < 0 || (colon && parse_id(colon + 1, &g) < 0)) {
+                char shown[64];
+                if (colon)
+                        *colon = ':';
                 return node_error(&p->doc, p->err, user,
-                                  "service '%s' runs as user '%s%s%s', a name secretctl cannot look up inside the "
-                                  "image; give the numeric owner with --uid",
-                                  service, text, colon ? ":" : "", colon ? colon + 1 : "");
+                                  "service '%s' runs as user '%s', a name secretctl cannot look up inside the image; "
+                                  "give the numeric owner with --uid",
+                                  service, sd_escape_for_message(text, strlen(text), shown, sizeof(shown)));
+        }
         (void) snprintf(uid, 16, "%lu", id);
         if (colon)
                 (void) snprintf(gid, 16, "%lu", g);
@@ -1297,7 +1346,7 @@ static int plan_service(struct planner *p, const struct ynode *name_node, const 
                                                "a volume named %s exists already; rename it to migrate service '%s'",
                                                pv->name, service);
                         /* Sorted, one each: several variables may share a secret. */
-                        qsort(picked, n_picked, sizeof(*picked), (int (*)(const void *, const void *)) strcmp);
+                        qsort(picked, n_picked, sizeof(*picked), service_secret_cmp);
                         for (size_t i = 0; r == 0 && i < n_picked; i++) {
                                 if (i > 0 && strcmp(picked[i].secret, picked[i - 1].secret) == 0)
                                         continue;

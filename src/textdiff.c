@@ -52,6 +52,10 @@ static int split_lines(const char *text, size_t len, struct lines *out) {
         return 0;
 }
 
+static void lines_free(struct lines *l) {
+        free(l->v);
+}
+
 static bool same_line(const struct line *a, const struct line *b) {
         return a->len == b->len && memcmp(a->s, b->s, a->len) == 0;
 }
@@ -203,11 +207,10 @@ int sd_text_diff(const char *old_name, const char *old, size_t old_len, const ch
                  size_t new_len, unsigned context, char **out, size_t *len, sd_error *err) {
         if (old_len == new_len && memcmp(old, new, old_len) == 0)
                 return 0;
-        struct lines a = { 0 }, b = { 0 };
+        _cleanup_(lines_free) struct lines a = { 0 }, b = { 0 };
         int r = split_lines(old, old_len, &a);
         if (r >= 0)
                 r = split_lines(new, new_len, &b);
-        _cleanup_free_ struct line *av = a.v, *bv = b.v;
         _cleanup_free_ struct op *ops = NULL;
         size_t n_ops = 0;
         if (r >= 0)

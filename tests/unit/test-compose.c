@@ -240,6 +240,17 @@ Test(compose, flow_styles_null_environment_and_new_keys) {
         cr_assert_str_eq(p->files[1].text, "");
 }
 
+Test(compose, flow_mapping_with_a_bare_key) {
+        _cleanup_compose_plan_ struct sd_compose_plan *p = plan_ok(
+                "services:\n  a: {image: x, environment: {A_KEY: canary-a}, volumes}\n  b: {environment: {B_KEY: canary-b}, volumes: ~}\n",
+                NULL);
+        cr_assert(strstr(p->files[0].text,
+                         "  a: {image: x, environment: {A_KEY_FILE: /run/secrets/a_key}, volumes: "
+                         "[secretd_a:/run/secrets]}\n"
+                         "  b: {environment: {B_KEY_FILE: /run/secrets/b_key}, volumes: [secretd_b:/run/secrets]}\n"),
+                  "%s", p->files[0].text);
+}
+
 Test(compose, block_scalars_and_quoted_keys) {
         _cleanup_compose_plan_ struct sd_compose_plan *p = plan_ok(
                 "services:\n"
@@ -306,6 +317,9 @@ Test(compose, refusals_name_the_place_never_the_value) {
         plan_fails("web: {image: x}\n", NULL, EINVAL, "no 'services:'");
         plan_fails("services: {}\n---\nx: 1\n", NULL, EINVAL, "docker-compose.yml:2:1: a second YAML document");
         plan_fails("", NULL, EINVAL, "empty");
+        plan_fails("services:\n  a: {environment: {A_KEY: x}}\xe2\x80\xa8\n", NULL, EINVAL,
+                   "docker-compose.yml:2: a line break other than");
+        plan_fails("services:\r  a: {environment: {A_KEY: x}}\r", NULL, EINVAL, "docker-compose.yml:1: a line break");
         plan_fails("services:\n  a: {env_file: missing.env}\n", NULL, ENOENT, "env_file missing.env: cannot open");
         write_file("bad.env", "A_KEY=\"canary\n");
         plan_fails("services:\n  a: {env_file: bad.env}\n", NULL, EINVAL, "bad.env:1: the value of A_KEY has no closing");
