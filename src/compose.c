@@ -738,8 +738,9 @@ static int fill_null(struct planner *p, const struct ynode *map, const struct yn
                 while (k < p->doc.len && (p->doc.text[k] == ' ' || p->doc.text[k] == '\t'))
                         k++;
                 bool colon = k < p->doc.len && p->doc.text[k] == ':';
-                at = colon ? k + 1 : key->end;
-                sd_strbuf_adds(&b, colon ? " " : ": ");
+                at = null_value->end > null_value->start ? null_value->start : colon ? k + 1 : key->end;
+                if (null_value->end == null_value->start)
+                        sd_strbuf_adds(&b, colon ? " " : ": ");
                 gen_flow(&b, &(struct gen) { .kids = g->kids, .n_kids = g->n_kids, .kids_seq = g->kids_seq });
         } else {
                 bool newline_first;
@@ -750,7 +751,11 @@ static int fill_null(struct planner *p, const struct ynode *map, const struct yn
                         gen_block(&b, &g->kids[i], key->col - 1 + p->unit, p->unit);
         }
         char *s = sd_strbuf_steal(&b, NULL);
-        /* "key: ~" loses its "~". */
+        /* "key: ~" loses its "~" (in a flow mapping, for the collection). */
+        if (map->flow && null_value->end > null_value->start)
+                return edits_add(&p->edits, null_value->start, null_value->end, s) < 0
+                               ? sd_error_set(p->err, ENOMEM, "out of memory")
+                               : 0;
         if (null_value->end > null_value->start)
                 r = edits_add(&p->edits, null_value->start, null_value->end, strdup(""));
         if (r == 0)
