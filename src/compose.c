@@ -1566,8 +1566,8 @@ static int plan_all(struct planner *p, const char *text, size_t len) {
         }
         if (r == 0 && p->plan->n_secrets == 0)
                 r = sd_error_set(p->err, ENOENT,
-                                 "%s: no service sets a variable that looks like a secret (a name ending in PASSWORD, "
-                                 "TOKEN, KEY, SECRET, ...); name others with --var",
+                                 "%s: nothing to migrate: no service sets a variable that looks like a secret "
+                                 "(a name ending in PASSWORD, TOKEN, KEY, SECRET, ...); name others with --var",
                                  o->compose_name);
 
         /* env_file entries now name the rewritten files. */
