@@ -19,6 +19,7 @@
 
 require_root
 require_cmd dockerd docker docker-compose curl setpriv setsid sha256sum grep
+src_root=${SECRETD_SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 
 start_dockerd
 busybox_image
@@ -170,6 +171,17 @@ for name in "${projects[@]}"; do
     hits=$(printf '%s' "$inspect" | grep -aFc -f "$TEST_TMP/values/all" || true)
     assert_eq "$hits" 0 "$name: no value in docker inspect of the containers"
     assert_contains "$inspect" "_FILE=/run/secrets/" "$name: the containers get *_FILE=/run/secrets/..."
+
+    if [ "$name" = map ]; then
+        # examples/compose/secretd-env, for an app that reads only $DB_PASSWORD,
+        # on the volume migrate made.
+        run docker run --rm --network none -v "sdm${name}${TEST_RUN_ID,,}_secretd_db:/run/secrets" \
+            -v "$src_root/examples/compose/secretd-env:/secretd-env:ro" \
+            -e DB_PASSWORD_FILE=/run/secrets/db_password "$BUSYBOX_IMAGE" \
+            /secretd-env sh -c 'echo "$(printf %s "$DB_PASSWORD" | sha256sum | cut -d" " -f1) file=${DB_PASSWORD_FILE:-unset}"'
+        assert_eq "$output" "$(sha "$db_pw") file=unset" \
+            "map: secretd-env exports DB_PASSWORD from DB_PASSWORD_FILE (and unsets it) for an app that reads only the variable"
+    fi
 
     run compose "$name" down -v --timeout 1
     assert_eq "$status" 0 "$name: docker-compose down -v"
