@@ -57,31 +57,6 @@ static char *listing(void) {
         return out;
 }
 
-static void assert_nothing_stored(void) {
-        _cleanup_result_ struct cli_result ls = { 0 };
-        CLI(&ls, "ls", "--json");
-        cr_assert(ls.status == 3 || strcmp(ls.out, "[]\n") == 0, "something was stored: %s", ls.out);
-}
-
-static void assert_get(const char *name, const char *expect) {
-        _cleanup_result_ struct cli_result get = { 0 };
-        CLI(&get, "get", name);
-        CLI_ASSERT_STATUS(&get, 0);
-        cr_assert_eq(get.out_len, strlen(expect), "%s: %zu bytes", name, get.out_len);
-        cr_assert(memcmp(get.out, expect, get.out_len) == 0, "%s differs", name);
-}
-
-static void assert_no_value(const struct cli_result *r, const char *const *values) {
-        for (size_t i = 0; values[i]; i++) {
-                cr_assert(!clitest_memmem(r->out, r->out_len, values[i]), "'%s' printed a value:\n%s", r->cmdline,
-                          r->out);
-                cr_assert(!clitest_memmem(r->err, r->err_len, values[i]), "'%s' printed a value:\n%s", r->cmdline,
-                          r->err);
-                cr_assert_null(strstr(r->proc_cmdline, values[i]));
-                cr_assert_null(strstr(r->proc_environ, values[i]));
-        }
-}
-
 static const char compose_yml[] =
         "version: \"2.4\"\n"
         "services:\n"
@@ -112,7 +87,7 @@ Test(compose_migrate, stores_writes_beside_and_shows_no_value) {
         _cleanup_result_ struct cli_result r = { 0 };
         CLI(&r, "compose", "migrate", "-f", file);
         CLI_ASSERT_STATUS(&r, 0);
-        assert_no_value(&r, values);
+        CLI_ASSERT_NO_VALUE(&r, values);
         cr_assert(strstr(r.out, "postgres_password: version 1 (from POSTGRES_PASSWORD)\n"), "%s", r.out);
         cr_assert(strstr(r.out, "db_password: version 1 (from DB_PASSWORD)\n"), "%s", r.out);
         cr_assert(strstr(r.out, "session_secret: version 1 (from SESSION_SECRET)\n"), "%s", r.out);
@@ -124,9 +99,9 @@ Test(compose_migrate, stores_writes_beside_and_shows_no_value) {
         (void) snprintf(run, sizeof(run), "  docker-compose -f %s up -d\n", new_path);
         cr_assert(strstr(r.out, run), "no command to run: %s", r.out);
 
-        assert_get("postgres_password", "canary-cm-db-6f1e");
-        assert_get("db_password", "canary-cm-env-73ab");
-        assert_get("session_secret", "canary-cm-sess-90cd");
+        CLI_ASSERT_GET("postgres_password", "canary-cm-db-6f1e");
+        CLI_ASSERT_GET("db_password", "canary-cm-env-73ab");
+        CLI_ASSERT_GET("session_secret", "canary-cm-sess-90cd");
 
         _cleanup_free_ char *files = listing(), *original = read_in("docker-compose.yml"),
                                    *written = read_in("docker-compose.secretd.yml"), *env = read_in("web.secretd.env"),
@@ -158,13 +133,13 @@ Test(compose_migrate, dry_run_stores_and_writes_nothing) {
         _cleanup_result_ struct cli_result r = { 0 };
         CLI(&r, "compose", "migrate", "-f", file, "--dry-run", "--skip", "SESSION_SECRET", "--uid", "70");
         CLI_ASSERT_STATUS(&r, 0);
-        assert_no_value(&r, values);
+        CLI_ASSERT_NO_VALUE(&r, values);
         cr_assert(strstr(r.out, "Would store 2 secret(s)"), "%s", r.out);
         cr_assert(strstr(r.out, "+      uid: \"70\"\n"), "%s", r.out);
         cr_assert_null(strstr(r.out, "session_secret"), "--skip: %s", r.out);
         _cleanup_free_ char *files = listing();
         cr_assert_str_eq(files, ".env docker-compose.yml web.env ");
-        assert_nothing_stored();
+        CLI_ASSERT_NOTHING_STORED();
 }
 
 /* Each refusal: a located message, exit status, nothing stored, no file. */
@@ -177,10 +152,10 @@ static void assert_refused(const char *yaml, int status, const char *expect) {
         cr_assert(strstr(r.err, expect), "'%s' lacks '%s'", r.err, expect);
         cr_assert_eq(r.out_len, 0, "printed: %s", r.out);
         const char *const canary[] = { "canary-cm-bad", NULL };
-        assert_no_value(&r, canary);
+        CLI_ASSERT_NO_VALUE(&r, canary);
         _cleanup_free_ char *after = listing();
         cr_assert_str_eq(after, before, "a file was left behind");
-        assert_nothing_stored();
+        CLI_ASSERT_NOTHING_STORED();
 }
 
 Test(compose_migrate, anchors_and_malformed_files_leave_nothing) {

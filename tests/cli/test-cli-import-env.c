@@ -20,28 +20,6 @@ static char *write_env(const char *file, const char *text) {
         return path;
 }
 
-static void assert_get(const char *name, const char *expect) {
-        _cleanup_result_ struct cli_result get = { 0 };
-        CLI(&get, "get", name);
-        CLI_ASSERT_STATUS(&get, 0);
-        cr_assert_eq(get.out_len, strlen(expect), "%s: %zu bytes", name, get.out_len);
-        cr_assert(memcmp(get.out, expect, get.out_len) == 0, "%s differs", name);
-}
-
-static void assert_store_empty(void) {
-        _cleanup_result_ struct cli_result ls = { 0 };
-        CLI(&ls, "ls", "--json");
-        cr_assert(ls.status == 3 || (ls.status == 0 && strcmp(ls.out, "[]\n") == 0), "something was stored: %s",
-                  ls.out);
-}
-
-static void assert_no_leak(const struct cli_result *r, const char *value) {
-        cr_assert(!clitest_memmem(r->out, r->out_len, value), "'%s' printed a value on stdout", r->cmdline);
-        cr_assert(!clitest_memmem(r->err, r->err_len, value), "'%s' printed a value on stderr", r->cmdline);
-        cr_assert_null(strstr(r->proc_cmdline, value), "/proc/PID/cmdline holds a value");
-        cr_assert_null(strstr(r->proc_environ, value), "/proc/PID/environ holds a value");
-}
-
 Test(import_env, variables_become_secrets_byte_exact) {
         _cleanup_free_ char *canary = clitest_random_text(32);
         char text[512];
@@ -59,10 +37,10 @@ Test(import_env, variables_become_secrets_byte_exact) {
                          "db_password: version 1 (from DB_PASSWORD)\n"
                          "api_key: version 1 (from API_KEY)\n"
                          "tls: version 1 (from TLS)\n");
-        assert_no_leak(&r, canary);
-        assert_get("db_password", canary);
-        assert_get("api_key", "two\nlines \"q\"");
-        assert_get("tls", "it's # literal");
+        CLI_ASSERT_NO_VALUE(&r, ((const char *const[]) { canary, NULL }));
+        CLI_ASSERT_GET("db_password", canary);
+        CLI_ASSERT_GET("api_key", "two\nlines \"q\"");
+        CLI_ASSERT_GET("tls", "it's # literal");
 
         /* Again: the next versions. */
         _cleanup_result_ struct cli_result again = { 0 };
@@ -77,7 +55,7 @@ Test(import_env, names_as_written_without_lowercase_and_standard_input) {
         CLI_IN(&r, text, strlen(text), "import-env", "-");
         CLI_ASSERT_STATUS(&r, 0);
         cr_assert_str_eq(r.out, "Mixed_Case: version 1\nother: version 1\n");
-        assert_get("Mixed_Case", "1");
+        CLI_ASSERT_GET("Mixed_Case", "1");
 }
 
 Test(import_env, only_selects_and_names_what_is_missing) {
@@ -101,9 +79,9 @@ Test(import_env, references_are_refused_by_name_and_nothing_is_stored) {
         CLI(&r, "import-env", env);
         CLI_ASSERT_STATUS(&r, 2);
         cr_assert(strstr(r.err, "the value of URL (line 2), OTHER (line 3) looks like a reference"), "%s", r.err);
-        assert_no_leak(&r, canary);
+        CLI_ASSERT_NO_VALUE(&r, ((const char *const[]) { canary, NULL }));
         cr_assert_null(strstr(r.err, "DB_PASSWORD"), "the message quotes a value: %s", r.err);
-        assert_store_empty();
+        CLI_ASSERT_NOTHING_STORED();
 }
 
 Test(import_env, values_missing_or_empty_are_refused) {
@@ -115,7 +93,7 @@ Test(import_env, values_missing_or_empty_are_refused) {
         CLI(&empty, "import-env", env, "--only", "A,B");
         CLI_ASSERT_STATUS(&empty, 2);
         cr_assert(strstr(empty.err, "B (line 2) is empty"), "%s", empty.err);
-        assert_store_empty();
+        CLI_ASSERT_NOTHING_STORED();
 }
 
 Test(import_env, malformed_files_name_the_line_not_the_value) {
@@ -127,8 +105,8 @@ Test(import_env, malformed_files_name_the_line_not_the_value) {
         CLI(&r, "import-env", env);
         CLI_ASSERT_STATUS(&r, 2);
         cr_assert(strstr(r.err, "bad.env:2: the value of B has no closing '\"'"), "%s", r.err);
-        assert_no_leak(&r, canary);
-        assert_store_empty();
+        CLI_ASSERT_NO_VALUE(&r, ((const char *const[]) { canary, NULL }));
+        CLI_ASSERT_NOTHING_STORED();
         CLI(&missing, "import-env", "/nonexistent/x.env");
         CLI_ASSERT_STATUS(&missing, 3);
 }
@@ -142,7 +120,7 @@ Test(import_env, names_differing_only_in_case_are_refused) {
         CLI(&twins, "import-env", both);
         CLI_ASSERT_STATUS(&twins, 4);
         cr_assert(strstr(twins.err, "would differ only in case"), "%s", twins.err);
-        assert_store_empty();
+        CLI_ASSERT_NOTHING_STORED();
 
         /* Against the store: db_password exists, DB_PASSWORD would be a
          * second secret; --lowercase puts the next version of the first. */
@@ -153,11 +131,11 @@ Test(import_env, names_differing_only_in_case_are_refused) {
         CLI(&upper, "import-env", env);
         CLI_ASSERT_STATUS(&upper, 4);
         cr_assert(strstr(upper.err, "differ only in case from the stored secret 'db_password'"), "%s", upper.err);
-        assert_get("db_password", "v1");
+        CLI_ASSERT_GET("db_password", "v1");
         CLI(&lower, "import-env", env, "--lowercase");
         CLI_ASSERT_STATUS(&lower, 0);
         cr_assert_str_eq(lower.out, "db_password: version 2 (from DB_PASSWORD)\n");
-        assert_get("db_password", "v2");
+        CLI_ASSERT_GET("db_password", "v2");
 }
 
 /* The put path: sealed to the registered recipients, as `put` seals. */
