@@ -321,11 +321,6 @@ static struct ynode *map_get(const struct ynode *map, const char *key, struct yn
         return NULL;
 }
 
-/* The last node of a block collection's last item, where insertions go. */
-static size_t node_end(const struct ynode *n) {
-        return n->end;
-}
-
 /* -------------------------------------------------------------- planner -- */
 
 struct edit {
@@ -714,7 +709,7 @@ static int insert_into(struct planner *p, const struct ynode *coll, const struct
                 }
         } else {
                 bool newline_first;
-                at = line_after(p, node_end(coll), &newline_first);
+                at = line_after(p, coll->end, &newline_first);
                 if (newline_first)
                         sd_strbuf_adds(&b, "\n");
                 for (size_t i = 0; i < n; i++)
@@ -1125,7 +1120,7 @@ static char *dquote(const char *s) {
 
 struct pending_volume {
         char name[SD_NAME_MAX + 16];
-        char secrets[4096];
+        char *secrets;         /* "a,b,c": the volume's secrets option */
         char uid[16], gid[16];
 };
 
@@ -1352,13 +1347,12 @@ static int plan_service(struct planner *p, const struct ynode *name_node, const 
                                                pv->name, service);
                         /* Sorted, one each: several variables may share a secret. */
                         qsort(picked, n_picked, sizeof(*picked), service_secret_cmp);
-                        for (size_t i = 0; r == 0 && i < n_picked; i++) {
-                                if (i > 0 && strcmp(picked[i].secret, picked[i - 1].secret) == 0)
-                                        continue;
-                                size_t used = strlen(pv->secrets);
-                                (void) snprintf(pv->secrets + used, sizeof(pv->secrets) - used, "%s%s",
-                                                used ? "," : "", picked[i].secret);
-                        }
+                        struct sd_strbuf list = { 0 };
+                        for (size_t i = 0; i < n_picked; i++)
+                                if (i == 0 || strcmp(picked[i].secret, picked[i - 1].secret) != 0)
+                                        sd_strbuf_printf(&list, "%s%s", list.len ? "," : "", picked[i].secret);
+                        if (!(pv->secrets = sd_strbuf_steal(&list, NULL)) && r == 0)
+                                r = sd_error_set(p->err, ENOMEM, "out of memory");
                         if (r == 0)
                                 r = owner_of(p, service, svc, pv->uid, pv->gid);
                         if (r == 0) {
@@ -1622,6 +1616,8 @@ static int plan_all(struct planner *p, const char *text, size_t len) {
                 free(fields);
                 free(opts);
         }
+        for (size_t i = 0; i < n_vols; i++)
+                free(vols[i].secrets);
         free(vols);
         free(ef_items);
         free(ef_files);
