@@ -89,8 +89,13 @@ static void append_name(char *list, size_t size, const struct sd_dotenv_entry *e
 }
 
 static int read_env_file(struct ctl_context *ctx, const char *path, struct sd_secret **out) {
-        if (strcmp(path, "-") == 0)
+        if (strcmp(path, "-") == 0) {
+                /* Typed values would show on the screen as they are typed. */
+                if (isatty(STDIN_FILENO))
+                        return sd_error_set(&ctx->err, EINVAL,
+                                            "standard input is a terminal; pipe the .env file in, or name it");
                 return sd_secret_read_fd(STDIN_FILENO, IMPORT_ENV_FILE_MAX, "standard input", out, &ctx->err);
+        }
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return sd_error_set_errno(&ctx->err, errno, "%s: cannot open", path);

@@ -58,6 +58,13 @@ Test(import_env, names_as_written_without_lowercase_and_standard_input) {
         CLI_ASSERT_GET("Mixed_Case", "1");
 }
 
+Test(import_env, a_terminal_on_standard_input_is_refused) {
+        _cleanup_result_ struct cli_result r = { 0 };
+        cr_assert_eq(cli_run(&r, &(struct cli_opts) { .tty_stdin = true }, "import-env", "-", NULL), 0);
+        CLI_ASSERT_STATUS(&r, 2);
+        cr_assert(strstr(r.err, "standard input is a terminal"), "%s", r.err);
+}
+
 Test(import_env, only_selects_and_names_what_is_missing) {
         _cleanup_free_ char *env = write_env("a.env", "A=1\nB=2\nC=3\n");
         _cleanup_result_ struct cli_result r = { 0 }, missing = { 0 };
