@@ -213,6 +213,8 @@ static int cmd_migrate(struct ctl_context *ctx, int argc, char **argv) {
         for (size_t i = 0; i < plan->n_secrets; i++)
                 names[i] = plan->secrets[i].name;
         r = sd_migrate_check_case(writer.store, names, NULL, plan->n_secrets, &ctx->err);
+        for (size_t i = 0; r >= 0 && i < plan->n_secrets; i++)
+                r = ctl_writer_check(ctx, &writer, names[i]);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < plan->n_secrets; i++) {

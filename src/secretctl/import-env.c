@@ -197,6 +197,8 @@ static int cmd_import_env(struct ctl_context *ctx, int argc, char **argv) {
         if (r < 0)
                 return r;
         r = sd_migrate_check_case(writer.store, name_list, origin_list, n, &ctx->err);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = ctl_writer_check(ctx, &writer, names[i]);
         if (r < 0)
                 return r;
 

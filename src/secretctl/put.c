@@ -185,6 +185,10 @@ void ctl_writer_close(struct ctl_writer *w) {
         *w = (struct ctl_writer) { 0 };
 }
 
+int ctl_writer_check(struct ctl_context *ctx, struct ctl_writer *w, const char *name) {
+        return ctl_validate_name(ctx, "secret name", name);
+}
+
 int ctl_writer_put(struct ctl_context *ctx, struct ctl_writer *w, const char *name, const struct sd_secret *value,
                    size_t max_len, uint64_t *version_out) {
         struct sd_put_options put_opts = {
@@ -221,6 +225,9 @@ static int cmd_put(struct ctl_context *ctx, int argc, char **argv) {
          * is asked to type it. */
         _cleanup_ctl_writer_ struct ctl_writer writer = { 0 };
         r = ctl_writer_open(ctx, &writer);
+        if (r < 0)
+                return r;
+        r = ctl_writer_check(ctx, &writer, name);
         if (r < 0)
                 return r;
 

@@ -115,6 +115,11 @@ struct ctl_writer {
 int ctl_writer_open(struct ctl_context *ctx, struct ctl_writer *w);
 void ctl_writer_close(struct ctl_writer *w);
 #define _cleanup_ctl_writer_ _cleanup_(ctl_writer_close)
+/* Whether w may put name, decided before any value is read (put asks for
+ * the value only after it; import-env and compose migrate check every name
+ * before the first put, so a refusal stores nothing).  Each rule put follows
+ * about a name goes here. */
+int ctl_writer_check(struct ctl_context *ctx, struct ctl_writer *w, const char *name);
 /* Store value as the next version of name (at most max_len bytes; 0 means
  * SD_VALUE_MAX); *version_out (may be NULL) is the version written. */
 struct sd_secret;
