@@ -23,7 +23,7 @@ static const struct ctl_verb *const verbs[] = {
         &ctl_verb_keygen,  &ctl_verb_whoami,  &ctl_verb_put,
         &ctl_verb_get,     &ctl_verb_ls,      &ctl_verb_history,
         &ctl_verb_rm,      &ctl_verb_recipient, &ctl_verb_trust,
-        &ctl_verb_status,
+        &ctl_verb_status,  &ctl_verb_import_env, &ctl_verb_compose,
 };
 
 static const char exit_status_text[] =

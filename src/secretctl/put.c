@@ -174,6 +174,31 @@ static int read_value(struct ctl_context *ctx, const struct put_options *o, cons
         return 0;
 }
 
+int ctl_writer_open(struct ctl_context *ctx, struct ctl_writer *w) {
+        return ctl_open_as_writer(ctx, true, &w->key, &w->trust, &w->store);
+}
+
+void ctl_writer_close(struct ctl_writer *w) {
+        sd_writer_key_free(w->key);
+        sd_trust_free(w->trust);
+        sd_store_free(w->store);
+        *w = (struct ctl_writer) { 0 };
+}
+
+int ctl_writer_check(struct ctl_context *ctx, struct ctl_writer *w, const char *name) {
+        return ctl_validate_name(ctx, "secret name", name);
+}
+
+int ctl_writer_put(struct ctl_context *ctx, struct ctl_writer *w, const char *name, const struct sd_secret *value,
+                   size_t max_len, uint64_t *version_out) {
+        struct sd_put_options put_opts = {
+                .max_len = max_len,
+                .warn = ctl_warn,
+                .warn_userdata = ctx,
+        };
+        return sd_secret_put(w->store, w->key, w->trust, name, value, &put_opts, version_out, &ctx->err);
+}
+
 static int cmd_put(struct ctl_context *ctx, int argc, char **argv) {
         static const struct option options[] = {
                 { "file", required_argument, NULL, 'F' },
@@ -198,10 +223,11 @@ static int cmd_put(struct ctl_context *ctx, int argc, char **argv) {
 
         /* Everything that can fail without the value fails before the user
          * is asked to type it. */
-        _cleanup_writer_key_ struct sd_writer_key *key = NULL;
-        _cleanup_trust_ struct sd_trust *trust = NULL;
-        _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_as_writer(ctx, true, &key, &trust, &store);
+        _cleanup_ctl_writer_ struct ctl_writer writer = { 0 };
+        r = ctl_writer_open(ctx, &writer);
+        if (r < 0)
+                return r;
+        r = ctl_writer_check(ctx, &writer, name);
         if (r < 0)
                 return r;
 
@@ -210,13 +236,8 @@ static int cmd_put(struct ctl_context *ctx, int argc, char **argv) {
         if (r < 0)
                 return r;
 
-        struct sd_put_options put_opts = {
-                .max_len = max_len,
-                .warn = ctl_warn,
-                .warn_userdata = ctx,
-        };
         uint64_t version = 0;
-        r = sd_secret_put(store, key, trust, name, value, &put_opts, &version, &ctx->err);
+        r = ctl_writer_put(ctx, &writer, name, value, max_len, &version);
         if (r < 0)
                 return r;
         printf("%s: version %" PRIu64 "\n", name, version);

@@ -51,6 +51,7 @@ struct ctl_verb {
 
 extern const struct ctl_verb ctl_verb_keygen, ctl_verb_whoami, ctl_verb_put, ctl_verb_get,
         ctl_verb_ls, ctl_verb_history, ctl_verb_rm, ctl_verb_recipient, ctl_verb_trust, ctl_verb_status;
+extern const struct ctl_verb ctl_verb_import_env, ctl_verb_compose;
 
 /* Print a verb's full help (its text plus the shared Files/Environment). */
 void ctl_print_verb_help(const struct ctl_verb *verb, FILE *f);
@@ -101,6 +102,29 @@ int ctl_open_store(struct ctl_context *ctx, bool create, struct sd_store **out);
  * with the identity's own key, and the store. */
 int ctl_open_as_writer(struct ctl_context *ctx, bool create, struct sd_writer_key **key_out,
                        struct sd_trust **trust_out, struct sd_store **store_out);
+
+/* What `put` opens before it reads a value, and the one put that every verb
+ * storing a secret goes through (put, import-env, compose migrate), so a rule
+ * added to put holds for all of them.  ctl_writer_open: ctl_open_as_writer,
+ * creating a file store that does not exist. */
+struct ctl_writer {
+        struct sd_writer_key *key;
+        struct sd_trust *trust;
+        struct sd_store *store;
+};
+int ctl_writer_open(struct ctl_context *ctx, struct ctl_writer *w);
+void ctl_writer_close(struct ctl_writer *w);
+#define _cleanup_ctl_writer_ _cleanup_(ctl_writer_close)
+/* Whether w may put name, decided before any value is read (put asks for
+ * the value only after it; import-env and compose migrate check every name
+ * before the first put, so a refusal stores nothing).  Each rule put follows
+ * about a name goes here. */
+int ctl_writer_check(struct ctl_context *ctx, struct ctl_writer *w, const char *name);
+/* Store value as the next version of name (at most max_len bytes; 0 means
+ * SD_VALUE_MAX); *version_out (may be NULL) is the version written. */
+struct sd_secret;
+int ctl_writer_put(struct ctl_context *ctx, struct ctl_writer *w, const char *name, const struct sd_secret *value,
+                   size_t max_len, uint64_t *version_out);
 
 /* What a verb that only verifies needs: ctl_load_reader_trust, then the
  * store (never created). */

@@ -108,3 +108,36 @@ char *clitest_random_text(size_t len);
                      "'%s' exited %d, expected %d%s\nstdout: %.2000s\nstderr: %.2000s", (res)->cmdline, \
                      (res)->status, (expected), (res)->timed_out ? " (timed out)" : "", (res)->out, \
                      (res)->err)
+
+/* `secretctl get NAME` prints exactly the C string expect. */
+#define CLI_ASSERT_GET(name, expect)                                                             \
+        do {                                                                                     \
+                _cleanup_result_ struct cli_result _get = { 0 };                                 \
+                CLI(&_get, "get", (name));                                                       \
+                CLI_ASSERT_STATUS(&_get, 0);                                                     \
+                cr_assert_eq(_get.out_len, strlen(expect), "%s: %zu bytes", (name), _get.out_len); \
+                cr_assert(memcmp(_get.out, (expect), _get.out_len) == 0, "%s differs", (name));  \
+        } while (0)
+
+/* Nothing is stored: no store, or `ls --json` lists nothing. */
+#define CLI_ASSERT_NOTHING_STORED()                                                              \
+        do {                                                                                     \
+                _cleanup_result_ struct cli_result _ls = { 0 };                                  \
+                CLI(&_ls, "ls", "--json");                                                       \
+                cr_assert(_ls.status == 3 || (_ls.status == 0 && strcmp(_ls.out, "[]\n") == 0),   \
+                          "something was stored: %s", _ls.out);                                  \
+        } while (0)
+
+/* No string of the NULL-terminated array values shows in res's stdout,
+ * stderr, /proc/PID/cmdline or /proc/PID/environ. */
+#define CLI_ASSERT_NO_VALUE(res, values)                                                         \
+        do {                                                                                     \
+                for (size_t _i = 0; (values)[_i]; _i++) {                                        \
+                        cr_assert(!clitest_memmem((res)->out, (res)->out_len, (values)[_i]),     \
+                                  "'%s' printed a value on stdout", (res)->cmdline);             \
+                        cr_assert(!clitest_memmem((res)->err, (res)->err_len, (values)[_i]),     \
+                                  "'%s' printed a value on stderr", (res)->cmdline);             \
+                        cr_assert_null(strstr((res)->proc_cmdline, (values)[_i]), "argv holds a value"); \
+                        cr_assert_null(strstr((res)->proc_environ, (values)[_i]), "environ holds a value"); \
+                }                                                                                \
+        } while (0)
