@@ -12,6 +12,7 @@
 #include "fileio.h"
 #include "secretd/cleanup.h"
 #include "secretd/client.h"
+#include "secretd/policy.h"
 #include "secretd/secret.h"
 #include "secretctl.h"
 
@@ -197,11 +198,25 @@ static int cmd_put(struct ctl_context *ctx, int argc, char **argv) {
         size_t max_len = o.max_size ? (size_t) o.max_size : SD_VALUE_MAX;
 
         /* Everything that can fail without the value fails before the user
-         * is asked to type it. */
+         * is asked to type it, the policy's rules included. */
         _cleanup_writer_key_ struct sd_writer_key *key = NULL;
-        _cleanup_trust_ struct sd_trust *trust = NULL;
+        r = ctl_load_identity(ctx, &key);
+        if (r < 0)
+                return r;
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_as_writer(ctx, true, &key, &trust, &store);
+        r = ctl_open_store(ctx, false, &store);
+        if (r < 0)
+                return r;
+        _cleanup_policy_ struct sd_policy *policy = NULL;
+        r = ctl_verified_policy(ctx, store, &policy);
+        if (r == -ENOENT && !ctx->exit_status)
+                return sd_error_set(&ctx->err, ENOENT,
+                                    "%s; on a new store, 'secretctl recipient add HOST \"$(sudo secretd pubkey)\"' "
+                                    "creates the realm and its first recipient",
+                                    ctx->err.message);
+        if (r < 0)
+                return r;
+        r = ctl_write_refusal(ctx, sd_policy_check_write(policy, key->pub.sign_pk, name, true, &ctx->err));
         if (r < 0)
                 return r;
 
@@ -216,7 +231,7 @@ static int cmd_put(struct ctl_context *ctx, int argc, char **argv) {
                 .warn_userdata = ctx,
         };
         uint64_t version = 0;
-        r = sd_secret_put(store, key, trust, name, value, &put_opts, &version, &ctx->err);
+        r = sd_secret_put(store, key, policy, name, value, &put_opts, &version, &ctx->err);
         if (r < 0)
                 return r;
         printf("%s: version %" PRIu64 "\n", name, version);
@@ -239,11 +254,18 @@ const struct ctl_verb ctl_verb_put = {
         "/dev/tty with echo turned off, then asks again to confirm it; a typed\n"
         "value is one line (the newline is not part of it).\n"
         "\n"
-        "The value is encrypted with a fresh data key that is sealed to you and to\n"
-        "every recipient registered in the store by a writer you trust, signed\n"
-        "with your identity, and stored as the next version.  A concurrent writer\n"
-        "is handled by re-reading the latest version and retrying.  A file store\n"
-        "that does not exist yet is created (mode 0700).\n"
+        "The value is encrypted with a fresh data key that is sealed to you, to\n"
+        "every recipient (agent) whose patterns in the realm policy cover NAME,\n"
+        "and to the realm's admins (so they can reseal), signed with your\n"
+        "identity, and stored as the next version.  The store's policy chain is\n"
+        "verified from your realm record first (see 'secretctl realm').  A\n"
+        "concurrent writer is handled by re-reading the latest version and\n"
+        "retrying.\n"
+        "\n"
+        "The policy decides before the value is read, and nothing is stored when\n"
+        "it refuses: you must be an admin or a writer of the realm, NAME must\n"
+        "match one of your writer patterns, and at least one recipient's\n"
+        "patterns must cover NAME (a put no host could open is an error).\n"
         "\n"
         "NAME is 1 to 128 characters from A-Z a-z 0-9 . _ -, starting with a letter\n"
         "or a digit and never containing '..'.  An empty value is refused; values\n"
@@ -267,6 +289,12 @@ const struct ctl_verb ctl_verb_put = {
         "  1  system error (store not writable, I/O)\n"
         "  2  usage error, invalid name, empty value, value too large, the two\n"
         "     typed values differ, or an extra argument (values never come from argv)\n"
-        "  3  no identity; run 'secretctl keygen'\n"
-        "  4  concurrent writers kept winning after every retry\n",
+        "  3  no identity ('secretctl keygen'), no store, or you have not joined\n"
+        "     the store's realm ('secretctl realm join PIN')\n"
+        "  4  concurrent writers kept winning after every retry\n"
+        "  5  the store's policy chain does not verify (tampered, rolled back,\n"
+        "     another realm)\n"
+        "  7  you are not a writer in the realm policy\n"
+        "  8  NAME is outside the patterns you may write\n"
+        "  9  no recipient of the realm may receive NAME\n",
 };
