@@ -9,6 +9,7 @@
 #   - a store that offers an older policy version than the agent verified
 #     (the latest policy file withdrawn) stops the agent at start-up, naming
 #     both versions; with the file back it starts;
+#   - `secretctl realm pin | secretd join -` pins like `secretd join PIN`;
 #   - export from the file store, import into etcd: every policy version and
 #     secret version byte for byte, values identical; a flipped byte in the
 #     archive is refused naming the entry, and nothing reaches etcd.
@@ -25,6 +26,14 @@ start_dockerd
 busybox_image
 agent_fixture
 store=${SECRETD_STORE#file://}
+
+# The pin can be piped, as docs/secretctl.md shows over ssh.
+pipe_join() { "$SECRETCTL" realm pin | "$SECRETD" join --realm-file "$TEST_TMP/agent/realm-piped" -; }
+run pipe_join
+assert_eq "$status" 0 "secretctl realm pin | secretd join - writes the realm file"
+check "... the same pin as secretd join PIN" \
+    eval 'diff <(grep -v "^#" "$AGENT_REALM") <(grep -v "^#" "$TEST_TMP/agent/realm-piped")'
+check "... root-owned, mode 0644" eval '[ "$(stat -c "%u %a" "$TEST_TMP/agent/realm-piped")" = "0 644" ]'
 
 mkdir -m 0700 "$TEST_TMP/values"
 value() { printf '%s' "$SECRETD_CANARY_PREFIX-realm$1-$(random_hex 24)" >"$TEST_TMP/values/$1"; }
