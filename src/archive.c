@@ -47,7 +47,7 @@ static int parse_header(const char *line, size_t len, struct sd_archive *a, uint
         _cleanup_json_ json_t *root = NULL;
         int r = sd_json_load_object(line, len, LINE_MAX_BYTES, what, &root, &why);
         static const char *const members[] = { "format", "kind", "realm", "created", "entries" };
-        uint64_t format = 0, created = 0;
+        uint64_t created = 0;
         json_t *kind = r >= 0 ? json_object_get(root, "kind") : NULL;
         if (r >= 0 && (!json_is_string(kind) || strcmp(json_string_value(kind), ARCHIVE_KIND) != 0))
                 r = sd_error_set(&why, EBADMSG, "malformed archive line: not a secretd archive (field 'kind' is not '%s')",
@@ -55,10 +55,7 @@ static int parse_header(const char *line, size_t len, struct sd_archive *a, uint
         if (r >= 0)
                 r = sd_json_check_members(root, what, members, SD_ARRAY_SIZE(members), "", &why);
         if (r >= 0)
-                r = sd_json_get_uint(root, what, "format", 0, &format, &why);
-        if (r >= 0 && format != ARCHIVE_FORMAT)
-                r = sd_error_set(&why, EBADMSG, "malformed archive line: field 'format' is %" PRIu64 "; only format %d is supported",
-                                 format, ARCHIVE_FORMAT);
+                r = sd_json_get_format(root, what, ARCHIVE_FORMAT, &why);
         if (r >= 0)
                 r = sd_json_get_b64_exact(root, what, "realm", "realm", a->realm, SD_REALM_ID_BYTES, &why);
         if (r >= 0)

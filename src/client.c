@@ -98,6 +98,18 @@ static int is_verified_tombstone(struct sd_store *s, const struct sd_policy *pol
         return 0;
 }
 
+/* Seal value (NULL: a tombstone) as exactly `version` and store it with
+ * its compare-and-swap: -EEXIST when another writer got there first. */
+static int seal_and_store(struct sd_store *s, const struct sd_writer_key *writer, const struct sd_policy *policy,
+                          const char *name, uint64_t version, const struct sd_secret *value, sd_error *err) {
+        _cleanup_free_ char *json = NULL;
+        size_t len = 0;
+        int r = sd_envelope_seal(name, version, value, writer, policy, &json, &len, err);
+        if (r < 0)
+                return r;
+        return sd_store_put(s, name, version, json, len, err);
+}
+
 /* Seal and store version latest+1 until one compare-and-swap wins.  value
  * NULL seals a tombstone; then each attempt first checks that the latest is
  * not already one. */
@@ -135,12 +147,7 @@ static int put_next_version(struct sd_store *s, const struct sd_writer_key *writ
                                                     name, latest);
                 }
 
-                _cleanup_free_ char *json = NULL;
-                size_t len = 0;
-                r = sd_envelope_seal(name, latest + 1, value, writer, policy, &json, &len, err);
-                if (r < 0)
-                        return r;
-                r = sd_store_put(s, name, latest + 1, json, len, err);
+                r = seal_and_store(s, writer, policy, name, latest + 1, value, err);
                 if (r == 0) {
                         if (version_out)
                                 *version_out = latest + 1;
@@ -448,12 +455,7 @@ static int reseal_one(struct sd_store *s, const struct sd_writer_key *admin, con
                                             name, latest, info.signer_id);
                 if (r < 0)
                         return r;
-                _cleanup_free_ char *json = NULL;
-                size_t json_len = 0;
-                r = sd_envelope_seal(name, latest + 1, value, admin, policy, &json, &json_len, err);
-                if (r < 0)
-                        return r;
-                r = sd_store_put(s, name, latest + 1, json, json_len, err);
+                r = seal_and_store(s, admin, policy, name, latest + 1, value, err);
                 if (r == 0) {
                         item->state = SD_RESEAL_DONE;
                         item->new_version = latest + 1;

@@ -463,13 +463,7 @@ static int envelope_to_json(const struct envelope *e, char **json_out, size_t *l
         }
         if (json_object_set_new(root, "signature", json_string(signature)) < 0)
                 return -ENOMEM;
-        char *text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        if (!text)
-                return -ENOMEM;
-        *json_out = text;
-        if (len_out)
-                *len_out = strlen(text);
-        return 0;
+        return sd_json_dump_compact(root, json_out, len_out);
 }
 
 static uint64_t current_time(void) {
@@ -779,14 +773,8 @@ int sd_recipient_seal(const char *name, const unsigned char box_pk[SD_BOX_PK_BYT
                                                 "format", SD_ENVELOPE_FORMAT_LEGACY, "kind", "recipient", "name", rec.name,
                                                 "key", key, "created", (json_int_t) rec.created, "signer", signer,
                                                 "signature", signature);
-        if (!root)
+        if (!root || sd_json_dump_compact(root, json_out, len_out) < 0)
                 return sd_error_set(err, ENOMEM, "out of memory");
-        char *text = json_dumps(root, JSON_COMPACT);
-        if (!text)
-                return sd_error_set(err, ENOMEM, "out of memory");
-        *json_out = text;
-        if (len_out)
-                *len_out = strlen(text);
         return 0;
 }
 
@@ -817,12 +805,8 @@ int sd_recipient_verify(const char *json, size_t len, const struct sd_trust *tru
         }
         if (r >= 0)
                 r = sd_json_check_members(root, what, members, SD_ARRAY_SIZE(members), "", err);
-        uint64_t format = 0;
         if (r >= 0)
-                r = sd_json_get_uint(root, what, "format", 0, &format, err);
-        if (r >= 0 && format != SD_ENVELOPE_FORMAT_LEGACY)
-                r = sd_error_set(err, EBADMSG, "malformed %s: field 'format' is %" PRIu64 "; only format %d is supported",
-                                 what, format, SD_ENVELOPE_FORMAT_LEGACY);
+                r = sd_json_get_format(root, what, SD_ENVELOPE_FORMAT_LEGACY, err);
         if (r >= 0)
                 r = sd_json_get_name(root, what, "name", "name", "recipient name", rec.name, err);
         if (r >= 0)

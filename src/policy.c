@@ -571,13 +571,7 @@ int sd_policy_to_json(const struct sd_policy *p, char **json_out, size_t *len_ou
                                                 lists[1], "recipients", lists[2], "signatures", sigs);
         if (!root)
                 return -ENOMEM;
-        char *text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        if (!text)
-                return -ENOMEM;
-        *json_out = text;
-        if (len_out)
-                *len_out = strlen(text);
-        return 0;
+        return sd_json_dump_compact(root, json_out, len_out);
 }
 
 /* A public line that is exactly one canonical token: the key parsers stop
@@ -757,13 +751,10 @@ int sd_policy_parse(const char *json, size_t len, struct sd_policy **out, sd_err
                 sd_escape_for_message(kind, kind_len, shown, sizeof(shown));
                 return sd_error_set(err, EBADMSG, "malformed policy: field 'kind' is '%s'; expected 'policy'", shown);
         }
-        uint64_t format, threshold, created;
-        r = sd_json_get_uint(root, what, "format", 0, &format, err);
+        uint64_t threshold, created;
+        r = sd_json_get_format(root, what, SD_POLICY_FORMAT, err);
         if (r < 0)
                 return r;
-        if (format != SD_POLICY_FORMAT)
-                return sd_error_set(err, EBADMSG, "malformed policy: field 'format' is %" PRIu64 "; only format %d is supported",
-                                    format, SD_POLICY_FORMAT);
 
         _cleanup_(policy_unrefp) struct sd_policy *p = NULL;
         if (policy_alloc(&p) < 0)

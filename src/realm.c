@@ -26,30 +26,44 @@
 
 /* ---- the record file ---- */
 
-int sd_realm_record_load(const char *path, struct sd_realm_record *out, sd_error *err) {
+/* Read path, a file that decides what is trusted: a regular file (not a
+ * symlink) of at most max bytes, not writable by group or others, and with
+ * owner_checked owned by root or by us.  `what` names it in messages. */
+static int read_trusted_file(const char *path, size_t max, bool owner_checked, const char *what, char **text_out,
+                             size_t *len_out, sd_error *err) {
         const char *base;
         _cleanup_close_ int dirfd = sd_open_parent(path, false, 0, &base, err);
         if (dirfd < 0)
                 return dirfd;
-        _cleanup_close_ int fd = openat(dirfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-        if (fd < 0) {
-                if (errno == ELOOP)
-                        return sd_error_set(err, ELOOP, "%s: is a symbolic link; refusing to follow it", path);
-                return sd_error_set_errno(err, errno, "%s: cannot open", path);
-        }
         struct stat st;
-        if (fstat(fd, &st) < 0)
+        if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno == ENOENT)
+                        return sd_error_set(err, ENOENT, "%s: no %s", path, what);
                 return sd_error_set_errno(err, errno, "%s: cannot stat", path);
-        /* Whoever can write this file chooses which policy versions count
-         * as already verified. */
+        }
+        if (S_ISLNK(st.st_mode))
+                return sd_error_set(err, ELOOP, "%s: is a symbolic link; refusing to follow it", path);
+        if (owner_checked && st.st_uid != 0 && st.st_uid != geteuid())
+                return sd_error_set(err, EPERM, "%s: owned by uid %u, not by root; refusing this %s", path,
+                                    (unsigned) st.st_uid, what);
         if (st.st_mode & 022)
-                return sd_error_set(err, EPERM, "%s: mode %04o lets group or others change it; refusing it", path,
-                                    (unsigned) (st.st_mode & 07777));
-        _cleanup_free_ char *text = NULL;
-        size_t len = 0;
-        int r = sd_read_file_at(dirfd, base, RECORD_MAX_BYTES, &text, &len, err);
+                return sd_error_set(err, EPERM, "%s: mode %04o lets group or others change this %s; refusing it", path,
+                                    (unsigned) (st.st_mode & 07777), what);
+        /* Opened again without following links: a file swapped in between
+         * is read only if it is a regular file, in a directory only its
+         * owner writes. */
+        int r = sd_read_file_at(dirfd, base, max, text_out, len_out, err);
         if (r < 0)
                 return sd_error_prefix(err, r, "%s", path);
+        return 0;
+}
+
+int sd_realm_record_load(const char *path, struct sd_realm_record *out, sd_error *err) {
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        int r = read_trusted_file(path, RECORD_MAX_BYTES, false, "realm record", &text, &len, err);
+        if (r < 0)
+                return r;
 
         static const char what[] = "realm record";
         _cleanup_json_ json_t *root = NULL;
@@ -58,12 +72,8 @@ int sd_realm_record_load(const char *path, struct sd_realm_record *out, sd_error
                 return sd_error_prefix(err, r, "%s", path);
         static const char *const members[] = { "format", "store", "pin", "version", "digest" };
         r = sd_json_check_members(root, what, members, SD_ARRAY_SIZE(members), "", err);
-        uint64_t format = 0;
         if (r >= 0)
-                r = sd_json_get_uint(root, what, "format", 0, &format, err);
-        if (r >= 0 && format != RECORD_FORMAT)
-                r = sd_error_set(err, EBADMSG, "malformed %s: field 'format' is %" PRIu64 "; only format %d is supported",
-                                 what, format, RECORD_FORMAT);
+                r = sd_json_get_format(root, what, RECORD_FORMAT, err);
         const char *s;
         size_t slen;
         if (r >= 0)
@@ -125,48 +135,11 @@ int sd_realm_record_save(const char *path, const struct sd_realm_record *rec, co
 #define PIN_FILE_MAX ((size_t) 8 << 10)
 
 int sd_realm_pin_load_file(const char *path, struct sd_realm_pin *out, sd_error *err) {
-        const char *base;
-        _cleanup_close_ int dirfd = sd_open_parent(path, false, 0, &base, err);
-        if (dirfd < 0)
-                return dirfd;
-        _cleanup_close_ int fd = openat(dirfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-        if (fd < 0) {
-                if (errno == ELOOP)
-                        return sd_error_set(err, ELOOP, "%s: is a symbolic link; refusing to follow it", path);
-                if (errno == ENOENT)
-                        return sd_error_set(err, ENOENT, "%s: no realm pin", path);
-                return sd_error_set_errno(err, errno, "%s: cannot open", path);
-        }
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return sd_error_set_errno(err, errno, "%s: cannot stat", path);
-        if (!S_ISREG(st.st_mode))
-                return sd_error_set(err, EINVAL, "%s: not a regular file", path);
-        /* Whoever can write the pin chooses whom this host trusts. */
-        if (st.st_uid != 0 && st.st_uid != geteuid())
-                return sd_error_set(err, EPERM, "%s: owned by uid %u, not by root; refusing this realm pin", path,
-                                    (unsigned) st.st_uid);
-        if (st.st_mode & 022)
-                return sd_error_set(err, EPERM, "%s: mode %04o lets group or others change the realm pin; refusing it",
-                                    path, (unsigned) (st.st_mode & 07777));
-        if ((size_t) st.st_size > PIN_FILE_MAX)
-                return sd_error_set(err, EFBIG, "%s: %lld bytes is too large for a realm pin", path,
-                                    (long long) st.st_size);
-        char text[PIN_FILE_MAX + 1];
+        _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        for (;;) {
-                ssize_t n = read(fd, text + len, PIN_FILE_MAX - len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return sd_error_set_errno(err, errno, "%s: read failed", path);
-                if (n == 0 || len + (size_t) n >= PIN_FILE_MAX) {
-                        len += n > 0 ? (size_t) n : 0;
-                        break;
-                }
-                len += (size_t) n;
-        }
-        text[len] = '\0';
+        int r = read_trusted_file(path, PIN_FILE_MAX, true, "realm pin", &text, &len, err);
+        if (r < 0)
+                return r;
         if (strlen(text) != len)
                 return sd_error_set(err, EINVAL, "%s: contains a NUL byte", path);
         /* '#' comment lines may surround the one pin line. */
@@ -181,7 +154,7 @@ int sd_realm_pin_load_file(const char *path, struct sd_realm_pin *out, sd_error 
         }
         if (!line)
                 return sd_error_set(err, EINVAL, "%s: no pin line (sdr1:...)", path);
-        int r = sd_realm_pin_parse(line, out, err);
+        r = sd_realm_pin_parse(line, out, err);
         if (r < 0)
                 return sd_error_prefix(err, r, "%s", path);
         return 0;

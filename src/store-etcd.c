@@ -1111,6 +1111,20 @@ static int etcd_put(struct sd_store *s, const char *name, uint64_t version, cons
         return 0;
 }
 
+/* Append a version to a growable array. */
+static int versions_push(uint64_t **versions, size_t *n, size_t *cap, uint64_t version, sd_error *err) {
+        if (*n == *cap) {
+                size_t bigger = *cap ? *cap * 2 : 64;
+                uint64_t *v = reallocarray(*versions, bigger, sizeof(*v));
+                if (!v)
+                        return sd_error_set(err, ENOMEM, "out of memory");
+                *versions = v;
+                *cap = bigger;
+        }
+        (*versions)[(*n)++] = version;
+        return 0;
+}
+
 struct latest_scan {
         const char *name;
         uint64_t latest;
@@ -1132,17 +1146,8 @@ static int latest_scan_kv(struct etcd_store *es, const struct sd_etcd_kv *kv, vo
         }
         if (k.version > ls->latest)
                 ls->latest = k.version;
-        if (ls->collect) {
-                if (ls->n == ls->cap) {
-                        size_t cap = ls->cap ? ls->cap * 2 : 64;
-                        uint64_t *v = reallocarray(ls->versions, cap, sizeof(*v));
-                        if (!v)
-                                return sd_error_set(err, ENOMEM, "out of memory");
-                        ls->versions = v;
-                        ls->cap = cap;
-                }
-                ls->versions[ls->n++] = k.version;
-        }
+        if (ls->collect)
+                return versions_push(&ls->versions, &ls->n, &ls->cap, k.version, err);
         return 0;
 }
 
@@ -1498,16 +1503,7 @@ static int area_scan_kv(struct etcd_store *es, const struct sd_etcd_kv *kv, void
                 return sd_error_set(err, EPROTO, "etcd at %s returned key '%s' outside the range asked", es->endpoint,
                                     escape(kv->key, kv->key_len, shown, sizeof(shown)));
         }
-        if (as->n == as->cap) {
-                size_t cap = as->cap ? as->cap * 2 : 16;
-                uint64_t *v = reallocarray(as->versions, cap, sizeof(*v));
-                if (!v)
-                        return sd_error_set(err, ENOMEM, "out of memory");
-                as->versions = v;
-                as->cap = cap;
-        }
-        as->versions[as->n++] = k.version;
-        return 0;
+        return versions_push(&as->versions, &as->n, &as->cap, k.version, err);
 }
 
 static int etcd_area_list(struct sd_store *s, enum sd_store_area area, uint64_t **versions_out, size_t *n_out,

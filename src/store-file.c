@@ -327,18 +327,20 @@ static int file_open(struct sd_store *s, const char *url, const char *rest, int 
         if (r < 0)
                 return r;
 
-        r = open_area(f->root_fd, f->root, "secrets", &f->secrets_fd, err);
-        if (r < 0)
-                return r;
-        r = open_area(f->root_fd, f->root, "recipients", &f->recipients_fd, err);
-        if (r < 0)
-                return r;
-        r = open_area(f->root_fd, f->root, "policy", &f->policy_fd, err);
-        if (r < 0)
-                return r;
-        r = open_area(f->root_fd, f->root, "proposals", &f->proposals_fd, err);
-        if (r < 0)
-                return r;
+        const struct {
+                const char *sub;
+                int *fd;
+        } areas[] = {
+                { "secrets", &f->secrets_fd },
+                { "recipients", &f->recipients_fd },
+                { "policy", &f->policy_fd },
+                { "proposals", &f->proposals_fd },
+        };
+        for (size_t i = 0; i < SD_ARRAY_SIZE(areas); i++) {
+                r = open_area(f->root_fd, f->root, areas[i].sub, areas[i].fd, err);
+                if (r < 0)
+                        return r;
+        }
 
         *impl_out = steal_pointer(&f);
         return 0;

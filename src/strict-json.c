@@ -102,6 +102,27 @@ int sd_json_get_uint(json_t *obj, const char *what, const char *field, uint64_t 
         return 0;
 }
 
+int sd_json_get_format(json_t *obj, const char *what, uint64_t expected, sd_error *err) {
+        uint64_t format = 0;
+        int r = sd_json_get_uint(obj, what, "format", 0, &format, err);
+        if (r < 0)
+                return r;
+        if (format != expected)
+                return sd_error_set(err, EBADMSG, "malformed %s: field 'format' is %" PRIu64 "; only format %" PRIu64
+                                    " is supported", what, format, expected);
+        return 0;
+}
+
+int sd_json_dump_compact(json_t *obj, char **out, size_t *len_out) {
+        char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (!text)
+                return -ENOMEM;
+        *out = text;
+        if (len_out)
+                *len_out = strlen(text);
+        return 0;
+}
+
 int sd_json_get_string(json_t *obj, const char *what, const char *field, const char **out, size_t *len_out,
                        sd_error *err) {
         json_t *v = json_object_get(obj, field);

@@ -39,6 +39,14 @@ int sd_json_get_string(json_t *obj, const char *what, const char *field, const c
  * in messages ("recipients[0].key"). */
 int sd_json_get_b64_exact(json_t *obj, const char *what, const char *field, const char *field_shown, void *out,
                           size_t n, sd_error *err);
+/* Member "format" is an integer equal to `expected`, the only format this
+ * reader knows. */
+int sd_json_get_format(json_t *obj, const char *what, uint64_t expected, sd_error *err);
+
+/* obj as compact JSON, members in the order they were set, malloc()ed and
+ * NUL-terminated; *len_out (may be NULL) is its length.  -ENOMEM. */
+int sd_json_dump_compact(json_t *obj, char **out, size_t *len_out);
+
 /* A valid name (sd_name_validate with kind_of_name) in member `field`. */
 int sd_json_get_name(json_t *obj, const char *what, const char *field, const char *field_shown,
                      const char *kind_of_name, char out[SD_NAME_MAX + 1], sd_error *err);

@@ -34,11 +34,8 @@ static int cmd_history(struct ctl_context *ctx, int argc, char **argv) {
                 return r;
 
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_store(ctx, false, &store);
-        if (r < 0)
-                return r;
         _cleanup_policy_ struct sd_policy *policy = NULL;
-        r = ctl_verified_policy(ctx, store, &policy);
+        r = ctl_open_verified(ctx, &store, &policy);
         if (r < 0)
                 return r;
 

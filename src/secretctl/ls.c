@@ -28,11 +28,8 @@ static int cmd_ls(struct ctl_context *ctx, int argc, char **argv) {
                 return ctl_usage_error(ctx, "ls", "takes no arguments");
 
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_store(ctx, false, &store);
-        if (r < 0)
-                return r;
         _cleanup_policy_ struct sd_policy *policy = NULL;
-        r = ctl_verified_policy(ctx, store, &policy);
+        r = ctl_open_verified(ctx, &store, &policy);
         if (r < 0)
                 return r;
 

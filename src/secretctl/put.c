@@ -200,20 +200,9 @@ static int cmd_put(struct ctl_context *ctx, int argc, char **argv) {
         /* Everything that can fail without the value fails before the user
          * is asked to type it, the policy's rules included. */
         _cleanup_writer_key_ struct sd_writer_key *key = NULL;
-        r = ctl_load_identity(ctx, &key);
-        if (r < 0)
-                return r;
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_store(ctx, false, &store);
-        if (r < 0)
-                return r;
         _cleanup_policy_ struct sd_policy *policy = NULL;
-        r = ctl_verified_policy(ctx, store, &policy);
-        if (r == -ENOENT && !ctx->exit_status)
-                return sd_error_set(&ctx->err, ENOENT,
-                                    "%s; on a new store, 'secretctl recipient add HOST \"$(sudo secretd pubkey)\"' "
-                                    "creates the realm and its first recipient",
-                                    ctx->err.message);
+        r = ctl_open_signer(ctx, &key, &store, &policy);
         if (r < 0)
                 return r;
         r = ctl_write_refusal(ctx, sd_policy_check_write(policy, key->pub.sign_pk, name, true, &ctx->err));

@@ -51,6 +51,31 @@ int ctl_verified_policy(struct ctl_context *ctx, struct sd_store *store, struct 
         return 0;
 }
 
+int ctl_open_verified(struct ctl_context *ctx, struct sd_store **store_out, struct sd_policy **policy_out) {
+        _cleanup_store_ struct sd_store *store = NULL;
+        int r = ctl_open_store(ctx, false, &store);
+        if (r < 0)
+                return r;
+        r = ctl_verified_policy(ctx, store, policy_out);
+        if (r < 0)
+                return r;
+        *store_out = steal_pointer(&store);
+        return 0;
+}
+
+int ctl_open_signer(struct ctl_context *ctx, struct sd_writer_key **key_out, struct sd_store **store_out,
+                    struct sd_policy **policy_out) {
+        _cleanup_writer_key_ struct sd_writer_key *key = NULL;
+        int r = ctl_load_identity(ctx, &key);
+        if (r < 0)
+                return r;
+        r = ctl_open_verified(ctx, store_out, policy_out);
+        if (r < 0)
+                return r;
+        *key_out = steal_pointer(&key);
+        return 0;
+}
+
 void ctl_default_entry_name(char out[SD_NAME_MAX + 1]) {
         struct passwd *pw = getpwuid(geteuid());
         if (pw && pw->pw_name && sd_name_validate("name", pw->pw_name, strlen(pw->pw_name), NULL) == 0)
@@ -586,11 +611,8 @@ int ctl_entry_ls(struct ctl_context *ctx, const struct ctl_verb *verb, enum sd_p
         if (optind != argc)
                 return ctl_usage_error(ctx, verb_name, "takes no arguments");
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_store(ctx, false, &store);
-        if (r < 0)
-                return r;
         _cleanup_policy_ struct sd_policy *p = NULL;
-        r = ctl_verified_policy(ctx, store, &p);
+        r = ctl_open_verified(ctx, &store, &p);
         if (r < 0)
                 return r;
         return ctl_print_policy_list(ctx, p, which, o.json);

@@ -173,11 +173,8 @@ static int realm_show(struct ctl_context *ctx, int argc, char **argv) {
         if (optind != argc)
                 return ctl_usage_error(ctx, "realm show", "takes no arguments");
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_store(ctx, false, &store);
-        if (r < 0)
-                return r;
         _cleanup_policy_ struct sd_policy *p = NULL;
-        r = ctl_verified_policy(ctx, store, &p);
+        r = ctl_open_verified(ctx, &store, &p);
         if (r < 0)
                 return r;
         _cleanup_policy_ struct sd_policy *proposal = NULL;
@@ -221,11 +218,8 @@ static int realm_pin(struct ctl_context *ctx, int argc, char **argv) {
         if (optind != argc)
                 return ctl_usage_error(ctx, "realm pin", "takes no arguments");
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_store(ctx, false, &store);
-        if (r < 0)
-                return r;
         _cleanup_policy_ struct sd_policy *p = NULL;
-        r = ctl_verified_policy(ctx, store, &p);
+        r = ctl_open_verified(ctx, &store, &p);
         if (r < 0)
                 return r;
         return print_pin_of(ctx, p, stdout);
@@ -298,15 +292,9 @@ static int realm_sign(struct ctl_context *ctx, int argc, char **argv) {
         if (optind != argc)
                 return ctl_usage_error(ctx, "realm sign", "takes no arguments");
         _cleanup_writer_key_ struct sd_writer_key *key = NULL;
-        r = ctl_load_identity(ctx, &key);
-        if (r < 0)
-                return r;
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_store(ctx, false, &store);
-        if (r < 0)
-                return r;
         _cleanup_policy_ struct sd_policy *cur = NULL;
-        r = ctl_verified_policy(ctx, store, &cur);
+        r = ctl_open_signer(ctx, &key, &store, &cur);
         if (r < 0)
                 return r;
         uint64_t next = sd_policy_version(cur) + 1;

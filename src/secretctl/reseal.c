@@ -75,15 +75,9 @@ static int cmd_reseal(struct ctl_context *ctx, int argc, char **argv) {
         }
 
         _cleanup_writer_key_ struct sd_writer_key *key = NULL;
-        r = ctl_load_identity(ctx, &key);
-        if (r < 0)
-                return r;
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_store(ctx, false, &store);
-        if (r < 0)
-                return r;
         _cleanup_policy_ struct sd_policy *policy = NULL;
-        r = ctl_verified_policy(ctx, store, &policy);
+        r = ctl_open_signer(ctx, &key, &store, &policy);
         if (r < 0)
                 return r;
         if (!sd_policy_is_admin(policy, key->pub.sign_pk)) {

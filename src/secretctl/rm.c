@@ -18,15 +18,9 @@ static int cmd_rm(struct ctl_context *ctx, int argc, char **argv) {
                 return r;
 
         _cleanup_writer_key_ struct sd_writer_key *key = NULL;
-        r = ctl_load_identity(ctx, &key);
-        if (r < 0)
-                return r;
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_store(ctx, false, &store);
-        if (r < 0)
-                return r;
         _cleanup_policy_ struct sd_policy *policy = NULL;
-        r = ctl_verified_policy(ctx, store, &policy);
+        r = ctl_open_signer(ctx, &key, &store, &policy);
         if (r < 0)
                 return r;
         r = ctl_write_refusal(ctx, sd_policy_check_write(policy, key->pub.sign_pk, name, false, &ctx->err));

@@ -110,6 +110,14 @@ int ctl_load_record(struct ctl_context *ctx, struct sd_realm_record *out);
  * keep the raised record, and give the verified latest policy. */
 int ctl_verified_policy(struct ctl_context *ctx, struct sd_store *store, struct sd_policy **out);
 
+/* What a verb that reads needs: the store (never created) and the verified
+ * policy.  On failure nothing is returned. */
+int ctl_open_verified(struct ctl_context *ctx, struct sd_store **store_out, struct sd_policy **policy_out);
+
+/* What a verb that signs needs: your identity, then ctl_open_verified. */
+int ctl_open_signer(struct ctl_context *ctx, struct sd_writer_key **key_out, struct sd_store **store_out,
+                    struct sd_policy **policy_out);
+
 /* The same for a verb that edits the policy: on an empty file store (no
  * policy, no secret, no legacy recipient entry) that you have not joined,
  * first create a realm with you as its admin, as `realm init` does, saying

@@ -665,7 +665,7 @@ Test(policy, record_file_is_strict_and_private) {
         cr_assert_eq(memcmp(&back, &rec, sizeof(rec)), 0);
         cr_assert_eq(chmod(state, 0622), 0);
         cr_assert_eq(sd_realm_record_load(state, &back, &err), -EPERM);
-        cr_assert(strstr(err.message, "lets group or others change it"), "%s", err.message);
+        cr_assert(strstr(err.message, "lets group or others change this realm record"), "%s", err.message);
         cr_assert_eq(chmod(state, 0600), 0);
         FILE *f = fopen(state, "we");
         fputs("{\"format\":1,\"store\":\"\",\"pin\":\"x\",\"version\":1,\"digest\":\"\"}", f);
@@ -689,7 +689,7 @@ Test(policy, pin_file_must_be_roots_or_ours_and_not_writable_by_others) {
         cr_assert_eq(memcmp(&back, &pin, sizeof(pin)), 0);
         cr_assert_eq(chmod(path, 0666), 0);
         cr_assert_eq(sd_realm_pin_load_file(path, &back, &err), -EPERM);
-        cr_assert(strstr(err.message, "lets group or others change the realm pin"), "%s", err.message);
+        cr_assert(strstr(err.message, "lets group or others change this realm pin"), "%s", err.message);
         char link[400];
         snprintf(link, sizeof(link), "%s/etc/link", dir);
         cr_assert_eq(symlink(path, link), 0);
