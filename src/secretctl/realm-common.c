@@ -420,8 +420,12 @@ int ctl_print_policy_list(struct ctl_context *ctx, const struct sd_policy *p, en
                 if (w > width)
                         width = w;
         }
-        if (!json && n > 0)
-                printf("%-*s  %-16s  %s\n", (int) width, "NAME", "KEY ID", which == SD_POLICY_ADMINS ? "" : "PATTERNS");
+        if (!json && n > 0) {
+                if (which == SD_POLICY_ADMINS)
+                        printf("%-*s  %s\n", (int) width, "NAME", "KEY ID");
+                else
+                        printf("%-*s  %-16s  %s\n", (int) width, "NAME", "KEY ID", "PATTERNS");
+        }
         for (size_t i = 0; i < n; i++) {
                 const struct sd_policy_entry *e = sd_policy_get(p, which, i);
                 char id[SD_KEY_ID_CHARS + 1];
@@ -452,14 +456,14 @@ int ctl_print_policy_list(struct ctl_context *ctx, const struct sd_policy *p, en
                                 return sd_error_set(&ctx->err, ENOMEM, "out of memory");
                         continue;
                 }
-                char pats[512] = "";
-                for (size_t k = 0, len = 0; k < e->n_patterns; k++) {
-                        int m = snprintf(pats + len, sizeof(pats) - len, "%s%s", k ? " " : "", e->patterns[k]);
-                        if (m < 0 || (size_t) m >= sizeof(pats) - len)
-                                break;
-                        len += (size_t) m;
+                if (which == SD_POLICY_ADMINS) {
+                        printf("%-*s  %s\n", (int) width, e->name, id);
+                        continue;
                 }
-                printf("%-*s  %-16s  %s\n", (int) width, e->name, id, pats);
+                printf("%-*s  %-16s ", (int) width, e->name, id);
+                for (size_t k = 0; k < e->n_patterns; k++)
+                        printf(" %s", e->patterns[k]);
+                putchar('\n');
         }
         if (json)
                 return ctl_print_json(ctx, array);
