@@ -319,45 +319,40 @@ int sd_archive_verify(const struct sd_archive *a, const struct sd_realm_pin *pin
 
 /* ---- export ---- */
 
-struct text_buf {
+/* The archive text grows in a memory stream: one JSON object per line. */
+struct line_stream {
+        FILE *f;
         char *data;
-        size_t len, cap;
+        size_t len;
 };
 
-static void text_buf_done(struct text_buf *b) {
-        free(b->data);
+static void line_stream_done(struct line_stream *ls) {
+        if (ls->f)
+                (void) fclose(ls->f);
+        free(ls->data);
 }
 
-static int text_buf_append(struct text_buf *b, const char *s, size_t len) {
-        if (b->len + len + 1 > b->cap) {
-                size_t cap = b->cap ? b->cap : 4096;
-                while (cap < b->len + len + 1)
-                        cap *= 2;
-                char *bigger = realloc(b->data, cap);
-                if (!bigger)
-                        return -ENOMEM;
-                b->data = bigger;
-                b->cap = cap;
-        }
-        memcpy(b->data + b->len, s, len);
-        b->len += len;
-        b->data[b->len] = '\0';
-        return 0;
+static int line_stream_open(struct line_stream *ls) {
+        ls->f = open_memstream(&ls->data, &ls->len);
+        return ls->f ? 0 : -ENOMEM;
 }
 
-/* One line of JSON plus its newline. */
-static int append_line(struct text_buf *b, json_t *obj) {
+/* Flushes the stream so data and len are final. */
+static int line_stream_close(struct line_stream *ls) {
+        int r = fclose(ls->f);
+        ls->f = NULL;
+        return r == 0 ? 0 : -ENOMEM;
+}
+
+static int append_line(struct line_stream *ls, json_t *obj) {
         if (!obj)
                 return -ENOMEM;
-        _cleanup_free_ char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        int r = json_dumpf(obj, ls->f, JSON_COMPACT | JSON_PRESERVE_ORDER);
         json_decref(obj);
-        if (!text)
-                return -ENOMEM;
-        int r = text_buf_append(b, text, strlen(text));
-        return r < 0 ? r : text_buf_append(b, "\n", 1);
+        return r < 0 || fputc('\n', ls->f) == EOF ? -ENOMEM : 0;
 }
 
-static int append_entry(struct text_buf *b, enum sd_archive_kind kind, const char *name, uint64_t version,
+static int append_entry(struct line_stream *b, enum sd_archive_kind kind, const char *name, uint64_t version,
                         const char *data, size_t len) {
         _cleanup_free_ char *b64 = sd_b64_encode(data, len, SD_B64_STD);
         if (!b64)
@@ -377,7 +372,9 @@ int sd_archive_export(struct sd_store *s, const struct sd_realm_record *rec, cha
         if (r < 0)
                 return r;
 
-        __attribute__((cleanup(text_buf_done))) struct text_buf body = { 0 };
+        __attribute__((cleanup(line_stream_done))) struct line_stream body = { 0 };
+        if (line_stream_open(&body) < 0)
+                return sd_error_set(err, ENOMEM, "out of memory");
         size_t entries = 0;
         for (uint64_t v = 1; v <= now.version; v++) {
                 _cleanup_free_ char *data = NULL;
@@ -410,8 +407,12 @@ int sd_archive_export(struct sd_store *s, const struct sd_realm_record *rec, cha
         sd_store_names_free(names, n_names);
         if (r < 0)
                 return r;
+        if (line_stream_close(&body) < 0)
+                return sd_error_set(err, ENOMEM, "out of memory");
 
-        __attribute__((cleanup(text_buf_done))) struct text_buf out = { 0 };
+        __attribute__((cleanup(line_stream_done))) struct line_stream out = { 0 };
+        if (line_stream_open(&out) < 0)
+                return sd_error_set(err, ENOMEM, "out of memory");
         _cleanup_free_ char *realm = sd_b64_encode(sd_policy_realm(latest), SD_REALM_ID_BYTES, SD_B64_STD);
         if (!realm)
                 return sd_error_set(err, ENOMEM, "out of memory");
@@ -419,7 +420,7 @@ int sd_archive_export(struct sd_store *s, const struct sd_realm_record *rec, cha
         if (append_line(&out, json_pack("{s:i, s:s, s:s, s:I, s:I}", "format", ARCHIVE_FORMAT, "kind", ARCHIVE_KIND,
                                         "realm", realm, "created", (json_int_t) (t < 0 ? 0 : t), "entries",
                                         (json_int_t) entries)) < 0 ||
-            text_buf_append(&out, body.data ? body.data : "", body.len) < 0)
+            fwrite(body.data, 1, body.len, out.f) != body.len || line_stream_close(&out) < 0)
                 return sd_error_set(err, ENOMEM, "out of memory");
 
         /* What is exported is what an import will accept: the same checks,
