@@ -501,6 +501,27 @@ int sd_etcd_parse_watch(const char *endpoint, const char *line, size_t len, stru
         return 0;
 }
 
+/* Exactly VERSION_DIGITS digits, value >= 1. */
+static int parse_version_digits(const char *digits, size_t n_digits, const char *shown, uint64_t *out,
+                                sd_error *err) {
+        if (n_digits != VERSION_DIGITS)
+                return sd_error_set(err, EBADMSG, "etcd key '%s': the version is not %d digits", shown, VERSION_DIGITS);
+        uint64_t v = 0;
+        for (size_t i = 0; i < VERSION_DIGITS; i++) {
+                if (digits[i] < '0' || digits[i] > '9')
+                        return sd_error_set(err, EBADMSG, "etcd key '%s': the version is not %d digits", shown,
+                                            VERSION_DIGITS);
+                unsigned d = (unsigned) (digits[i] - '0');
+                if (v > (UINT64_MAX - d) / 10)
+                        return sd_error_set(err, EBADMSG, "etcd key '%s': the version overflows", shown);
+                v = v * 10 + d;
+        }
+        if (v == 0)
+                return sd_error_set(err, EBADMSG, "etcd key '%s': version 0 does not exist", shown);
+        *out = v;
+        return 0;
+}
+
 int sd_etcd_key_parse(const char *prefix, const char *key, size_t key_len, struct sd_etcd_key *out,
                       sd_error *err) {
         char shown[160], shown_prefix[96];
@@ -515,8 +536,10 @@ int sd_etcd_key_parse(const char *prefix, const char *key, size_t key_len, struc
 
         const char *rest = key + plen + 1;
         size_t rest_len = key_len - plen - 1;
-        static const char secrets[] = "secrets/", recipients[] = "recipients/";
+        static const char secrets[] = "secrets/", recipients[] = "recipients/", policy[] = "policy/",
+                          proposals[] = "proposals/";
         struct sd_etcd_key k = { 0 };
+        int r;
         if (rest_len > strlen(secrets) && memcmp(rest, secrets, strlen(secrets)) == 0) {
                 const char *name = rest + strlen(secrets);
                 size_t left = rest_len - strlen(secrets);
@@ -524,28 +547,13 @@ int sd_etcd_key_parse(const char *prefix, const char *key, size_t key_len, struc
                 if (!slash)
                         return sd_error_set(err, EBADMSG, "etcd key '%s' under secrets/ has no version", shown);
                 size_t name_len = (size_t) (slash - name);
-                const char *digits = slash + 1;
-                size_t n_digits = left - name_len - 1;
                 if (name_len > SD_NAME_MAX || sd_name_validate("name", name, name_len, NULL) < 0)
                         return sd_error_set(err, EBADMSG, "etcd key '%s': not a valid secret name", shown);
-                if (n_digits != VERSION_DIGITS)
-                        return sd_error_set(err, EBADMSG, "etcd key '%s': the version is not %d digits", shown,
-                                            VERSION_DIGITS);
-                uint64_t v = 0;
-                for (size_t i = 0; i < VERSION_DIGITS; i++) {
-                        if (digits[i] < '0' || digits[i] > '9')
-                                return sd_error_set(err, EBADMSG, "etcd key '%s': the version is not %d digits",
-                                                    shown, VERSION_DIGITS);
-                        unsigned d = (unsigned) (digits[i] - '0');
-                        if (v > (UINT64_MAX - d) / 10)
-                                return sd_error_set(err, EBADMSG, "etcd key '%s': the version overflows", shown);
-                        v = v * 10 + d;
-                }
-                if (v == 0)
-                        return sd_error_set(err, EBADMSG, "etcd key '%s': version 0 does not exist", shown);
+                r = parse_version_digits(slash + 1, left - name_len - 1, shown, &k.version, err);
+                if (r < 0)
+                        return r;
                 k.kind = SD_ETCD_KEY_SECRET;
                 memcpy(k.name, name, name_len);
-                k.version = v;
         } else if (rest_len > strlen(recipients) && memcmp(rest, recipients, strlen(recipients)) == 0) {
                 const char *name = rest + strlen(recipients);
                 size_t name_len = rest_len - strlen(recipients);
@@ -553,10 +561,21 @@ int sd_etcd_key_parse(const char *prefix, const char *key, size_t key_len, struc
                         return sd_error_set(err, EBADMSG, "etcd key '%s': not a valid recipient name", shown);
                 k.kind = SD_ETCD_KEY_RECIPIENT;
                 memcpy(k.name, name, name_len);
+        } else if (rest_len > strlen(policy) && memcmp(rest, policy, strlen(policy)) == 0) {
+                r = parse_version_digits(rest + strlen(policy), rest_len - strlen(policy), shown, &k.version, err);
+                if (r < 0)
+                        return r;
+                k.kind = SD_ETCD_KEY_POLICY;
+        } else if (rest_len > strlen(proposals) && memcmp(rest, proposals, strlen(proposals)) == 0) {
+                r = parse_version_digits(rest + strlen(proposals), rest_len - strlen(proposals), shown, &k.version,
+                                         err);
+                if (r < 0)
+                        return r;
+                k.kind = SD_ETCD_KEY_PROPOSAL;
         } else {
                 return sd_error_set(err, EBADMSG,
-                                    "etcd key '%s' under the prefix '%s' is neither secrets/<name>/<version> "
-                                    "nor recipients/<name>",
+                                    "etcd key '%s' under the prefix '%s' is neither secrets/<name>/<version>, "
+                                    "policy/<version>, proposals/<version> nor recipients/<name>",
                                     shown, shown_prefix);
         }
         *out = k;
@@ -1037,14 +1056,11 @@ static void etcd_free(void *impl) {
  *     (create_revision > 0) and fails: its payload is never stored.
  * A failed txn is -EEXIST "conflict"; sd_secret_put() re-reads and retries.
  */
-static int etcd_put(struct sd_store *s, const char *name, uint64_t version, const char *data, size_t len,
-                    sd_error *err) {
-        struct etcd_store *es = impl_of(s);
-        _cleanup_free_ char *key = version_key(es, name, version);
-        _cleanup_free_ char *prev = version > 1 ? version_key(es, name, version - 1) : NULL;
-        if (!key || (version > 1 && !prev))
-                return sd_error_set(err, ENOMEM, "out of memory");
-
+/* The compare-and-swap above for any versioned key: store key iff prev
+ * (NULL for version 1) exists and key does not.  *succeeded is false when
+ * the compare failed. */
+static int txn_put_next(struct etcd_store *es, const char *key, const char *prev, const char *what,
+                        const char *data, size_t len, bool *succeeded, sd_error *err) {
         _cleanup_json_ json_t *req = json_object();
         json_t *compare = json_array(), *success = json_array();
         if (!req || json_object_set_new(req, "compare", compare) || json_object_set_new(req, "success", success))
@@ -1061,23 +1077,51 @@ static int etcd_put(struct sd_store *s, const char *name, uint64_t version, cons
         if (fail)
                 return sd_error_set(err, ENOMEM, "out of memory");
 
-        char what[96];
-        (void) snprintf(what, sizeof(what), "txn put version %" PRIu64, version);
         _cleanup_free_ char *body = NULL;
         size_t body_len = 0;
         int r = etcd_call(es, "/v3/kv/txn", req, what, &body, &body_len, err);
         if (r < 0)
-                return sd_error_prefix(err, r, "store '%s': secret '%s'", s->url, name);
-        bool succeeded = false;
-        r = sd_etcd_parse_txn(body, body_len, &succeeded, NULL, err);
+                return r;
+        r = sd_etcd_parse_txn(body, body_len, succeeded, NULL, err);
         if (r < 0)
-                return sd_error_prefix(err, r, "store '%s': secret '%s': etcd at %s", s->url, name, es->endpoint);
+                return sd_error_prefix(err, r, "etcd at %s", es->endpoint);
+        return 0;
+}
+
+static int etcd_put(struct sd_store *s, const char *name, uint64_t version, const char *data, size_t len,
+                    sd_error *err) {
+        struct etcd_store *es = impl_of(s);
+        _cleanup_free_ char *key = version_key(es, name, version);
+        _cleanup_free_ char *prev = version > 1 ? version_key(es, name, version - 1) : NULL;
+        if (!key || (version > 1 && !prev))
+                return sd_error_set(err, ENOMEM, "out of memory");
+
+        char what[96];
+        (void) snprintf(what, sizeof(what), "txn put version %" PRIu64, version);
+        bool succeeded = false;
+        int r = txn_put_next(es, key, prev, what, data, len, &succeeded, err);
+        if (r < 0)
+                return sd_error_prefix(err, r, "store '%s': secret '%s'", s->url, name);
         if (!succeeded)
                 return sd_error_set(err, EEXIST,
                                     "store '%s': secret '%s': version %" PRIu64
                                     ": conflict (another writer stored it first, or version %" PRIu64
                                     " does not exist)",
                                     s->url, name, version, version - 1);
+        return 0;
+}
+
+/* Append a version to a growable array. */
+static int versions_push(uint64_t **versions, size_t *n, size_t *cap, uint64_t version, sd_error *err) {
+        if (*n == *cap) {
+                size_t bigger = *cap ? *cap * 2 : 64;
+                uint64_t *v = reallocarray(*versions, bigger, sizeof(*v));
+                if (!v)
+                        return sd_error_set(err, ENOMEM, "out of memory");
+                *versions = v;
+                *cap = bigger;
+        }
+        (*versions)[(*n)++] = version;
         return 0;
 }
 
@@ -1102,17 +1146,8 @@ static int latest_scan_kv(struct etcd_store *es, const struct sd_etcd_kv *kv, vo
         }
         if (k.version > ls->latest)
                 ls->latest = k.version;
-        if (ls->collect) {
-                if (ls->n == ls->cap) {
-                        size_t cap = ls->cap ? ls->cap * 2 : 64;
-                        uint64_t *v = reallocarray(ls->versions, cap, sizeof(*v));
-                        if (!v)
-                                return sd_error_set(err, ENOMEM, "out of memory");
-                        ls->versions = v;
-                        ls->cap = cap;
-                }
-                ls->versions[ls->n++] = k.version;
-        }
+        if (ls->collect)
+                return versions_push(&ls->versions, &ls->n, &ls->cap, k.version, err);
         return 0;
 }
 
@@ -1437,6 +1472,155 @@ static int etcd_recipient_list(struct sd_store *s, struct sd_store_blob **out, s
         return 0;
 }
 
+/* ---- the realm's areas: <prefix>/policy/<20 digits>, <prefix>/proposals/<20 digits> ---- */
+
+static const char *area_dir_name(enum sd_store_area area) {
+        return area == SD_STORE_AREA_POLICY ? "policy" : "proposals";
+}
+
+static const char *area_subject(enum sd_store_area area) {
+        return area == SD_STORE_AREA_POLICY ? "policy" : "policy proposal";
+}
+
+static char *area_key(const struct etcd_store *es, enum sd_store_area area, uint64_t version) {
+        return str_printf("%s/%s/%0*" PRIu64, es->prefix, area_dir_name(area), VERSION_DIGITS, version);
+}
+
+struct area_scan {
+        enum sd_etcd_key_kind kind;
+        uint64_t *versions;
+        size_t n, cap;
+};
+
+static int area_scan_kv(struct etcd_store *es, const struct sd_etcd_kv *kv, void *userdata, sd_error *err) {
+        struct area_scan *as = userdata;
+        struct sd_etcd_key k;
+        int r = classify(es, kv->key, kv->key_len, &k, err);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        if (k.kind != as->kind) {
+                char shown[160];
+                return sd_error_set(err, EPROTO, "etcd at %s returned key '%s' outside the range asked", es->endpoint,
+                                    escape(kv->key, kv->key_len, shown, sizeof(shown)));
+        }
+        return versions_push(&as->versions, &as->n, &as->cap, k.version, err);
+}
+
+static int etcd_area_list(struct sd_store *s, enum sd_store_area area, uint64_t **versions_out, size_t *n_out,
+                          sd_error *err) {
+        struct etcd_store *es = impl_of(s);
+        _cleanup_free_ char *start = str_printf("%s/%s/", es->prefix, area_dir_name(area));
+        _cleanup_free_ char *end = str_printf("%s/%s0", es->prefix, area_dir_name(area));
+        if (!start || !end)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        struct area_scan as = { .kind = area == SD_STORE_AREA_POLICY ? SD_ETCD_KEY_POLICY : SD_ETCD_KEY_PROPOSAL };
+        int r = range_each(es, start, end, true, KEYS_PAGE, "range policy versions", area_scan_kv, &as, err);
+        if (r < 0) {
+                free(as.versions);
+                return sd_error_prefix(err, r, "store '%s'", s->url);
+        }
+        /* Keys come sorted and fixed-width, hence ascending already. */
+        *versions_out = as.versions;
+        *n_out = as.n;
+        return 0;
+}
+
+static int etcd_area_get(struct sd_store *s, enum sd_store_area area, uint64_t version, char **data_out,
+                         size_t *len_out, uint64_t *version_out, sd_error *err) {
+        struct etcd_store *es = impl_of(s);
+        if (version == 0) {
+                _cleanup_free_ uint64_t *versions = NULL;
+                size_t n = 0;
+                int r = etcd_area_list(s, area, &versions, &n, err);
+                if (r < 0)
+                        return r;
+                if (n == 0)
+                        return sd_error_set(err, ENOENT, "store '%s': no %s", s->url, area_subject(area));
+                version = versions[n - 1];
+        }
+        _cleanup_free_ char *key = area_key(es, area, version);
+        if (!key)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        _cleanup_range_ struct sd_etcd_range rr = { 0 };
+        struct range_opts o = { .key = key, .key_len = strlen(key) };
+        int r = etcd_range(es, &o, "range policy version", &rr, err);
+        if (r < 0)
+                return sd_error_prefix(err, r, "store '%s': %s v%" PRIu64, s->url, area_subject(area), version);
+        if (rr.n_kvs == 0)
+                return sd_error_set(err, ENOENT, "store '%s': no %s v%" PRIu64, s->url, area_subject(area), version);
+        if (rr.n_kvs != 1 || rr.kvs[0].key_len != strlen(key) || memcmp(rr.kvs[0].key, key, rr.kvs[0].key_len)) {
+                char shown[160];
+                return sd_error_set(err, EPROTO, "store '%s': etcd at %s answered key '%s' for '%s'", s->url,
+                                    es->endpoint, escape(rr.kvs[0].key, rr.kvs[0].key_len, shown, sizeof(shown)), key);
+        }
+        char *data = rr.kvs[0].value ? steal_pointer(&rr.kvs[0].value) : strdup("");
+        if (!data)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        *data_out = data;
+        *len_out = rr.kvs[0].value_len;
+        *version_out = version;
+        return 0;
+}
+
+static int etcd_area_put(struct sd_store *s, enum sd_store_area area, uint64_t version, const char *data,
+                         size_t len, sd_error *err) {
+        struct etcd_store *es = impl_of(s);
+        _cleanup_free_ char *key = area_key(es, area, version);
+        if (!key)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        if (area == SD_STORE_AREA_POLICY) {
+                _cleanup_free_ char *prev = version > 1 ? area_key(es, area, version - 1) : NULL;
+                if (version > 1 && !prev)
+                        return sd_error_set(err, ENOMEM, "out of memory");
+                bool succeeded = false;
+                int r = txn_put_next(es, key, prev, "txn put policy version", data, len, &succeeded, err);
+                if (r < 0)
+                        return sd_error_prefix(err, r, "store '%s': policy v%" PRIu64, s->url, version);
+                if (!succeeded)
+                        return sd_error_set(err, EEXIST,
+                                            "store '%s': policy version %" PRIu64
+                                            ": conflict (another admin stored it first, or version %" PRIu64
+                                            " does not exist)",
+                                            s->url, version, version - 1);
+                return 0;
+        }
+        _cleanup_json_ json_t *req = json_pack("{s:o,s:o}", "key", b64_json_str(key), "value", b64_json(data, len));
+        if (!req)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        _cleanup_free_ char *body = NULL;
+        size_t body_len = 0;
+        int r = etcd_call(es, "/v3/kv/put", req, "put policy proposal", &body, &body_len, err);
+        if (r < 0)
+                return sd_error_prefix(err, r, "store '%s': policy proposal v%" PRIu64, s->url, version);
+        _cleanup_json_ json_t *root = NULL;
+        r = load_object(body, body_len, "etcd put reply", &root, err);
+        if (r < 0)
+                return sd_error_prefix(err, r, "store '%s': etcd at %s", s->url, es->endpoint);
+        return 0;
+}
+
+static int etcd_area_remove(struct sd_store *s, enum sd_store_area area, uint64_t version, sd_error *err) {
+        struct etcd_store *es = impl_of(s);
+        _cleanup_free_ char *key = area_key(es, area, version);
+        if (!key)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        _cleanup_json_ json_t *req = json_pack("{s:o}", "key", b64_json_str(key));
+        if (!req)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        _cleanup_free_ char *body = NULL;
+        size_t body_len = 0;
+        int r = etcd_call(es, "/v3/kv/deleterange", req, "delete policy proposal", &body, &body_len, err);
+        if (r < 0)
+                return sd_error_prefix(err, r, "store '%s': %s v%" PRIu64, s->url, area_subject(area), version);
+        int64_t deleted = 0;
+        r = sd_etcd_parse_deleterange(body, body_len, &deleted, err);
+        if (r < 0)
+                return sd_error_prefix(err, r, "store '%s': etcd at %s", s->url, es->endpoint);
+        if (deleted == 0)
+                return sd_error_set(err, ENOENT, "store '%s': no %s v%" PRIu64, s->url, area_subject(area), version);
+        return 0;
+}
+
 /* ------------------------------------------------------------------------
  * Watch
  *
@@ -1598,6 +1782,9 @@ static int watch_line(void *userdata, const char *line, size_t len, const sd_err
                 }
                 if (k.kind == SD_ETCD_KEY_SECRET) {
                         watch_queue_name(w, k.name);
+                        any = true;
+                } else if (k.kind == SD_ETCD_KEY_POLICY) {
+                        watch_queue_name(w, SD_STORE_POLICY_NAME);
                         any = true;
                 }
         }
@@ -1926,6 +2113,7 @@ static int etcd_watch_read(struct sd_store *s, sd_store_change_fn fn, void *user
                         for (size_t i = 0; i < n_all; i++)
                                 fn(userdata, all[i].name);
                         sd_store_names_free(all, n_all);
+                        fn(userdata, SD_STORE_POLICY_NAME);
                 }
         }
         for (size_t i = 0; i < n_names; i++) {
@@ -1948,6 +2136,10 @@ const struct sd_store_backend sd_store_etcd_backend = {
         .recipient_put = etcd_recipient_put,
         .recipient_remove = etcd_recipient_remove,
         .recipient_list = etcd_recipient_list,
+        .area_put = etcd_area_put,
+        .area_get = etcd_area_get,
+        .area_list = etcd_area_list,
+        .area_remove = etcd_area_remove,
         .watch_fd = etcd_watch_fd,
         .watch_read = etcd_watch_read,
 };

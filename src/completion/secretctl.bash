@@ -7,13 +7,14 @@
 # come from `secretctl ls --json` against the store given on the line.
 
 _secretctl_verbs() {
-        echo keygen whoami put get ls history rm recipient trust status import-env compose help
+        echo keygen whoami put get ls history rm realm writer recipient admin reseal export import status import-env compose help
 }
 
 # The subverbs of a verb, if it has any.
 _secretctl_subverbs() {
         case $1 in
-        recipient | trust) echo add ls rm ;;
+        realm) echo init show pin join sign ;;
+        writer | recipient | admin) echo add ls rm ;;
         compose) echo migrate ;;
         esac
 }
@@ -25,8 +26,13 @@ _secretctl_options() {
         whoami | rm) echo --help ;;
         put) echo --file --max-size --help ;;
         get) echo --version --force-tty --help ;;
-        ls | history | recipient) echo --json --help ;;
-        trust) echo --comment --json --help ;;
+        ls | history) echo --json --help ;;
+        realm) echo --name --json --discard --help ;;
+        writer | recipient) echo --pattern --json --help ;;
+        admin) echo --threshold --json --help ;;
+        reseal) echo --all --dry-run --help ;;
+        export) echo --help ;;
+        import) echo --pin --help ;;
         status) echo --json --admin-socket --help ;;
         import-env) echo --only --lowercase --help ;;
         compose) echo --file --env-file --output --var --skip --uid --mode --driver --dry-run --help ;;
@@ -41,7 +47,9 @@ _secretctl_option_argument() {
         :-i | :--identity) echo file ;;
         put:--file | status:--admin-socket | compose:-f | compose:--file | compose:--env-file | compose:-o | compose:--output)
                 echo file ;;
-        put:--max-size | get:--version | trust:--comment | import-env:--only | compose:--var | compose:--skip | \
+        export:-* | import:-*) echo none ;;
+        put:--max-size | get:--version | realm:--name | writer:--pattern | recipient:--pattern | \
+                admin:--threshold | import:--pin | import-env:--only | compose:--var | compose:--skip | \
                 compose:--uid | compose:--mode | compose:--driver)
                 echo word ;;
         *) echo none ;;
@@ -116,10 +124,10 @@ _secretctl() {
         fi
         case $verb:${#args[@]} in
         help:0) mapfile -t COMPREPLY < <(compgen -W "$(_secretctl_verbs)" -- "$cur") ;;
-        get:0 | history:0 | rm:0 | put:0)
+        get:0 | history:0 | rm:0 | put:0 | reseal:*)
                 mapfile -t COMPREPLY < <(compgen -W "$(_secretctl_secret_names "${store[@]}")" -- "$cur")
                 ;;
-        import-env:0)
+        import-env:0 | export:0 | import:0)
                 compopt -o filenames 2>/dev/null
                 mapfile -t COMPREPLY < <(compgen -f -- "$cur")
                 ;;

@@ -4,15 +4,16 @@
 # list: tests/install/test-install.sh compares them with the functions below.
 
 _secretd_verbs() {
-        echo run init pubkey
+        echo run init pubkey join
 }
 
 _secretd_options() {
         case $1 in
         init) echo --key --force --help ;;
         pubkey) echo --key --help ;;
+        join) echo --realm-file --help ;;
         run)
-                echo --config --store --driver --key --trusted-writers --state-dir --docker-socket --plugin-dir \
+                echo --config --store --driver --key --realm --realm-file --state-dir --docker-socket --plugin-dir \
                         --default-size --max-size --log-level --max-volumes --max-instances-per-volume --max-inodes \
                         --max-total-tmpfs --floor-file --seccomp --connection-timeout --admin-socket --audit-log --help
                 ;;
@@ -24,11 +25,11 @@ _secretd() {
         local verb=run
         COMPREPLY=()
         case ${COMP_WORDS[1]} in
-        init | pubkey | run) verb=${COMP_WORDS[1]} ;;
+        init | pubkey | join | run) verb=${COMP_WORDS[1]} ;;
         esac
 
         case $prev in
-        --config | --key | --trusted-writers | --docker-socket | --floor-file | --admin-socket | --audit-log)
+        --config | --key | --realm-file | --docker-socket | --floor-file | --admin-socket | --audit-log)
                 compopt -o filenames 2>/dev/null
                 mapfile -t COMPREPLY < <(compgen -f -- "$cur")
                 return
@@ -46,7 +47,7 @@ _secretd() {
                 mapfile -t COMPREPLY < <(compgen -W "yes no" -- "$cur")
                 return
                 ;;
-        --store | --driver | --default-size | --max-size | --max-volumes | --max-instances-per-volume | \
+        --store | --realm | --driver | --default-size | --max-size | --max-volumes | --max-instances-per-volume | \
                 --max-inodes | --max-total-tmpfs | --connection-timeout)
                 return
                 ;;

@@ -10,7 +10,7 @@
 # Environment: SECRETD_BENCH_RUNS (20).  No root, no dockerd.  Prints a
 # table (milliseconds); asserts nothing about time.
 set -euo pipefail
-: "${SECRETCTL:?meson sets SECRETCTL}"
+: "${SECRETCTL:?meson sets SECRETCTL}" "${SECRETD:?meson sets SECRETD}"
 runs=${SECRETD_BENCH_RUNS:-20}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/secretd-bench-migrate.XXXXXX")
@@ -18,6 +18,9 @@ trap 'rm -rf "$work"' EXIT
 export XDG_CONFIG_HOME=$work/config SECRETD_STORE=file://$work/store
 mkdir -m 0700 "$XDG_CONFIG_HOME"
 "$SECRETCTL" keygen >/dev/null
+# A recipient on the empty store makes its realm with you as admin and writer.
+"$SECRETD" init --key "$work/agent.key" >/dev/null 2>&1
+"$SECRETCTL" recipient add host "$("$SECRETD" pubkey --key "$work/agent.key")" >/dev/null 2>&1
 
 value() { od -An -N12 -tx1 /dev/urandom | tr -d ' \n'; }
 template=$work/template

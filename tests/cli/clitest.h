@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "secretd/keys.h"
+
 struct clitest_env {
         char *root;
         char *home;
@@ -28,6 +30,10 @@ struct clitest_env {
         char *store_url;     /* file://<store_dir>, passed as SECRETD_STORE */
         char *identity;      /* <config>/secretctl/identity */
         const char *secretctl;
+        /* clitest_setup_with_realm(): the agent key of recipient "host"
+         * (sodium_malloc()ed) and its public line. */
+        struct sd_agent_key *agent;
+        char *agent_pub;
 };
 extern struct clitest_env cli;
 
@@ -39,6 +45,19 @@ void clitest_teardown(void);
 /* clitest_setup() plus `secretctl keygen`.  A failing .init does not get its
  * .fini from criterion, so on failure this cleans up itself, then aborts. */
 void clitest_setup_with_identity(void);
+/* clitest_setup_with_identity() plus a realm in the store: `secretctl
+ * recipient add host <a fresh agent key>` creates it (the store is an empty
+ * file store), with you as its admin; cli.agent holds the agent key. */
+void clitest_setup_with_realm(void);
+
+struct sd_secret;
+struct sd_error;
+/* Fetch version (0: latest) of name as an agent holding `agent` would: pin
+ * the realm `secretctl realm pin` prints (state kept in <root>/agent-realm.json,
+ * like the agent's), then verify and open with the library.  Returns the
+ * library's result. */
+int clitest_agent_fetch(const struct sd_agent_key *agent, const char *name, uint64_t version,
+                        struct sd_secret **value, struct sd_error *err);
 
 /* A terminal conversation: wait until the terminal shows `expect`, then type
  * `send`. */

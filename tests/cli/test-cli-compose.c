@@ -14,7 +14,7 @@
 #include "clitest.h"
 #include "secretd/cleanup.h"
 
-TestSuite(compose_migrate, .init = clitest_setup_with_identity, .fini = clitest_teardown);
+TestSuite(compose_migrate, .init = clitest_setup_with_realm, .fini = clitest_teardown);
 
 static char *project;   /* <root>/proj */
 

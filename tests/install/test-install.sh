@@ -214,10 +214,10 @@ bash_call() {
 
 assert_eq "$(complete_words "$bash_comp/secretctl" _secretctl secretctl "")" \
     "$(lines $(help_verbs) help)" "bash: secretctl TAB offers every command of secretctl --help"
-assert_eq "$(complete_words "$bash_comp/secretctl" _secretctl secretctl --store file:///x re)" \
-    "recipient" "bash: secretctl --store URL re TAB completes 'recipient'"
-assert_eq "$(complete_words "$bash_comp/secretctl" _secretctl secretctl trust "")" \
-    "$(lines add ls rm)" "bash: secretctl trust TAB offers add ls rm"
+assert_eq "$(complete_words "$bash_comp/secretctl" _secretctl secretctl --store file:///x rec)" \
+    "recipient" "bash: secretctl --store URL rec TAB completes 'recipient'"
+assert_eq "$(complete_words "$bash_comp/secretctl" _secretctl secretctl writer "")" \
+    "$(lines add ls rm)" "bash: secretctl writer TAB offers add ls rm"
 assert_eq "$(complete_words "$bash_comp/secretctl" _secretctl secretctl recipient a)" \
     "add" "bash: secretctl recipient a TAB completes 'add'"
 assert_eq "$(complete_words "$bash_comp/secretctl" _secretctl secretctl put --f)" \
@@ -225,7 +225,7 @@ assert_eq "$(complete_words "$bash_comp/secretctl" _secretctl secretctl put --f)
 assert_eq "$(complete_words "$bash_comp/secretctl" _secretctl secretctl help hi)" \
     "history" "bash: secretctl help hi TAB completes 'history'"
 assert_eq "$(complete_words "$bash_comp/secretd" _secretd secretd "")" \
-    "$(lines init pubkey run)" "bash: secretd TAB offers init pubkey run"
+    "$(lines init join pubkey run)" "bash: secretd TAB offers init join pubkey run"
 assert_eq "$(complete_words "$bash_comp/secretd" _secretd secretd --log-level "")" \
     "$(lines debug error info warn)" "bash: secretd --log-level TAB offers the levels"
 
@@ -234,6 +234,9 @@ export XDG_CONFIG_HOME=$scratch/config
 mkdir -m 0700 "$XDG_CONFIG_HOME"
 store=file://$scratch/store
 "$SECRETCTL" keygen >/dev/null 2>&1
+# A recipient on the empty store makes its realm (you its admin), so puts work.
+"$SECRETD" init --key "$scratch/agent.key" >/dev/null 2>&1
+"$SECRETCTL" --store "$store" recipient add host "$("$SECRETD" pubkey --key "$scratch/agent.key")" >/dev/null 2>&1
 printf x | "$SECRETCTL" --store "$store" put db_password >/dev/null 2>&1
 printf x | "$SECRETCTL" --store "$store" put api_key >/dev/null 2>&1
 assert_eq "$(complete_words "$bash_comp/secretctl" _secretctl secretctl --store "$store" get "")" \

@@ -9,9 +9,15 @@
 #   agent_fixture            a developer identity (secretctl keygen in a
 #                            private XDG_CONFIG_HOME), a file store, the agent
 #                            key (secretd init), the agent as recipient
-#                            "host", the trusted-writers file (secretctl
-#                            whoami) and a fresh driver name.  Exports
-#                            XDG_CONFIG_HOME and SECRETD_STORE; sets AGENT_*.
+#                            "host" (which makes the store's realm, with the
+#                            developer as its admin), the agent pinned to it
+#                            (secretd join --realm-file) and a fresh driver
+#                            name.  Exports XDG_CONFIG_HOME and
+#                            SECRETD_STORE; sets AGENT_*.
+#   agent_pin_realm          pins the agent to the realm of $SECRETD_STORE
+#                            (secretd join --realm-file $AGENT_REALM with the
+#                            line `secretctl realm pin` prints); for a test
+#                            that moves to another store
 #   put_secret NAME FILE     secretctl put NAME < FILE (value never in argv)
 #   agent_start [ARGS...]    starts `secretd run` (+ ARGS) in the background,
 #                            stderr appended to $AGENT_LOG; waits until the
@@ -53,7 +59,9 @@
 # Variables: AGENT_DRIVER, AGENT_SOCK, AGENT_KEY, AGENT_PUB, AGENT_STATE,
 #   AGENT_FLOOR (the rollback floor file, --floor-file),
 #   AGENT_ADMIN_SOCK (--admin-socket), AGENT_AUDIT (--audit-log),
-#   AGENT_LOG, AGENT_TRUSTED, AGENT_PID, AGENT_EXIT_STATUS, AGENT_START_SECONDS,
+#   AGENT_LOG, AGENT_REALM (the pin file, --realm-file), AGENT_WRITER (a file
+#   holding the developer's `secretctl whoami` line), AGENT_PID,
+#   AGENT_EXIT_STATUS, AGENT_START_SECONDS,
 #   AGENT_ARGS (array of extra `secretd run` flags used by every start),
 #   AGENT_LOG_LEVEL (default $SECRETD_TEST_AGENT_LOG_LEVEL or debug: the
 #   canary checks want the chattiest log).
@@ -93,12 +101,13 @@ agent_fixture() {
     # Never the host's /run/secretd/admin.sock or /var/log/secretd.
     AGENT_ADMIN_SOCK=$TEST_TMP/agent/admin.sock
     AGENT_AUDIT=$TEST_TMP/agent/audit.log
-    AGENT_TRUSTED=$TEST_TMP/agent/trusted-writers
+    AGENT_REALM=$TEST_TMP/agent/realm
+    AGENT_WRITER=$TEST_TMP/agent/writer
     AGENT_DRIVER=$(unique_driver_name)
     AGENT_SOCK=/run/docker/plugins/$AGENT_DRIVER.sock
     "$SECRETCTL" keygen >"$TEST_TMP/keygen.out" 2>&1 \
         || bail_out "secretctl keygen failed: $(cat "$TEST_TMP/keygen.out")"
-    "$SECRETCTL" whoami >"$AGENT_TRUSTED" 2>"$TEST_TMP/whoami.err" \
+    "$SECRETCTL" whoami >"$AGENT_WRITER" 2>"$TEST_TMP/whoami.err" \
         || bail_out "secretctl whoami failed: $(cat "$TEST_TMP/whoami.err")"
     AGENT_PUB=$("$SECRETD" init --key "$AGENT_KEY" 2>"$TEST_TMP/init.err") \
         || bail_out "secretd init failed: $(cat "$TEST_TMP/init.err")"
@@ -107,9 +116,19 @@ agent_fixture() {
         || bail_out "secretd pubkey failed: $(cat "$TEST_TMP/pubkey.err")"
     [ "$pub" = "$AGENT_PUB" ] \
         || bail_out "secretd init printed '$AGENT_PUB' but pubkey prints '$pub'"
+    # The first recipient of an empty file store makes its realm.
     "$SECRETCTL" recipient add host "$AGENT_PUB" >"$TEST_TMP/recipient.out" 2>&1 \
         || bail_out "secretctl recipient add failed: $(cat "$TEST_TMP/recipient.out")"
-    diag "agent fixture: driver $AGENT_DRIVER, store $SECRETD_STORE, writer $(cat "$AGENT_TRUSTED")"
+    agent_pin_realm
+    diag "agent fixture: driver $AGENT_DRIVER, store $SECRETD_STORE, writer $(cat "$AGENT_WRITER")"
+}
+
+agent_pin_realm() {
+    local pin
+    pin=$("$SECRETCTL" realm pin 2>"$TEST_TMP/realm-pin.err") \
+        || bail_out "secretctl realm pin failed: $(cat "$TEST_TMP/realm-pin.err")"
+    "$SECRETD" join --realm-file "$AGENT_REALM" "$pin" >"$TEST_TMP/join.out" 2>&1 \
+        || bail_out "secretd join failed: $(cat "$TEST_TMP/join.out")"
 }
 
 put_secret() {
@@ -147,7 +166,7 @@ agent_start() {
         --store "$SECRETD_STORE" \
         --driver "$AGENT_DRIVER" \
         --key "$AGENT_KEY" \
-        --trusted-writers "$AGENT_TRUSTED" \
+        --realm-file "$AGENT_REALM" \
         --state-dir "$AGENT_STATE" \
         --floor-file "$AGENT_FLOOR" \
         --admin-socket "$AGENT_ADMIN_SOCK" \
