@@ -26,6 +26,7 @@
 #include "seccomp-filter.h"
 #include "secretd/keys.h"
 #include "secretd/store.h"
+#include "secretd/trust-root.h"
 #include "secretd/trust.h"
 
 static void notify(const char *state) {
@@ -111,6 +112,13 @@ int daemon_run(const struct sd_config *cfg) {
         _cleanup_trust_ struct sd_trust *trust = NULL;
         if (sd_trust_new(&trust) < 0) {
                 log_error("out of memory");
+                return DAEMON_EXIT_FAILURE;
+        }
+        /* A missing file is allowed (warned about below); one that others
+         * could change is not. */
+        r = sd_trust_root_check(cfg->trusted_writers, "trusted-writers", &err);
+        if (r < 0 && r != -ENOENT) {
+                log_error("%s", err.message);
                 return DAEMON_EXIT_FAILURE;
         }
         r = sd_trust_load_file(trust, cfg->trusted_writers, &err);

@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "secretd/config.h"
 #include "secretd/keys.h"
+#include "secretd/trust-root.h"
 
 #define DEFAULT_KEY_PATH "/etc/secretd/agent.key"
 
@@ -249,7 +250,12 @@ static int verb_run(int argc, char **argv) {
                 return DAEMON_EXIT_FAILURE;
         }
         sd_error err = { 0 };
-        int r = sd_config_load_file(&cfg, config_path ? config_path : SD_CONFIG_DEFAULT_PATH, &err);
+        const char *path = config_path ? config_path : SD_CONFIG_DEFAULT_PATH;
+        /* The file names the trusted writers and the key: whoever can
+         * change it, owns the agent. */
+        int r = sd_trust_root_check(path, "config", &err);
+        if (r >= 0)
+                r = sd_config_load_file(&cfg, path, &err);
         if (r < 0 && !(r == -ENOENT && !config_path)) {
                 fprintf(stderr, "secretd: %s\n", err.message);
                 return DAEMON_EXIT_CONFIG;
