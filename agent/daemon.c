@@ -88,7 +88,8 @@ static int realm_open(const struct sd_config *cfg, struct sd_store *store, struc
                 return r;
         }
         if (r < 0) {
-                log_error("realm pin: %s", err.message);
+                /* A pin file's message names it ("realm pin PATH ..."). */
+                log_error("%s%s", cfg->realm ? "realm: " : "", err.message);
                 return r;
         }
         _cleanup_free_ char *state = NULL;

@@ -12,9 +12,11 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "log.h"
 #include "secretd/config.h"
 #include "secretd/keys.h"
 #include "secretd/realm.h"
+#include "secretd/trust-root.h"
 
 #define DEFAULT_KEY_PATH "/etc/secretd/agent.key"
 
@@ -337,24 +339,33 @@ static int verb_run(int argc, char **argv) {
         if (optind < argc)
                 return usage_error(usage_run, "unexpected argument", argv[optind]);
 
+        /* From here on everything goes through the log, in the journal's
+         * format under systemd, so a refused configuration is an error
+         * there too. */
+        log_open();
         _cleanup_config_ struct sd_config cfg;
         if (sd_config_init(&cfg) < 0) {
-                fputs("secretd: out of memory\n", stderr);
+                log_error("out of memory");
                 return DAEMON_EXIT_FAILURE;
         }
         sd_error err = { 0 };
-        int r = sd_config_load_file(&cfg, config_path ? config_path : SD_CONFIG_DEFAULT_PATH, &err);
+        const char *path = config_path ? config_path : SD_CONFIG_DEFAULT_PATH;
+        /* The file names the trusted writers and the key: whoever can
+         * change it, owns the agent. */
+        int r = sd_trust_root_check(path, "config", &err);
+        if (r >= 0)
+                r = sd_config_load_file(&cfg, path, &err);
         if (r < 0 && !(r == -ENOENT && !config_path)) {
-                fprintf(stderr, "secretd: %s\n", err.message);
+                log_error("%s", err.message);
                 return DAEMON_EXIT_CONFIG;
         }
         for (size_t i = 0; i < n_flags; i++)
                 if (sd_config_set(&cfg, flags[i].key, flags[i].value, &err) < 0) {
-                        fprintf(stderr, "secretd: --%s\n", err.message);
+                        log_error("--%s", err.message);
                         return DAEMON_EXIT_CONFIG;
                 }
         if (sd_config_check(&cfg, &err) < 0) {
-                fprintf(stderr, "secretd: %s\n", err.message);
+                log_error("%s", err.message);
                 return DAEMON_EXIT_CONFIG;
         }
         return daemon_run(&cfg);

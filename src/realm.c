@@ -18,6 +18,7 @@
 #include "fileio.h"
 #include "secretd/cleanup.h"
 #include "secretd/realm.h"
+#include "secretd/trust-root.h"
 #include "strict-json.h"
 
 /* A record is a few hundred bytes; a pin of 32 admins is the largest part. */
@@ -26,11 +27,20 @@
 
 /* ---- the record file ---- */
 
-/* Read path, a file that decides what is trusted: a regular file (not a
- * symlink) of at most max bytes, not writable by group or others, and with
- * owner_checked owned by root or by us.  `what` names it in messages. */
-static int read_trusted_file(const char *path, size_t max, bool owner_checked, const char *what, char **text_out,
-                             size_t *len_out, sd_error *err) {
+/* The pin is a root of trust: it goes through the one check every such file
+ * gets (sd_trust_root_open: the file and every directory above it root's and
+ * closed to group and others).  The record is the caller's own state, read
+ * without following a link at its last component. */
+static int read_pin_file(const char *path, size_t max, char **text_out, size_t *len_out, sd_error *err) {
+        _cleanup_close_ int fd = sd_trust_root_open(path, "realm pin", err);
+        if (fd == -ENOENT)
+                return sd_error_set(err, ENOENT, "%s: no realm pin", path);
+        if (fd < 0)
+                return fd;
+        return sd_read_fd(fd, path, max, text_out, len_out, err);
+}
+
+static int read_record_file(const char *path, size_t max, char **text_out, size_t *len_out, sd_error *err) {
         const char *base;
         _cleanup_close_ int dirfd = sd_open_parent(path, false, 0, &base, err);
         if (dirfd < 0)
@@ -38,20 +48,14 @@ static int read_trusted_file(const char *path, size_t max, bool owner_checked, c
         struct stat st;
         if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                 if (errno == ENOENT)
-                        return sd_error_set(err, ENOENT, "%s: no %s", path, what);
+                        return sd_error_set(err, ENOENT, "%s: no realm record", path);
                 return sd_error_set_errno(err, errno, "%s: cannot stat", path);
         }
         if (S_ISLNK(st.st_mode))
                 return sd_error_set(err, ELOOP, "%s: is a symbolic link; refusing to follow it", path);
-        if (owner_checked && st.st_uid != 0 && st.st_uid != geteuid())
-                return sd_error_set(err, EPERM, "%s: owned by uid %u, not by root; refusing this %s", path,
-                                    (unsigned) st.st_uid, what);
         if (st.st_mode & 022)
-                return sd_error_set(err, EPERM, "%s: mode %04o lets group or others change this %s; refusing it", path,
-                                    (unsigned) (st.st_mode & 07777), what);
-        /* Opened again without following links: a file swapped in between
-         * is read only if it is a regular file, in a directory only its
-         * owner writes. */
+                return sd_error_set(err, EPERM, "%s: mode %04o lets group or others change this realm record; refusing it",
+                                    path, (unsigned) (st.st_mode & 07777));
         int r = sd_read_file_at(dirfd, base, max, text_out, len_out, err);
         if (r < 0)
                 return sd_error_prefix(err, r, "%s", path);
@@ -61,7 +65,7 @@ static int read_trusted_file(const char *path, size_t max, bool owner_checked, c
 int sd_realm_record_load(const char *path, struct sd_realm_record *out, sd_error *err) {
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        int r = read_trusted_file(path, RECORD_MAX_BYTES, false, "realm record", &text, &len, err);
+        int r = read_record_file(path, RECORD_MAX_BYTES, &text, &len, err);
         if (r < 0)
                 return r;
 
@@ -137,7 +141,7 @@ int sd_realm_record_save(const char *path, const struct sd_realm_record *rec, co
 int sd_realm_pin_load_file(const char *path, struct sd_realm_pin *out, sd_error *err) {
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        int r = read_trusted_file(path, PIN_FILE_MAX, true, "realm pin", &text, &len, err);
+        int r = read_pin_file(path, PIN_FILE_MAX, &text, &len, err);
         if (r < 0)
                 return r;
         if (strlen(text) != len)

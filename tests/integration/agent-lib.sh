@@ -24,6 +24,10 @@
 #                            plugin socket answers /Plugin.Activate; registers
 #                            the pid for teardown.  Sets AGENT_PID.  Call from
 #                            the main shell.
+#   agent_refused [ARGS...]  runs `secretd run` with the same flags in the
+#                            foreground, for a start that must fail: sets
+#                            $status and $output (`run`); gives up after 30 s
+#                            (status 124) if the agent starts after all.
 #   agent_stop [--kill]      SIGTERM (or SIGKILL) and waits (10 s, then
 #                            SIGKILL); sets AGENT_EXIT_STATUS.
 #   agent_restart [--kill] [ARGS...]
@@ -151,6 +155,29 @@ _agent_answers() {
     [ -S "$AGENT_SOCK" ] && plugin_call Plugin.Activate '' 2>/dev/null | grep -q VolumeDriver
 }
 
+# The fixture's `secretd run` flags, then AGENT_ARGS, then the arguments
+# (a repeated flag overrides the earlier one), into _agent_run_flags.
+_agent_flags() {
+    _agent_run_flags=(
+        --store "$SECRETD_STORE"
+        --driver "$AGENT_DRIVER"
+        --key "$AGENT_KEY"
+        --realm-file "$AGENT_REALM"
+        --state-dir "$AGENT_STATE"
+        --floor-file "$AGENT_FLOOR"
+        --admin-socket "$AGENT_ADMIN_SOCK"
+        --audit-log "$AGENT_AUDIT"
+        --docker-socket "$DOCKER_SOCK"
+        --log-level "$AGENT_LOG_LEVEL"
+        "${AGENT_ARGS[@]}" "$@"
+    )
+}
+
+agent_refused() {
+    _agent_flags "$@"
+    run timeout 30 "$SECRETD" run "${_agent_run_flags[@]}"
+}
+
 agent_start() {
     local t0
     t0=$EPOCHREALTIME
@@ -162,18 +189,8 @@ agent_start() {
     # Same launch as lib.sh's daemons: own session (a ^C reaches the test
     # shell only, whose teardown stops things in order) and a death signal
     # tied to the test shell.
-    setsid setpriv --pdeathsig TERM -- "$SECRETD" run \
-        --store "$SECRETD_STORE" \
-        --driver "$AGENT_DRIVER" \
-        --key "$AGENT_KEY" \
-        --realm-file "$AGENT_REALM" \
-        --state-dir "$AGENT_STATE" \
-        --floor-file "$AGENT_FLOOR" \
-        --admin-socket "$AGENT_ADMIN_SOCK" \
-        --audit-log "$AGENT_AUDIT" \
-        --docker-socket "$DOCKER_SOCK" \
-        --log-level "$AGENT_LOG_LEVEL" \
-        "${AGENT_ARGS[@]}" "$@" \
+    _agent_flags "$@"
+    setsid setpriv --pdeathsig TERM -- "$SECRETD" run "${_agent_run_flags[@]}" \
         </dev/null >>"$AGENT_LOG" 2>&1 &
     AGENT_PID=$!
     register_pid "$AGENT_PID" secretd
