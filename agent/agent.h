@@ -35,7 +35,7 @@
 #include "secretd/error.h"
 #include "secretd/keys.h"
 #include "secretd/store.h"
-#include "secretd/trust.h"
+#include "secretd/realm.h"
 
 struct volume {
         char name[SD_NAME_MAX + 1];
@@ -80,10 +80,10 @@ struct agent {
         /* Set by the caller before agent_state_open(); not owned. */
         const char *state_dir;
         struct sd_store *store;           /* NULL: Create and Mount fail */
-        const struct sd_trust *trust;
-        const struct sd_agent_key *key;
+        struct sd_realm *realm;           /* the pinned realm envelopes are verified against */
+        const struct sd_box_keypair *keys; /* box key pairs envelopes are opened with */
+        size_t n_keys;
         const char *pubkey_line;          /* "sda1:...", for messages */
-        const char *trusted_writers_path; /* for messages */
         struct volume_limits limits;
         struct agent_caps caps;
         const char *floor_file;           /* rollback floor; NULL: <state_dir>/delivered.json */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* `secretd run`: the daemon's life from start-up to a clean stop. */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +26,8 @@
 #include "rotate.h"
 #include "seccomp-filter.h"
 #include "secretd/keys.h"
+#include "secretd/realm.h"
 #include "secretd/store.h"
-#include "secretd/trust.h"
 
 static void notify(const char *state) {
 #if HAVE_LIBSYSTEMD
@@ -65,6 +66,62 @@ static void rotator_stopp(struct rotator **r) {
 
 static void agent_donep(struct agent *a) {
         agent_done(a);
+}
+
+static void realm_warn(void *userdata, const char *message) {
+        log_warn("realm: %s", message);
+}
+
+/* The pin (config key realm, else realm-file) and the realm verified from
+ * it.  The highest verified policy version is kept next to the rollback
+ * floor, where nothing from the store can write.  A store that cannot be
+ * reached now is retried at the first fetch; a chain that does not verify
+ * stops the agent. */
+static int realm_open(const struct sd_config *cfg, struct sd_store *store, struct sd_realm **out) {
+        sd_error err = { 0 };
+        struct sd_realm_pin pin;
+        int r = cfg->realm ? sd_realm_pin_parse(cfg->realm, &pin, &err)
+                           : sd_realm_pin_load_file(cfg->realm_file, &pin, &err);
+        if (r == -ENOENT) {
+                log_error("no realm pinned: %s; run 'secretd join PIN' with the line 'secretctl realm pin' prints",
+                          err.message);
+                return r;
+        }
+        if (r < 0) {
+                /* A pin file's message names it ("realm pin PATH ..."). */
+                log_error("%s%s", cfg->realm ? "realm: " : "", err.message);
+                return r;
+        }
+        _cleanup_free_ char *state = NULL;
+        const char *slash = strrchr(cfg->floor_file, '/');
+        if (asprintf(&state, "%.*s/realm-state.json", (int) (slash - cfg->floor_file), cfg->floor_file) < 0) {
+                log_error("out of memory");
+                return -ENOMEM;
+        }
+        _cleanup_realm_ struct sd_realm *realm = NULL;
+        r = sd_realm_new(store, &pin, state, &realm, &err);
+        if (r < 0) {
+                log_error("realm state: %s", err.message);
+                return r;
+        }
+        sd_realm_set_warn(realm, realm_warn, NULL);
+        char id[SD_REALM_ID_SHORT_CHARS + 1];
+        sd_realm_id_short(pin.realm, id);
+        r = sd_realm_refresh(realm, &err);
+        if (r == -EBADMSG || r == -EKEYREJECTED || r == -ESTALE || r == -ENOENT || r == -EPERM || r == -ELOOP) {
+                log_error("realm %s: %s", id, err.message);
+                return r;
+        }
+        if (r < 0) {
+                log_warn("realm %s: %s; verifying once the store answers", id, err.message);
+        } else {
+                _cleanup_policy_ struct sd_policy *p = sd_realm_policy(realm);
+                log_info("realm %s: policy v%" PRIu64 " verified (%zu writer(s), %zu recipient(s)); state in %s", id,
+                         sd_policy_version(p), sd_policy_count(p, SD_POLICY_WRITERS),
+                         sd_policy_count(p, SD_POLICY_RECIPIENTS), state);
+        }
+        *out = steal_pointer(&realm);
+        return 0;
 }
 
 int daemon_run(const struct sd_config *cfg) {
@@ -108,22 +165,6 @@ int daemon_run(const struct sd_config *cfg) {
         }
         log_info("agent key %s loaded: %s", cfg->key_path, pubkey);
 
-        _cleanup_trust_ struct sd_trust *trust = NULL;
-        if (sd_trust_new(&trust) < 0) {
-                log_error("out of memory");
-                return DAEMON_EXIT_FAILURE;
-        }
-        r = sd_trust_load_file(trust, cfg->trusted_writers, &err);
-        if (r < 0) {
-                log_error("trusted writers: %s", err.message);
-                return DAEMON_EXIT_FAILURE;
-        }
-        if (sd_trust_count(trust) == 0)
-                log_warn("no trusted writers in %s: every secret will be refused until a writer's "
-                         "public identity (secretctl whoami) is added there", cfg->trusted_writers);
-        else
-                log_info("%zu trusted writer(s) from %s", sd_trust_count(trust), cfg->trusted_writers);
-
         _cleanup_store_ struct sd_store *store = NULL;
         struct sd_store_options store_options;
         sd_config_store_options(cfg, &store_options);
@@ -134,14 +175,19 @@ int daemon_run(const struct sd_config *cfg) {
         }
         sd_store_set_warn(store, store_warn, NULL);
 
+        _cleanup_realm_ struct sd_realm *realm = NULL;
+        if (realm_open(cfg, store, &realm) < 0)
+                return DAEMON_EXIT_FAILURE;
+        const struct sd_box_keypair keys[] = { { key->box_pk, key->box_sk } };
+
         __attribute__((cleanup(agent_donep))) struct agent agent;
         agent_init(&agent);
         agent.state_dir = cfg->state_dir;
         agent.store = store;
-        agent.trust = trust;
-        agent.key = key;
+        agent.realm = realm;
+        agent.keys = keys;
+        agent.n_keys = SD_ARRAY_SIZE(keys);
         agent.pubkey_line = pubkey;
-        agent.trusted_writers_path = cfg->trusted_writers;
         agent.limits = (struct volume_limits) { .default_size = cfg->default_size, .max_size = cfg->max_size };
         agent.caps = (struct agent_caps) {
                 .max_volumes = cfg->max_volumes,

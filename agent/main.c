@@ -12,8 +12,11 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "log.h"
 #include "secretd/config.h"
 #include "secretd/keys.h"
+#include "secretd/realm.h"
+#include "secretd/trust-root.h"
 
 #define DEFAULT_KEY_PATH "/etc/secretd/agent.key"
 
@@ -21,6 +24,7 @@ static const char usage_main[] =
         "Usage: secretd [run] [OPTIONS]\n"
         "       secretd init [--key PATH] [--force]\n"
         "       secretd pubkey [--key PATH]\n"
+        "       secretd join PIN|- [--realm-file PATH]\n"
         "       secretd --help | --version | VERB --help\n"
         "\n"
         "The secretd agent: a Docker volume plugin that gives each container its own\n"
@@ -30,6 +34,7 @@ static const char usage_main[] =
         "  run      run the daemon in the foreground (the default)\n"
         "  init     create this host's agent key and print its public line\n"
         "  pubkey   print the agent key's public line again\n"
+        "  join     pin the store's realm on this host (writes the realm file)\n"
         "\n"
         "See 'secretd run --help' for the daemon's options.\n";
 
@@ -43,7 +48,8 @@ static const char usage_run[] =
         "  --store URL             store (default file:///var/lib/secretd/store)\n"
         "  --driver NAME           plugin name used by `docker -d NAME` (default secretd)\n"
         "  --key PATH              agent key (default " DEFAULT_KEY_PATH ")\n"
-        "  --trusted-writers PATH  trusted writer identities (default /etc/secretd/trusted-writers)\n"
+        "  --realm PIN             the realm pin line (sdr1:...); overrides --realm-file\n"
+        "  --realm-file PATH       file holding the pin (default " SD_CONFIG_DEFAULT_REALM_FILE ")\n"
         "  --state-dir DIR         state and tmpfs instances (default /run/secretd)\n"
         "  --docker-socket PATH    dockerd's API socket (default /var/run/docker.sock)\n"
         "  --plugin-dir DIR        where dockerd finds plugin sockets (default /run/docker/plugins)\n"
@@ -72,12 +78,25 @@ static const char usage_init[] =
         "Usage: secretd init [--key PATH] [--force]\n"
         "\n"
         "Create this host's agent key (mode 0600; its directory is created 0700) and\n"
-        "print its public line, which a writer registers with\n"
+        "print its public line, which a realm admin registers with\n"
         "  secretctl recipient add HOSTNAME sda1:...\n"
         "\n"
         "  --key PATH   where to write it (default " DEFAULT_KEY_PATH ")\n"
         "  --force      replace an existing key (secrets sealed to the old key become\n"
-        "               unreadable on this host until they are put again)\n";
+        "               unreadable on this host until an admin adds the new key as a\n"
+        "               recipient and runs 'secretctl reseal --all')\n";
+
+static const char usage_join[] =
+        "Usage: secretd join PIN|- [--realm-file PATH]\n"
+        "\n"
+        "Pin the store's realm on this host: write PIN (the sdr1:... line that\n"
+        "'secretctl realm pin' prints; '-' reads it from standard input) to the\n"
+        "realm file, root-owned, mode 0644, replacing it in one rename.  The agent\n"
+        "trusts exactly that realm and its admins: at start it verifies the store's\n"
+        "policy chain from the pin, and refuses a store that offers an older policy\n"
+        "version than it verified before.  Restart the agent to use a new pin.\n"
+        "\n"
+        "  --realm-file PATH  where to write it (default " SD_CONFIG_DEFAULT_REALM_FILE ")\n";
 
 static const char usage_pubkey[] =
         "Usage: secretd pubkey [--key PATH]\n"
@@ -191,6 +210,82 @@ static int verb_pubkey(int argc, char **argv) {
         return print_pubkey(key);
 }
 
+/* The pin's line from argv, or from standard input for "-" (so it can be
+ * piped from 'secretctl realm pin' over ssh). */
+static int join_read_pin(const char *arg, struct sd_realm_pin *pin, sd_error *err) {
+        if (strcmp(arg, "-") != 0)
+                return sd_realm_pin_parse(arg, pin, err);
+        char line[8192];
+        size_t len = 0;
+        for (;;) {
+                ssize_t n = read(STDIN_FILENO, line + len, sizeof(line) - 1 - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return sd_error_set_errno(err, errno, "standard input: read failed");
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+                if (len == sizeof(line) - 1)
+                        return sd_error_set(err, EINVAL, "standard input: longer than a realm pin");
+        }
+        line[len] = '\0';
+        if (strlen(line) != len)
+                return sd_error_set(err, EINVAL, "standard input: contains a NUL byte");
+        return sd_realm_pin_parse(line, pin, err);
+}
+
+static int verb_join(int argc, char **argv) {
+        static const struct option options[] = {
+                { "realm-file", required_argument, NULL, 'r' },
+                { "help", no_argument, NULL, 'h' },
+                { 0 },
+        };
+        const char *path = SD_CONFIG_DEFAULT_REALM_FILE;
+        int c;
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+                switch (c) {
+                case 'r':
+                        path = optarg;
+                        break;
+                case 'h':
+                        fputs(usage_join, stdout);
+                        return DAEMON_EXIT_OK;
+                default:
+                        return getopt_failed("join ");
+                }
+        }
+        if (argc - optind != 1) {
+                fputs("secretd: join: expected one PIN (sdr1:...) or '-'\n", stderr);
+                fputs(usage_join, stderr);
+                return DAEMON_EXIT_USAGE;
+        }
+        if (path[0] != '/') {
+                fprintf(stderr, "secretd: join: --realm-file '%s' is not an absolute path\n", path);
+                return DAEMON_EXIT_USAGE;
+        }
+        sd_error err = { 0 };
+        struct sd_realm_pin pin;
+        if (join_read_pin(argv[optind], &pin, &err) < 0) {
+                fprintf(stderr, "secretd: join: %s\n", err.message);
+                return DAEMON_EXIT_USAGE;
+        }
+        /* The agent refuses a pin file root does not own. */
+        if (geteuid() != 0) {
+                fputs("secretd: join: run it as root: the realm file must be root-owned\n", stderr);
+                return DAEMON_EXIT_FAILURE;
+        }
+        if (sd_realm_pin_save_file(path, &pin, &err) < 0) {
+                fprintf(stderr, "secretd: join: %s\n", err.message);
+                return DAEMON_EXIT_FAILURE;
+        }
+        char id[SD_REALM_ID_SHORT_CHARS + 1];
+        sd_realm_id_short(pin.realm, id);
+        printf("realm %s pinned in %s (%zu admin key(s)); (re)start secretd to use it\n", id, path, pin.n_admins);
+        return fflush(stdout) == 0 ? DAEMON_EXIT_OK : DAEMON_EXIT_FAILURE;
+}
+
 struct flag_value {
         const char *key;
         const char *value;
@@ -203,7 +298,8 @@ static int verb_run(int argc, char **argv) {
                 { "store", required_argument, NULL, 1 },
                 { "driver", required_argument, NULL, 1 },
                 { "key", required_argument, NULL, 1 },
-                { "trusted-writers", required_argument, NULL, 1 },
+                { "realm", required_argument, NULL, 1 },
+                { "realm-file", required_argument, NULL, 1 },
                 { "state-dir", required_argument, NULL, 1 },
                 { "docker-socket", required_argument, NULL, 1 },
                 { "plugin-dir", required_argument, NULL, 1 },
@@ -253,24 +349,33 @@ static int verb_run(int argc, char **argv) {
         if (optind < argc)
                 return usage_error(usage_run, "unexpected argument", argv[optind]);
 
+        /* From here on everything goes through the log, in the journal's
+         * format under systemd, so a refused configuration is an error
+         * there too. */
+        log_open();
         _cleanup_config_ struct sd_config cfg;
         if (sd_config_init(&cfg) < 0) {
-                fputs("secretd: out of memory\n", stderr);
+                log_error("out of memory");
                 return DAEMON_EXIT_FAILURE;
         }
         sd_error err = { 0 };
-        int r = sd_config_load_file(&cfg, config_path ? config_path : SD_CONFIG_DEFAULT_PATH, &err);
+        const char *path = config_path ? config_path : SD_CONFIG_DEFAULT_PATH;
+        /* The file names the trusted writers and the key: whoever can
+         * change it, owns the agent. */
+        int r = sd_trust_root_check(path, "config", &err);
+        if (r >= 0)
+                r = sd_config_load_file(&cfg, path, &err);
         if (r < 0 && !(r == -ENOENT && !config_path)) {
-                fprintf(stderr, "secretd: %s\n", err.message);
+                log_error("%s", err.message);
                 return DAEMON_EXIT_CONFIG;
         }
         for (size_t i = 0; i < n_flags; i++)
                 if (sd_config_set(&cfg, flags[i].key, flags[i].value, &err) < 0) {
-                        fprintf(stderr, "secretd: --%s\n", err.message);
+                        log_error("--%s", err.message);
                         return DAEMON_EXIT_CONFIG;
                 }
         if (sd_config_check(&cfg, &err) < 0) {
-                fprintf(stderr, "secretd: %s\n", err.message);
+                log_error("%s", err.message);
                 return DAEMON_EXIT_CONFIG;
         }
         return daemon_run(&cfg);
@@ -283,6 +388,7 @@ static const struct verb {
         { "run", verb_run },
         { "init", verb_init },
         { "pubkey", verb_pubkey },
+        { "join", verb_join },
 };
 
 int main(int argc, char **argv) {

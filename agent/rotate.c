@@ -417,8 +417,7 @@ static void rotate_secret(struct rotator *r, const char *secret, double detected
         struct sd_envelope_info info = { 0 };
         sd_error err = { 0 };
         _cleanup_secret_ struct sd_secret *value = NULL;
-        int q = sd_secret_fetch(a->store, a->trust, a->key->box_pk, a->key->box_sk, secret, 0, 1, &value, &info,
-                                &err);
+        int q = sd_secret_fetch(a->realm, a->keys, a->n_keys, secret, 0, 1, &value, &info, &err);
         if (q < 0) {
                 agent_status_store(a, fetch_error_kind(q) != ERROR_STORE, err.message);
                 refuse(r, secret, targets, n, fetch_error_kind(q), err.message[0] ? err.message : strerror(-q));

@@ -11,6 +11,8 @@
  * (SECCOMP_FILTER_FLAG_TSYNC).  A call outside the list fails with EPERM
  * instead of killing the agent, and the kernel logs it (audit type 1326,
  * "syscall=N") so a missing entry is found from the journal or dmesg.
+ * Signals may be sent only to the installing process's own thread group
+ * (tgkill with its pid), and prctl only with the options the agent uses.
  */
 
 #include <stddef.h>

@@ -206,21 +206,22 @@ static int secret_fetch_latest(struct agent *a, const char *volume, const char *
         struct sd_envelope_info info = { 0 };
         sd_error sub = { 0 };
         struct sd_secret *value = NULL;
-        int r = sd_secret_fetch(a->store, a->trust, a->key->box_pk, a->key->box_sk, name, 0, 0, &value,
-                                &info, &sub);
+        int r = sd_secret_fetch(a->realm, a->keys, a->n_keys, name, 0, 0, &value, &info, &sub);
         switch (r) {
         case 0:
                 break;
         case -ENOKEY:
                 return sd_error_set(err, ENOKEY,
-                                    "volume '%s': %s; this host is not a recipient: on a writer's machine run "
-                                    "'secretctl recipient add HOSTNAME %s', then put the secret again",
-                                    volume, sub.message, a->pubkey_line ? a->pubkey_line : "<secretd pubkey>");
+                                    "volume '%s': %s; this host is not a recipient of it: an admin runs "
+                                    "'secretctl recipient add HOSTNAME %s' (with patterns that cover '%s'), then "
+                                    "'secretctl reseal %s'",
+                                    volume, sub.message, a->pubkey_line ? a->pubkey_line : "<secretd pubkey>", name,
+                                    name);
         case -EKEYREJECTED:
                 return sd_error_set(err, EKEYREJECTED,
-                                    "volume '%s': %s; add the writer's public identity to %s",
-                                    volume, sub.message,
-                                    a->trusted_writers_path ? a->trusted_writers_path : "the trusted-writers file");
+                                    "volume '%s': %s; an admin allows that writer with 'secretctl writer add', "
+                                    "or an admin reseals the secret",
+                                    volume, sub.message);
         case -ENOENT:
                 return sd_error_set(err, ENOENT, "volume '%s': %s", volume, sub.message);
         default:

@@ -3,7 +3,8 @@
 #
 # On a fresh Debian 12 machine: installs the packages (tests/install-deps.sh),
 # builds secretd into build-demo/, then shows the whole path of one secret:
-# a developer key, an agent key, an encrypted put to an embedded file store,
+# a developer key, an agent key, the store's realm (made by the first
+# recipient) pinned on the host, an encrypted put to an embedded file store,
 # the secretd volume plugin, and a container that reads the secret from
 # /run/secrets on a read-only tmpfs.  Everything it starts it stops again.
 #
@@ -158,15 +159,19 @@ say "agent public key: $(cat "$work/agent/agent.pub")"
 step "Developer: secretctl keygen (a signing identity of one's own)"
 export XDG_CONFIG_HOME=$work/config
 export SECRETD_STORE=file://$work/store
-mkdir -m 700 "$work/config" "$work/store"
+mkdir -m 700 "$work/config"
 "$secretctl" keygen >/dev/null
-"$secretctl" whoami >"$work/agent/trusted-writers"
-say "writer: $(cat "$work/agent/trusted-writers")"
+say "writer: $("$secretctl" whoami)"
 say "store:  $SECRETD_STORE (embedded file store; holds only encrypted envelopes)"
 
-step "Developer: secretctl recipient add demo-host (seal secrets to this agent)"
+step "Developer: secretctl recipient add demo-host (makes the store's realm; seals secrets to this agent)"
+# On an empty file store the first recipient makes the realm: a signed,
+# versioned policy with this developer as its admin (docs/trust.md).
 "$secretctl" recipient add demo-host "$("$secretd" pubkey --key "$work/agent/agent.key")" 2>&1 | sed 's/^/    /'
 "$secretctl" recipient ls | sed 's/^/    /'
+
+step "Host operator: secretd join (pin the realm: the agent trusts its admins, nothing else)"
+"$secretd" join --realm-file "$work/agent/realm" "$("$secretctl" realm pin)" | sed 's/^/    /'
 
 step "Developer: secretctl put demo_password (value on stdin, never in argv)"
 # The value lives only in this shell's memory and the pipe.
@@ -183,7 +188,7 @@ unset password
 
 step "Host operator: starting the secretd agent as volume plugin '$driver'"
 "$secretd" run --store "$SECRETD_STORE" --driver "$driver" --key "$work/agent/agent.key" \
-  --trusted-writers "$work/agent/trusted-writers" --state-dir "$work/state" \
+  --realm-file "$work/agent/realm" --state-dir "$work/state" \
   --floor-file "$work/delivered.json" --docker-socket "$docker_socket" --log-level info 2>"$work/secretd.log" &
 agent_pid=$!
 agent_up() { [ -S "/run/docker/plugins/$driver.sock" ] || { kill -0 "$agent_pid" 2>/dev/null || return 2; return 1; }; }

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "secretd/config.h"
 #include "secretd/names.h"
+#include "secretd/policy.h"
 #include "secretd/store.h"
 
 enum value_kind {
@@ -26,6 +27,7 @@ enum value_kind {
         VALUE_LOG_LEVEL,
         VALUE_BOOL,         /* yes/no, true/false, 1/0 */
         VALUE_SECONDS,      /* 1..3600 */
+        VALUE_PIN,          /* a realm pin line, sdr1:... */
 };
 
 struct config_key {
@@ -40,7 +42,8 @@ static const struct config_key config_keys[] = {
         STR_KEY("store", VALUE_STRING, store_url),
         STR_KEY("driver", VALUE_DRIVER, driver),
         STR_KEY("key", VALUE_STRING, key_path),
-        STR_KEY("trusted-writers", VALUE_STRING, trusted_writers),
+        STR_KEY("realm", VALUE_PIN, realm),
+        STR_KEY("realm-file", VALUE_ABS_PATH, realm_file),
         STR_KEY("state-dir", VALUE_ABS_PATH, state_dir),
         STR_KEY("docker-socket", VALUE_ABS_PATH, docker_socket),
         STR_KEY("plugin-dir", VALUE_ABS_PATH, plugin_dir),
@@ -175,7 +178,7 @@ int sd_config_init(struct sd_config *cfg) {
         if (strdup_into(&cfg->store_url, SD_STORE_DEFAULT_URL) < 0 ||
             strdup_into(&cfg->driver, "secretd") < 0 ||
             strdup_into(&cfg->key_path, "/etc/secretd/agent.key") < 0 ||
-            strdup_into(&cfg->trusted_writers, "/etc/secretd/trusted-writers") < 0 ||
+            strdup_into(&cfg->realm_file, SD_CONFIG_DEFAULT_REALM_FILE) < 0 ||
             strdup_into(&cfg->state_dir, "/run/secretd") < 0 ||
             strdup_into(&cfg->docker_socket, "/var/run/docker.sock") < 0 ||
             strdup_into(&cfg->plugin_dir, "/run/docker/plugins") < 0 ||
@@ -194,7 +197,8 @@ void sd_config_free(struct sd_config *cfg) {
         free(cfg->store_url);
         free(cfg->driver);
         free(cfg->key_path);
-        free(cfg->trusted_writers);
+        free(cfg->realm);
+        free(cfg->realm_file);
         free(cfg->state_dir);
         free(cfg->docker_socket);
         free(cfg->plugin_dir);
@@ -234,9 +238,14 @@ int sd_config_set(struct sd_config *cfg, const char *key, const char *value, sd_
         sd_escape_for_message(value, strlen(value), shown, sizeof(shown));
 
         const struct config_key *k = config_key_find(key);
+        if (!k && strcmp(key, "trusted-writers") == 0)
+                return sd_error_set(err, EINVAL,
+                                    "trusted-writers is no longer used: hosts pin the store's realm instead "
+                                    "('secretd join PIN' writes %s; or set realm = sdr1:...); see docs/trust.md",
+                                    SD_CONFIG_DEFAULT_REALM_FILE);
         if (!k)
                 return sd_error_set(err, EINVAL,
-                                    "unknown key '%s'; known keys: store, driver, key, trusted-writers, "
+                                    "unknown key '%s'; known keys: store, driver, key, realm, realm-file, "
                                     "state-dir, docker-socket, plugin-dir, default-size, max-size, log-level, "
                                     "max-volumes, max-instances-per-volume, max-inodes, max-total-tmpfs, floor-file, "
                                     "seccomp, connection-timeout, admin-socket, audit-log, etcd-ca, etcd-cert, etcd-key, "
@@ -302,6 +311,13 @@ int sd_config_set(struct sd_config *cfg, const char *key, const char *value, sd_
                 sd_error sub = { 0 };
                 if (sd_name_validate("driver", value, strlen(value), &sub) < 0)
                         return sd_error_set(err, EINVAL, "%s", sub.message);
+                break;
+        }
+        case VALUE_PIN: {
+                struct sd_realm_pin pin;
+                sd_error sub = { 0 };
+                if (sd_realm_pin_parse(value, &pin, &sub) < 0)
+                        return sd_error_set(err, EINVAL, "%s: %s", k->name, sub.message);
                 break;
         }
         case VALUE_STRING:

@@ -126,11 +126,11 @@ static void *mfree(void *p) {
  * "docker event: field 'Actor.ID': missing".  Every failure is -EBADMSG.
  * ---------------------------------------------------------------------- */
 
-#define WHERE(what, prefix) ((struct sd_json_where) { (what), (prefix), EBADMSG })
+#define WHERE(what, prefix) ((struct sd_peer_json_where) { (what), (prefix), EBADMSG })
 
 static int load_json(const char *what, const char *text, size_t len, json_t **out, sd_error *err) {
-        const struct sd_json_where w = WHERE(what, "");
-        return sd_json_load(&w, text, len, false, out, err);
+        const struct sd_peer_json_where w = WHERE(what, "");
+        return sd_peer_json_load(&w, text, len, false, out, err);
 }
 
 enum {
@@ -141,18 +141,18 @@ enum {
         STR_HEX64 = 1 << 8,      /* a full container id */
 };
 
-/* sd_json_get_string(), plus the container id check. */
+/* sd_peer_json_string(), plus the container id check. */
 static int get_string(const json_t *obj, const char *key, unsigned flags, size_t max,
-                      const struct sd_json_where *w, const char **s, size_t *len, sd_error *err) {
+                      const struct sd_peer_json_where *w, const char **s, size_t *len, sd_error *err) {
         const char *str = NULL;
         size_t l = 0;
-        int r = sd_json_get_string(obj, key, flags & ~(unsigned) STR_HEX64, max, w, &str, &l, err);
+        int r = sd_peer_json_string(obj, key, flags & ~(unsigned) STR_HEX64, max, w, &str, &l, err);
         if (r <= 0)
                 return r;
         if ((flags & STR_HEX64) && !is_hex64(str, l)) {
                 char shown[80];
                 (void) render_printable(str, l, shown, sizeof(shown));
-                return sd_json_field_error(err, w, key, "'%s' is not a container id (64 lowercase hex digits)",
+                return sd_peer_json_field_error(err, w, key, "'%s' is not a container id (64 lowercase hex digits)",
                                            shown);
         }
         *s = str;
@@ -162,7 +162,7 @@ static int get_string(const json_t *obj, const char *key, unsigned flags, size_t
 
 /* get_string() into a fixed buffer of max+1 bytes; "" when absent. */
 static int copy_string(const json_t *obj, const char *key, unsigned flags, char *dst, size_t max,
-                       const struct sd_json_where *w, sd_error *err) {
+                       const struct sd_peer_json_where *w, sd_error *err) {
         const char *s = NULL;
         size_t l = 0;
         int r = get_string(obj, key, flags, max, w, &s, &l, err);
@@ -176,7 +176,7 @@ static int copy_string(const json_t *obj, const char *key, unsigned flags, char 
 
 /* get_string() into a malloc()ed copy; NULL when absent. */
 static int dup_string(const json_t *obj, const char *key, unsigned flags, size_t max,
-                      const struct sd_json_where *w, char **out, sd_error *err) {
+                      const struct sd_peer_json_where *w, char **out, sd_error *err) {
         const char *s = NULL;
         size_t l = 0;
         int r = get_string(obj, key, flags, max, w, &s, &l, err);
@@ -194,7 +194,7 @@ static int dup_string(const json_t *obj, const char *key, unsigned flags, size_t
 /* The reload-signal label of a label map (container labels, or event
  * attributes, which carry all labels).  A bad label is recorded, not fatal:
  * the event or container around it still matters. */
-static int get_reload_signal(const json_t *labels, const struct sd_json_where *w, int *signo_out,
+static int get_reload_signal(const json_t *labels, const struct sd_peer_json_where *w, int *signo_out,
                              char *shown, sd_error *err) {
         *signo_out = 0;
         shown[0] = '\0';
@@ -204,8 +204,8 @@ static int get_reload_signal(const json_t *labels, const struct sd_json_where *w
         if (!v)
                 return 0;
         if (!json_is_string(v))
-                return sd_json_field_error(err, w, SD_DOCKER_RELOAD_SIGNAL_LABEL, "expected a string, got %s",
-                                   sd_json_type_name(v));
+                return sd_peer_json_field_error(err, w, SD_DOCKER_RELOAD_SIGNAL_LABEL, "expected a string, got %s",
+                                   sd_peer_json_type_name(v));
 
         const char *s = json_string_value(v);
         size_t l = json_string_length(v);
@@ -336,7 +336,7 @@ static bool is_action_char(char c) {
 
 /* Action is "verb" or "verb: detail" ("health_status: healthy",
  * "exec_start: sh -c ..."): the verb decides, the detail is informative. */
-static int parse_action(const json_t *root, const struct sd_json_where *w, struct sd_docker_event *ev,
+static int parse_action(const json_t *root, const struct sd_peer_json_where *w, struct sd_docker_event *ev,
                         sd_error *err) {
         const char *s = NULL;
         size_t l = 0;
@@ -351,13 +351,13 @@ static int parse_action(const json_t *root, const struct sd_json_where *w, struc
         char shown[64];
         if (verb_len == 0 || verb_len > SD_DOCKER_ACTION_MAX) {
                 (void) render_printable(s, l, shown, sizeof(shown));
-                return sd_json_field_error(err, w, "Action", "'%s' does not start with a verb of 1 to %d characters",
+                return sd_peer_json_field_error(err, w, "Action", "'%s' does not start with a verb of 1 to %d characters",
                                    shown, SD_DOCKER_ACTION_MAX);
         }
         for (size_t i = 0; i < verb_len; i++)
                 if (!is_action_char(s[i])) {
                         (void) render_printable(s, l, shown, sizeof(shown));
-                        return sd_json_field_error(err, w, "Action", "'%s': the verb may only hold a-z, 0-9, '_' and '-'",
+                        return sd_peer_json_field_error(err, w, "Action", "'%s': the verb may only hold a-z, 0-9, '_' and '-'",
                                            shown);
                 }
         memcpy(ev->action_name, s, verb_len);
@@ -384,7 +384,7 @@ static int parse_action(const json_t *root, const struct sd_json_where *w, struc
 }
 
 static int parse_attr_decimal(const json_t *attrs, const char *key, long long min, long long max,
-                              const struct sd_json_where *w, long long *out, sd_error *err) {
+                              const struct sd_peer_json_where *w, long long *out, sd_error *err) {
         const char *s = NULL;
         size_t l = 0;
         int r = get_string(attrs, key, 0, 32, w, &s, &l, err);
@@ -393,12 +393,12 @@ static int parse_attr_decimal(const json_t *attrs, const char *key, long long mi
         if (!parse_decimal(s, l, min, max, out)) {
                 char shown[48];
                 (void) render_printable(s, l, shown, sizeof(shown));
-                return sd_json_field_error(err, w, key, "'%s' is not an integer in [%lld, %lld]", shown, min, max);
+                return sd_peer_json_field_error(err, w, key, "'%s' is not an integer in [%lld, %lld]", shown, min, max);
         }
         return 1;
 }
 
-static int parse_container_attributes(const json_t *attrs, const struct sd_json_where *w,
+static int parse_container_attributes(const json_t *attrs, const struct sd_peer_json_where *w,
                                       struct sd_docker_event *ev, sd_error *err) {
         int r;
         const char *s = NULL;
@@ -431,7 +431,7 @@ static int parse_container_attributes(const json_t *attrs, const struct sd_json_
         return get_reload_signal(attrs, w, &ev->reload_signal, ev->reload_signal_label, err);
 }
 
-static int parse_volume_attributes(const json_t *attrs, const struct sd_json_where *w,
+static int parse_volume_attributes(const json_t *attrs, const struct sd_peer_json_where *w,
                                    struct sd_docker_event *ev, sd_error *err) {
         bool mount_like = ev->action == SD_DOCKER_ACTION_MOUNT || ev->action == SD_DOCKER_ACTION_UNMOUNT;
         int r;
@@ -462,15 +462,15 @@ static int parse_volume_attributes(const json_t *attrs, const struct sd_json_whe
                 else if (l == 5 && memcmp(s, "false", 5) == 0)
                         ev->rw = 0;
                 else
-                        return sd_json_field_error(err, w, "read/write", "expected \"true\" or \"false\"");
+                        return sd_peer_json_field_error(err, w, "read/write", "expected \"true\" or \"false\"");
         }
         return 0;
 }
 
 int sd_docker_event_parse(const char *line, size_t len, struct sd_docker_event *out, sd_error *err) {
-        const struct sd_json_where top = { "docker event", "", EBADMSG };
-        const struct sd_json_where actor_w = { "docker event", "Actor.", EBADMSG };
-        const struct sd_json_where attr_w = { "docker event", "Actor.Attributes.", EBADMSG };
+        const struct sd_peer_json_where top = { "docker event", "", EBADMSG };
+        const struct sd_peer_json_where actor_w = { "docker event", "Actor.", EBADMSG };
+        const struct sd_peer_json_where attr_w = { "docker event", "Actor.Attributes.", EBADMSG };
         _cleanup_json_ json_t *root = NULL;
         int r;
 
@@ -479,7 +479,7 @@ int sd_docker_event_parse(const char *line, size_t len, struct sd_docker_event *
                 return r;
         if (!json_is_object(root))
                 return sd_error_set(err, EBADMSG, "docker event: expected a JSON object, got %s",
-                                    sd_json_type_name(root));
+                                    sd_peer_json_type_name(root));
 
         /* Large (the destination path); built here and copied out only whole. */
         _cleanup_free_ struct sd_docker_event *ev = calloc(1, sizeof(*ev));
@@ -504,9 +504,9 @@ int sd_docker_event_parse(const char *line, size_t len, struct sd_docker_event *
 
         json_t *actor = json_object_get(root, "Actor");
         if (!actor)
-                return sd_json_field_error(err, &top, "Actor", "missing");
+                return sd_peer_json_field_error(err, &top, "Actor", "missing");
         if (!json_is_object(actor))
-                return sd_json_field_error(err, &top, "Actor", "expected an object, got %s", sd_json_type_name(actor));
+                return sd_peer_json_field_error(err, &top, "Actor", "expected an object, got %s", sd_peer_json_type_name(actor));
 
         switch (ev->type) {
         case SD_DOCKER_EVENT_CONTAINER:
@@ -532,7 +532,7 @@ int sd_docker_event_parse(const char *line, size_t len, struct sd_docker_event *
                 return r;
 
         json_t *attrs = NULL;
-        r = sd_json_get_object(actor, "Attributes", SD_JSON_NULL_OK, &actor_w, &attrs, err);
+        r = sd_peer_json_object(actor, "Attributes", SD_JSON_NULL_OK, &actor_w, &attrs, err);
         if (r < 0)
                 return r;
         /* Absent and null Attributes read as none. */
@@ -551,10 +551,10 @@ int sd_docker_event_parse(const char *line, size_t len, struct sd_docker_event *
                 return r;
 
         long long t = 0, tn = 0;
-        r = sd_json_get_integer(root, "time", SD_JSON_REQUIRED, 0, INT64_MAX / 1000000000, &top, &t, err);
+        r = sd_peer_json_integer(root, "time", SD_JSON_REQUIRED, 0, INT64_MAX / 1000000000, &top, &t, err);
         if (r < 0)
                 return r;
-        r = sd_json_get_integer(root, "timeNano", 0, 0, INT64_MAX, &top, &tn, err);
+        r = sd_peer_json_integer(root, "timeNano", 0, 0, INT64_MAX, &top, &tn, err);
         if (r < 0)
                 return r;
         ev->time = t;
@@ -619,14 +619,14 @@ static enum sd_docker_state state_from_string(const char *s, size_t len) {
         return SD_DOCKER_STATE_UNKNOWN;
 }
 
-static int parse_mount(const json_t *m, const struct sd_json_where *w, struct sd_docker_mount *out,
+static int parse_mount(const json_t *m, const struct sd_peer_json_where *w, struct sd_docker_mount *out,
                        sd_error *err) {
         if (!json_is_object(m))
                 return sd_error_set(err, EBADMSG, "%s: field '%s': expected an object, got %s", w->what,
-                                    w->prefix, sd_json_type_name(m));
+                                    w->prefix, sd_peer_json_type_name(m));
         char prefix[64];
         (void) snprintf(prefix, sizeof(prefix), "%.60s.", w->prefix);
-        const struct sd_json_where mw = { w->what, prefix, EBADMSG };
+        const struct sd_peer_json_where mw = { w->what, prefix, EBADMSG };
 
         const char *s = NULL;
         size_t l = 0;
@@ -647,7 +647,7 @@ static int parse_mount(const json_t *m, const struct sd_json_where *w, struct sd
         if (r < 0)
                 return r;
         if (type == SD_DOCKER_MOUNT_VOLUME && !name)
-                return sd_json_field_error(err, &mw, "Name", "missing for a volume mount");
+                return sd_peer_json_field_error(err, &mw, "Name", "missing for a volume mount");
         r = dup_string(m, "Destination", STR_REQUIRED | STR_NONEMPTY | STR_PRINTABLE, SD_DOCKER_PATH_MAX,
                        &mw, &destination, err);
         if (r < 0)
@@ -656,7 +656,7 @@ static int parse_mount(const json_t *m, const struct sd_json_where *w, struct sd
         if (r < 0)
                 return r;
         bool rw = false;
-        r = sd_json_get_bool(m, "RW", SD_JSON_REQUIRED, &mw, &rw, err);
+        r = sd_peer_json_bool(m, "RW", SD_JSON_REQUIRED, &mw, &rw, err);
         if (r < 0)
                 return r;
 
@@ -676,18 +676,18 @@ static int parse_mount(const json_t *m, const struct sd_json_where *w, struct sd
         return 0;
 }
 
-static int parse_mounts(const json_t *parent, const struct sd_json_where *w, bool null_ok,
+static int parse_mounts(const json_t *parent, const struct sd_peer_json_where *w, bool null_ok,
                         struct sd_docker_mount **out, size_t *n_out, sd_error *err) {
         json_t *arr = json_object_get(parent, "Mounts");
         if (!arr)
-                return sd_json_field_error(err, w, "Mounts", "missing");
+                return sd_peer_json_field_error(err, w, "Mounts", "missing");
         if (null_ok && json_is_null(arr)) {
                 *out = NULL;
                 *n_out = 0;
                 return 0;
         }
         if (!json_is_array(arr))
-                return sd_json_field_error(err, w, "Mounts", "expected an array, got %s", sd_json_type_name(arr));
+                return sd_peer_json_field_error(err, w, "Mounts", "expected an array, got %s", sd_peer_json_type_name(arr));
 
         size_t n = json_array_size(arr);
         struct sd_docker_mount *mounts = n ? calloc(n, sizeof(*mounts)) : NULL;
@@ -696,7 +696,7 @@ static int parse_mounts(const json_t *parent, const struct sd_json_where *w, boo
         for (size_t i = 0; i < n; i++) {
                 char prefix[64];
                 (void) snprintf(prefix, sizeof(prefix), "%.30sMounts[%zu]", w->prefix, i);
-                const struct sd_json_where mw = { w->what, prefix, EBADMSG };
+                const struct sd_peer_json_where mw = { w->what, prefix, EBADMSG };
                 int r = parse_mount(json_array_get(arr, i), &mw, &mounts[i], err);
                 if (r < 0) {
                         mounts_free(mounts, i);
@@ -709,7 +709,7 @@ static int parse_mounts(const json_t *parent, const struct sd_json_where *w, boo
 }
 
 /* Names: ["/web", "/other/alias"]; stored without the leading '/'. */
-static int add_name(struct sd_docker_container *c, const char *s, size_t l, const struct sd_json_where *w,
+static int add_name(struct sd_docker_container *c, const char *s, size_t l, const struct sd_peer_json_where *w,
                     sd_error *err) {
         if (l > 0 && s[0] == '/') {
                 s++;
@@ -726,14 +726,14 @@ static int add_name(struct sd_docker_container *c, const char *s, size_t l, cons
         return 0;
 }
 
-static int parse_list_item(const json_t *item, const struct sd_json_where *w, struct sd_docker_container *out,
+static int parse_list_item(const json_t *item, const struct sd_peer_json_where *w, struct sd_docker_container *out,
                            sd_error *err) {
         if (!json_is_object(item))
                 return sd_error_set(err, EBADMSG, "%s: element '%s': expected an object, got %s",
-                                    w->what, w->prefix, sd_json_type_name(item));
+                                    w->what, w->prefix, sd_peer_json_type_name(item));
         char prefix[64];
         (void) snprintf(prefix, sizeof(prefix), "%.60s.", w->prefix);
-        const struct sd_json_where iw = { w->what, prefix, EBADMSG };
+        const struct sd_peer_json_where iw = { w->what, prefix, EBADMSG };
         _cleanup_docker_container_ struct sd_docker_container c = { 0 };
         int r;
 
@@ -743,24 +743,24 @@ static int parse_list_item(const json_t *item, const struct sd_json_where *w, st
 
         json_t *names = json_object_get(item, "Names");
         if (!names)
-                return sd_json_field_error(err, &iw, "Names", "missing");
+                return sd_peer_json_field_error(err, &iw, "Names", "missing");
         if (!json_is_array(names))
-                return sd_json_field_error(err, &iw, "Names", "expected an array, got %s", sd_json_type_name(names));
+                return sd_peer_json_field_error(err, &iw, "Names", "expected an array, got %s", sd_peer_json_type_name(names));
         for (size_t i = 0; i < json_array_size(names); i++) {
                 json_t *n = json_array_get(names, i);
                 char key[32];
                 (void) snprintf(key, sizeof(key), "Names[%zu]", i);
                 if (!json_is_string(n))
-                        return sd_json_field_error(err, &iw, key, "expected a string, got %s", sd_json_type_name(n));
+                        return sd_peer_json_field_error(err, &iw, key, "expected a string, got %s", sd_peer_json_type_name(n));
                 /* Checked through a one-member view so the message names it. */
                 const char *s = json_string_value(n);
                 size_t l = json_string_length(n);
                 if (l > SD_DOCKER_NAME_MAX + 1)
-                        return sd_json_field_error(err, &iw, key, "%zu bytes long; the limit is %d", l,
+                        return sd_peer_json_field_error(err, &iw, key, "%zu bytes long; the limit is %d", l,
                                            SD_DOCKER_NAME_MAX + 1);
                 for (size_t k = 0; k < l; k++)
                         if ((unsigned char) s[k] < 0x20 || s[k] == 0x7f)
-                                return sd_json_field_error(err, &iw, key, "contains control byte 0x%02x",
+                                return sd_peer_json_field_error(err, &iw, key, "contains control byte 0x%02x",
                                                    (unsigned char) s[k]);
                 r = add_name(&c, s, l, w, err);
                 if (r < 0)
@@ -777,12 +777,12 @@ static int parse_list_item(const json_t *item, const struct sd_json_where *w, st
                     c.state == SD_DOCKER_STATE_RESTARTING;
 
         json_t *labels = NULL;
-        r = sd_json_get_object(item, "Labels", SD_JSON_NULL_OK, &iw, &labels, err);
+        r = sd_peer_json_object(item, "Labels", SD_JSON_NULL_OK, &iw, &labels, err);
         if (r < 0)
                 return r;
         char lprefix[96];
         (void) snprintf(lprefix, sizeof(lprefix), "%.60sLabels.", prefix);
-        const struct sd_json_where lw = { w->what, lprefix, EBADMSG };
+        const struct sd_peer_json_where lw = { w->what, lprefix, EBADMSG };
         r = get_reload_signal(labels, &lw, &c.reload_signal, c.reload_signal_label, err);
         if (r < 0)
                 return r;
@@ -805,7 +805,7 @@ int sd_docker_containers_parse(const char *json, size_t len, struct sd_docker_co
                 return r;
         if (!json_is_array(root))
                 return sd_error_set(err, EBADMSG, "%s: expected a JSON array, got %s", what,
-                                    sd_json_type_name(root));
+                                    sd_peer_json_type_name(root));
 
         _cleanup_docker_container_list_ struct sd_docker_container_list list = { 0 };
         size_t n = json_array_size(root);
@@ -817,7 +817,7 @@ int sd_docker_containers_parse(const char *json, size_t len, struct sd_docker_co
         for (size_t i = 0; i < n; i++) {
                 char prefix[64];
                 (void) snprintf(prefix, sizeof(prefix), "[%zu]", i);
-                const struct sd_json_where w = { what, prefix, EBADMSG };
+                const struct sd_peer_json_where w = { what, prefix, EBADMSG };
                 r = parse_list_item(json_array_get(root, i), &w, &list.items[i], err);
                 if (r < 0)
                         return r;
@@ -831,10 +831,10 @@ int sd_docker_containers_parse(const char *json, size_t len, struct sd_docker_co
 int sd_docker_container_inspect_parse(const char *json, size_t len, struct sd_docker_container *out,
                                       sd_error *err) {
         const char *what = "docker inspect";
-        const struct sd_json_where top = { what, "", EBADMSG };
-        const struct sd_json_where state_w = { what, "State.", EBADMSG };
-        const struct sd_json_where config_w = { what, "Config.", EBADMSG };
-        const struct sd_json_where labels_w = { what, "Config.Labels.", EBADMSG };
+        const struct sd_peer_json_where top = { what, "", EBADMSG };
+        const struct sd_peer_json_where state_w = { what, "State.", EBADMSG };
+        const struct sd_peer_json_where config_w = { what, "Config.", EBADMSG };
+        const struct sd_peer_json_where labels_w = { what, "Config.Labels.", EBADMSG };
         _cleanup_json_ json_t *root = NULL;
         _cleanup_docker_container_ struct sd_docker_container c = { 0 };
         const char *s = NULL;
@@ -846,7 +846,7 @@ int sd_docker_container_inspect_parse(const char *json, size_t len, struct sd_do
                 return r;
         if (!json_is_object(root))
                 return sd_error_set(err, EBADMSG, "%s: expected a JSON object, got %s", what,
-                                    sd_json_type_name(root));
+                                    sd_peer_json_type_name(root));
 
         r = copy_string(root, "Id", STR_REQUIRED | STR_HEX64, c.id, SD_DOCKER_CONTAINER_ID_LEN, &top, err);
         if (r < 0)
@@ -861,18 +861,18 @@ int sd_docker_container_inspect_parse(const char *json, size_t len, struct sd_do
 
         json_t *state = json_object_get(root, "State");
         if (!state)
-                return sd_json_field_error(err, &top, "State", "missing");
+                return sd_peer_json_field_error(err, &top, "State", "missing");
         if (!json_is_object(state))
-                return sd_json_field_error(err, &top, "State", "expected an object, got %s", sd_json_type_name(state));
+                return sd_peer_json_field_error(err, &top, "State", "expected an object, got %s", sd_peer_json_type_name(state));
         r = get_string(state, "Status", STR_REQUIRED, 32, &state_w, &s, &l, err);
         if (r < 0)
                 return r;
         c.state = state_from_string(s, l);
-        r = sd_json_get_bool(state, "Running", SD_JSON_REQUIRED, &state_w, &c.running, err);
+        r = sd_peer_json_bool(state, "Running", SD_JSON_REQUIRED, &state_w, &c.running, err);
         if (r < 0)
                 return r;
         long long pid = 0;
-        r = sd_json_get_integer(state, "Pid", SD_JSON_REQUIRED, 0, INT_MAX, &state_w, &pid, err);
+        r = sd_peer_json_integer(state, "Pid", SD_JSON_REQUIRED, 0, INT_MAX, &state_w, &pid, err);
         if (r < 0)
                 return r;
         c.pid = (int) pid;
@@ -883,11 +883,11 @@ int sd_docker_container_inspect_parse(const char *json, size_t len, struct sd_do
 
         json_t *config = json_object_get(root, "Config");
         if (!config)
-                return sd_json_field_error(err, &top, "Config", "missing");
+                return sd_peer_json_field_error(err, &top, "Config", "missing");
         if (!json_is_object(config))
-                return sd_json_field_error(err, &top, "Config", "expected an object, got %s", sd_json_type_name(config));
+                return sd_peer_json_field_error(err, &top, "Config", "expected an object, got %s", sd_peer_json_type_name(config));
         json_t *labels = NULL;
-        r = sd_json_get_object(config, "Labels", SD_JSON_NULL_OK, &config_w, &labels, err);
+        r = sd_peer_json_object(config, "Labels", SD_JSON_NULL_OK, &config_w, &labels, err);
         if (r < 0)
                 return r;
         r = get_reload_signal(labels, &labels_w, &c.reload_signal, c.reload_signal_label, err);

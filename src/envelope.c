@@ -9,8 +9,10 @@
 #include <time.h>
 
 #include "base64.h"
+#include "canon.h"
 #include "secretd/cleanup.h"
 #include "secretd/envelope.h"
+#include "strict-json.h"
 
 /*
  * docs/envelope.md is the reference for everything below: the JSON shape,
@@ -25,10 +27,6 @@
 #define SIGNATURE_BYTES crypto_sign_BYTES
 #define CIPHERTEXT_MAX (SD_VALUE_MAX + TAG_BYTES)
 
-/* Integers must survive a round trip through any JSON reader, including
- * ones that hold numbers as doubles. */
-#define JSON_INT_LIMIT ((uint64_t) 1 << 53)
-
 _Static_assert(NONCE_BYTES == 24, "XChaCha20 nonce");
 _Static_assert(DATA_KEY_BYTES == 32, "XChaCha20 key");
 _Static_assert(WRAPPED_BYTES == 80, "sealed box of a data key");
@@ -36,7 +34,8 @@ _Static_assert(SIGNATURE_BYTES == 64, "Ed25519 signature");
 
 /* Domain separation: each signed or authenticated encoding starts with its
  * own string, so a signature over one kind of record can never be replayed
- * as a signature over another. */
+ * as a signature over another.  The format number follows it, so the two
+ * envelope layouts can never be confused either. */
 static const char ENVELOPE_DOMAIN[] = "secretd/envelope/v1";
 static const char ENVELOPE_AD_DOMAIN[] = "secretd/envelope-ad/v1";
 static const char RECIPIENT_DOMAIN[] = "secretd/recipient/v1";
@@ -46,53 +45,6 @@ static inline void sodium_freep(void *p) {
 }
 #define _cleanup_sodium_free_ _cleanup_(sodium_freep)
 
-/* ---- canonical encoding ---- */
-
-/* Writes into buf, or with buf NULL only counts, so one function gives both
- * the size and the bytes. */
-struct canon {
-        unsigned char *buf;
-        size_t len;
-};
-
-static void canon_raw(struct canon *c, const void *p, size_t n) {
-        if (c->buf && n > 0)
-                memcpy(c->buf + c->len, p, n);
-        c->len += n;
-}
-
-static void canon_u32(struct canon *c, uint32_t v) {
-        unsigned char b[4] = { (unsigned char) (v >> 24), (unsigned char) (v >> 16),
-                               (unsigned char) (v >> 8), (unsigned char) v };
-        canon_raw(c, b, sizeof(b));
-}
-
-static void canon_u64(struct canon *c, uint64_t v) {
-        canon_u32(c, (uint32_t) (v >> 32));
-        canon_u32(c, (uint32_t) v);
-}
-
-/* Every variable-length field is a u32 length then its bytes.  No field can
- * reach 4 GiB: the parser caps input at SD_ENVELOPE_MAX_BYTES. */
-static void canon_bytes(struct canon *c, const void *p, size_t n) {
-        canon_u32(c, (uint32_t) n);
-        canon_raw(c, p, n);
-}
-
-static void canon_str(struct canon *c, const char *s) {
-        canon_bytes(c, s, strlen(s));
-}
-
-/* After a counting pass: a buffer of the counted size for the writing pass. */
-static int canon_allocate(struct canon *c, size_t *len_out) {
-        size_t len = c->len;
-        *c = (struct canon) { .buf = malloc(len) };
-        if (!c->buf)
-                return -ENOMEM;
-        *len_out = len;
-        return 0;
-}
-
 /* ---- in-memory envelope ---- */
 
 struct recipient_entry {
@@ -101,7 +53,10 @@ struct recipient_entry {
 };
 
 struct envelope {
+        unsigned format;
         bool tombstone;
+        unsigned char realm[SD_REALM_ID_BYTES];   /* format 2 */
+        uint64_t policy;                          /* format 2 */
         char name[SD_NAME_MAX + 1];
         uint64_t version;
         int64_t created;
@@ -124,48 +79,54 @@ static const char *envelope_kind(const struct envelope *e) {
         return e->tombstone ? "tombstone" : "secret";
 }
 
-static void envelope_canon(struct canon *c, const struct envelope *e) {
-        canon_str(c, ENVELOPE_DOMAIN);
-        canon_u64(c, SD_ENVELOPE_FORMAT);
-        canon_str(c, envelope_kind(e));
-        canon_str(c, e->name);
-        canon_u64(c, e->version);
-        canon_u64(c, (uint64_t) e->created);
-        canon_bytes(c, e->signer, SD_SIGN_PK_BYTES);
-        canon_bytes(c, e->nonce, e->tombstone ? 0 : NONCE_BYTES);
-        canon_bytes(c, e->ciphertext, e->ciphertext_len);
-        canon_u32(c, (uint32_t) e->n_recipients);
+/* Format 2 binds the realm and the policy version right after the format. */
+static void canon_binding(struct sd_canon *c, unsigned format, const unsigned char realm[SD_REALM_ID_BYTES],
+                          uint64_t policy) {
+        sd_canon_u64(c, format);
+        if (format >= 2) {
+                sd_canon_bytes(c, realm, SD_REALM_ID_BYTES);
+                sd_canon_u64(c, policy);
+        }
+}
+
+static void envelope_canon(struct sd_canon *c, const struct envelope *e) {
+        sd_canon_str(c, ENVELOPE_DOMAIN);
+        canon_binding(c, e->format, e->realm, e->policy);
+        sd_canon_str(c, envelope_kind(e));
+        sd_canon_str(c, e->name);
+        sd_canon_u64(c, e->version);
+        sd_canon_u64(c, (uint64_t) e->created);
+        sd_canon_bytes(c, e->signer, SD_SIGN_PK_BYTES);
+        sd_canon_bytes(c, e->nonce, e->tombstone ? 0 : NONCE_BYTES);
+        sd_canon_bytes(c, e->ciphertext, e->ciphertext_len);
+        sd_canon_u32(c, (uint32_t) e->n_recipients);
         for (size_t i = 0; i < e->n_recipients; i++) {
-                canon_bytes(c, e->recipients[i].key, SD_BOX_PK_BYTES);
-                canon_bytes(c, e->recipients[i].wrapped, WRAPPED_BYTES);
+                sd_canon_bytes(c, e->recipients[i].key, SD_BOX_PK_BYTES);
+                sd_canon_bytes(c, e->recipients[i].wrapped, WRAPPED_BYTES);
         }
 }
 
 /* The signed message, malloc()ed.  Everything in it is public. */
 static int envelope_signed_message(const struct envelope *e, unsigned char **out, size_t *len_out) {
-        struct canon c = { 0 };
+        struct sd_canon c = { 0 };
         envelope_canon(&c, e);
-        unsigned char *buf = malloc(c.len ? c.len : 1);
-        if (!buf)
+        if (sd_canon_allocate(&c, len_out) < 0)
                 return -ENOMEM;
-        size_t len = c.len;
-        c = (struct canon) { .buf = buf };
         envelope_canon(&c, e);
-        *out = buf;
-        *len_out = len;
+        *out = c.buf;
         return 0;
 }
 
-/* Associated data of the AEAD: binds the ciphertext to its name and version
- * even apart from the signature. */
-static int envelope_ad(const char *name, uint64_t version, unsigned char **out, size_t *len_out) {
-        struct canon c = { 0 };
+/* Associated data of the AEAD: binds the ciphertext to its realm, policy
+ * version, name and version even apart from the signature. */
+static int envelope_ad(const struct envelope *e, unsigned char **out, size_t *len_out) {
+        struct sd_canon c = { 0 };
         for (int pass = 0; pass < 2; pass++) {
-                canon_str(&c, ENVELOPE_AD_DOMAIN);
-                canon_u64(&c, SD_ENVELOPE_FORMAT);
-                canon_str(&c, name);
-                canon_u64(&c, version);
-                if (pass == 0 && canon_allocate(&c, len_out) < 0)
+                sd_canon_str(&c, ENVELOPE_AD_DOMAIN);
+                canon_binding(&c, e->format, e->realm, e->policy);
+                sd_canon_str(&c, e->name);
+                sd_canon_u64(&c, e->version);
+                if (pass == 0 && sd_canon_allocate(&c, len_out) < 0)
                         return -ENOMEM;
         }
         *out = c.buf;
@@ -209,152 +170,22 @@ static int subject_prefix(sd_error *err, int code, const struct subject *s) {
 
 /* ---- strict JSON reading ---- */
 
-/* jansson reports an out-of-range number without saying which member held
- * it.  The error position is just past the number: walk back over it and the
- * ':' to the member name, so the message can name the field.  Best effort,
- * for the message only. */
-static void guess_member_before(const char *json, size_t len, int position, char *out, size_t out_size) {
-        out[0] = '\0';
-        if (position <= 0 || (size_t) position > len)
-                return;
-        size_t i = (size_t) position;
-        while (i > 0 && strchr("0123456789+-.eE", json[i - 1]))
-                i--;
-        while (i > 0 && strchr(" \t\r\n", json[i - 1]))
-                i--;
-        if (i == 0 || json[i - 1] != ':')
-                return;
-        i--;
-        while (i > 0 && strchr(" \t\r\n", json[i - 1]))
-                i--;
-        if (i == 0 || json[i - 1] != '"')
-                return;
-        size_t end = --i;
-        while (i > 0 && json[i - 1] != '"' && end - i < 32)
-                i--;
-        if (i == 0 || json[i - 1] != '"')
-                return;
-        sd_escape_for_message(json + i, end - i, out, out_size);
-}
-
-static int load_json(const char *json, size_t len, const char *what, json_t **out, sd_error *err) {
-        if (len > SD_ENVELOPE_MAX_BYTES)
-                return sd_error_set(err, EBADMSG, "malformed %s: %zu bytes is over the limit of %zu bytes",
-                                    what, len, SD_ENVELOPE_MAX_BYTES);
-        if (!json)
-                return sd_error_set(err, EBADMSG, "malformed %s: no input", what);
-        json_error_t jerr;
-        json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!root) {
-                char text[128];
-                sd_escape_json_error(&jerr, text, sizeof(text));
-                if (json_error_code(&jerr) == json_error_numeric_overflow) {
-                        char member[40];
-                        guess_member_before(json, len, jerr.position, member, sizeof(member));
-                        if (member[0])
-                                return sd_error_set(err, EBADMSG, "malformed %s: field '%s' is out of range (%s)",
-                                                    what, member, text);
-                }
-                return sd_error_set(err, EBADMSG, "malformed %s: invalid JSON at line %d column %d: %s",
-                                    what, jerr.line, jerr.column, text);
-        }
-        if (!json_is_object(root)) {
-                json_decref(root);
-                return sd_error_set(err, EBADMSG, "malformed %s: not a JSON object", what);
-        }
-        *out = root;
-        return 0;
-}
-
-/* Exactly the members in `allowed`, each present. */
-static int check_members(json_t *obj, const char *what, const char *const *allowed, size_t n_allowed,
-                         const char *field_prefix, sd_error *err) {
-        const char *key;
-        json_t *value;
-        json_object_foreach(obj, key, value) {
-                bool known = false;
-                for (size_t i = 0; i < n_allowed && !known; i++)
-                        known = strcmp(key, allowed[i]) == 0;
-                if (!known) {
-                        char shown[40];
-                        sd_escape_for_message(key, strlen(key), shown, sizeof(shown));
-                        return sd_error_set(err, EBADMSG, "malformed %s: unknown field '%s%s'", what,
-                                            field_prefix, shown);
-                }
-        }
-        for (size_t i = 0; i < n_allowed; i++)
-                if (!json_object_get(obj, allowed[i]))
-                        return sd_error_set(err, EBADMSG, "malformed %s: missing field '%s%s'", what,
-                                            field_prefix, allowed[i]);
-        return 0;
-}
-
-static int get_uint(json_t *obj, const char *what, const char *field, uint64_t min, uint64_t *out,
-                    sd_error *err) {
-        json_t *v = json_object_get(obj, field);
-        if (!json_is_integer(v))
-                return sd_error_set(err, EBADMSG, "malformed %s: field '%s' must be an integer", what, field);
-        json_int_t i = json_integer_value(v);
-        if (i < 0 || (uint64_t) i < min || (uint64_t) i >= JSON_INT_LIMIT)
-                return sd_error_set(err, EBADMSG, "malformed %s: field '%s' is %lld; it must be from %" PRIu64
-                                    " to 2^53-1", what, field, (long long) i, min);
-        *out = (uint64_t) i;
-        return 0;
-}
-
-static int get_string(json_t *obj, const char *what, const char *field, const char **out, size_t *len_out,
-                      sd_error *err) {
-        json_t *v = json_object_get(obj, field);
-        if (!json_is_string(v))
-                return sd_error_set(err, EBADMSG, "malformed %s: field '%s' must be a string", what, field);
-        *out = json_string_value(v);
-        *len_out = json_string_length(v);
-        return 0;
-}
-
-/* A base64 field of exactly n bytes. */
-static int get_b64_exact(json_t *obj, const char *what, const char *field, const char *field_shown,
-                         void *out, size_t n, sd_error *err) {
-        json_t *v = json_object_get(obj, field);
-        if (!json_is_string(v))
-                return sd_error_set(err, EBADMSG, "malformed %s: field '%s' must be a base64 string", what,
-                                    field_shown);
-        if (sd_b64_decode_exact(json_string_value(v), json_string_length(v), out, n, SD_B64_STD) < 0)
-                return sd_error_set(err, EBADMSG,
-                                    "malformed %s: field '%s' must be %zu bytes in standard base64 with padding",
-                                    what, field_shown, n);
-        return 0;
-}
-
-static int get_name(json_t *obj, const char *what, const char *kind_of_name, char out[SD_NAME_MAX + 1],
-                    sd_error *err) {
-        const char *name;
-        size_t name_len;
-        int r = get_string(obj, what, "name", &name, &name_len, err);
-        if (r < 0)
-                return r;
-        sd_error name_err = { 0 };
-        if (sd_name_validate(kind_of_name, name, name_len, &name_err) < 0)
-                return sd_error_set(err, EBADMSG, "malformed %s: field 'name': %s", what, name_err.message);
-        memcpy(out, name, name_len);
-        out[name_len] = '\0';
-        return 0;
-}
-
-static int get_format(json_t *obj, const char *what, sd_error *err) {
+static int get_format(json_t *obj, const char *what, unsigned *out, sd_error *err) {
         uint64_t format;
-        int r = get_uint(obj, what, "format", 0, &format, err);
+        int r = sd_json_get_uint(obj, what, "format", 0, &format, err);
         if (r < 0)
                 return r;
-        if (format != SD_ENVELOPE_FORMAT)
-                return sd_error_set(err, EBADMSG, "malformed %s: field 'format' is %" PRIu64
-                                    "; only format %d is supported", what, format, SD_ENVELOPE_FORMAT);
+        if (format != SD_ENVELOPE_FORMAT && format != SD_ENVELOPE_FORMAT_LEGACY)
+                return sd_error_set(err, EBADMSG,
+                                    "malformed %s: field 'format' is %" PRIu64 "; only formats %d and %d are supported",
+                                    what, format, SD_ENVELOPE_FORMAT_LEGACY, SD_ENVELOPE_FORMAT);
+        *out = (unsigned) format;
         return 0;
 }
 
 static int get_created(json_t *obj, const char *what, int64_t *out, sd_error *err) {
         uint64_t created;
-        int r = get_uint(obj, what, "created", 0, &created, err);
+        int r = sd_json_get_uint(obj, what, "created", 0, &created, err);
         if (r < 0)
                 return r;
         *out = (int64_t) created;
@@ -390,16 +221,16 @@ static int parse_recipients(json_t *root, struct envelope *e, sd_error *err) {
                         return sd_error_set(err, EBADMSG, "malformed envelope: field '%s' must be an object", field);
                 char prefix[48];
                 (void) snprintf(prefix, sizeof(prefix), "%s.", field);
-                int r = check_members(entry, what, members, SD_ARRAY_SIZE(members), prefix, err);
+                int r = sd_json_check_members(entry, what, members, SD_ARRAY_SIZE(members), prefix, err);
                 if (r < 0)
                         return r;
                 char shown[64];
                 (void) snprintf(shown, sizeof(shown), "%s.key", field);
-                r = get_b64_exact(entry, what, "key", shown, e->recipients[i].key, SD_BOX_PK_BYTES, err);
+                r = sd_json_get_b64_exact(entry, what, "key", shown, e->recipients[i].key, SD_BOX_PK_BYTES, err);
                 if (r < 0)
                         return r;
                 (void) snprintf(shown, sizeof(shown), "%s.wrapped", field);
-                r = get_b64_exact(entry, what, "wrapped", shown, e->recipients[i].wrapped, WRAPPED_BYTES, err);
+                r = sd_json_get_b64_exact(entry, what, "wrapped", shown, e->recipients[i].wrapped, WRAPPED_BYTES, err);
                 if (r < 0)
                         return r;
         }
@@ -428,7 +259,7 @@ static int envelope_parse(const char *json, size_t len, struct envelope *e, stru
                           bool update_subject, sd_error *err) {
         static const char what[] = "envelope";
         _cleanup_json_ json_t *root = NULL;
-        int r = load_json(json, len, what, &root, err);
+        int r = sd_json_load_object(json, len, SD_ENVELOPE_MAX_BYTES, what, &root, err);
         if (r < 0)
                 return r;
 
@@ -444,7 +275,7 @@ static int envelope_parse(const char *json, size_t len, struct envelope *e, stru
 
         const char *kind;
         size_t kind_len;
-        r = get_string(root, what, "kind", &kind, &kind_len, err);
+        r = sd_json_get_string(root, what, "kind", &kind, &kind_len, err);
         if (r < 0)
                 return r;
         if (strcmp(kind, "tombstone") == 0)
@@ -455,51 +286,67 @@ static int envelope_parse(const char *json, size_t len, struct envelope *e, stru
                 return sd_error_set(err, EBADMSG,
                                     "malformed envelope: field 'kind' is '%s'; expected 'secret' or 'tombstone'", shown);
         }
+        r = get_format(root, what, &e->format, err);
+        if (r < 0)
+                return r;
 
-        static const char *const secret_members[] = {
-                "format", "kind", "name", "version", "created", "signer",
-                "nonce", "ciphertext", "recipients", "signature",
-        };
-        static const char *const tombstone_members[] = {
+        /* Members per format and kind: format 2 adds realm and policy. */
+        static const char *const members[] = {
                 "format", "kind", "name", "version", "created", "signer", "signature",
+                "realm", "policy",
+                "nonce", "ciphertext", "recipients",
         };
+        const char *chosen[SD_ARRAY_SIZE(members)];
+        size_t n_chosen = 0;
+        for (size_t i = 0; i < 7; i++)
+                chosen[n_chosen++] = members[i];
+        if (e->format >= 2) {
+                chosen[n_chosen++] = "realm";
+                chosen[n_chosen++] = "policy";
+        }
         if (e->tombstone) {
                 /* Say plainly why a sealed-looking tombstone is refused. */
-                static const char *const sealed_only[] = { "nonce", "ciphertext", "recipients" };
-                for (size_t i = 0; i < SD_ARRAY_SIZE(sealed_only); i++)
-                        if (json_object_get(root, sealed_only[i]))
+                for (size_t i = 9; i < SD_ARRAY_SIZE(members); i++)
+                        if (json_object_get(root, members[i]))
                                 return sd_error_set(err, EBADMSG, "malformed envelope: a tombstone has no field '%s'",
-                                                    sealed_only[i]);
-                r = check_members(root, what, tombstone_members, SD_ARRAY_SIZE(tombstone_members), "", err);
-        } else
-                r = check_members(root, what, secret_members, SD_ARRAY_SIZE(secret_members), "", err);
+                                                    members[i]);
+        } else {
+                for (size_t i = 9; i < SD_ARRAY_SIZE(members); i++)
+                        chosen[n_chosen++] = members[i];
+        }
+        r = sd_json_check_members(root, what, chosen, n_chosen, "", err);
         if (r < 0)
                 return r;
 
-        r = get_format(root, what, err);
+        if (e->format >= 2) {
+                r = sd_json_get_b64_exact(root, what, "realm", "realm", e->realm, SD_REALM_ID_BYTES, err);
+                if (r < 0)
+                        return r;
+                r = sd_json_get_uint(root, what, "policy", 1, &e->policy, err);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_json_get_name(root, what, "name", "name", "secret name", e->name, err);
         if (r < 0)
                 return r;
-        r = get_name(root, what, "secret name", e->name, err);
-        if (r < 0)
-                return r;
-        r = get_uint(root, what, "version", 1, &e->version, err);
+        r = sd_json_get_uint(root, what, "version", 1, &e->version, err);
         if (r < 0)
                 return r;
         r = get_created(root, what, &e->created, err);
         if (r < 0)
                 return r;
-        r = get_b64_exact(root, what, "signer", "signer", e->signer, SD_SIGN_PK_BYTES, err);
+        r = sd_json_get_b64_exact(root, what, "signer", "signer", e->signer, SD_SIGN_PK_BYTES, err);
         if (r < 0)
                 return r;
 
         if (!e->tombstone) {
-                r = get_b64_exact(root, what, "nonce", "nonce", e->nonce, NONCE_BYTES, err);
+                r = sd_json_get_b64_exact(root, what, "nonce", "nonce", e->nonce, NONCE_BYTES, err);
                 if (r < 0)
                         return r;
 
                 const char *ct;
                 size_t ct_len;
-                r = get_string(root, what, "ciphertext", &ct, &ct_len, err);
+                r = sd_json_get_string(root, what, "ciphertext", &ct, &ct_len, err);
                 if (r < 0)
                         return r;
                 /* Decode into a buffer sized for the longest legal value;
@@ -526,23 +373,44 @@ static int envelope_parse(const char *json, size_t len, struct envelope *e, stru
                         return r;
         }
 
-        return get_b64_exact(root, what, "signature", "signature", e->signature, SIGNATURE_BYTES, err);
+        return sd_json_get_b64_exact(root, what, "signature", "signature", e->signature, SIGNATURE_BYTES, err);
 }
 
-/* Step 2: trusted signer, then the signature over everything else. */
-static int envelope_authenticate(const struct envelope *e, const struct sd_trust *trust, sd_error *err) {
-        char id[SD_KEY_ID_CHARS + 1];
-        sd_key_id(e->signer, id);
-        if (!sd_trust_find(trust, e->signer, NULL))
-                return sd_error_set(err, EKEYREJECTED, "signed by unknown writer %s", id);
+/* Steps 1b-5 on a parsed envelope: format, realm, policy version, signer's
+ * rights, signature. */
+static int envelope_authenticate(const struct envelope *e, const struct sd_policy *policy, int flags,
+                                 sd_error *err) {
+        if (e->format < 2) {
+                if (!(flags & SD_ENVELOPE_LEGACY))
+                        return sd_error_set(err, EBADMSG,
+                                            "sealed in format 1, before the realm existed; an admin must run "
+                                            "'secretctl reseal %s'",
+                                            e->name);
+        } else {
+                if (memcmp(e->realm, sd_policy_realm(policy), SD_REALM_ID_BYTES) != 0) {
+                        char theirs[SD_REALM_ID_SHORT_CHARS + 1], ours[SD_REALM_ID_SHORT_CHARS + 1];
+                        sd_realm_id_short(e->realm, theirs);
+                        sd_realm_id_short(sd_policy_realm(policy), ours);
+                        return sd_error_set(err, EBADMSG, "belongs to realm %s, the pinned realm is %s", theirs, ours);
+                }
+                if (e->policy > sd_policy_version(policy))
+                        return sd_error_set(err, EAGAIN, "sealed under policy v%" PRIu64 ", newer than the verified v%" PRIu64,
+                                            e->policy, sd_policy_version(policy));
+        }
+        int r = sd_policy_check_signer(policy, e->signer, e->name, err);
+        if (r < 0)
+                return r;
 
         _cleanup_free_ unsigned char *msg = NULL;
         size_t msg_len;
         if (envelope_signed_message(e, &msg, &msg_len) < 0)
                 return sd_error_set(err, ENOMEM, "out of memory");
-        if (crypto_sign_verify_detached(e->signature, msg, msg_len, e->signer) != 0)
+        if (crypto_sign_verify_detached(e->signature, msg, msg_len, e->signer) != 0) {
+                char id[SD_KEY_ID_CHARS + 1];
+                sd_key_id(e->signer, id);
                 return sd_error_set(err, EBADMSG,
                                     "signature by writer %s does not verify: the envelope was altered or corrupted", id);
+        }
         return 0;
 }
 
@@ -550,11 +418,14 @@ static void envelope_info_fill(const struct envelope *e, struct sd_envelope_info
         *info = (struct sd_envelope_info) {
                 .version = e->version,
                 .tombstone = e->tombstone,
+                .format = e->format,
+                .policy = e->policy,
                 .created = e->created,
                 .n_recipients = e->n_recipients,
                 .value_len = e->tombstone ? 0 : e->ciphertext_len - TAG_BYTES,
         };
         memcpy(info->name, e->name, sizeof(info->name));
+        memcpy(info->realm, e->realm, SD_REALM_ID_BYTES);
         memcpy(info->signer, e->signer, SD_SIGN_PK_BYTES);
         sd_key_id(e->signer, info->signer_id);
 }
@@ -562,20 +433,24 @@ static void envelope_info_fill(const struct envelope *e, struct sd_envelope_info
 static int envelope_to_json(const struct envelope *e, char **json_out, size_t *len_out) {
         _cleanup_free_ char *signer = sd_b64_encode(e->signer, SD_SIGN_PK_BYTES, SD_B64_STD);
         _cleanup_free_ char *signature = sd_b64_encode(e->signature, SIGNATURE_BYTES, SD_B64_STD);
-        if (!signer || !signature)
+        _cleanup_free_ char *realm = sd_b64_encode(e->realm, SD_REALM_ID_BYTES, SD_B64_STD);
+        if (!signer || !signature || !realm)
                 return -ENOMEM;
 
-        _cleanup_json_ json_t *root = NULL;
-        if (e->tombstone) {
-                root = json_pack("{s:i, s:s, s:s, s:I, s:I, s:s, s:s}",
-                                 "format", SD_ENVELOPE_FORMAT, "kind", envelope_kind(e), "name", e->name,
-                                 "version", (json_int_t) e->version, "created", (json_int_t) e->created,
-                                 "signer", signer, "signature", signature);
-        } else {
+        _cleanup_json_ json_t *root = json_pack("{s:i, s:s, s:s, s:I, s:s, s:I, s:I, s:s}", "format", (int) e->format,
+                                                "kind", envelope_kind(e), "realm", realm, "policy",
+                                                (json_int_t) e->policy, "name", e->name, "version",
+                                                (json_int_t) e->version, "created", (json_int_t) e->created,
+                                                "signer", signer);
+        if (!root)
+                return -ENOMEM;
+        if (!e->tombstone) {
                 _cleanup_free_ char *nonce = sd_b64_encode(e->nonce, NONCE_BYTES, SD_B64_STD);
                 _cleanup_free_ char *ciphertext = sd_b64_encode(e->ciphertext, e->ciphertext_len, SD_B64_STD);
-                _cleanup_json_ json_t *recipients = json_array();
-                if (!nonce || !ciphertext || !recipients)
+                json_t *recipients = json_array();
+                if (!nonce || !ciphertext || !recipients || json_object_set_new(root, "nonce", json_string(nonce)) < 0 ||
+                    json_object_set_new(root, "ciphertext", json_string(ciphertext)) < 0 ||
+                    json_object_set_new(root, "recipients", recipients) < 0)
                         return -ENOMEM;
                 for (size_t i = 0; i < e->n_recipients; i++) {
                         _cleanup_free_ char *key = sd_b64_encode(e->recipients[i].key, SD_BOX_PK_BYTES, SD_B64_STD);
@@ -585,21 +460,10 @@ static int envelope_to_json(const struct envelope *e, char **json_out, size_t *l
                         if (json_array_append_new(recipients, json_pack("{s:s, s:s}", "key", key, "wrapped", wrapped)) < 0)
                                 return -ENOMEM;
                 }
-                root = json_pack("{s:i, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:O, s:s}",
-                                 "format", SD_ENVELOPE_FORMAT, "kind", envelope_kind(e), "name", e->name,
-                                 "version", (json_int_t) e->version, "created", (json_int_t) e->created,
-                                 "signer", signer, "nonce", nonce, "ciphertext", ciphertext,
-                                 "recipients", recipients, "signature", signature);
         }
-        if (!root)
+        if (json_object_set_new(root, "signature", json_string(signature)) < 0)
                 return -ENOMEM;
-        char *text = json_dumps(root, JSON_COMPACT);
-        if (!text)
-                return -ENOMEM;
-        *json_out = text;
-        if (len_out)
-                *len_out = strlen(text);
-        return 0;
+        return sd_json_dump_compact(root, json_out, len_out);
 }
 
 static uint64_t current_time(void) {
@@ -618,15 +482,18 @@ static int check_slot(const char *name, uint64_t version, struct subject *subjec
         if (r < 0)
                 return r;
         subject_set(subject, name, strlen(name), &version);
-        if (version == 0 || version >= JSON_INT_LIMIT)
+        if (version == 0 || version >= SD_JSON_INT_LIMIT)
                 return subject_error(err, EINVAL, subject, "version must be from 1 to 2^53-1");
         return 0;
 }
 
+static void free_keys(unsigned char (**keys)[SD_BOX_PK_BYTES]) {
+        free(*keys);
+}
+
 int sd_envelope_seal(const char *name, uint64_t version, const struct sd_secret *value,
-                     const struct sd_writer_key *writer,
-                     const unsigned char (*recipients)[SD_BOX_PK_BYTES], size_t n_recipients,
-                     char **json_out, size_t *len_out, sd_error *err) {
+                     const struct sd_writer_key *writer, const struct sd_policy *policy, char **json_out,
+                     size_t *len_out, sd_error *err) {
         if (sodium_init() < 0)
                 return sd_error_set(err, ENOMEM, "cannot initialise libsodium");
         struct subject subject = subject_unknown();
@@ -638,33 +505,39 @@ int sd_envelope_seal(const char *name, uint64_t version, const struct sd_secret 
         if (value && value->len > SD_VALUE_MAX)
                 return subject_error(err, EFBIG, &subject, "the value is %zu bytes; the limit is %zu bytes",
                                      value->len, SD_VALUE_MAX);
-        if (n_recipients > 0 && !recipients)
-                return subject_error(err, EINVAL, &subject, "no recipient keys given");
+        if (!policy)
+                return subject_error(err, EINVAL, &subject, "no realm policy to seal under");
         if (memcmp(writer->sign_sk + crypto_sign_SEEDBYTES, writer->pub.sign_pk, SD_SIGN_PK_BYTES) != 0)
                 return subject_error(err, EINVAL, &subject, "the writer's signing key does not match its public key");
+        sd_error why = { 0 };
+        if (sd_policy_check_write(policy, writer->pub.sign_pk, name, value != NULL, &why) != SD_WRITE_ALLOWED)
+                return sd_error_set(err, why.code, "%s", why.message);
 
         _cleanup_envelope_ struct envelope e = {
+                .format = SD_ENVELOPE_FORMAT,
                 .tombstone = value == NULL,
+                .policy = sd_policy_version(policy),
                 .version = version,
                 .created = (int64_t) current_time(),
         };
+        memcpy(e.realm, sd_policy_realm(policy), SD_REALM_ID_BYTES);
         memcpy(e.name, name, strlen(name) + 1);
         memcpy(e.signer, writer->pub.sign_pk, SD_SIGN_PK_BYTES);
 
         if (!e.tombstone) {
-                /* The writer first, then each new key in the order given. */
-                e.recipients = calloc(n_recipients + 1, sizeof(*e.recipients));
+                _cleanup_(free_keys) unsigned char(*allowed)[SD_BOX_PK_BYTES] = NULL;
+                size_t n_allowed = 0;
+                if (sd_policy_recipients_for(policy, name, &allowed, &n_allowed, NULL) < 0)
+                        return subject_error(err, ENOMEM, &subject, "out of memory");
+                /* The writer first, then each key of the policy's in order. */
+                e.recipients = calloc(n_allowed + 1, sizeof(*e.recipients));
                 if (!e.recipients)
                         return subject_error(err, ENOMEM, &subject, "out of memory");
                 memcpy(e.recipients[0].key, writer->pub.box_pk, SD_BOX_PK_BYTES);
                 e.n_recipients = 1;
-                for (size_t i = 0; i < n_recipients; i++) {
-                        bool seen = false;
-                        for (size_t j = 0; j < e.n_recipients && !seen; j++)
-                                seen = memcmp(e.recipients[j].key, recipients[i], SD_BOX_PK_BYTES) == 0;
-                        if (!seen)
-                                memcpy(e.recipients[e.n_recipients++].key, recipients[i], SD_BOX_PK_BYTES);
-                }
+                for (size_t i = 0; i < n_allowed; i++)
+                        if (memcmp(allowed[i], writer->pub.box_pk, SD_BOX_PK_BYTES) != 0)
+                                memcpy(e.recipients[e.n_recipients++].key, allowed[i], SD_BOX_PK_BYTES);
                 if (e.n_recipients > SD_ENVELOPE_MAX_RECIPIENTS)
                         return subject_error(err, EINVAL, &subject, "%zu recipients; the limit is %d",
                                              e.n_recipients, SD_ENVELOPE_MAX_RECIPIENTS);
@@ -677,7 +550,7 @@ int sd_envelope_seal(const char *name, uint64_t version, const struct sd_secret 
 
                 _cleanup_free_ unsigned char *ad = NULL;
                 size_t ad_len;
-                if (envelope_ad(name, version, &ad, &ad_len) < 0)
+                if (envelope_ad(&e, &ad, &ad_len) < 0)
                         return subject_error(err, ENOMEM, &subject, "out of memory");
                 e.ciphertext_len = value->len + TAG_BYTES;
                 e.ciphertext = malloc(e.ciphertext_len);
@@ -707,7 +580,7 @@ int sd_envelope_seal(const char *name, uint64_t version, const struct sd_secret 
         return 0;
 }
 
-int sd_envelope_verify(const char *json, size_t len, const struct sd_trust *trust,
+int sd_envelope_verify(const char *json, size_t len, const struct sd_policy *policy, int flags,
                        struct sd_envelope_info *info, sd_error *err) {
         if (sodium_init() < 0)
                 return sd_error_set(err, ENOMEM, "cannot initialise libsodium");
@@ -716,7 +589,9 @@ int sd_envelope_verify(const char *json, size_t len, const struct sd_trust *trus
         int r = envelope_parse(json, len, &e, &subject, true, err);
         if (r < 0)
                 return subject_prefix(err, r, &subject);
-        r = envelope_authenticate(&e, trust, err);
+        r = envelope_authenticate(&e, policy, flags, err);
+        if (r == -EAGAIN && info)
+                envelope_info_fill(&e, info);
         if (r < 0)
                 return subject_prefix(err, r, &subject);
         if (info)
@@ -724,10 +599,8 @@ int sd_envelope_verify(const char *json, size_t len, const struct sd_trust *trus
         return 0;
 }
 
-int sd_envelope_open(const char *json, size_t len, const struct sd_trust *trust,
-                     const char *name, uint64_t version,
-                     const unsigned char box_pk[SD_BOX_PK_BYTES],
-                     const unsigned char box_sk[SD_BOX_SK_BYTES],
+int sd_envelope_open(const char *json, size_t len, const struct sd_policy *policy, int flags, const char *name,
+                     uint64_t version, const struct sd_box_keypair *keys, size_t n_keys,
                      struct sd_secret **value_out, struct sd_envelope_info *info, sd_error *err) {
         if (sodium_init() < 0)
                 return sd_error_set(err, ENOMEM, "cannot initialise libsodium");
@@ -742,12 +615,14 @@ int sd_envelope_open(const char *json, size_t len, const struct sd_trust *trust,
         if (r < 0)
                 return subject_prefix(err, r, &subject);
 
-        /* 2. trusted signer, signature */
-        r = envelope_authenticate(&e, trust, err);
+        /* 2-5. realm, policy version, signer's rights, signature */
+        r = envelope_authenticate(&e, policy, flags, err);
+        if (r == -EAGAIN && info)
+                envelope_info_fill(&e, info);
         if (r < 0)
                 return subject_prefix(err, r, &subject);
 
-        /* 3. the store answered with what was asked for: a signed envelope
+        /* 6. the store answered with what was asked for: a signed envelope
          * of another secret or an older version must not pass as this one */
         if (strcmp(e.name, name) != 0) {
                 char shown[80];
@@ -766,26 +641,39 @@ int sd_envelope_open(const char *json, size_t len, const struct sd_trust *trust,
                 return 0;
         }
 
-        /* 4. recipient, unwrap, decrypt */
+        /* recipient, unwrap, decrypt */
         const struct recipient_entry *mine = NULL;
-        for (size_t i = 0; i < e.n_recipients && !mine; i++)
-                if (memcmp(e.recipients[i].key, box_pk, SD_BOX_PK_BYTES) == 0)
-                        mine = &e.recipients[i];
+        const struct sd_box_keypair *kp = NULL;
+        for (size_t k = 0; k < n_keys && !mine; k++)
+                for (size_t i = 0; i < e.n_recipients && !mine; i++)
+                        if (memcmp(e.recipients[i].key, keys[k].pk, SD_BOX_PK_BYTES) == 0) {
+                                mine = &e.recipients[i];
+                                kp = &keys[k];
+                        }
+        if (!mine) {
+                char ids[3 * (SD_KEY_ID_CHARS + 2)] = "";
+                for (size_t k = 0; k < n_keys && k < 3; k++) {
+                        char id[SD_KEY_ID_CHARS + 1];
+                        sd_key_id(keys[k].pk, id);
+                        size_t l = strlen(ids);
+                        (void) snprintf(ids + l, sizeof(ids) - l, "%s%s", k ? ", " : "", id);
+                }
+                return subject_error(err, ENOKEY, &subject, "not encrypted to %s %s",
+                                     n_keys > 1 ? "any of the keys" : "this key", n_keys ? ids : "(none given)");
+        }
         char id[SD_KEY_ID_CHARS + 1];
-        sd_key_id(box_pk, id);
-        if (!mine)
-                return subject_error(err, ENOKEY, &subject, "not encrypted to this key %s", id);
+        sd_key_id(kp->pk, id);
 
         _cleanup_sodium_free_ unsigned char *data_key = sodium_malloc(DATA_KEY_BYTES);
         if (!data_key)
                 return subject_error(err, ENOMEM, &subject, "cannot allocate locked memory");
-        if (crypto_box_seal_open(data_key, mine->wrapped, WRAPPED_BYTES, box_pk, box_sk) != 0)
+        if (crypto_box_seal_open(data_key, mine->wrapped, WRAPPED_BYTES, kp->pk, kp->sk) != 0)
                 return subject_error(err, EBADMSG, &subject,
                                      "cannot unwrap the data key with key %s: wrong private key or corrupted entry", id);
 
         _cleanup_free_ unsigned char *ad = NULL;
         size_t ad_len;
-        if (envelope_ad(name, version, &ad, &ad_len) < 0)
+        if (envelope_ad(&e, &ad, &ad_len) < 0)
                 return subject_error(err, ENOMEM, &subject, "out of memory");
         _cleanup_secret_ struct sd_secret *value = NULL;
         if (sd_secret_new(e.ciphertext_len - TAG_BYTES, &value) < 0)
@@ -794,11 +682,31 @@ int sd_envelope_open(const char *json, size_t len, const struct sd_trust *trust,
         if (crypto_aead_xchacha20poly1305_ietf_decrypt(value->data, &value_len, NULL, e.ciphertext,
                                                        e.ciphertext_len, ad, ad_len, e.nonce, data_key) != 0)
                 return subject_error(err, EBADMSG, &subject,
-                                     "ciphertext does not authenticate under its data key, name and version");
+                                     "ciphertext does not authenticate under its data key, realm, name and version");
 
         if (info)
                 envelope_info_fill(&e, info);
         *value_out = steal_pointer(&value);
+        return 0;
+}
+
+int sd_envelope_recipient_keys(const char *json, size_t len, unsigned char (**keys_out)[SD_BOX_PK_BYTES],
+                               size_t *n_out, sd_error *err) {
+        struct subject subject = subject_unknown();
+        _cleanup_envelope_ struct envelope e = { 0 };
+        int r = envelope_parse(json, len, &e, &subject, true, err);
+        if (r < 0)
+                return subject_prefix(err, r, &subject);
+        unsigned char(*keys)[SD_BOX_PK_BYTES] = NULL;
+        if (e.n_recipients) {
+                keys = calloc(e.n_recipients, SD_BOX_PK_BYTES);
+                if (!keys)
+                        return sd_error_set(err, ENOMEM, "out of memory");
+                for (size_t i = 0; i < e.n_recipients; i++)
+                        memcpy(keys[i], e.recipients[i].key, SD_BOX_PK_BYTES);
+        }
+        *keys_out = keys;
+        *n_out = e.n_recipients;
         return 0;
 }
 
@@ -813,31 +721,20 @@ struct recipient_record {
 };
 
 static int recipient_signed_message(const struct recipient_record *rec, unsigned char **out, size_t *len_out) {
-        struct canon c = { 0 };
+        struct sd_canon c = { 0 };
         for (int pass = 0; pass < 2; pass++) {
-                canon_str(&c, RECIPIENT_DOMAIN);
-                canon_u64(&c, SD_ENVELOPE_FORMAT);
-                canon_str(&c, "recipient");
-                canon_str(&c, rec->name);
-                canon_bytes(&c, rec->key, SD_BOX_PK_BYTES);
-                canon_u64(&c, (uint64_t) rec->created);
-                canon_bytes(&c, rec->signer, SD_SIGN_PK_BYTES);
-                if (pass == 0 && canon_allocate(&c, len_out) < 0)
+                sd_canon_str(&c, RECIPIENT_DOMAIN);
+                sd_canon_u64(&c, SD_ENVELOPE_FORMAT_LEGACY);
+                sd_canon_str(&c, "recipient");
+                sd_canon_str(&c, rec->name);
+                sd_canon_bytes(&c, rec->key, SD_BOX_PK_BYTES);
+                sd_canon_u64(&c, (uint64_t) rec->created);
+                sd_canon_bytes(&c, rec->signer, SD_SIGN_PK_BYTES);
+                if (pass == 0 && sd_canon_allocate(&c, len_out) < 0)
                         return -ENOMEM;
         }
         *out = c.buf;
         return 0;
-}
-
-/* A low-order X25519 point would make every later seal fail (or worse, be
- * readable by anyone); crypto_scalarmult refuses to produce the all-zero
- * result such points give. */
-static bool box_pk_usable(const unsigned char pk[SD_BOX_PK_BYTES]) {
-        static const unsigned char scalar[crypto_scalarmult_SCALARBYTES] = { 9 };
-        unsigned char shared[crypto_scalarmult_BYTES];
-        bool ok = crypto_scalarmult(shared, scalar, pk) == 0;
-        sodium_memzero(shared, sizeof(shared));
-        return ok;
 }
 
 int sd_recipient_seal(const char *name, const unsigned char box_pk[SD_BOX_PK_BYTES],
@@ -850,7 +747,7 @@ int sd_recipient_seal(const char *name, const unsigned char box_pk[SD_BOX_PK_BYT
         int r = sd_name_validate("recipient name", name, strlen(name), err);
         if (r < 0)
                 return r;
-        if (!box_pk_usable(box_pk))
+        if (!sd_box_pk_usable(box_pk))
                 return sd_error_set(err, EINVAL, "recipient '%s': the key is not a usable X25519 public key", name);
         if (memcmp(writer->sign_sk + crypto_sign_SEEDBYTES, writer->pub.sign_pk, SD_SIGN_PK_BYTES) != 0)
                 return sd_error_set(err, EINVAL, "recipient '%s': the writer's signing key does not match its public key",
@@ -873,17 +770,11 @@ int sd_recipient_seal(const char *name, const unsigned char box_pk[SD_BOX_PK_BYT
         if (!key || !signer || !signature)
                 return sd_error_set(err, ENOMEM, "out of memory");
         _cleanup_json_ json_t *root = json_pack("{s:i, s:s, s:s, s:s, s:I, s:s, s:s}",
-                                                "format", SD_ENVELOPE_FORMAT, "kind", "recipient", "name", rec.name,
+                                                "format", SD_ENVELOPE_FORMAT_LEGACY, "kind", "recipient", "name", rec.name,
                                                 "key", key, "created", (json_int_t) rec.created, "signer", signer,
                                                 "signature", signature);
-        if (!root)
+        if (!root || sd_json_dump_compact(root, json_out, len_out) < 0)
                 return sd_error_set(err, ENOMEM, "out of memory");
-        char *text = json_dumps(root, JSON_COMPACT);
-        if (!text)
-                return sd_error_set(err, ENOMEM, "out of memory");
-        *json_out = text;
-        if (len_out)
-                *len_out = strlen(text);
         return 0;
 }
 
@@ -895,7 +786,7 @@ int sd_recipient_verify(const char *json, size_t len, const struct sd_trust *tru
 
         char shown_name[80] = "?";
         _cleanup_json_ json_t *root = NULL;
-        int r = load_json(json, len, what, &root, err);
+        int r = sd_json_load_object(json, len, SD_ENVELOPE_MAX_BYTES, what, &root, err);
         if (r < 0)
                 return sd_error_prefix(err, r, "recipient '%s'", shown_name);
         json_t *n = json_object_get(root, "name");
@@ -906,26 +797,26 @@ int sd_recipient_verify(const char *json, size_t len, const struct sd_trust *tru
         struct recipient_record rec = { 0 };
         const char *kind;
         size_t kind_len;
-        r = get_string(root, what, "kind", &kind, &kind_len, err);
+        r = sd_json_get_string(root, what, "kind", &kind, &kind_len, err);
         if (r >= 0 && strcmp(kind, "recipient") != 0) {
                 char shown[40];
                 sd_escape_for_message(kind, kind_len, shown, sizeof(shown));
                 r = sd_error_set(err, EBADMSG, "malformed %s: field 'kind' is '%s'; expected 'recipient'", what, shown);
         }
         if (r >= 0)
-                r = check_members(root, what, members, SD_ARRAY_SIZE(members), "", err);
+                r = sd_json_check_members(root, what, members, SD_ARRAY_SIZE(members), "", err);
         if (r >= 0)
-                r = get_format(root, what, err);
+                r = sd_json_get_format(root, what, SD_ENVELOPE_FORMAT_LEGACY, err);
         if (r >= 0)
-                r = get_name(root, what, "recipient name", rec.name, err);
+                r = sd_json_get_name(root, what, "name", "name", "recipient name", rec.name, err);
         if (r >= 0)
-                r = get_b64_exact(root, what, "key", "key", rec.key, SD_BOX_PK_BYTES, err);
+                r = sd_json_get_b64_exact(root, what, "key", "key", rec.key, SD_BOX_PK_BYTES, err);
         if (r >= 0)
                 r = get_created(root, what, &rec.created, err);
         if (r >= 0)
-                r = get_b64_exact(root, what, "signer", "signer", rec.signer, SD_SIGN_PK_BYTES, err);
+                r = sd_json_get_b64_exact(root, what, "signer", "signer", rec.signer, SD_SIGN_PK_BYTES, err);
         if (r >= 0)
-                r = get_b64_exact(root, what, "signature", "signature", rec.signature, SIGNATURE_BYTES, err);
+                r = sd_json_get_b64_exact(root, what, "signature", "signature", rec.signature, SIGNATURE_BYTES, err);
         if (r < 0)
                 return sd_error_prefix(err, r, "recipient '%s'", shown_name);
 

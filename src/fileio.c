@@ -150,6 +150,10 @@ int sd_read_file_at(int dirfd, const char *name, size_t max, char **out, size_t 
                         return sd_error_set(err, ELOOP, "%s: is a symbolic link; refusing to follow it", name);
                 return sd_error_set_errno(err, errno, "%s: cannot open", name);
         }
+        return sd_read_fd(fd, name, max, out, len_out, err);
+}
+
+int sd_read_fd(int fd, const char *name, size_t max, char **out, size_t *len_out, sd_error *err) {
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return sd_error_set_errno(err, errno, "%s: cannot stat", name);

@@ -61,6 +61,11 @@ int sd_write_file_at(int dirfd, const char *name, const void *data, size_t len, 
 int sd_read_file_at(int dirfd, const char *name, size_t max, char **out, size_t *len_out,
                     sd_error *err);
 
+/* sd_read_file_at() for an fd already open (sd_trust_root_open()'s): the
+ * whole regular file, at most max bytes; name is for messages.  The fd stays
+ * open. */
+int sd_read_fd(int fd, const char *name, size_t max, char **out, size_t *len_out, sd_error *err);
+
 /* Open (optionally creating with mode) the directory dirfd/name without
  * following a symlink.  Returns the fd or a negative errno. */
 int sd_open_dir_at(int dirfd, const char *name, bool create, mode_t mode);

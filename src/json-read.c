@@ -7,7 +7,7 @@
 #include "json-read.h"
 #include "secretd/names.h"
 
-int sd_json_field_error(sd_error *err, const struct sd_json_where *w, const char *key, const char *fmt, ...) {
+int sd_peer_json_field_error(sd_error *err, const struct sd_peer_json_where *w, const char *key, const char *fmt, ...) {
         char reason[256];
         va_list ap;
         va_start(ap, fmt);
@@ -17,7 +17,7 @@ int sd_json_field_error(sd_error *err, const struct sd_json_where *w, const char
                             reason);
 }
 
-const char *sd_json_type_name(const json_t *j) {
+const char *sd_peer_json_type_name(const json_t *j) {
         switch (json_typeof(j)) {
         case JSON_OBJECT: return "an object";
         case JSON_ARRAY: return "an array";
@@ -31,7 +31,7 @@ const char *sd_json_type_name(const json_t *j) {
         return "something else";
 }
 
-int sd_json_load(const struct sd_json_where *w, const char *text, size_t len, bool want_object, json_t **out,
+int sd_peer_json_load(const struct sd_peer_json_where *w, const char *text, size_t len, bool want_object, json_t **out,
                  sd_error *err) {
         json_error_t jerr;
         json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -43,7 +43,7 @@ int sd_json_load(const struct sd_json_where *w, const char *text, size_t len, bo
         }
         if (want_object && !json_is_object(root)) {
                 int r = sd_error_set(err, w->code, "%s: expected a JSON object, got %s", w->what,
-                                     sd_json_type_name(root));
+                                     sd_peer_json_type_name(root));
                 json_decref(root);
                 return r;
         }
@@ -53,61 +53,61 @@ int sd_json_load(const struct sd_json_where *w, const char *text, size_t len, bo
 
 /* The member, or NULL when absent (or null with SD_JSON_NULL_OK); -code
  * when required and absent. */
-static int member(const json_t *obj, const char *key, unsigned flags, const struct sd_json_where *w, json_t **v,
+static int member(const json_t *obj, const char *key, unsigned flags, const struct sd_peer_json_where *w, json_t **v,
                   sd_error *err) {
         json_t *m = json_object_get(obj, key);
         if (m && json_is_null(m) && (flags & SD_JSON_NULL_OK))
                 m = NULL;
         if (!m && (flags & SD_JSON_REQUIRED))
-                return sd_json_field_error(err, w, key, "missing");
+                return sd_peer_json_field_error(err, w, key, "missing");
         *v = m;
         return m ? 1 : 0;
 }
 
-int sd_json_get_string(const json_t *obj, const char *key, unsigned flags, size_t max,
-                       const struct sd_json_where *w, const char **s, size_t *len, sd_error *err) {
+int sd_peer_json_string(const json_t *obj, const char *key, unsigned flags, size_t max,
+                       const struct sd_peer_json_where *w, const char **s, size_t *len, sd_error *err) {
         json_t *v = NULL;
         int r = member(obj, key, flags, w, &v, err);
         if (r <= 0)
                 return r;
         if (!json_is_string(v))
-                return sd_json_field_error(err, w, key, "expected a string, got %s", sd_json_type_name(v));
+                return sd_peer_json_field_error(err, w, key, "expected a string, got %s", sd_peer_json_type_name(v));
         const char *str = json_string_value(v);
         size_t l = json_string_length(v);
         if (l > max)
-                return sd_json_field_error(err, w, key, "%zu bytes long; the limit is %zu", l, max);
+                return sd_peer_json_field_error(err, w, key, "%zu bytes long; the limit is %zu", l, max);
         if ((flags & SD_JSON_NONEMPTY) && l == 0)
-                return sd_json_field_error(err, w, key, "is empty");
+                return sd_peer_json_field_error(err, w, key, "is empty");
         for (size_t i = 0; i < l; i++) {
                 unsigned char c = (unsigned char) str[i];
                 /* jansson already refuses NUL bytes (no JSON_ALLOW_NUL). */
                 if ((flags & SD_JSON_PRINTABLE) && (c < 0x20 || c == 0x7f))
-                        return sd_json_field_error(err, w, key, "contains control byte 0x%02x", c);
+                        return sd_peer_json_field_error(err, w, key, "contains control byte 0x%02x", c);
                 if ((flags & SD_JSON_NO_SLASH) && c == '/')
-                        return sd_json_field_error(err, w, key, "contains '/'");
+                        return sd_peer_json_field_error(err, w, key, "contains '/'");
         }
         *s = str;
         *len = l;
         return 1;
 }
 
-int sd_json_get_integer(const json_t *obj, const char *key, unsigned flags, long long min, long long max,
-                        const struct sd_json_where *w, long long *out, sd_error *err) {
+int sd_peer_json_integer(const json_t *obj, const char *key, unsigned flags, long long min, long long max,
+                        const struct sd_peer_json_where *w, long long *out, sd_error *err) {
         json_t *v = NULL;
         int r = member(obj, key, flags, w, &v, err);
         if (r <= 0)
                 return r;
         if (!json_is_integer(v))
-                return sd_json_field_error(err, w, key, "expected an integer, got %s", sd_json_type_name(v));
+                return sd_peer_json_field_error(err, w, key, "expected an integer, got %s", sd_peer_json_type_name(v));
         json_int_t i = json_integer_value(v);
         if (i < min || i > max)
-                return sd_json_field_error(err, w, key, "%lld is out of range [%lld, %lld]", (long long) i, min,
+                return sd_peer_json_field_error(err, w, key, "%lld is out of range [%lld, %lld]", (long long) i, min,
                                            max);
         *out = (long long) i;
         return 1;
 }
 
-int sd_json_get_uint63(const json_t *obj, const char *key, unsigned flags, const struct sd_json_where *w,
+int sd_peer_json_uint63(const json_t *obj, const char *key, unsigned flags, const struct sd_peer_json_where *w,
                        int64_t *out, sd_error *err) {
         json_t *v = NULL;
         int r = member(obj, key, flags, w, &v, err);
@@ -116,27 +116,27 @@ int sd_json_get_uint63(const json_t *obj, const char *key, unsigned flags, const
         if (json_is_integer(v)) {
                 json_int_t n = json_integer_value(v);
                 if (n < 0)
-                        return sd_json_field_error(err, w, key, "%lld is negative", (long long) n);
+                        return sd_peer_json_field_error(err, w, key, "%lld is negative", (long long) n);
                 *out = (int64_t) n;
                 return 1;
         }
         if (!json_is_string(v))
-                return sd_json_field_error(err, w, key, "expected an integer or a string of digits, got %s",
-                                           sd_json_type_name(v));
+                return sd_peer_json_field_error(err, w, key, "expected an integer or a string of digits, got %s",
+                                           sd_peer_json_type_name(v));
         const char *s = json_string_value(v);
         size_t len = json_string_length(v);
         char shown[64];
         if (len == 0 || len > 19)
-                return sd_json_field_error(err, w, key, "'%s' is not an int64 (%zu characters)",
+                return sd_peer_json_field_error(err, w, key, "'%s' is not an int64 (%zu characters)",
                                            sd_escape_for_message(s, len, shown, sizeof(shown)), len);
         int64_t n = 0;
         for (size_t i = 0; i < len; i++) {
                 if (s[i] < '0' || s[i] > '9')
-                        return sd_json_field_error(err, w, key, "'%s' is not an integer",
+                        return sd_peer_json_field_error(err, w, key, "'%s' is not an integer",
                                                    sd_escape_for_message(s, len, shown, sizeof(shown)));
                 int d = s[i] - '0';
                 if (n > (INT64_MAX - d) / 10)
-                        return sd_json_field_error(err, w, key, "'%s' overflows int64",
+                        return sd_peer_json_field_error(err, w, key, "'%s' overflows int64",
                                                    sd_escape_for_message(s, len, shown, sizeof(shown)));
                 n = n * 10 + d;
         }
@@ -144,38 +144,38 @@ int sd_json_get_uint63(const json_t *obj, const char *key, unsigned flags, const
         return 1;
 }
 
-int sd_json_get_bool(const json_t *obj, const char *key, unsigned flags, const struct sd_json_where *w, bool *out,
+int sd_peer_json_bool(const json_t *obj, const char *key, unsigned flags, const struct sd_peer_json_where *w, bool *out,
                      sd_error *err) {
         json_t *v = NULL;
         int r = member(obj, key, flags, w, &v, err);
         if (r <= 0)
                 return r;
         if (!json_is_boolean(v))
-                return sd_json_field_error(err, w, key, "expected true or false, got %s", sd_json_type_name(v));
+                return sd_peer_json_field_error(err, w, key, "expected true or false, got %s", sd_peer_json_type_name(v));
         *out = json_is_true(v);
         return 1;
 }
 
-int sd_json_get_object(const json_t *obj, const char *key, unsigned flags, const struct sd_json_where *w,
+int sd_peer_json_object(const json_t *obj, const char *key, unsigned flags, const struct sd_peer_json_where *w,
                        json_t **out, sd_error *err) {
         json_t *v = NULL;
         int r = member(obj, key, flags, w, &v, err);
         if (r <= 0)
                 return r;
         if (!json_is_object(v))
-                return sd_json_field_error(err, w, key, "expected an object, got %s", sd_json_type_name(v));
+                return sd_peer_json_field_error(err, w, key, "expected an object, got %s", sd_peer_json_type_name(v));
         *out = v;
         return 1;
 }
 
-int sd_json_get_array(const json_t *obj, const char *key, unsigned flags, const struct sd_json_where *w,
+int sd_peer_json_array(const json_t *obj, const char *key, unsigned flags, const struct sd_peer_json_where *w,
                       json_t **out, sd_error *err) {
         json_t *v = NULL;
         int r = member(obj, key, flags, w, &v, err);
         if (r <= 0)
                 return r;
         if (!json_is_array(v))
-                return sd_json_field_error(err, w, key, "expected an array, got %s", sd_json_type_name(v));
+                return sd_peer_json_field_error(err, w, key, "expected an array, got %s", sd_peer_json_type_name(v));
         *out = v;
         return 1;
 }

@@ -24,7 +24,7 @@
 
 #include "secretd/error.h"
 
-struct sd_json_where {
+struct sd_peer_json_where {
         const char *what;
         const char *prefix;
         int code;           /* positive errno for every failure */
@@ -39,36 +39,36 @@ enum {
 };
 
 /* "<what>: field '<prefix><key>': <reason>"; returns -w->code. */
-int sd_json_field_error(sd_error *err, const struct sd_json_where *w, const char *key, const char *fmt, ...)
+int sd_peer_json_field_error(sd_error *err, const struct sd_peer_json_where *w, const char *key, const char *fmt, ...)
         SD_PRINTF(4, 5);
 
 /* "an object", "a string", ... for messages. */
-const char *sd_json_type_name(const json_t *j);
+const char *sd_peer_json_type_name(const json_t *j);
 
 /* Parse text[0..len) refusing duplicate keys (two readers of the same
  * document must not disagree).  "<what>: not valid JSON: <reason> (line L,
  * column C)".  With want_object, anything but an object is refused too. */
-int sd_json_load(const struct sd_json_where *w, const char *text, size_t len, bool want_object, json_t **out,
+int sd_peer_json_load(const struct sd_peer_json_where *w, const char *text, size_t len, bool want_object, json_t **out,
                  sd_error *err);
 
-int sd_json_get_string(const json_t *obj, const char *key, unsigned flags, size_t max,
-                       const struct sd_json_where *w, const char **s, size_t *len, sd_error *err);
+int sd_peer_json_string(const json_t *obj, const char *key, unsigned flags, size_t max,
+                       const struct sd_peer_json_where *w, const char **s, size_t *len, sd_error *err);
 
 /* A JSON integer in [min, max]. */
-int sd_json_get_integer(const json_t *obj, const char *key, unsigned flags, long long min, long long max,
-                        const struct sd_json_where *w, long long *out, sd_error *err);
+int sd_peer_json_integer(const json_t *obj, const char *key, unsigned flags, long long min, long long max,
+                        const struct sd_peer_json_where *w, long long *out, sd_error *err);
 
 /* A non-negative int64 written as a JSON integer or as a string of 1 to 19
  * digits (etcd's gateway writes int64 as strings): no sign, no blanks, no
  * fraction, no overflow. */
-int sd_json_get_uint63(const json_t *obj, const char *key, unsigned flags, const struct sd_json_where *w,
+int sd_peer_json_uint63(const json_t *obj, const char *key, unsigned flags, const struct sd_peer_json_where *w,
                        int64_t *out, sd_error *err);
 
-int sd_json_get_bool(const json_t *obj, const char *key, unsigned flags, const struct sd_json_where *w, bool *out,
+int sd_peer_json_bool(const json_t *obj, const char *key, unsigned flags, const struct sd_peer_json_where *w, bool *out,
                      sd_error *err);
 
 /* An object or array member (borrowed reference). */
-int sd_json_get_object(const json_t *obj, const char *key, unsigned flags, const struct sd_json_where *w,
+int sd_peer_json_object(const json_t *obj, const char *key, unsigned flags, const struct sd_peer_json_where *w,
                        json_t **out, sd_error *err);
-int sd_json_get_array(const json_t *obj, const char *key, unsigned flags, const struct sd_json_where *w,
+int sd_peer_json_array(const json_t *obj, const char *key, unsigned flags, const struct sd_peer_json_where *w,
                       json_t **out, sd_error *err);

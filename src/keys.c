@@ -39,6 +39,16 @@ void sd_key_id(const unsigned char pk[32], char out[SD_KEY_ID_CHARS + 1]) {
         sodium_bin2hex(out, SD_KEY_ID_CHARS + 1, hash, SD_KEY_ID_CHARS / 2);
 }
 
+bool sd_box_pk_usable(const unsigned char pk[SD_BOX_PK_BYTES]) {
+        /* crypto_scalarmult refuses to produce the all-zero result that
+         * low-order points give. */
+        static const unsigned char scalar[crypto_scalarmult_SCALARBYTES] = { 9 };
+        unsigned char shared[crypto_scalarmult_BYTES];
+        bool ok = crypto_scalarmult(shared, scalar, pk) == 0;
+        sodium_memzero(shared, sizeof(shared));
+        return ok;
+}
+
 /* ---- public lines ---- */
 
 static int pub_format(const char *prefix, const void *bin, size_t len, char **out) {

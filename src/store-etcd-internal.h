@@ -137,12 +137,14 @@ void sd_etcd_watch_msg_done(struct sd_etcd_watch_msg *m);
 enum sd_etcd_key_kind {
         SD_ETCD_KEY_SECRET,      /* <prefix>/secrets/<name>/<20 digits> */
         SD_ETCD_KEY_RECIPIENT,   /* <prefix>/recipients/<name> */
+        SD_ETCD_KEY_POLICY,      /* <prefix>/policy/<20 digits> */
+        SD_ETCD_KEY_PROPOSAL,    /* <prefix>/proposals/<20 digits> */
 };
 
 struct sd_etcd_key {
         enum sd_etcd_key_kind kind;
-        char name[SD_NAME_MAX + 1];
-        uint64_t version;          /* SD_ETCD_KEY_SECRET only, >= 1 */
+        char name[SD_NAME_MAX + 1];  /* secrets and recipients */
+        uint64_t version;          /* secrets, policy, proposals: >= 1 */
 };
 
 /* Classify a key etcd returned, for the store whose prefix is `prefix`

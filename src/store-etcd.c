@@ -108,38 +108,38 @@ static char *escape(const char *in, size_t len, char *out, size_t out_size) {
  * -EPROTO.
  * ---------------------------------------------------------------------- */
 
-#define WHERE(what, prefix) ((struct sd_json_where) { (what), (prefix), EPROTO })
+#define WHERE(what, prefix) ((struct sd_peer_json_where) { (what), (prefix), EPROTO })
 
 /* Absent and null both mean "the zero value" on the gateway. */
 #define OPTIONAL SD_JSON_NULL_OK
 
 static int load_object(const char *body, size_t len, const char *what, json_t **out, sd_error *err) {
-        const struct sd_json_where w = WHERE(what, "");
-        return sd_json_load(&w, body, len, true, out, err);
+        const struct sd_peer_json_where w = WHERE(what, "");
+        return sd_peer_json_load(&w, body, len, true, out, err);
 }
 
 /* The base64 byte field obj.field decoded into a malloc()ed NUL-terminated
  * buffer: 1 found, 0 absent (an error with SD_JSON_REQUIRED). */
 static int get_bytes(const json_t *obj, const char *field, unsigned flags, size_t max, bool allow_nul,
-                     const struct sd_json_where *w, char **out, size_t *len_out, sd_error *err) {
+                     const struct sd_peer_json_where *w, char **out, size_t *len_out, sd_error *err) {
         const char *text = NULL;
         size_t text_len = 0;
-        int r = sd_json_get_string(obj, field, flags, SIZE_MAX, w, &text, &text_len, err);
+        int r = sd_peer_json_string(obj, field, flags, SIZE_MAX, w, &text, &text_len, err);
         if (r <= 0)
                 return r;
         size_t cap = text_len / 4 * 3;
         if (cap > max + 2)
-                return sd_json_field_error(err, w, field, "decodes to more than %zu bytes", max);
+                return sd_peer_json_field_error(err, w, field, "decodes to more than %zu bytes", max);
         _cleanup_free_ char *buf = malloc(cap + 1);
         if (!buf)
                 return sd_error_set(err, ENOMEM, "out of memory");
         long n = sd_b64_decode(text, text_len, buf, cap, SD_B64_STD);
         if (n < 0)
-                return sd_json_field_error(err, w, field, "not valid padded base64");
+                return sd_peer_json_field_error(err, w, field, "not valid padded base64");
         if ((size_t) n > max)
-                return sd_json_field_error(err, w, field, "decodes to more than %zu bytes", max);
+                return sd_peer_json_field_error(err, w, field, "decodes to more than %zu bytes", max);
         if (!allow_nul && memchr(buf, '\0', (size_t) n))
-                return sd_json_field_error(err, w, field, "contains a NUL byte");
+                return sd_peer_json_field_error(err, w, field, "contains a NUL byte");
         buf[n] = '\0';
         *out = steal_pointer(&buf);
         *len_out = (size_t) n;
@@ -147,33 +147,33 @@ static int get_bytes(const json_t *obj, const char *field, unsigned flags, size_
 }
 
 /* A key: required, decoded, non-empty, no NUL, at most SD_ETCD_KEY_MAX. */
-static int get_key(const json_t *obj, const struct sd_json_where *w, char **out, size_t *len_out, sd_error *err) {
+static int get_key(const json_t *obj, const struct sd_peer_json_where *w, char **out, size_t *len_out, sd_error *err) {
         int r = get_bytes(obj, "key", SD_JSON_REQUIRED, SD_ETCD_KEY_MAX, false, w, out, len_out, err);
         if (r < 0)
                 return r;
         if (*len_out == 0) {
                 free(*out);
                 *out = NULL;
-                return sd_json_field_error(err, w, "key", "empty key");
+                return sd_peer_json_field_error(err, w, "key", "empty key");
         }
         return 0;
 }
 
 static int get_header_revision(const json_t *root, bool required, const char *what, int64_t *out, sd_error *err) {
-        const struct sd_json_where w = WHERE(what, "");
-        const struct sd_json_where hw = WHERE(what, "header.");
+        const struct sd_peer_json_where w = WHERE(what, "");
+        const struct sd_peer_json_where hw = WHERE(what, "header.");
         unsigned flags = OPTIONAL | (required ? SD_JSON_REQUIRED : 0);
         json_t *header = NULL;
-        int r = sd_json_get_object(root, "header", flags, &w, &header, err);
+        int r = sd_peer_json_object(root, "header", flags, &w, &header, err);
         if (r < 0)
                 return r;
         int64_t rev = 0;
         if (header) {
-                r = sd_json_get_uint63(header, "revision", flags, &hw, &rev, err);
+                r = sd_peer_json_uint63(header, "revision", flags, &hw, &rev, err);
                 if (r < 0)
                         return r;
                 if (required && rev == 0)
-                        return sd_json_field_error(err, &hw, "revision", "is 0; revisions start at 1");
+                        return sd_peer_json_field_error(err, &hw, "revision", "is 0; revisions start at 1");
         }
         *out = rev;
         return 0;
@@ -193,7 +193,7 @@ void sd_etcd_range_done(struct sd_etcd_range *r) {
 int sd_etcd_parse_range(const char *body, size_t len, size_t max_value, struct sd_etcd_range *out,
                         sd_error *err) {
         static const char what[] = "etcd range reply";
-        const struct sd_json_where w = WHERE(what, "");
+        const struct sd_peer_json_where w = WHERE(what, "");
         _cleanup_json_ json_t *root = NULL;
         int r = load_object(body, len, what, &root, err);
         if (r < 0)
@@ -202,15 +202,15 @@ int sd_etcd_parse_range(const char *body, size_t len, size_t max_value, struct s
         r = get_header_revision(root, true, what, &res.revision, err);
         if (r < 0)
                 return r;
-        r = sd_json_get_bool(root, "more", OPTIONAL, &w, &res.more, err);
+        r = sd_peer_json_bool(root, "more", OPTIONAL, &w, &res.more, err);
         if (r < 0)
                 return r;
-        r = sd_json_get_uint63(root, "count", OPTIONAL, &w, &res.count, err);
+        r = sd_peer_json_uint63(root, "count", OPTIONAL, &w, &res.count, err);
         if (r < 0)
                 return r;
 
         json_t *kvs = NULL;
-        r = sd_json_get_array(root, "kvs", OPTIONAL, &w, &kvs, err);
+        r = sd_peer_json_array(root, "kvs", OPTIONAL, &w, &kvs, err);
         if (r < 0)
                 return r;
         size_t n = kvs ? json_array_size(kvs) : 0;
@@ -222,12 +222,12 @@ int sd_etcd_parse_range(const char *body, size_t len, size_t max_value, struct s
         for (size_t i = 0; i < n; i++) {
                 char prefix[32];
                 (void) snprintf(prefix, sizeof(prefix), "kvs[%zu].", i);
-                const struct sd_json_where kw = WHERE(what, prefix);
+                const struct sd_peer_json_where kw = WHERE(what, prefix);
                 json_t *kv = json_array_get(kvs, i);
                 if (!json_is_object(kv)) {
                         prefix[strlen(prefix) - 1] = '\0';
-                        return sd_json_field_error(err, &w, prefix, "expected an object, got %s",
-                                                   sd_json_type_name(kv));
+                        return sd_peer_json_field_error(err, &w, prefix, "expected an object, got %s",
+                                                   sd_peer_json_type_name(kv));
                 }
                 struct sd_etcd_kv *e = &res.kvs[res.n_kvs++];
                 r = get_key(kv, &kw, &e->key, &e->key_len, err);
@@ -236,10 +236,10 @@ int sd_etcd_parse_range(const char *body, size_t len, size_t max_value, struct s
                 r = get_bytes(kv, "value", 0, max_value, true, &kw, &e->value, &e->value_len, err);
                 if (r < 0)
                         return r;
-                r = sd_json_get_uint63(kv, "create_revision", OPTIONAL, &kw, &e->create_revision, err);
+                r = sd_peer_json_uint63(kv, "create_revision", OPTIONAL, &kw, &e->create_revision, err);
                 if (r < 0)
                         return r;
-                r = sd_json_get_uint63(kv, "mod_revision", OPTIONAL, &kw, &e->mod_revision, err);
+                r = sd_peer_json_uint63(kv, "mod_revision", OPTIONAL, &kw, &e->mod_revision, err);
                 if (r < 0)
                         return r;
         }
@@ -251,7 +251,7 @@ int sd_etcd_parse_range(const char *body, size_t len, size_t max_value, struct s
 int sd_etcd_parse_txn(const char *body, size_t len, bool *succeeded_out, int64_t *revision_out,
                       sd_error *err) {
         static const char what[] = "etcd txn reply";
-        const struct sd_json_where w = WHERE(what, "");
+        const struct sd_peer_json_where w = WHERE(what, "");
         _cleanup_json_ json_t *root = NULL;
         int r = load_object(body, len, what, &root, err);
         if (r < 0)
@@ -261,16 +261,16 @@ int sd_etcd_parse_txn(const char *body, size_t len, bool *succeeded_out, int64_t
         if (r < 0)
                 return r;
         bool ok = false;
-        r = sd_json_get_bool(root, "succeeded", OPTIONAL, &w, &ok, err);
+        r = sd_peer_json_bool(root, "succeeded", OPTIONAL, &w, &ok, err);
         if (r < 0)
                 return r;
         json_t *responses = NULL;
-        r = sd_json_get_array(root, "responses", OPTIONAL, &w, &responses, err);
+        r = sd_peer_json_array(root, "responses", OPTIONAL, &w, &responses, err);
         if (r < 0)
                 return r;
         /* A success with no response to our one put is not what etcd does. */
         if (ok && json_array_size(responses) != 1)
-                return sd_json_field_error(err, &w, "responses", "succeeded with %zu responses, expected 1",
+                return sd_peer_json_field_error(err, &w, "responses", "succeeded with %zu responses, expected 1",
                                            json_array_size(responses));
         *succeeded_out = ok;
         if (revision_out)
@@ -280,7 +280,7 @@ int sd_etcd_parse_txn(const char *body, size_t len, bool *succeeded_out, int64_t
 
 int sd_etcd_parse_auth(const char *body, size_t len, char **token_out, sd_error *err) {
         static const char what[] = "etcd authenticate reply";
-        const struct sd_json_where w = WHERE(what, "");
+        const struct sd_peer_json_where w = WHERE(what, "");
         _cleanup_json_ json_t *root = NULL;
         int r = load_object(body, len, what, &root, err);
         if (r < 0)
@@ -288,7 +288,7 @@ int sd_etcd_parse_auth(const char *body, size_t len, char **token_out, sd_error 
         const char *token = NULL;
         size_t token_len = 0;
         /* It goes into a header line: printable, bounded. */
-        r = sd_json_get_string(root, "token", SD_JSON_REQUIRED | SD_JSON_NONEMPTY | SD_JSON_PRINTABLE,
+        r = sd_peer_json_string(root, "token", SD_JSON_REQUIRED | SD_JSON_NONEMPTY | SD_JSON_PRINTABLE,
                                SD_ETCD_TOKEN_MAX, &w, &token, &token_len, err);
         if (r < 0)
                 return r;
@@ -301,7 +301,7 @@ int sd_etcd_parse_auth(const char *body, size_t len, char **token_out, sd_error 
 
 int sd_etcd_parse_deleterange(const char *body, size_t len, int64_t *deleted_out, sd_error *err) {
         static const char what[] = "etcd deleterange reply";
-        const struct sd_json_where w = WHERE(what, "");
+        const struct sd_peer_json_where w = WHERE(what, "");
         _cleanup_json_ json_t *root = NULL;
         int r = load_object(body, len, what, &root, err);
         if (r < 0)
@@ -311,7 +311,7 @@ int sd_etcd_parse_deleterange(const char *body, size_t len, int64_t *deleted_out
         if (r < 0)
                 return r;
         int64_t deleted = 0;
-        r = sd_json_get_uint63(root, "deleted", OPTIONAL, &w, &deleted, err);
+        r = sd_peer_json_uint63(root, "deleted", OPTIONAL, &w, &deleted, err);
         if (r < 0)
                 return r;
         *deleted_out = deleted;
@@ -417,8 +417,8 @@ void sd_etcd_watch_msg_done(struct sd_etcd_watch_msg *m) {
 int sd_etcd_parse_watch(const char *endpoint, const char *line, size_t len, struct sd_etcd_watch_msg *out,
                         sd_error *err) {
         static const char what[] = "etcd watch message";
-        const struct sd_json_where w = WHERE(what, "");
-        const struct sd_json_where rw = WHERE(what, "result.");
+        const struct sd_peer_json_where w = WHERE(what, "");
+        const struct sd_peer_json_where rw = WHERE(what, "result.");
         _cleanup_json_ json_t *root = NULL;
         int r = load_object(line, len, what, &root, err);
         if (r < 0)
@@ -427,7 +427,7 @@ int sd_etcd_parse_watch(const char *endpoint, const char *line, size_t len, stru
                 return sd_etcd_error_from_body(endpoint, "watch", 200, line, len, NULL, err);
 
         json_t *result = NULL;
-        r = sd_json_get_object(root, "result", SD_JSON_REQUIRED | OPTIONAL, &w, &result, err);
+        r = sd_peer_json_object(root, "result", SD_JSON_REQUIRED | OPTIONAL, &w, &result, err);
         if (r < 0)
                 return r;
         _cleanup_watch_msg_ struct sd_etcd_watch_msg m = { 0 };
@@ -435,18 +435,18 @@ int sd_etcd_parse_watch(const char *endpoint, const char *line, size_t len, stru
         if (r < 0)
                 return r;
         bool created = false, canceled = false;
-        r = sd_json_get_bool(result, "created", OPTIONAL, &rw, &created, err);
+        r = sd_peer_json_bool(result, "created", OPTIONAL, &rw, &created, err);
         if (r < 0)
                 return r;
-        r = sd_json_get_bool(result, "canceled", OPTIONAL, &rw, &canceled, err);
+        r = sd_peer_json_bool(result, "canceled", OPTIONAL, &rw, &canceled, err);
         if (r < 0)
                 return r;
-        r = sd_json_get_uint63(result, "compact_revision", OPTIONAL, &rw, &m.compact_revision, err);
+        r = sd_peer_json_uint63(result, "compact_revision", OPTIONAL, &rw, &m.compact_revision, err);
         if (r < 0)
                 return r;
         const char *reason = NULL;
         size_t reason_len = 0;
-        r = sd_json_get_string(result, "cancel_reason", OPTIONAL, SIZE_MAX, &rw, &reason, &reason_len, err);
+        r = sd_peer_json_string(result, "cancel_reason", OPTIONAL, SIZE_MAX, &rw, &reason, &reason_len, err);
         if (r < 0)
                 return r;
         if (r > 0) {
@@ -461,7 +461,7 @@ int sd_etcd_parse_watch(const char *endpoint, const char *line, size_t len, stru
         m.kind = canceled ? SD_ETCD_WATCH_CANCELED : created ? SD_ETCD_WATCH_CREATED : SD_ETCD_WATCH_EVENTS;
 
         json_t *events = NULL;
-        r = sd_json_get_array(result, "events", OPTIONAL, &rw, &events, err);
+        r = sd_peer_json_array(result, "events", OPTIONAL, &rw, &events, err);
         if (r < 0)
                 return r;
         size_t n = events ? json_array_size(events) : 0;
@@ -474,18 +474,18 @@ int sd_etcd_parse_watch(const char *endpoint, const char *line, size_t len, stru
                 char prefix[48], kv_prefix[48];
                 (void) snprintf(prefix, sizeof(prefix), "result.events[%zu].", i);
                 (void) snprintf(kv_prefix, sizeof(kv_prefix), "result.events[%zu].kv.", i);
-                const struct sd_json_where ew = WHERE(what, prefix);
-                const struct sd_json_where kw = WHERE(what, kv_prefix);
+                const struct sd_peer_json_where ew = WHERE(what, prefix);
+                const struct sd_peer_json_where kw = WHERE(what, kv_prefix);
                 json_t *ev = json_array_get(events, i);
                 if (!json_is_object(ev)) {
                         prefix[strlen(prefix) - 1] = '\0';
-                        return sd_json_field_error(err, &w, prefix, "expected an object, got %s",
-                                                   sd_json_type_name(ev));
+                        return sd_peer_json_field_error(err, &w, prefix, "expected an object, got %s",
+                                                   sd_peer_json_type_name(ev));
                 }
                 struct sd_etcd_watch_event *e = &m.events[m.n_events++];
                 const char *type = NULL;
                 size_t type_len = 0;
-                r = sd_json_get_string(ev, "type", OPTIONAL, 16, &ew, &type, &type_len, err);
+                r = sd_peer_json_string(ev, "type", OPTIONAL, 16, &ew, &type, &type_len, err);
                 if (r < 0)
                         return r;
                 /* PUT is the zero value, hence usually absent. */
@@ -493,22 +493,43 @@ int sd_etcd_parse_watch(const char *endpoint, const char *line, size_t len, stru
                         if (type_len == 6 && memcmp(type, "DELETE", 6) == 0)
                                 e->is_delete = true;
                         else if (type_len != 3 || memcmp(type, "PUT", 3) != 0)
-                                return sd_json_field_error(err, &ew, "type", "unknown type");
+                                return sd_peer_json_field_error(err, &ew, "type", "unknown type");
                 }
                 json_t *kv = NULL;
-                r = sd_json_get_object(ev, "kv", SD_JSON_REQUIRED | OPTIONAL, &ew, &kv, err);
+                r = sd_peer_json_object(ev, "kv", SD_JSON_REQUIRED | OPTIONAL, &ew, &kv, err);
                 if (r < 0)
                         return r;
                 r = get_key(kv, &kw, &e->key, &e->key_len, err);
                 if (r < 0)
                         return r;
-                r = sd_json_get_uint63(kv, "mod_revision", OPTIONAL, &kw, &e->mod_revision, err);
+                r = sd_peer_json_uint63(kv, "mod_revision", OPTIONAL, &kw, &e->mod_revision, err);
                 if (r < 0)
                         return r;
         }
         *out = m;
         m.events = NULL;
         m.n_events = 0;
+        return 0;
+}
+
+/* Exactly VERSION_DIGITS digits, value >= 1. */
+static int parse_version_digits(const char *digits, size_t n_digits, const char *shown, uint64_t *out,
+                                sd_error *err) {
+        if (n_digits != VERSION_DIGITS)
+                return sd_error_set(err, EBADMSG, "etcd key '%s': the version is not %d digits", shown, VERSION_DIGITS);
+        uint64_t v = 0;
+        for (size_t i = 0; i < VERSION_DIGITS; i++) {
+                if (digits[i] < '0' || digits[i] > '9')
+                        return sd_error_set(err, EBADMSG, "etcd key '%s': the version is not %d digits", shown,
+                                            VERSION_DIGITS);
+                unsigned d = (unsigned) (digits[i] - '0');
+                if (v > (UINT64_MAX - d) / 10)
+                        return sd_error_set(err, EBADMSG, "etcd key '%s': the version overflows", shown);
+                v = v * 10 + d;
+        }
+        if (v == 0)
+                return sd_error_set(err, EBADMSG, "etcd key '%s': version 0 does not exist", shown);
+        *out = v;
         return 0;
 }
 
@@ -526,8 +547,10 @@ int sd_etcd_key_parse(const char *prefix, const char *key, size_t key_len, struc
 
         const char *rest = key + plen + 1;
         size_t rest_len = key_len - plen - 1;
-        static const char secrets[] = "secrets/", recipients[] = "recipients/";
+        static const char secrets[] = "secrets/", recipients[] = "recipients/", policy[] = "policy/",
+                          proposals[] = "proposals/";
         struct sd_etcd_key k = { 0 };
+        int r;
         if (rest_len > strlen(secrets) && memcmp(rest, secrets, strlen(secrets)) == 0) {
                 const char *name = rest + strlen(secrets);
                 size_t left = rest_len - strlen(secrets);
@@ -535,28 +558,13 @@ int sd_etcd_key_parse(const char *prefix, const char *key, size_t key_len, struc
                 if (!slash)
                         return sd_error_set(err, EBADMSG, "etcd key '%s' under secrets/ has no version", shown);
                 size_t name_len = (size_t) (slash - name);
-                const char *digits = slash + 1;
-                size_t n_digits = left - name_len - 1;
                 if (name_len > SD_NAME_MAX || sd_name_validate("name", name, name_len, NULL) < 0)
                         return sd_error_set(err, EBADMSG, "etcd key '%s': not a valid secret name", shown);
-                if (n_digits != VERSION_DIGITS)
-                        return sd_error_set(err, EBADMSG, "etcd key '%s': the version is not %d digits", shown,
-                                            VERSION_DIGITS);
-                uint64_t v = 0;
-                for (size_t i = 0; i < VERSION_DIGITS; i++) {
-                        if (digits[i] < '0' || digits[i] > '9')
-                                return sd_error_set(err, EBADMSG, "etcd key '%s': the version is not %d digits",
-                                                    shown, VERSION_DIGITS);
-                        unsigned d = (unsigned) (digits[i] - '0');
-                        if (v > (UINT64_MAX - d) / 10)
-                                return sd_error_set(err, EBADMSG, "etcd key '%s': the version overflows", shown);
-                        v = v * 10 + d;
-                }
-                if (v == 0)
-                        return sd_error_set(err, EBADMSG, "etcd key '%s': version 0 does not exist", shown);
+                r = parse_version_digits(slash + 1, left - name_len - 1, shown, &k.version, err);
+                if (r < 0)
+                        return r;
                 k.kind = SD_ETCD_KEY_SECRET;
                 memcpy(k.name, name, name_len);
-                k.version = v;
         } else if (rest_len > strlen(recipients) && memcmp(rest, recipients, strlen(recipients)) == 0) {
                 const char *name = rest + strlen(recipients);
                 size_t name_len = rest_len - strlen(recipients);
@@ -564,10 +572,21 @@ int sd_etcd_key_parse(const char *prefix, const char *key, size_t key_len, struc
                         return sd_error_set(err, EBADMSG, "etcd key '%s': not a valid recipient name", shown);
                 k.kind = SD_ETCD_KEY_RECIPIENT;
                 memcpy(k.name, name, name_len);
+        } else if (rest_len > strlen(policy) && memcmp(rest, policy, strlen(policy)) == 0) {
+                r = parse_version_digits(rest + strlen(policy), rest_len - strlen(policy), shown, &k.version, err);
+                if (r < 0)
+                        return r;
+                k.kind = SD_ETCD_KEY_POLICY;
+        } else if (rest_len > strlen(proposals) && memcmp(rest, proposals, strlen(proposals)) == 0) {
+                r = parse_version_digits(rest + strlen(proposals), rest_len - strlen(proposals), shown, &k.version,
+                                         err);
+                if (r < 0)
+                        return r;
+                k.kind = SD_ETCD_KEY_PROPOSAL;
         } else {
                 return sd_error_set(err, EBADMSG,
-                                    "etcd key '%s' under the prefix '%s' is neither secrets/<name>/<version> "
-                                    "nor recipients/<name>",
+                                    "etcd key '%s' under the prefix '%s' is neither secrets/<name>/<version>, "
+                                    "policy/<version>, proposals/<version> nor recipients/<name>",
                                     shown, shown_prefix);
         }
         *out = k;
@@ -1423,10 +1442,24 @@ static void etcd_health(struct sd_store *s, struct sd_store_health *out) {
         out->failovers = es->failovers;
 }
 
-/* Version N of name holds exactly our bytes (1), other bytes (-EEXIST), or
- * nothing (0).  Envelopes carry a random nonce, so equal bytes are ours. */
-static int read_back(struct etcd_store *es, const char *name, uint64_t version, const char *data, size_t len,
-                     sd_error *err);
+/* key holds exactly our bytes (1), other bytes (-EEXIST), or nothing (0).
+ * Envelopes and signed records carry a random nonce or a signature, so equal
+ * bytes are ours. */
+static int read_back(struct etcd_store *es, const char *key, const char *data, size_t len, sd_error *err) {
+        _cleanup_range_ struct sd_etcd_range rr = { 0 };
+        struct range_opts o = { .key = key, .key_len = strlen(key) };
+        int r = etcd_range(es, &o, "range (reading back a put)", &rr, err);
+        if (r < 0)
+                return r;
+        if (rr.n_kvs == 0)
+                return 0;
+        const struct sd_etcd_kv *kv = &rr.kvs[0];
+        if (kv->key_len != strlen(key) || memcmp(kv->key, key, kv->key_len) != 0)
+                return sd_error_set(err, EPROTO, "etcd at %s answered another key when reading back '%s'",
+                                    endpoint_name(es), key);
+        size_t got = kv->value ? kv->value_len : 0;
+        return got == len && (len == 0 || memcmp(kv->value, data, len) == 0) ? 1 : -EEXIST;
+}
 
 /*
  * The compare-and-swap, one /v3/kv/txn:
@@ -1454,14 +1487,11 @@ static int read_back(struct etcd_store *es, const char *name, uint64_t version, 
  * (if the first one lands meanwhile, the second fails and the next read
  * back finds our bytes).
  */
-static int etcd_put(struct sd_store *s, const char *name, uint64_t version, const char *data, size_t len,
-                    sd_error *err) {
-        struct etcd_store *es = impl_of(s);
-        _cleanup_free_ char *key = version_key(es, name, version);
-        _cleanup_free_ char *prev = version > 1 ? version_key(es, name, version - 1) : NULL;
-        if (!key || (version > 1 && !prev))
-                return sd_error_set(err, ENOMEM, "out of memory");
-
+/* The compare-and-swap above for any versioned key: store key iff prev
+ * (NULL for version 1) exists and key does not.  *succeeded is false when
+ * the compare failed. */
+static int txn_put_next(struct etcd_store *es, const char *key, const char *prev, const char *what,
+                        const char *data, size_t len, bool *succeeded, sd_error *err) {
         _cleanup_json_ json_t *req = json_object();
         json_t *compare = json_array(), *success = json_array();
         if (!req || json_object_set_new(req, "compare", compare) || json_object_set_new(req, "success", success))
@@ -1478,54 +1508,77 @@ static int etcd_put(struct sd_store *s, const char *name, uint64_t version, cons
         if (fail)
                 return sd_error_set(err, ENOMEM, "out of memory");
 
-        char what[96];
-        (void) snprintf(what, sizeof(what), "txn put version %" PRIu64, version);
         for (int attempt = 0;; attempt++) {
                 _cleanup_free_ char *body = NULL;
                 size_t body_len = 0;
                 bool unknown = false;
                 int r = etcd_call_ex(es, "/v3/kv/txn", req, what, false, &body, &body_len, &unknown, err);
                 if (r >= 0) {
-                        bool succeeded = false;
-                        r = sd_etcd_parse_txn(body, body_len, &succeeded, NULL, err);
+                        bool ok = false;
+                        r = sd_etcd_parse_txn(body, body_len, &ok, NULL, err);
                         if (r < 0)
-                                return sd_error_prefix(err, r, "store '%s': secret '%s': etcd at %s", s->url, name,
-                                                       es->ep[current_endpoint(es)].name);
-                        if (succeeded)
+                                return sd_error_prefix(err, r, "etcd at %s", endpoint_name(es));
+                        if (ok || attempt == 0) {
+                                *succeeded = ok;
                                 return 0;
-                        if (attempt == 0)
-                                break;
+                        }
                         /* Lost, unless an earlier attempt of ours landed. */
-                        r = read_back(es, name, version, data, len, err);
-                        if (r == 1)
-                                return 0;
-                        if (r == 0 || r == -EEXIST)
-                                break;
-                        return sd_error_prefix(err, r, "store '%s': secret '%s'", s->url, name);
+                        r = read_back(es, key, data, len, err);
+                        if (r < 0 && r != -EEXIST)
+                                return r;
+                        *succeeded = r == 1;
+                        return 0;
                 }
                 if (!unknown)
-                        return sd_error_prefix(err, r, "store '%s': secret '%s'", s->url, name);
+                        return r;
                 if (attempt >= 3)
-                        return sd_error_prefix(err, r,
-                                               "store '%s': secret '%s': version %" PRIu64
-                                               ": the outcome of the put stayed unknown",
-                                               s->url, name, version);
-                r = read_back(es, name, version, data, len, err);
-                if (r == 1)
+                        return sd_error_prefix(err, r, "%s: the outcome stayed unknown", what);
+                r = read_back(es, key, data, len, err);
+                if (r == 1 || r == -EEXIST) {
+                        *succeeded = r == 1;
                         return 0;
-                if (r == -EEXIST)
-                        break;
+                }
                 if (r < 0)
-                        return sd_error_prefix(err, r,
-                                               "store '%s': secret '%s': version %" PRIu64
-                                               ": the put's outcome is unknown and reading it back failed",
-                                               s->url, name, version);
+                        return sd_error_prefix(err, r, "%s: the outcome is unknown and reading it back failed", what);
                 /* Nothing there: sending the conditional txn again is safe. */
         }
-        return sd_error_set(err, EEXIST,
-                            "store '%s': secret '%s': version %" PRIu64
-                            ": conflict (another writer stored it first, or version %" PRIu64 " does not exist)",
-                            s->url, name, version, version - 1);
+}
+
+static int etcd_put(struct sd_store *s, const char *name, uint64_t version, const char *data, size_t len,
+                    sd_error *err) {
+        struct etcd_store *es = impl_of(s);
+        _cleanup_free_ char *key = version_key(es, name, version);
+        _cleanup_free_ char *prev = version > 1 ? version_key(es, name, version - 1) : NULL;
+        if (!key || (version > 1 && !prev))
+                return sd_error_set(err, ENOMEM, "out of memory");
+
+        char what[96];
+        (void) snprintf(what, sizeof(what), "txn put version %" PRIu64, version);
+        bool succeeded = false;
+        int r = txn_put_next(es, key, prev, what, data, len, &succeeded, err);
+        if (r < 0)
+                return sd_error_prefix(err, r, "store '%s': secret '%s'", s->url, name);
+        if (!succeeded)
+                return sd_error_set(err, EEXIST,
+                                    "store '%s': secret '%s': version %" PRIu64
+                                    ": conflict (another writer stored it first, or version %" PRIu64
+                                    " does not exist)",
+                                    s->url, name, version, version - 1);
+        return 0;
+}
+
+/* Append a version to a growable array. */
+static int versions_push(uint64_t **versions, size_t *n, size_t *cap, uint64_t version, sd_error *err) {
+        if (*n == *cap) {
+                size_t bigger = *cap ? *cap * 2 : 64;
+                uint64_t *v = reallocarray(*versions, bigger, sizeof(*v));
+                if (!v)
+                        return sd_error_set(err, ENOMEM, "out of memory");
+                *versions = v;
+                *cap = bigger;
+        }
+        (*versions)[(*n)++] = version;
+        return 0;
 }
 
 struct latest_scan {
@@ -1549,17 +1602,8 @@ static int latest_scan_kv(struct etcd_store *es, const struct sd_etcd_kv *kv, vo
         }
         if (k.version > ls->latest)
                 ls->latest = k.version;
-        if (ls->collect) {
-                if (ls->n == ls->cap) {
-                        size_t cap = ls->cap ? ls->cap * 2 : 64;
-                        uint64_t *v = reallocarray(ls->versions, cap, sizeof(*v));
-                        if (!v)
-                                return sd_error_set(err, ENOMEM, "out of memory");
-                        ls->versions = v;
-                        ls->cap = cap;
-                }
-                ls->versions[ls->n++] = k.version;
-        }
+        if (ls->collect)
+                return versions_push(&ls->versions, &ls->n, &ls->cap, k.version, err);
         return 0;
 }
 
@@ -1660,22 +1704,6 @@ static int get_exact(struct etcd_store *es, const char *name, uint64_t version, 
         *data_out = data;
         *len_out = rr.kvs[0].value_len;
         return 0;
-}
-
-static int read_back(struct etcd_store *es, const char *name, uint64_t version, const char *data, size_t len,
-                     sd_error *err) {
-        _cleanup_free_ char *got = NULL;
-        size_t got_len = 0;
-        sd_error why = { 0 };
-        int r = get_exact(es, name, version, &got, &got_len, &why);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0) {
-                if (err)
-                        *err = why;
-                return r;
-        }
-        return got_len == len && memcmp(got, data, len) == 0 ? 1 : -EEXIST;
 }
 
 static int etcd_get(struct sd_store *s, const char *name, uint64_t version, char **data_out, size_t *len_out,
@@ -1900,6 +1928,155 @@ static int etcd_recipient_list(struct sd_store *s, struct sd_store_blob **out, s
         return 0;
 }
 
+/* ---- the realm's areas: <prefix>/policy/<20 digits>, <prefix>/proposals/<20 digits> ---- */
+
+static const char *area_dir_name(enum sd_store_area area) {
+        return area == SD_STORE_AREA_POLICY ? "policy" : "proposals";
+}
+
+static const char *area_subject(enum sd_store_area area) {
+        return area == SD_STORE_AREA_POLICY ? "policy" : "policy proposal";
+}
+
+static char *area_key(const struct etcd_store *es, enum sd_store_area area, uint64_t version) {
+        return str_printf("%s/%s/%0*" PRIu64, es->prefix, area_dir_name(area), VERSION_DIGITS, version);
+}
+
+struct area_scan {
+        enum sd_etcd_key_kind kind;
+        uint64_t *versions;
+        size_t n, cap;
+};
+
+static int area_scan_kv(struct etcd_store *es, const struct sd_etcd_kv *kv, void *userdata, sd_error *err) {
+        struct area_scan *as = userdata;
+        struct sd_etcd_key k;
+        int r = classify(es, kv->key, kv->key_len, &k, err);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        if (k.kind != as->kind) {
+                char shown[160];
+                return sd_error_set(err, EPROTO, "etcd at %s returned key '%s' outside the range asked", endpoint_name(es),
+                                    escape(kv->key, kv->key_len, shown, sizeof(shown)));
+        }
+        return versions_push(&as->versions, &as->n, &as->cap, k.version, err);
+}
+
+static int etcd_area_list(struct sd_store *s, enum sd_store_area area, uint64_t **versions_out, size_t *n_out,
+                          sd_error *err) {
+        struct etcd_store *es = impl_of(s);
+        _cleanup_free_ char *start = str_printf("%s/%s/", es->prefix, area_dir_name(area));
+        _cleanup_free_ char *end = str_printf("%s/%s0", es->prefix, area_dir_name(area));
+        if (!start || !end)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        struct area_scan as = { .kind = area == SD_STORE_AREA_POLICY ? SD_ETCD_KEY_POLICY : SD_ETCD_KEY_PROPOSAL };
+        int r = range_each(es, start, end, true, KEYS_PAGE, "range policy versions", area_scan_kv, &as, err);
+        if (r < 0) {
+                free(as.versions);
+                return sd_error_prefix(err, r, "store '%s'", s->url);
+        }
+        /* Keys come sorted and fixed-width, hence ascending already. */
+        *versions_out = as.versions;
+        *n_out = as.n;
+        return 0;
+}
+
+static int etcd_area_get(struct sd_store *s, enum sd_store_area area, uint64_t version, char **data_out,
+                         size_t *len_out, uint64_t *version_out, sd_error *err) {
+        struct etcd_store *es = impl_of(s);
+        if (version == 0) {
+                _cleanup_free_ uint64_t *versions = NULL;
+                size_t n = 0;
+                int r = etcd_area_list(s, area, &versions, &n, err);
+                if (r < 0)
+                        return r;
+                if (n == 0)
+                        return sd_error_set(err, ENOENT, "store '%s': no %s", s->url, area_subject(area));
+                version = versions[n - 1];
+        }
+        _cleanup_free_ char *key = area_key(es, area, version);
+        if (!key)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        _cleanup_range_ struct sd_etcd_range rr = { 0 };
+        struct range_opts o = { .key = key, .key_len = strlen(key) };
+        int r = etcd_range(es, &o, "range policy version", &rr, err);
+        if (r < 0)
+                return sd_error_prefix(err, r, "store '%s': %s v%" PRIu64, s->url, area_subject(area), version);
+        if (rr.n_kvs == 0)
+                return sd_error_set(err, ENOENT, "store '%s': no %s v%" PRIu64, s->url, area_subject(area), version);
+        if (rr.n_kvs != 1 || rr.kvs[0].key_len != strlen(key) || memcmp(rr.kvs[0].key, key, rr.kvs[0].key_len)) {
+                char shown[160];
+                return sd_error_set(err, EPROTO, "store '%s': etcd at %s answered key '%s' for '%s'", s->url,
+                                    endpoint_name(es), escape(rr.kvs[0].key, rr.kvs[0].key_len, shown, sizeof(shown)), key);
+        }
+        char *data = rr.kvs[0].value ? steal_pointer(&rr.kvs[0].value) : strdup("");
+        if (!data)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        *data_out = data;
+        *len_out = rr.kvs[0].value_len;
+        *version_out = version;
+        return 0;
+}
+
+static int etcd_area_put(struct sd_store *s, enum sd_store_area area, uint64_t version, const char *data,
+                         size_t len, sd_error *err) {
+        struct etcd_store *es = impl_of(s);
+        _cleanup_free_ char *key = area_key(es, area, version);
+        if (!key)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        if (area == SD_STORE_AREA_POLICY) {
+                _cleanup_free_ char *prev = version > 1 ? area_key(es, area, version - 1) : NULL;
+                if (version > 1 && !prev)
+                        return sd_error_set(err, ENOMEM, "out of memory");
+                bool succeeded = false;
+                int r = txn_put_next(es, key, prev, "txn put policy version", data, len, &succeeded, err);
+                if (r < 0)
+                        return sd_error_prefix(err, r, "store '%s': policy v%" PRIu64, s->url, version);
+                if (!succeeded)
+                        return sd_error_set(err, EEXIST,
+                                            "store '%s': policy version %" PRIu64
+                                            ": conflict (another admin stored it first, or version %" PRIu64
+                                            " does not exist)",
+                                            s->url, version, version - 1);
+                return 0;
+        }
+        _cleanup_json_ json_t *req = json_pack("{s:o,s:o}", "key", b64_json_str(key), "value", b64_json(data, len));
+        if (!req)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        _cleanup_free_ char *body = NULL;
+        size_t body_len = 0;
+        int r = etcd_call(es, "/v3/kv/put", req, "put policy proposal", &body, &body_len, err);
+        if (r < 0)
+                return sd_error_prefix(err, r, "store '%s': policy proposal v%" PRIu64, s->url, version);
+        _cleanup_json_ json_t *root = NULL;
+        r = load_object(body, body_len, "etcd put reply", &root, err);
+        if (r < 0)
+                return sd_error_prefix(err, r, "store '%s': etcd at %s", s->url, endpoint_name(es));
+        return 0;
+}
+
+static int etcd_area_remove(struct sd_store *s, enum sd_store_area area, uint64_t version, sd_error *err) {
+        struct etcd_store *es = impl_of(s);
+        _cleanup_free_ char *key = area_key(es, area, version);
+        if (!key)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        _cleanup_json_ json_t *req = json_pack("{s:o}", "key", b64_json_str(key));
+        if (!req)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        _cleanup_free_ char *body = NULL;
+        size_t body_len = 0;
+        int r = etcd_call(es, "/v3/kv/deleterange", req, "delete policy proposal", &body, &body_len, err);
+        if (r < 0)
+                return sd_error_prefix(err, r, "store '%s': %s v%" PRIu64, s->url, area_subject(area), version);
+        int64_t deleted = 0;
+        r = sd_etcd_parse_deleterange(body, body_len, &deleted, err);
+        if (r < 0)
+                return sd_error_prefix(err, r, "store '%s': etcd at %s", s->url, endpoint_name(es));
+        if (deleted == 0)
+                return sd_error_set(err, ENOENT, "store '%s': no %s v%" PRIu64, s->url, area_subject(area), version);
+        return 0;
+}
+
 /* ------------------------------------------------------------------------
  * Watch
  *
@@ -2072,6 +2249,9 @@ static int watch_line(void *userdata, const char *line, size_t len, const sd_err
                 }
                 if (k.kind == SD_ETCD_KEY_SECRET) {
                         watch_queue_name(w, k.name);
+                        any = true;
+                } else if (k.kind == SD_ETCD_KEY_POLICY) {
+                        watch_queue_name(w, SD_STORE_POLICY_NAME);
                         any = true;
                 }
         }
@@ -2326,6 +2506,7 @@ static int etcd_watch_read(struct sd_store *s, sd_store_change_fn fn, void *user
                         for (size_t i = 0; i < n_all; i++)
                                 fn(userdata, all[i].name);
                         sd_store_names_free(all, n_all);
+                        fn(userdata, SD_STORE_POLICY_NAME);
                 }
         }
         for (size_t i = 0; i < n_names; i++) {
@@ -2348,6 +2529,10 @@ const struct sd_store_backend sd_store_etcd_backend = {
         .recipient_put = etcd_recipient_put,
         .recipient_remove = etcd_recipient_remove,
         .recipient_list = etcd_recipient_list,
+        .area_put = etcd_area_put,
+        .area_get = etcd_area_get,
+        .area_list = etcd_area_list,
+        .area_remove = etcd_area_remove,
         .watch_fd = etcd_watch_fd,
         .watch_read = etcd_watch_read,
         .health = etcd_health,

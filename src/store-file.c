@@ -5,7 +5,9 @@
  *
  *   <root>/                         0700, not a symlink, not group/other-writable
  *   <root>/secrets/<name>/<%020llu>.env   one envelope per version
- *   <root>/recipients/<name>.rec    one signed recipient entry per agent
+ *   <root>/recipients/<name>.rec    one signed recipient entry per agent (legacy)
+ *   <root>/policy/<%020llu>.env     one realm policy document per version
+ *   <root>/proposals/<%020llu>.env  one pending policy version (replaceable)
  *
  * Every access is relative to a directory fd opened with O_NOFOLLOW, so a
  * symlink planted anywhere below the root is never followed: it is reported
@@ -52,9 +54,12 @@ struct file_store {
         int root_fd;
         int secrets_fd;     /* -1: absent and not creatable (read-only store) */
         int recipients_fd;  /* likewise */
+        int policy_fd;      /* likewise */
+        int proposals_fd;   /* likewise */
 
         int inotify_fd;     /* -1 until sd_store_watch_fd() */
         int secrets_wd;
+        int policy_wd;      /* -1 when policy/ is not watched */
         struct name_watch *watches;
         size_t n_watches;
 };
@@ -229,6 +234,8 @@ static void file_free(void *p) {
         sd_closep(&f->root_fd);
         sd_closep(&f->secrets_fd);
         sd_closep(&f->recipients_fd);
+        sd_closep(&f->policy_fd);
+        sd_closep(&f->proposals_fd);
         sd_closep(&f->inotify_fd);
         for (size_t i = 0; i < f->n_watches; i++)
                 free(f->watches[i].name);
@@ -281,8 +288,8 @@ static int file_open(struct sd_store *s, const char *url, const char *rest, int 
         _cleanup_(file_freep) struct file_store *f = calloc(1, sizeof(*f));
         if (!f)
                 return sd_error_set(err, ENOMEM, "out of memory");
-        f->root_fd = f->secrets_fd = f->recipients_fd = f->inotify_fd = -1;
-        f->secrets_wd = -1;
+        f->root_fd = f->secrets_fd = f->recipients_fd = f->policy_fd = f->proposals_fd = f->inotify_fd = -1;
+        f->secrets_wd = f->policy_wd = -1;
 
         f->root = strdup(rest);
         if (!f->root)
@@ -320,12 +327,20 @@ static int file_open(struct sd_store *s, const char *url, const char *rest, int 
         if (r < 0)
                 return r;
 
-        r = open_area(f->root_fd, f->root, "secrets", &f->secrets_fd, err);
-        if (r < 0)
-                return r;
-        r = open_area(f->root_fd, f->root, "recipients", &f->recipients_fd, err);
-        if (r < 0)
-                return r;
+        const struct {
+                const char *sub;
+                int *fd;
+        } areas[] = {
+                { "secrets", &f->secrets_fd },
+                { "recipients", &f->recipients_fd },
+                { "policy", &f->policy_fd },
+                { "proposals", &f->proposals_fd },
+        };
+        for (size_t i = 0; i < SD_ARRAY_SIZE(areas); i++) {
+                r = open_area(f->root_fd, f->root, areas[i].sub, areas[i].fd, err);
+                if (r < 0)
+                        return r;
+        }
 
         *impl_out = steal_pointer(&f);
         return 0;
@@ -356,47 +371,48 @@ struct version_scan {
         bool collect;
 };
 
-/* Walk one name directory.  Version files count; temp files and strays are
+/* Walk one version directory (label: its path below the root, for
+ * messages: "secrets/db", "policy").  Version files count; temp files and strays are
  * reported and skipped; a version-named symlink or non-file is an error,
  * because skipping it would make the next put collide with it forever. */
-static int scan_versions(struct sd_store *s, const char *name, int name_fd, struct version_scan *scan,
+static int scan_versions(struct sd_store *s, const char *label, int name_fd, struct version_scan *scan,
                          sd_error *err) {
         _cleanup_closedir_ DIR *d = opendir_at(name_fd, ".");
         if (!d)
-                return sd_error_set_errno(err, errno, "store '%s': cannot read secrets/%s", s->url, name);
+                return sd_error_set_errno(err, errno, "store '%s': cannot read %s", s->url, label);
 
         for (;;) {
                 struct dirent *de;
                 int r = next_entry(d, &de);
                 if (r < 0)
-                        return sd_error_set_errno(err, -r, "store '%s': cannot read secrets/%s", s->url, name);
+                        return sd_error_set_errno(err, -r, "store '%s': cannot read %s", s->url, label);
                 if (r == 0)
                         break;
 
                 uint64_t v;
                 if (is_temp_name(de->d_name)) {
-                        sd_store_warnf(s, "secrets/%s/%s: temporary file skipped (a put in progress, or left by an interrupted one)",
-                                       name, de->d_name);
+                        sd_store_warnf(s, "%s/%s: temporary file skipped (a put in progress, or left by an interrupted one)",
+                                       label, de->d_name);
                         continue;
                 }
                 if (!parse_version_file_name(de->d_name, &v)) {
                         char shown[64];
                         sd_escape_for_message(de->d_name, strlen(de->d_name), shown, sizeof(shown));
-                        sd_store_warnf(s, "secrets/%s/%s: unexpected entry skipped", name, shown);
+                        sd_store_warnf(s, "%s/%s: unexpected entry skipped", label, shown);
                         continue;
                 }
                 mode_t type;
                 r = entry_type(d, de, &type);
                 if (r < 0)
-                        return sd_error_set_errno(err, -r, "store '%s': cannot stat secrets/%s/%s",
-                                                  s->url, name, de->d_name);
+                        return sd_error_set_errno(err, -r, "store '%s': cannot stat %s/%s",
+                                                  s->url, label, de->d_name);
                 if (type == S_IFLNK)
                         return sd_error_set(err, ELOOP,
-                                            "store '%s': secrets/%s/%s is a symbolic link; refusing to follow it",
-                                            s->url, name, de->d_name);
+                                            "store '%s': %s/%s is a symbolic link; refusing to follow it",
+                                            s->url, label, de->d_name);
                 if (type != S_IFREG)
-                        return sd_error_set(err, EINVAL, "store '%s': secrets/%s/%s is not a regular file",
-                                            s->url, name, de->d_name);
+                        return sd_error_set(err, EINVAL, "store '%s': %s/%s is not a regular file",
+                                            s->url, label, de->d_name);
 
                 if (v > scan->latest)
                         scan->latest = v;
@@ -415,23 +431,37 @@ static int scan_versions(struct sd_store *s, const char *name, int name_fd, stru
         return 0;
 }
 
-static int latest_in(struct sd_store *s, const char *name, int name_fd, uint64_t *out, sd_error *err) {
+/* A version directory's path below the root and what messages call its
+ * content: "secrets/db" and "secret 'db'", or "policy" and "policy". */
+struct version_dir {
+        int fd;
+        char label[SD_NAME_MAX + 16];
+        char subject[SD_NAME_MAX + 16];
+};
+
+static void secret_dir(struct version_dir *d, int fd, const char *name) {
+        d->fd = fd;
+        (void) snprintf(d->label, sizeof(d->label), "secrets/%s", name);
+        (void) snprintf(d->subject, sizeof(d->subject), "secret '%s'", name);
+}
+
+static int latest_in(struct sd_store *s, const struct version_dir *d, uint64_t *out, sd_error *err) {
         struct version_scan scan = { 0 };
-        int r = scan_versions(s, name, name_fd, &scan, err);
+        int r = scan_versions(s, d->label, d->fd, &scan, err);
         if (r < 0)
                 return r;
         if (scan.latest == 0)
-                return sd_error_set(err, ENOENT, "store '%s': secret '%s' not found", s->url, name);
+                return sd_error_set(err, ENOENT, "store '%s': %s not found", s->url, d->subject);
         *out = scan.latest;
         return 0;
 }
 
 /* ---- put: the compare-and-swap ---- */
 
-static int conflict(struct sd_store *s, const char *name, uint64_t version, const char *why,
+static int conflict(struct sd_store *s, const char *subject, uint64_t version, const char *why,
                     sd_error *err) {
-        return sd_error_set(err, EEXIST, "store '%s': secret '%s' version %" PRIu64 ": conflict: %s",
-                            s->url, name, version, why);
+        return sd_error_set(err, EEXIST, "store '%s': %s version %" PRIu64 ": conflict: %s", s->url, subject,
+                            version, why);
 }
 
 /*
@@ -451,19 +481,70 @@ static int conflict(struct sd_store *s, const char *name, uint64_t version, cons
  * before 1 exists.  A loser's staged temp file is unlinked, so its payload
  * never appears under any version: each successful put is one file, once.
  */
+static int put_version_in(struct sd_store *s, const struct version_dir *d, bool fresh, uint64_t version,
+                          const char *data, size_t len, sd_error *err) {
+        char fname[VERSION_FILE_LEN + 1];
+        if (version == 1) {
+                if (!fresh) {
+                        struct version_scan scan = { 0 };
+                        int r = scan_versions(s, d->label, d->fd, &scan, err);
+                        if (r < 0)
+                                return r;
+                        if (scan.latest != 0) {
+                                char why[96];
+                                (void) snprintf(why, sizeof(why), "the latest version is already %" PRIu64,
+                                                scan.latest);
+                                return conflict(s, d->subject, version, why, err);
+                        }
+                }
+        } else {
+                version_file_name(version - 1, fname);
+                struct stat st;
+                if (fstatat(d->fd, fname, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno != ENOENT)
+                                return sd_error_set_errno(err, errno, "store '%s': cannot stat %s/%s", s->url,
+                                                          d->label, fname);
+                        uint64_t latest = 0;
+                        int r = latest_in(s, d, &latest, err);
+                        if (r < 0 && r != -ENOENT)
+                                return r;
+                        char why[96];
+                        (void) snprintf(why, sizeof(why), "the latest version is %" PRIu64 ", not %" PRIu64,
+                                        latest, version - 1);
+                        return conflict(s, d->subject, version, why, err);
+                }
+                if (S_ISLNK(st.st_mode))
+                        return sd_error_set(err, ELOOP, "store '%s': %s/%s is a symbolic link; refusing to follow it",
+                                            s->url, d->label, fname);
+                if (!S_ISREG(st.st_mode))
+                        return sd_error_set(err, EINVAL, "store '%s': %s/%s is not a regular file", s->url, d->label,
+                                            fname);
+        }
+
+        version_file_name(version, fname);
+        int r = sd_write_file_at(d->fd, fname, data, len, STORE_FILE_MODE, 0, err);
+        if (r == -EEXIST)
+                return conflict(s, d->subject, version, "another writer stored this version first", err);
+        if (r < 0)
+                return sd_error_prefix(err, r, "store '%s': %s", s->url, d->label);
+        return 0;
+}
+
 static int file_put(struct sd_store *s, const char *name, uint64_t version, const char *data,
                     size_t len, sd_error *err) {
         struct file_store *f = impl_of(s);
         if (f->secrets_fd < 0)
                 return secrets_dir_missing(s, err);
 
-        int created = 0;
+        bool created = false;
+        char subject[SD_NAME_MAX + 16];
+        (void) snprintf(subject, sizeof(subject), "secret '%s'", name);
         _cleanup_close_ int name_fd = open_dir_nofollow(f->secrets_fd, name);
         if (name_fd == -ENOENT) {
                 if (version != 1)
-                        return conflict(s, name, version, "the secret has no versions yet", err);
+                        return conflict(s, subject, version, "the secret has no versions yet", err);
                 if (mkdirat(f->secrets_fd, name, STORE_DIR_MODE) == 0)
-                        created = 1;
+                        created = true;
                 else if (errno != EEXIST)
                         return sd_error_set_errno(err, errno, "store '%s': cannot create secrets/%s",
                                                   s->url, name);
@@ -477,65 +558,17 @@ static int file_put(struct sd_store *s, const char *name, uint64_t version, cons
                                     s->url, name);
         if (name_fd < 0)
                 return sd_error_set_errno(err, -name_fd, "store '%s': cannot open secrets/%s", s->url, name);
-
-        char fname[VERSION_FILE_LEN + 1];
-        if (version == 1) {
-                if (!created) {
-                        struct version_scan scan = { 0 };
-                        int r = scan_versions(s, name, name_fd, &scan, err);
-                        if (r < 0)
-                                return r;
-                        if (scan.latest != 0) {
-                                char why[96];
-                                (void) snprintf(why, sizeof(why), "the latest version is already %" PRIu64,
-                                                scan.latest);
-                                return conflict(s, name, version, why, err);
-                        }
-                }
-        } else {
-                version_file_name(version - 1, fname);
-                struct stat st;
-                if (fstatat(name_fd, fname, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                        if (errno != ENOENT)
-                                return sd_error_set_errno(err, errno, "store '%s': cannot stat secrets/%s/%s",
-                                                          s->url, name, fname);
-                        uint64_t latest = 0;
-                        int r = latest_in(s, name, name_fd, &latest, err);
-                        if (r < 0 && r != -ENOENT)
-                                return r;
-                        char why[96];
-                        (void) snprintf(why, sizeof(why), "the latest version is %" PRIu64 ", not %" PRIu64,
-                                        latest, version - 1);
-                        return conflict(s, name, version, why, err);
-                }
-                if (S_ISLNK(st.st_mode))
-                        return sd_error_set(err, ELOOP,
-                                            "store '%s': secrets/%s/%s is a symbolic link; refusing to follow it",
-                                            s->url, name, fname);
-                if (!S_ISREG(st.st_mode))
-                        return sd_error_set(err, EINVAL, "store '%s': secrets/%s/%s is not a regular file",
-                                            s->url, name, fname);
-        }
-
-        version_file_name(version, fname);
-        int r = sd_write_file_at(name_fd, fname, data, len, STORE_FILE_MODE, 0, err);
-        if (r == -EEXIST)
-                return conflict(s, name, version, "another writer stored this version first", err);
-        if (r < 0)
-                return sd_error_prefix(err, r, "store '%s': secrets/%s", s->url, name);
-        return 0;
+        struct version_dir d;
+        secret_dir(&d, name_fd, name);
+        return put_version_in(s, &d, created, version, data, len, err);
 }
 
 /* ---- get / latest / history / list ---- */
 
-static int file_get(struct sd_store *s, const char *name, uint64_t version, char **data_out,
-                    size_t *len_out, uint64_t *version_out, sd_error *err) {
-        _cleanup_close_ int name_fd = -1;
-        int r = open_name_dir(s, name, &name_fd, err);
-        if (r < 0)
-                return r;
+static int get_version_in(struct sd_store *s, const struct version_dir *d, uint64_t version, char **data_out,
+                          size_t *len_out, uint64_t *version_out, sd_error *err) {
         if (version == 0) {
-                r = latest_in(s, name, name_fd, &version, err);
+                int r = latest_in(s, d, &version, err);
                 if (r < 0)
                         return r;
         }
@@ -543,24 +576,34 @@ static int file_get(struct sd_store *s, const char *name, uint64_t version, char
         char fname[VERSION_FILE_LEN + 1];
         version_file_name(version, fname);
         struct stat st;
-        if (fstatat(name_fd, fname, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (fstatat(d->fd, fname, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                 if (errno == ENOENT)
-                        return sd_error_set(err, ENOENT, "store '%s': secret '%s' has no version %" PRIu64,
-                                            s->url, name, version);
-                return sd_error_set_errno(err, errno, "store '%s': cannot stat secrets/%s/%s", s->url,
-                                          name, fname);
+                        return sd_error_set(err, ENOENT, "store '%s': %s has no version %" PRIu64, s->url,
+                                            d->subject, version);
+                return sd_error_set_errno(err, errno, "store '%s': cannot stat %s/%s", s->url, d->label, fname);
         }
         if (S_ISLNK(st.st_mode))
-                return sd_error_set(err, ELOOP, "store '%s': secrets/%s/%s is a symbolic link; refusing to follow it",
-                                    s->url, name, fname);
+                return sd_error_set(err, ELOOP, "store '%s': %s/%s is a symbolic link; refusing to follow it",
+                                    s->url, d->label, fname);
 
         /* The content is returned as it is: a truncated or forged envelope
          * is the envelope layer's to reject, with a better message. */
-        r = sd_read_file_at(name_fd, fname, SD_ENVELOPE_MAX_BYTES, data_out, len_out, err);
+        int r = sd_read_file_at(d->fd, fname, SD_ENVELOPE_MAX_BYTES, data_out, len_out, err);
         if (r < 0)
-                return sd_error_prefix(err, r, "store '%s': secrets/%s", s->url, name);
+                return sd_error_prefix(err, r, "store '%s': %s", s->url, d->label);
         *version_out = version;
         return 0;
+}
+
+static int file_get(struct sd_store *s, const char *name, uint64_t version, char **data_out,
+                    size_t *len_out, uint64_t *version_out, sd_error *err) {
+        _cleanup_close_ int name_fd = -1;
+        int r = open_name_dir(s, name, &name_fd, err);
+        if (r < 0)
+                return r;
+        struct version_dir d;
+        secret_dir(&d, name_fd, name);
+        return get_version_in(s, &d, version, data_out, len_out, version_out, err);
 }
 
 static int file_latest(struct sd_store *s, const char *name, uint64_t *version_out, sd_error *err) {
@@ -568,12 +611,29 @@ static int file_latest(struct sd_store *s, const char *name, uint64_t *version_o
         int r = open_name_dir(s, name, &name_fd, err);
         if (r < 0)
                 return r;
-        return latest_in(s, name, name_fd, version_out, err);
+        struct version_dir d;
+        secret_dir(&d, name_fd, name);
+        return latest_in(s, &d, version_out, err);
 }
 
 static int cmp_u64(const void *a, const void *b) {
         uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
         return x < y ? -1 : x > y;
+}
+
+/* Every version in d, ascending (n 0 when there is none). */
+static int versions_in(struct sd_store *s, const struct version_dir *d, uint64_t **versions_out, size_t *n_out,
+                       sd_error *err) {
+        struct version_scan scan = { .collect = true };
+        int r = scan_versions(s, d->label, d->fd, &scan, err);
+        _cleanup_free_ uint64_t *versions = scan.versions;
+        if (r < 0)
+                return r;
+        if (scan.n > 1)
+                qsort(versions, scan.n, sizeof(*versions), cmp_u64);
+        *versions_out = steal_pointer(&versions);
+        *n_out = scan.n;
+        return 0;
 }
 
 static int file_history(struct sd_store *s, const char *name, uint64_t **versions_out, size_t *n_out,
@@ -582,16 +642,17 @@ static int file_history(struct sd_store *s, const char *name, uint64_t **version
         int r = open_name_dir(s, name, &name_fd, err);
         if (r < 0)
                 return r;
-        struct version_scan scan = { .collect = true };
-        r = scan_versions(s, name, name_fd, &scan, err);
-        _cleanup_free_ uint64_t *versions = scan.versions;
+        struct version_dir d;
+        secret_dir(&d, name_fd, name);
+        _cleanup_free_ uint64_t *versions = NULL;
+        size_t n = 0;
+        r = versions_in(s, &d, &versions, &n, err);
         if (r < 0)
                 return r;
-        if (scan.n == 0)
+        if (n == 0)
                 return sd_error_set(err, ENOENT, "store '%s': secret '%s' not found", s->url, name);
-        qsort(versions, scan.n, sizeof(*versions), cmp_u64);
         *versions_out = steal_pointer(&versions);
-        *n_out = scan.n;
+        *n_out = n;
         return 0;
 }
 
@@ -668,7 +729,9 @@ static int list_one(struct sd_store *s, DIR *d, const struct dirent *de, struct 
         }
         uint64_t latest = 0;
         sd_error sub = { 0 };
-        r = latest_in(s, name, name_fd, &latest, &sub);
+        struct version_dir vd;
+        secret_dir(&vd, name_fd, name);
+        r = latest_in(s, &vd, &latest, &sub);
         if (r == -ENOENT)
                 /* A name directory without versions: a first put in progress or
                  * one interrupted between mkdir and rename.  Nothing to list. */
@@ -714,6 +777,79 @@ static int file_list(struct sd_store *s, struct sd_store_name **out, size_t *n_o
         *out = steal_pointer(&l.items);
         *n_out = l.n;
         l.n = 0;
+        return 0;
+}
+
+/* ---- the realm's areas: policy versions and proposals ---- */
+
+/* The directory of an area, or -ENOENT (with err) when it is absent and
+ * could not be created (a read-only store). */
+static int area_dir(struct sd_store *s, enum sd_store_area area, struct version_dir *d, sd_error *err) {
+        struct file_store *f = impl_of(s);
+        bool policy = area == SD_STORE_AREA_POLICY;
+        d->fd = policy ? f->policy_fd : f->proposals_fd;
+        (void) snprintf(d->label, sizeof(d->label), "%s", policy ? "policy" : "proposals");
+        (void) snprintf(d->subject, sizeof(d->subject), "%s", policy ? "policy" : "policy proposal");
+        if (d->fd < 0)
+                return sd_error_set(err, ENOENT, "store '%s': %s/%s does not exist and cannot be created", s->url,
+                                    f->root, d->label);
+        return 0;
+}
+
+static int file_area_put(struct sd_store *s, enum sd_store_area area, uint64_t version, const char *data,
+                         size_t len, sd_error *err) {
+        struct version_dir d;
+        int r = area_dir(s, area, &d, err);
+        if (r < 0)
+                return r;
+        if (area == SD_STORE_AREA_POLICY)
+                return put_version_in(s, &d, false, version, data, len, err);
+        char fname[VERSION_FILE_LEN + 1];
+        version_file_name(version, fname);
+        /* rename() replaces a planted symlink itself, never its target. */
+        r = sd_write_file_at(d.fd, fname, data, len, STORE_FILE_MODE, SD_WRITE_REPLACE, err);
+        if (r < 0)
+                return sd_error_prefix(err, r, "store '%s': %s", s->url, d.label);
+        return 0;
+}
+
+static int file_area_get(struct sd_store *s, enum sd_store_area area, uint64_t version, char **data_out,
+                         size_t *len_out, uint64_t *version_out, sd_error *err) {
+        struct version_dir d;
+        sd_error why = { 0 };
+        if (area_dir(s, area, &d, &why) < 0)
+                return sd_error_set(err, ENOENT, "store '%s': no %s", s->url, area == SD_STORE_AREA_POLICY
+                                                                                ? "realm policy" : "policy proposal");
+        return get_version_in(s, &d, version, data_out, len_out, version_out, err);
+}
+
+static int file_area_list(struct sd_store *s, enum sd_store_area area, uint64_t **versions_out, size_t *n_out,
+                          sd_error *err) {
+        struct version_dir d;
+        sd_error why = { 0 };
+        if (area_dir(s, area, &d, &why) < 0) {
+                *versions_out = NULL;
+                *n_out = 0;
+                return 0;
+        }
+        return versions_in(s, &d, versions_out, n_out, err);
+}
+
+static int file_area_remove(struct sd_store *s, enum sd_store_area area, uint64_t version, sd_error *err) {
+        struct version_dir d;
+        int r = area_dir(s, area, &d, err);
+        if (r < 0)
+                return r;
+        char fname[VERSION_FILE_LEN + 1];
+        version_file_name(version, fname);
+        if (unlinkat(d.fd, fname, 0) < 0) {
+                if (errno == ENOENT)
+                        return sd_error_set(err, ENOENT, "store '%s': no %s for version %" PRIu64, s->url, d.subject,
+                                            version);
+                return sd_error_set_errno(err, errno, "store '%s': cannot remove %s/%s", s->url, d.label, fname);
+        }
+        if (fsync(d.fd) < 0)
+                return sd_error_set_errno(err, errno, "store '%s': cannot sync %s/", s->url, d.label);
         return 0;
 }
 
@@ -864,6 +1000,7 @@ static int file_recipient_list(struct sd_store *s, struct sd_store_blob **out, s
  */
 
 #define NAME_DIR_EVENTS (IN_MOVED_TO | IN_CREATE | IN_ONLYDIR)
+#define POLICY_DIR_EVENTS (IN_MOVED_TO | IN_CREATE | IN_ONLYDIR)
 #define SECRETS_DIR_EVENTS (IN_CREATE | IN_MOVED_TO | IN_ONLYDIR)
 
 static int inotify_watch_fd(int inotify_fd, int dir_fd, uint32_t mask) {
@@ -970,12 +1107,19 @@ static int file_watch_fd(struct sd_store *s, int *fd_out, sd_error *err) {
          * scan is either found by the scan or reported by an event. */
         f->secrets_wd = inotify_watch_fd(f->inotify_fd, f->secrets_fd, SECRETS_DIR_EVENTS);
         int r = f->secrets_wd;
+        if (r < 0)
+                (void) sd_error_set_errno(err, -r, "store '%s': cannot watch secrets/", s->url);
+        if (r >= 0 && f->policy_fd >= 0) {
+                f->policy_wd = inotify_watch_fd(f->inotify_fd, f->policy_fd, POLICY_DIR_EVENTS);
+                r = f->policy_wd;
+                if (r < 0)
+                        (void) sd_error_set_errno(err, -r, "store '%s': cannot watch policy/", s->url);
+        }
         if (r >= 0)
                 r = watch_all_names(s, NULL, err);
-        else
-                (void) sd_error_set_errno(err, -r, "store '%s': cannot watch secrets/", s->url);
         if (r < 0) {
                 sd_closep(&f->inotify_fd);
+                f->secrets_wd = f->policy_wd = -1;
                 for (size_t i = 0; i < f->n_watches; i++)
                         free(f->watches[i].name);
                 f->n_watches = 0;
@@ -1021,6 +1165,12 @@ static int handle_event(struct sd_store *s, const struct inotify_event *ev, stru
                         return r;
                 return changed_add(c, ev->name) < 0 ? sd_error_set(err, ENOMEM, "out of memory") : 0;
         }
+        if (ev->wd == f->policy_wd) {
+                uint64_t v;
+                if (ev->len == 0 || (ev->mask & IN_ISDIR) || !parse_version_file_name(ev->name, &v))
+                        return 0;
+                return changed_add(c, SD_STORE_POLICY_NAME) < 0 ? sd_error_set(err, ENOMEM, "out of memory") : 0;
+        }
         if (ev->mask & IN_IGNORED) {
                 forget_watch(f, ev->wd);
                 return 0;
@@ -1059,10 +1209,13 @@ static int file_watch_read(struct sd_store *s, sd_store_change_fn fn, void *user
                 }
         }
         if (overflow) {
-                /* Events were lost: every name may have changed. */
+                /* Events were lost: every name, and the policy, may have
+                 * changed. */
                 int r = watch_all_names(s, &c, err);
                 if (r < 0)
                         return r;
+                if (changed_add(&c, SD_STORE_POLICY_NAME) < 0)
+                        return sd_error_set(err, ENOMEM, "out of memory");
         }
         for (size_t i = 0; i < c.n; i++)
                 fn(userdata, c.names[i]);
@@ -1080,6 +1233,10 @@ const struct sd_store_backend sd_store_file_backend = {
         .recipient_put = file_recipient_put,
         .recipient_remove = file_recipient_remove,
         .recipient_list = file_recipient_list,
+        .area_put = file_area_put,
+        .area_get = file_area_get,
+        .area_list = file_area_list,
+        .area_remove = file_area_remove,
         .watch_fd = file_watch_fd,
         .watch_read = file_watch_read,
 };

@@ -24,6 +24,12 @@
 #include "secretd/error.h"
 #include "secretd/store.h"
 
+/* The areas a realm keeps beside the secrets. */
+enum sd_store_area {
+        SD_STORE_AREA_POLICY,      /* policy versions: compare-and-swap, never removed */
+        SD_STORE_AREA_PROPOSALS,   /* pending versions: replaceable, removable */
+};
+
 struct sd_store_backend {
         /* url is the full URL; rest is what follows "scheme://".  On success
          * *impl_out is the backend's private state (given back as s->impl).
@@ -63,6 +69,20 @@ struct sd_store_backend {
         /* Sorted by name (strcmp). */
         int (*recipient_list)(struct sd_store *s, struct sd_store_blob **out, size_t *n_out,
                               sd_error *err);
+
+        /* The realm's areas (include/secretd/store.h).  For
+         * SD_STORE_AREA_POLICY put is the compare-and-swap above (a loser
+         * gets -EEXIST "conflict"); for SD_STORE_AREA_PROPOSALS it creates
+         * or replaces.  get: version 0 is the latest; -ENOENT for none.
+         * list: ascending, n 0 when empty (not an error).  remove: -ENOENT
+         * when absent; only proposals are ever removed. */
+        int (*area_put)(struct sd_store *s, enum sd_store_area area, uint64_t version, const char *data,
+                        size_t len, sd_error *err);
+        int (*area_get)(struct sd_store *s, enum sd_store_area area, uint64_t version, char **data_out,
+                        size_t *len_out, uint64_t *version_out, sd_error *err);
+        int (*area_list)(struct sd_store *s, enum sd_store_area area, uint64_t **versions_out, size_t *n_out,
+                         sd_error *err);
+        int (*area_remove)(struct sd_store *s, enum sd_store_area area, uint64_t version, sd_error *err);
 
         /* May be NULL: store.c answers -EOPNOTSUPP.  watch_fd returns an fd
          * the backend owns (closed by free) that polls readable when

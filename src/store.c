@@ -321,3 +321,88 @@ int sd_store_watch_read(struct sd_store *s, sd_store_change_fn fn, void *userdat
                 return sd_error_set(err, EOPNOTSUPP, "store '%s': this backend cannot watch", s->url);
         return s->backend->watch_read(s, fn, userdata, err);
 }
+
+/* ---- realm policy and proposals ---- */
+
+static const char *area_noun(enum sd_store_area area) {
+        return area == SD_STORE_AREA_POLICY ? "policy" : "policy proposal";
+}
+
+static int area_put(struct sd_store *s, enum sd_store_area area, uint64_t version, const char *data, size_t len,
+                    sd_error *err) {
+        char what[48];
+        (void) snprintf(what, sizeof(what), "%s v%llu", area_noun(area), (unsigned long long) version);
+        if (version == 0)
+                return sd_error_set(err, EINVAL, "store '%s': %s versions start at 1", s->url, area_noun(area));
+        int r = check_data(s, area_noun(area), what, data, len, err);
+        if (r < 0)
+                return r;
+        return s->backend->area_put(s, area, version, data, len, err);
+}
+
+static int area_get(struct sd_store *s, enum sd_store_area area, uint64_t version, char **data_out,
+                    size_t *len_out, uint64_t *version_out, sd_error *err) {
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0;
+        uint64_t got = 0;
+        int r = s->backend->area_get(s, area, version, &data, &len, &got, err);
+        if (r < 0)
+                return r;
+        if (version != 0 && got != version)
+                return sd_error_set(err, EPROTO, "store '%s': asked for %s v%llu, got v%llu", s->url,
+                                    area_noun(area), (unsigned long long) version, (unsigned long long) got);
+        *data_out = steal_pointer(&data);
+        if (len_out)
+                *len_out = len;
+        if (version_out)
+                *version_out = got;
+        return 0;
+}
+
+int sd_store_policy_put(struct sd_store *s, uint64_t version, const char *data, size_t len, sd_error *err) {
+        return area_put(s, SD_STORE_AREA_POLICY, version, data, len, err);
+}
+
+int sd_store_policy_get(struct sd_store *s, uint64_t version, char **data_out, size_t *len_out,
+                        uint64_t *version_out, sd_error *err) {
+        return area_get(s, SD_STORE_AREA_POLICY, version, data_out, len_out, version_out, err);
+}
+
+int sd_store_policy_history(struct sd_store *s, uint64_t **versions_out, size_t *n_out, sd_error *err) {
+        uint64_t *versions = NULL;
+        size_t n = 0;
+        int r = s->backend->area_list(s, SD_STORE_AREA_POLICY, &versions, &n, err);
+        if (r < 0)
+                return r;
+        *versions_out = versions;
+        *n_out = n;
+        return 0;
+}
+
+int sd_store_policy_latest(struct sd_store *s, uint64_t *version_out, sd_error *err) {
+        _cleanup_free_ uint64_t *versions = NULL;
+        size_t n = 0;
+        int r = sd_store_policy_history(s, &versions, &n, err);
+        if (r < 0)
+                return r;
+        if (n == 0)
+                return sd_error_set(err, ENOENT, "store '%s' has no realm policy", s->url);
+        *version_out = versions[n - 1];
+        return 0;
+}
+
+int sd_store_proposal_put(struct sd_store *s, uint64_t version, const char *data, size_t len, sd_error *err) {
+        return area_put(s, SD_STORE_AREA_PROPOSALS, version, data, len, err);
+}
+
+int sd_store_proposal_get(struct sd_store *s, uint64_t version, char **data_out, size_t *len_out, sd_error *err) {
+        if (version == 0)
+                return sd_error_set(err, EINVAL, "store '%s': policy proposal versions start at 1", s->url);
+        return area_get(s, SD_STORE_AREA_PROPOSALS, version, data_out, len_out, NULL, err);
+}
+
+int sd_store_proposal_remove(struct sd_store *s, uint64_t version, sd_error *err) {
+        if (version == 0)
+                return sd_error_set(err, EINVAL, "store '%s': policy proposal versions start at 1", s->url);
+        return s->backend->area_remove(s, SD_STORE_AREA_PROPOSALS, version, err);
+}

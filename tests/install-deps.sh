@@ -7,9 +7,13 @@ packages=(
   # build
   meson ninja-build pkg-config gcc clang libclang-rt-14-dev
   libsodium-dev libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev
-  libinih-dev libsystemd-dev libseccomp-dev
+  libinih-dev libsystemd-dev libseccomp-dev libyaml-dev
+  # man pages from docs/*.md
+  lowdown
   # tests
   libcriterion-dev valgrind curl python3 procps util-linux
+  # tests/install: rendering the man pages, systemd-analyze verify, zsh -n
+  man-db groff-base systemd zsh
   # the real parts the integration tests drive
   docker.io busybox-static etcd-server etcd-client docker-compose
 )

@@ -3,7 +3,8 @@
 #
 # On a fresh Debian 12 machine it installs what is missing, then:
 #   1. builds with gcc and runs every suite (unit, cli, fuzz replay,
-#      integration against a real dockerd and etcd);
+#      install into a scratch --destdir, integration against a real dockerd
+#      and etcd);
 #   2. runs the unit suite once more under valgrind memcheck (leaks and memory
 #      errors, in every process: criterion re-execs a worker per test);
 #   3. builds again with -Db_sanitize=address,undefined and runs them again;
@@ -11,7 +12,7 @@
 #      time (SECRETD_FUZZ_SECONDS, default 20 s each).
 # It ends with one line "N passed, N failed" and exits non-zero on any failure.
 #
-# Environment: SECRETD_TEST_SUITES (default "unit cli fuzz integration"),
+# Environment: SECRETD_TEST_SUITES (default "unit cli fuzz install integration"),
 # SECRETD_SKIP_ASAN=1, SECRETD_SKIP_VALGRIND=1, SECRETD_SKIP_FUZZ=1, SECRETD_FUZZ_SECONDS=N,
 # SECRETD_TEST_KEEP=1 (keep integration test directories).
 set -uo pipefail
@@ -24,7 +25,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 tests/install-deps.sh || exit 1
 
-suites=${SECRETD_TEST_SUITES:-unit cli fuzz integration}
+suites=${SECRETD_TEST_SUITES:-unit cli fuzz install integration}
 suite_args=()
 for s in $suites; do suite_args+=(--suite "$s"); done
 

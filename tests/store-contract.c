@@ -37,7 +37,8 @@
 #include "secretd/envelope.h"
 #include "secretd/keys.h"
 #include "secretd/store.h"
-#include "secretd/trust.h"
+#include "secretd/policy.h"
+#include "realm-fixture.h"
 
 static int n_tests, n_failed;
 
@@ -142,19 +143,30 @@ static void history_and_listing(struct sd_store *s) {
 }
 
 static void tombstones(struct sd_store *s) {
+        /* A realm whose admin writes and is the recipient (fixtures from
+         * tests/realm-fixture.h), published in the store's policy area. */
         sd_error err = { 0 };
-        _cleanup_writer_key_ struct sd_writer_key *key = NULL;
-        _cleanup_trust_ struct sd_trust *trust = NULL;
+        _cleanup_writer_key_ struct sd_writer_key *admin = NULL;
         _cleanup_secret_ struct sd_secret *value = NULL;
-        if (sd_writer_key_generate(&key, &err) < 0 || sd_trust_new(&trust) < 0 || sd_trust_add(trust, &key->pub) < 0 ||
-            sd_secret_new_from("canary-contract", 15, &value) < 0) {
+        if (sd_writer_key_generate(&admin, &err) < 0 || sd_secret_new_from("canary-contract", 15, &value) < 0) {
                 check(false, "tombstones: set up keys");
                 return;
         }
+        _cleanup_policy_ struct sd_policy *p = fx_policy(admin, NULL);
+        fx_recipient(p, "host", admin->pub.box_pk, NULL);
+        fx_sign(p, admin);
+        size_t json_len = 0;
+        char *json = fx_policy_json(p, &json_len);
+        int r = sd_store_policy_put(s, sd_policy_version(p), json, json_len, &err);
+        free(json);
+        check(r == 0, "the policy is published");
+        diag("policy put", &err);
+
         uint64_t v = 0;
-        int r = sd_secret_put(s, key, trust, "gone", value, NULL, &v, &err);
+        r = sd_secret_put(s, admin, p, "gone", value, NULL, &v, &err);
         check(r == 0 && v == 1, "client put of 'gone' is version 1");
-        r = sd_secret_delete(s, key, trust, "gone", NULL, &v, &err);
+        diag("put", &err);
+        r = sd_secret_delete(s, admin, p, "gone", NULL, &v, &err);
         check(r == 0 && v == 2, "client delete writes a tombstone as version 2");
         diag("delete", &err);
         uint64_t *hist = NULL;
@@ -171,7 +183,8 @@ static void tombstones(struct sd_store *s) {
         sd_store_names_free(names, n);
         struct sd_secret *out = NULL;
         struct sd_envelope_info info;
-        r = sd_secret_fetch(s, trust, key->pub.box_pk, key->box_sk, "gone", 0, 0, &out, &info, &err);
+        const struct sd_box_keypair kp = { admin->pub.box_pk, admin->box_sk };
+        r = sd_secret_fetch_under(s, p, 0, &kp, 1, "gone", 0, 0, &out, &info, &err);
         check(r == -ENOENT && strstr(err.message, "deleted"), "fetching it says it was deleted (-ENOENT)");
         sd_secret_free(out);
         r = sd_store_put(s, "gone", 2, "x", 1, &err);

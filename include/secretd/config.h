@@ -11,7 +11,8 @@
  *   store = file:///var/lib/secretd/store
  *   driver = secretd
  *   key = /etc/secretd/agent.key
- *   trusted-writers = /etc/secretd/trusted-writers
+ *   realm = sdr1:...             (the realm pin; or realm-file)
+ *   realm-file = /etc/secretd/realm   (holds the pin; `secretd join PIN` writes it)
  *   state-dir = /run/secretd
  *   docker-socket = /var/run/docker.sock
  *   plugin-dir = /run/docker/plugins
@@ -57,6 +58,8 @@
 #define SD_TOTAL_SIZE_MAX ((uint64_t) 1 << 40)
 /* Counts (max-volumes, max-instances-per-volume, max-inodes): 1..this. */
 #define SD_COUNT_MAX ((uint64_t) 1000000)
+/* Where `secretd join` writes the realm pin. */
+#define SD_CONFIG_DEFAULT_REALM_FILE "/etc/secretd/realm"
 /* The rollback floor must outlive a reboot, so not under /run. */
 #define SD_CONFIG_DEFAULT_FLOOR_FILE "/var/lib/secretd/delivered.json"
 
@@ -71,7 +74,8 @@ struct sd_config {
         char *store_url;        /* store */
         char *driver;           /* driver: plugin name, socket <plugin_dir>/<driver>.sock */
         char *key_path;         /* key */
-        char *trusted_writers;  /* trusted-writers */
+        char *realm;            /* realm: the pin line; NULL: read realm-file */
+        char *realm_file;       /* realm-file (absolute) */
         char *state_dir;        /* state-dir (absolute) */
         char *docker_socket;    /* docker-socket (absolute) */
         char *plugin_dir;       /* plugin-dir (absolute) */

@@ -53,8 +53,22 @@ struct sd_agent_key {
         unsigned char box_sk[SD_BOX_SK_BYTES];
 };
 
+/* A box key pair to open envelopes with: pointers into a key held
+ * elsewhere (an sd_agent_key, or the box half of an sd_writer_key), so the
+ * private half is never copied out of locked memory.  Opening takes an
+ * array of them: an agent keeps its old key next to a new one while secrets
+ * are resealed. */
+struct sd_box_keypair {
+        const unsigned char *pk;   /* SD_BOX_PK_BYTES */
+        const unsigned char *sk;   /* SD_BOX_SK_BYTES */
+};
+
 /* Key id of a 32-byte public key into out (SD_KEY_ID_CHARS + 1 bytes). */
 void sd_key_id(const unsigned char pk[32], char out[SD_KEY_ID_CHARS + 1]);
+
+/* Is pk an X25519 key that something can be sealed to?  A low-order point
+ * would make every seal fail, or worse, be readable by anyone. */
+bool sd_box_pk_usable(const unsigned char pk[SD_BOX_PK_BYTES]);
 
 /* ---- writer identities ---- */
 

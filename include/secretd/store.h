@@ -2,9 +2,10 @@
 #pragma once
 
 /*
- * The store: an untrusted place that holds envelopes and recipient entries
- * as opaque bytes.  It never sees plaintext and the library never trusts
- * what it returns (callers verify every envelope).
+ * The store: an untrusted place that holds envelopes, realm policy versions,
+ * pending policy proposals and (legacy) recipient entries as opaque bytes.
+ * It never sees plaintext and the library never trusts what it returns
+ * (callers verify every envelope and every policy version).
  *
  * URLs:
  *   file:///var/lib/secretd/store   a directory on this host (the default)
@@ -112,7 +113,40 @@ void sd_store_names_free(struct sd_store_name *names, size_t n);
 int sd_store_history(struct sd_store *s, const char *name, uint64_t **versions_out,
                      size_t *n_out, sd_error *err);
 
-/* ---- recipients registry ---- */
+/* ---- realm policy versions ----
+ *
+ * One document per version, versions 1, 2, 3, ... without gaps, with the
+ * same compare-and-swap rule as secret versions: put N succeeds only if N
+ * is 1 and none is stored, or N-1 is the latest.  Nothing here verifies a
+ * policy: include/secretd/realm.h does. */
+
+/* The name the watch reports for a change of the policy: '@' can never be
+ * in a secret name. */
+#define SD_STORE_POLICY_NAME "@policy"
+
+int sd_store_policy_put(struct sd_store *s, uint64_t version, const char *data, size_t len, sd_error *err);
+/* version 0: the latest.  -ENOENT if there is no such version (or none). */
+int sd_store_policy_get(struct sd_store *s, uint64_t version, char **data_out, size_t *len_out,
+                        uint64_t *version_out, sd_error *err);
+/* -ENOENT if the store has no policy. */
+int sd_store_policy_latest(struct sd_store *s, uint64_t *version_out, sd_error *err);
+/* Every stored version, ascending (n 0 and NULL when there is none). */
+int sd_store_policy_history(struct sd_store *s, uint64_t **versions_out, size_t *n_out, sd_error *err);
+
+/* ---- policy proposals ----
+ *
+ * A proposal is a policy version waiting for more admin signatures:
+ * one replaceable blob per proposed version, as untrusted as the rest. */
+int sd_store_proposal_put(struct sd_store *s, uint64_t version, const char *data, size_t len, sd_error *err);
+/* -ENOENT if there is none for that version. */
+int sd_store_proposal_get(struct sd_store *s, uint64_t version, char **data_out, size_t *len_out, sd_error *err);
+int sd_store_proposal_remove(struct sd_store *s, uint64_t version, sd_error *err);
+
+/* ---- recipients registry (legacy) ----
+ *
+ * Before realms, recipients were loose entries signed by writers.  Only
+ * `secretctl realm init` still reads them, to import them into the first
+ * policy version. */
 
 struct sd_store_blob {
         char *name;
@@ -160,7 +194,9 @@ bool sd_store_error_is_transient(int negative_errno);
  *
  * A backend that can watch returns a pollable fd; when it is readable,
  * sd_store_watch_read() drains it and calls fn once per secret name that
- * changed (maybe spuriously; callers re-read the latest version).
+ * changed (maybe spuriously; callers re-read the latest version), and with
+ * SD_STORE_POLICY_NAME when a policy version was added.  Proposals and
+ * recipient entries are not reported.
  * -EOPNOTSUPP from a backend without watch support.
  */
 typedef void (*sd_store_change_fn)(void *userdata, const char *name);

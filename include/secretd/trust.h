@@ -2,13 +2,16 @@
 #pragma once
 
 /*
- * The set of trusted writers: the Ed25519 keys whose signatures the reader
- * accepts on envelopes and recipient entries.
+ * Legacy trust, from before realms: a set of writers whose signatures a
+ * reader accepted.  The realm policy (include/secretd/policy.h) replaced
+ * it; `secretctl realm init` still reads a trust file to import its writers
+ * into policy version 1, and to verify the legacy recipient entries it
+ * imports.
  *
  * Trust file format (secretctl's $XDG_CONFIG_HOME/secretctl/trusted, the
- * agent's trusted-writers file): one "sdw1:..." public identity per line,
- * optionally followed by whitespace and a free comment; blank lines and
- * lines starting with '#' are ignored.
+ * agent's old trusted-writers file): one "sdw1:..." public identity per
+ * line, optionally followed by whitespace and a free comment; blank lines
+ * and lines starting with '#' are ignored.
  */
 
 #include <stdbool.h>
@@ -43,10 +46,6 @@ bool sd_trust_find(const struct sd_trust *t, const unsigned char sign_pk[SD_SIGN
 
 size_t sd_trust_count(const struct sd_trust *t);
 const struct sd_writer_pub *sd_trust_get(const struct sd_trust *t, size_t i);
-
-/* Edit a trust file in place (stage-then-publish, mode 0600).
- * add: -EEXIST if present.  remove: `which` is a public identity or a key id
- * (full 16 hex or a unique prefix of at least 8); -ENOENT if absent,
- * -EINVAL if the prefix is shorter or matches two different writers. */
-int sd_trust_file_add(const char *path, const struct sd_writer_pub *pub, const char *comment, sd_error *err);
-int sd_trust_file_remove(const char *path, const char *which, sd_error *err);
+/* The first word of writer i's comment in its trust file ("alice" from
+ * "sdw1:...  alice's laptop"), or "" when there is none. */
+const char *sd_trust_comment_word(const struct sd_trust *t, size_t i);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Helpers every verb shares: option parsing, loading the identity, the trust
- * set and the store, and mapping library errors to exit statuses. */
+/* Helpers every verb shares: option parsing, loading the identity and the
+ * store, and mapping library errors to exit statuses.  The realm helpers
+ * are in realm-common.c. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -137,23 +138,6 @@ int ctl_load_identity(struct ctl_context *ctx, struct sd_writer_key **out) {
         return r < 0 ? r : 0;
 }
 
-int ctl_load_trust(struct ctl_context *ctx, const struct sd_writer_pub *self, struct sd_trust **out) {
-        _cleanup_trust_ struct sd_trust *trust = NULL;
-        int r = sd_trust_new(&trust);
-        if (r < 0)
-                return sd_error_set(&ctx->err, r, "cannot allocate the trust set");
-        if (self) {
-                r = sd_trust_add(trust, self);
-                if (r < 0)
-                        return sd_error_set(&ctx->err, r, "cannot add your own identity to the trust set");
-        }
-        r = sd_trust_load_file(trust, ctx->trusted_path, &ctx->err);
-        if (r < 0)
-                return r;
-        *out = steal_pointer(&trust);
-        return 0;
-}
-
 int ctl_open_store(struct ctl_context *ctx, bool create, struct sd_store **out) {
         struct sd_store *store = NULL;
         int r = sd_store_open_with(ctx->store_url, create ? 1 : 0, &ctx->store_options, &store, &ctx->err);
@@ -163,36 +147,6 @@ int ctl_open_store(struct ctl_context *ctx, bool create, struct sd_store **out) 
                 return r;
         sd_store_set_warn(store, ctl_warn, ctx);
         *out = store;
-        return 0;
-}
-
-int ctl_open_as_writer(struct ctl_context *ctx, bool create, struct sd_writer_key **key_out,
-                       struct sd_trust **trust_out, struct sd_store **store_out) {
-        _cleanup_writer_key_ struct sd_writer_key *key = NULL;
-        int r = ctl_load_identity(ctx, &key);
-        if (r < 0)
-                return r;
-        _cleanup_trust_ struct sd_trust *trust = NULL;
-        r = ctl_load_trust(ctx, &key->pub, &trust);
-        if (r < 0)
-                return r;
-        r = ctl_open_store(ctx, create, store_out);
-        if (r < 0)
-                return r;
-        *key_out = steal_pointer(&key);
-        *trust_out = steal_pointer(&trust);
-        return 0;
-}
-
-int ctl_open_as_reader(struct ctl_context *ctx, struct sd_trust **trust_out, struct sd_store **store_out) {
-        _cleanup_trust_ struct sd_trust *trust = NULL;
-        int r = ctl_load_reader_trust(ctx, &trust);
-        if (r < 0)
-                return r;
-        r = ctl_open_store(ctx, false, store_out);
-        if (r < 0)
-                return r;
-        *trust_out = steal_pointer(&trust);
         return 0;
 }
 
@@ -244,6 +198,7 @@ int ctl_exit_status(int negative_errno) {
                 return CTL_EXIT_CONFLICT;
         case EBADMSG:
         case EKEYREJECTED:
+        case ESTALE:
                 return CTL_EXIT_VERIFY;
         case ENOKEY:
                 return CTL_EXIT_NO_KEY;
@@ -252,17 +207,8 @@ int ctl_exit_status(int negative_errno) {
         }
 }
 
-int ctl_load_reader_trust(struct ctl_context *ctx, struct sd_trust **out) {
-        _cleanup_writer_key_ struct sd_writer_key *key = NULL;
-        int r = sd_writer_key_load(ctx->identity_path, &key, &ctx->err);
-        if (r < 0 && r != -ENOENT)
-                return r;
-        sd_error_clear(&ctx->err);
-        return ctl_load_trust(ctx, key ? &key->pub : NULL, out);
-}
-
-int ctl_verify_version(struct sd_store *store, const struct sd_trust *trust, const char *name,
-                       uint64_t version, struct sd_envelope_info *info, sd_error *err) {
+int ctl_verify_version(struct sd_store *store, const struct sd_policy *policy, const char *name, uint64_t version,
+                       struct sd_envelope_info *info, sd_error *err) {
         _cleanup_free_ char *json = NULL;
         size_t len = 0;
         uint64_t got = 0;
@@ -270,7 +216,11 @@ int ctl_verify_version(struct sd_store *store, const struct sd_trust *trust, con
         if (r < 0)
                 return r;
         struct sd_envelope_info i = { 0 };
-        r = sd_envelope_verify(json, len, trust, &i, err);
+        r = sd_envelope_verify(json, len, policy, 0, &i, err);
+        /* The policy is the latest the chain verifies to: a newer one named
+         * by an envelope does not exist. */
+        if (r == -EAGAIN)
+                r = -EBADMSG;
         if (r < 0)
                 return r;
         /* The signature covers name and version, but an envelope signed for

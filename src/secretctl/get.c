@@ -51,15 +51,21 @@ static int cmd_get(struct ctl_context *ctx, int argc, char **argv) {
                                     name);
 
         _cleanup_writer_key_ struct sd_writer_key *key = NULL;
-        _cleanup_trust_ struct sd_trust *trust = NULL;
+        r = ctl_load_identity(ctx, &key);
+        if (r < 0)
+                return r;
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_as_writer(ctx, false, &key, &trust, &store);
+        r = ctl_open_store(ctx, false, &store);
+        if (r < 0)
+                return r;
+        _cleanup_realm_ struct sd_realm *realm = NULL;
+        r = ctl_open_realm(ctx, store, &realm);
         if (r < 0)
                 return r;
 
+        const struct sd_box_keypair kp = { key->pub.box_pk, key->box_sk };
         _cleanup_secret_ struct sd_secret *value = NULL;
-        r = sd_secret_fetch(store, trust, key->pub.box_pk, key->box_sk, name, o.version, 0, &value,
-                            NULL, &ctx->err);
+        r = sd_secret_fetch(realm, &kp, 1, name, o.version, 0, &value, NULL, &ctx->err);
         if (r < 0)
                 return r;
         if (!value)
@@ -80,13 +86,15 @@ const struct ctl_verb ctl_verb_get = {
         .help =
         "Usage: secretctl [--store URL] get NAME [--version N] [--force-tty] > FILE\n"
         "\n"
-        "Fetches the latest version of the secret NAME (or version N), checks that\n"
-        "it is signed by you or by a writer you trust, that it is really version N\n"
-        "of NAME, decrypts it with your identity's box key, and writes the value\n"
-        "to standard output exactly as stored: no newline is added.\n"
+        "Fetches the latest version of the secret NAME (or version N), verifies it\n"
+        "against the realm policy (it belongs to your realm, its writer may write\n"
+        "NAME, its signature holds, it is really version N of NAME), decrypts it\n"
+        "with your identity's box key, and writes the value to standard output\n"
+        "exactly as stored: no newline is added.  An envelope that names a newer\n"
+        "policy version than you verified makes secretctl walk the chain again.\n"
         "\n"
-        "You can read a secret when you are one of its recipients, which is always\n"
-        "true for the secrets you wrote yourself.\n"
+        "You can read a secret when you are one of its recipients: always for the\n"
+        "secrets you wrote yourself, and for every secret when you are an admin.\n"
         "\n"
         "To keep values out of terminal scrollback, get refuses to write to a\n"
         "terminal unless --force-tty is given.\n"
@@ -105,8 +113,9 @@ const struct ctl_verb ctl_verb_get = {
         "  1  system error (store unreadable, standard output closed)\n"
         "  2  usage error, invalid name, or standard output is a terminal\n"
         "  3  no such secret or version, the secret was deleted, no identity,\n"
-        "     or the store does not exist\n"
-        "  5  verification failed: bad signature, untrusted writer, tampered\n"
-        "     envelope, or an envelope stored under the wrong name or version\n"
+        "     the store does not exist, or you have not joined its realm\n"
+        "  5  verification failed: bad signature, a writer the policy does not\n"
+        "     allow, another realm, tampered envelope or policy, an envelope\n"
+        "     stored under the wrong name or version, a legacy format-1 envelope\n"
         "  6  you are not a recipient of this version\n",
 };

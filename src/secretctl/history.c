@@ -33,9 +33,9 @@ static int cmd_history(struct ctl_context *ctx, int argc, char **argv) {
         if (r < 0)
                 return r;
 
-        _cleanup_trust_ struct sd_trust *trust = NULL;
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_as_reader(ctx, &trust, &store);
+        _cleanup_policy_ struct sd_policy *policy = NULL;
+        r = ctl_open_verified(ctx, &store, &policy);
         if (r < 0)
                 return r;
 
@@ -55,7 +55,7 @@ static int cmd_history(struct ctl_context *ctx, int argc, char **argv) {
         for (size_t i = 0; i < n; i++) {
                 struct sd_envelope_info info = { 0 };
                 sd_error err = { 0 };
-                r = ctl_verify_version(store, trust, name, versions[i], &info, &err);
+                r = ctl_verify_version(store, policy, name, versions[i], &info, &err);
                 if (r < 0) {
                         if (!err.code)
                                 (void) sd_error_set(&err, r, "%s", strerror(-r));
@@ -94,9 +94,10 @@ const struct ctl_verb ctl_verb_history = {
         "its kind (value, or tombstone for a delete), when it was written (the\n"
         "writer's clock, UTC), the key id of its writer, and its status: \"ok\", or\n"
         "\"error: \" and the cause when the version fails verification (bad\n"
-        "signature, untrusted writer, malformed or moved envelope).  Nothing is\n"
-        "decrypted; no identity is needed, but without one only the writers in\n"
-        "your trusted file are accepted.\n"
+        "signature, a writer the realm policy does not allow for the name,\n"
+        "another realm, a legacy format-1 envelope, malformed or moved\n"
+        "envelope).  Nothing is decrypted and no identity is needed; you must\n"
+        "have joined the store's realm.\n"
         "\n"
         "--json prints an array of objects with the keys version, kind, created\n"
         "(unix seconds), created_utc, writer and status (\"ok\"); a failed version\n"
@@ -114,6 +115,7 @@ const struct ctl_verb ctl_verb_history = {
         "  0  every version verified\n"
         "  1  system error (store unreadable)\n"
         "  2  usage error or invalid name\n"
-        "  3  no such secret, or the store does not exist\n"
+        "  3  no such secret, the store does not exist, or you have not joined\n"
+        "     its realm\n"
         "  5  at least one version failed verification (all were listed)\n",
 };

@@ -27,9 +27,9 @@ static int cmd_ls(struct ctl_context *ctx, int argc, char **argv) {
         if (optind != argc)
                 return ctl_usage_error(ctx, "ls", "takes no arguments");
 
-        _cleanup_trust_ struct sd_trust *trust = NULL;
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_as_reader(ctx, &trust, &store);
+        _cleanup_policy_ struct sd_policy *policy = NULL;
+        r = ctl_open_verified(ctx, &store, &policy);
         if (r < 0)
                 return r;
 
@@ -47,7 +47,7 @@ static int cmd_ls(struct ctl_context *ctx, int argc, char **argv) {
         size_t name_width = 4;
         for (size_t i = 0; i < listed.n; i++) {
                 sd_error err = { 0 };
-                r = ctl_verify_version(store, trust, listed.names[i].name, listed.names[i].latest,
+                r = ctl_verify_version(store, policy, listed.names[i].name, listed.names[i].latest,
                                        &infos[i], &err);
                 if (r < 0) {
                         int s = ctl_report_entry_failure("secret", listed.names[i].name,
@@ -114,11 +114,13 @@ const struct ctl_verb ctl_verb_ls = {
         "Lists every secret in the store, sorted by name, with its latest version,\n"
         "its state (active, or deleted when the latest version is a tombstone), the\n"
         "key id of the writer that signed that version, and when it was written\n"
-        "(the writer's clock, UTC).  Nothing is decrypted; no identity is needed,\n"
-        "but without one only the writers in your trusted file are accepted.\n"
+        "(the writer's clock, UTC).  Nothing is decrypted and no identity is\n"
+        "needed; you must have joined the store's realm.\n"
         "\n"
-        "Every listed version is verified: its signature, that its writer is you\n"
-        "or a writer you trust, and that it is bound to its name and version.  An\n"
+        "Every listed version is verified against the realm policy: it belongs to\n"
+        "the realm, its writer may write the name, its signature holds, and it is\n"
+        "bound to its name and version (a legacy format-1 envelope is reported as\n"
+        "needing 'secretctl reseal').  An\n"
         "entry that fails is reported on standard error, one line naming the\n"
         "secret and the cause, and the others are still listed.\n"
         "\n"
@@ -140,6 +142,7 @@ const struct ctl_verb ctl_verb_ls = {
         "  0  every secret was listed\n"
         "  1  system error (store unreadable)\n"
         "  2  usage error\n"
-        "  3  the store does not exist\n"
-        "  5  at least one secret failed verification (the others were listed)\n",
+        "  3  the store does not exist, or you have not joined its realm\n"
+        "  5  at least one secret failed verification (the others were listed),\n"
+        "     or the policy chain does not verify\n",
 };

@@ -22,8 +22,10 @@
 static const struct ctl_verb *const verbs[] = {
         &ctl_verb_keygen,  &ctl_verb_whoami,  &ctl_verb_put,
         &ctl_verb_get,     &ctl_verb_ls,      &ctl_verb_history,
-        &ctl_verb_rm,      &ctl_verb_recipient, &ctl_verb_trust,
-        &ctl_verb_status,
+        &ctl_verb_rm,      &ctl_verb_realm,   &ctl_verb_writer,
+        &ctl_verb_recipient, &ctl_verb_admin, &ctl_verb_reseal,
+        &ctl_verb_export,  &ctl_verb_import,  &ctl_verb_import_env,
+        &ctl_verb_compose, &ctl_verb_status,  &ctl_verb_trust,
 };
 
 static const char exit_status_text[] =
@@ -31,21 +33,30 @@ static const char exit_status_text[] =
         "  0  success\n"
         "  1  general or system error (I/O, permissions, out of memory, store unreachable)\n"
         "  2  usage error or invalid input: bad option, bad name, value empty or too large\n"
-        "  3  not found: no such secret, version, identity, recipient or trusted writer;\n"
-        "     a deleted secret; a store that does not exist\n"
-        "  4  conflict: already exists (keygen without --force, trust add of a known\n"
-        "     writer), or a concurrent writer kept winning after every retry\n"
-        "  5  verification failed: bad signature, untrusted writer, tampered envelope,\n"
-        "     name or version binding broken (ls/history: some entry failed)\n"
-        "  6  cannot decrypt: this identity is not a recipient of the envelope\n";
+        "  3  not found: no such secret, version, identity, writer, recipient or\n"
+        "     admin; a deleted secret; a store that does not exist; a realm you\n"
+        "     have not joined\n"
+        "  4  conflict: already exists (keygen without --force, an entry already in\n"
+        "     the policy, a pending proposal), or a concurrent writer kept winning\n"
+        "  5  verification failed: bad signature, signer not allowed by the policy,\n"
+        "     tampered envelope or policy, another realm, a policy rollback, name or\n"
+        "     version binding broken (ls/history: some entry failed)\n"
+        "  6  cannot decrypt: this identity is not a recipient of the envelope\n"
+        "  7  not allowed: you are not a writer (put, rm) or not an admin (policy\n"
+        "     changes) in the realm policy\n"
+        "  8  the secret name is outside the patterns your writer entry may write\n"
+        "  9  no recipient of the realm may receive this name: nothing was stored\n";
 
 static const char files_environment_text[] =
         "Files:\n"
         "  $XDG_CONFIG_HOME/secretctl/identity   your writer identity (mode 0600); when\n"
         "                                        XDG_CONFIG_HOME is unset or not absolute,\n"
         "                                        $HOME/.config/secretctl/identity\n"
-        "  $XDG_CONFIG_HOME/secretctl/trusted    writers whose signatures you accept,\n"
-        "                                        one sdw1: line each, with a comment\n"
+        "  $XDG_CONFIG_HOME/secretctl/realms/    one file per store you joined: the realm\n"
+        "                                        pin and the highest policy version you\n"
+        "                                        verified (mode 0600)\n"
+        "  $XDG_CONFIG_HOME/secretctl/trusted    legacy list of trusted writers; read once\n"
+        "                                        by 'realm init' to migrate them\n"
         "  /run/secretd/admin.sock               the agent's admin socket (status)\n"
         "\n"
         "Environment:\n"
@@ -72,7 +83,8 @@ static void print_main_help(FILE *f) {
               "\n"
               "Commands:\n", f);
         for (size_t i = 0; i < SD_ARRAY_SIZE(verbs); i++)
-                fprintf(f, "  %-10s %s\n", verbs[i]->name, verbs[i]->summary);
+                if (verbs[i]->summary)
+                        fprintf(f, "  %-10s %s\n", verbs[i]->name, verbs[i]->summary);
         fprintf(f, "  %-10s %s\n", "help", "show the help of a command");
         fputs("\n"
               "Global options (before COMMAND):\n"
@@ -91,6 +103,7 @@ static void print_main_help(FILE *f) {
               "\n"
               "Examples:\n"
               "  secretctl keygen\n"
+              "  secretctl recipient add host1 \"$(ssh host1 sudo secretd pubkey)\"\n"
               "  printf %s \"$PW\" | secretctl put db_password\n"
               "  secretctl get db_password > /dev/null\n"
               "  secretctl ls\n"
@@ -253,9 +266,20 @@ static int run(struct ctl_context *ctx, int argc, char **argv) {
         if (!ctx->identity_path)
                 return sd_error_set(&ctx->err, ENOMEM, "out of memory");
         /* Without a configuration directory (only possible with --identity)
-         * the trusted file sits next to the identity. */
+         * the trusted file and the realm records sit next to the identity. */
         if (dir ? asprintf(&ctx->trusted_path, "%s/trusted", dir) < 0
                 : asprintf(&ctx->trusted_path, "%s.trusted", ctx->identity_path) < 0)
+                return sd_error_set(&ctx->err, ENOMEM, "out of memory");
+        if (dir ? asprintf(&ctx->realms_dir, "%s/realms", dir) < 0
+                : asprintf(&ctx->realms_dir, "%s.realms", ctx->identity_path) < 0)
+                return sd_error_set(&ctx->err, ENOMEM, "out of memory");
+        /* One record per store URL: stores are different realms. */
+        unsigned char hash[8];
+        char hex[sizeof(hash) * 2 + 1];
+        (void) crypto_generichash(hash, sizeof(hash), (const unsigned char *) ctx->store_url,
+                                  strlen(ctx->store_url), NULL, 0);
+        sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
+        if (asprintf(&ctx->realm_path, "%s/%s.json", ctx->realms_dir, hex) < 0)
                 return sd_error_set(&ctx->err, ENOMEM, "out of memory");
 
         return verb->run(ctx, verb_argc, verb_argv);
@@ -276,11 +300,13 @@ int main(int argc, char **argv) {
         int r = run(&ctx, argc, argv);
         free(ctx.identity_path);
         free(ctx.trusted_path);
+        free(ctx.realms_dir);
+        free(ctx.realm_path);
 
         int status;
         if (r < 0) {
                 ctl_report("%s", ctx.err.code ? ctx.err.message : strerror(-r));
-                status = ctl_exit_status(r);
+                status = ctx.exit_status ? ctx.exit_status : ctl_exit_status(r);
         } else {
                 status = r;
         }

@@ -12,6 +12,7 @@
 #include "fileio.h"
 #include "secretd/cleanup.h"
 #include "secretd/client.h"
+#include "secretd/policy.h"
 #include "secretd/secret.h"
 #include "secretctl.h"
 
@@ -174,6 +175,34 @@ static int read_value(struct ctl_context *ctx, const struct put_options *o, cons
         return 0;
 }
 
+int ctl_writer_open(struct ctl_context *ctx, struct ctl_writer *w) {
+        return ctl_open_signer(ctx, &w->key, &w->store, &w->policy);
+}
+
+void ctl_writer_close(struct ctl_writer *w) {
+        sd_writer_key_free(w->key);
+        sd_policy_unref(w->policy);
+        sd_store_free(w->store);
+        *w = (struct ctl_writer) { 0 };
+}
+
+int ctl_writer_check(struct ctl_context *ctx, struct ctl_writer *w, const char *name) {
+        int r = ctl_validate_name(ctx, "secret name", name);
+        if (r < 0)
+                return r;
+        return ctl_write_refusal(ctx, sd_policy_check_write(w->policy, w->key->pub.sign_pk, name, true, &ctx->err));
+}
+
+int ctl_writer_put(struct ctl_context *ctx, struct ctl_writer *w, const char *name, const struct sd_secret *value,
+                   size_t max_len, uint64_t *version_out) {
+        struct sd_put_options put_opts = {
+                .max_len = max_len,
+                .warn = ctl_warn,
+                .warn_userdata = ctx,
+        };
+        return sd_secret_put(w->store, w->key, w->policy, name, value, &put_opts, version_out, &ctx->err);
+}
+
 static int cmd_put(struct ctl_context *ctx, int argc, char **argv) {
         static const struct option options[] = {
                 { "file", required_argument, NULL, 'F' },
@@ -197,11 +226,12 @@ static int cmd_put(struct ctl_context *ctx, int argc, char **argv) {
         size_t max_len = o.max_size ? (size_t) o.max_size : SD_VALUE_MAX;
 
         /* Everything that can fail without the value fails before the user
-         * is asked to type it. */
-        _cleanup_writer_key_ struct sd_writer_key *key = NULL;
-        _cleanup_trust_ struct sd_trust *trust = NULL;
-        _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_as_writer(ctx, true, &key, &trust, &store);
+         * is asked to type it, the policy's rules included. */
+        _cleanup_ctl_writer_ struct ctl_writer writer = { 0 };
+        r = ctl_writer_open(ctx, &writer);
+        if (r < 0)
+                return r;
+        r = ctl_writer_check(ctx, &writer, name);
         if (r < 0)
                 return r;
 
@@ -210,13 +240,8 @@ static int cmd_put(struct ctl_context *ctx, int argc, char **argv) {
         if (r < 0)
                 return r;
 
-        struct sd_put_options put_opts = {
-                .max_len = max_len,
-                .warn = ctl_warn,
-                .warn_userdata = ctx,
-        };
         uint64_t version = 0;
-        r = sd_secret_put(store, key, trust, name, value, &put_opts, &version, &ctx->err);
+        r = ctl_writer_put(ctx, &writer, name, value, max_len, &version);
         if (r < 0)
                 return r;
         printf("%s: version %" PRIu64 "\n", name, version);
@@ -239,11 +264,18 @@ const struct ctl_verb ctl_verb_put = {
         "/dev/tty with echo turned off, then asks again to confirm it; a typed\n"
         "value is one line (the newline is not part of it).\n"
         "\n"
-        "The value is encrypted with a fresh data key that is sealed to you and to\n"
-        "every recipient registered in the store by a writer you trust, signed\n"
-        "with your identity, and stored as the next version.  A concurrent writer\n"
-        "is handled by re-reading the latest version and retrying.  A file store\n"
-        "that does not exist yet is created (mode 0700).\n"
+        "The value is encrypted with a fresh data key that is sealed to you, to\n"
+        "every recipient (agent) whose patterns in the realm policy cover NAME,\n"
+        "and to the realm's admins (so they can reseal), signed with your\n"
+        "identity, and stored as the next version.  The store's policy chain is\n"
+        "verified from your realm record first (see 'secretctl realm').  A\n"
+        "concurrent writer is handled by re-reading the latest version and\n"
+        "retrying.\n"
+        "\n"
+        "The policy decides before the value is read, and nothing is stored when\n"
+        "it refuses: you must be an admin or a writer of the realm, NAME must\n"
+        "match one of your writer patterns, and at least one recipient's\n"
+        "patterns must cover NAME (a put no host could open is an error).\n"
         "\n"
         "NAME is 1 to 128 characters from A-Z a-z 0-9 . _ -, starting with a letter\n"
         "or a digit and never containing '..'.  An empty value is refused; values\n"
@@ -267,6 +299,12 @@ const struct ctl_verb ctl_verb_put = {
         "  1  system error (store not writable, I/O)\n"
         "  2  usage error, invalid name, empty value, value too large, the two\n"
         "     typed values differ, or an extra argument (values never come from argv)\n"
-        "  3  no identity; run 'secretctl keygen'\n"
-        "  4  concurrent writers kept winning after every retry\n",
+        "  3  no identity ('secretctl keygen'), no store, or you have not joined\n"
+        "     the store's realm ('secretctl realm join PIN')\n"
+        "  4  concurrent writers kept winning after every retry\n"
+        "  5  the store's policy chain does not verify (tampered, rolled back,\n"
+        "     another realm)\n"
+        "  7  you are not a writer in the realm policy\n"
+        "  8  NAME is outside the patterns you may write\n"
+        "  9  no recipient of the realm may receive NAME\n",
 };

@@ -18,15 +18,18 @@ static int cmd_rm(struct ctl_context *ctx, int argc, char **argv) {
                 return r;
 
         _cleanup_writer_key_ struct sd_writer_key *key = NULL;
-        _cleanup_trust_ struct sd_trust *trust = NULL;
         _cleanup_store_ struct sd_store *store = NULL;
-        r = ctl_open_as_writer(ctx, false, &key, &trust, &store);
+        _cleanup_policy_ struct sd_policy *policy = NULL;
+        r = ctl_open_signer(ctx, &key, &store, &policy);
+        if (r < 0)
+                return r;
+        r = ctl_write_refusal(ctx, sd_policy_check_write(policy, key->pub.sign_pk, name, false, &ctx->err));
         if (r < 0)
                 return r;
 
         struct sd_put_options opts = { .warn = ctl_warn, .warn_userdata = ctx };
         uint64_t version = 0;
-        r = sd_secret_delete(store, key, trust, name, &opts, &version, &ctx->err);
+        r = sd_secret_delete(store, key, policy, name, &opts, &version, &ctx->err);
         if (r < 0)
                 return r;
         printf("%s: deleted in version %" PRIu64 "\n", name, version);
@@ -41,7 +44,8 @@ const struct ctl_verb ctl_verb_rm = {
         "Usage: secretctl [--store URL] rm NAME\n"
         "\n"
         "Deletes the secret NAME by storing a signed tombstone as its next\n"
-        "version.  Agents stop delivering it and 'get' reports it as deleted.\n"
+        "version.  The realm policy's writer rules apply as for 'put': you must\n"
+        "be an admin, or a writer whose patterns cover NAME.  Agents stop delivering it and 'get' reports it as deleted.\n"
         "Earlier versions stay in the store (still encrypted) and remain visible\n"
         "in 'history' and readable with 'get --version N'.  Putting a new value\n"
         "under the same name later makes it active again.\n"
@@ -58,7 +62,10 @@ const struct ctl_verb ctl_verb_rm = {
         "  0  the tombstone was stored\n"
         "  1  system error\n"
         "  2  usage error or invalid name\n"
-        "  3  no such secret, it is already deleted, no identity, or the store\n"
-        "     does not exist\n"
-        "  4  concurrent writers kept winning after every retry\n",
+        "  3  no such secret, it is already deleted, no identity, the store\n"
+        "     does not exist, or you have not joined its realm\n"
+        "  4  concurrent writers kept winning after every retry\n"
+        "  5  the store's policy chain does not verify\n"
+        "  7  you are not a writer in the realm policy\n"
+        "  8  NAME is outside the patterns you may write\n",
 };

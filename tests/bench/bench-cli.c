@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Latency of `secretctl put` and `secretctl get` as a user sees it: fork,
- * exec, load the identity and trust, open the file store, seal or open one
- * envelope, exit.  Prints a table; asserts nothing about time.
+ * exec, load the identity and the realm record, open the file store, verify
+ * the policy chain, seal or open one envelope, exit.  Prints a table; asserts nothing about time.
  *
  * Usage: bench-cli [RUNS]   (default 50; also $SECRETD_BENCH_RUNS)
  * Needs $SECRETCTL; the store lives under $TMPDIR (default /tmp).
@@ -71,6 +71,17 @@ int main(int argc, char **argv) {
         if (run_checked(&r, NULL, keygen) < 0)
                 return 1;
         cli_result_free(&r);
+        /* A recipient, which makes the realm of the empty store. */
+        struct sd_agent_key *agent = NULL;
+        char *pub = NULL;
+        if (sd_agent_key_generate(&agent, NULL) < 0 || sd_agent_pub_format(agent->box_pk, &pub) < 0)
+                return 1;
+        const char *add[] = { "recipient", "add", "host", pub, NULL };
+        if (run_checked(&r, NULL, add) < 0)
+                return 1;
+        cli_result_free(&r);
+        free(pub);
+        sd_agent_key_free(agent);
 
         double *ms = calloc(runs, sizeof(*ms));
         if (!ms)

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "secretd/envelope.h"
+#include "../realm-fixture.h"
 
 #define TARGET_SECONDS 0.5
 
@@ -28,14 +29,14 @@ struct rate {
 struct open_job {
         const char *json;
         size_t len;
-        const struct sd_trust *trust;
-        const unsigned char *pk, *sk;
+        const struct sd_policy *policy;
+        struct sd_box_keypair kp;
 };
 
 static int run_open(const struct open_job *j) {
         sd_error err = { 0 };
         _cleanup_secret_ struct sd_secret *value = NULL;
-        int r = sd_envelope_open(j->json, j->len, j->trust, "bench", 1, j->pk, j->sk, &value, NULL, &err);
+        int r = sd_envelope_open(j->json, j->len, j->policy, 0, "bench", 1, &j->kp, 1, &value, NULL, &err);
         if (r < 0)
                 fprintf(stderr, "open failed: %s\n", err.message);
         return r;
@@ -80,21 +81,23 @@ int main(void) {
         _cleanup_writer_key_ struct sd_writer_key *writer = NULL;
         if (sd_writer_key_generate(&writer, &err) < 0)
                 return 1;
-        _cleanup_(sd_trust_freep) struct sd_trust *trust = NULL;
-        if (sd_trust_new(&trust) < 0 || sd_trust_add(trust, &writer->pub) < 0)
-                return 1;
 
-        /* The agent's key is last in the list, so the lookup walks it all. */
+        /* Policies of the writer (as admin) and one or two agents; the
+         * agent that opens is last in the list, so the lookup walks it all. */
         struct sd_agent_key *agents[2] = { NULL, NULL };
-        unsigned char recipients[2][SD_BOX_PK_BYTES];
-        for (size_t i = 0; i < 2; i++) {
+        struct sd_policy *policies[2] = { NULL, NULL };
+        for (size_t i = 0; i < 2; i++)
                 if (sd_agent_key_generate(&agents[i], &err) < 0)
                         return 1;
-                memcpy(recipients[i], agents[i]->box_pk, SD_BOX_PK_BYTES);
+        for (size_t c = 0; c < 2; c++) {
+                policies[c] = fx_policy(writer, NULL);
+                for (size_t i = 0; i <= c; i++)
+                        fx_recipient(policies[c], i ? "host2" : "host1", agents[i]->box_pk, NULL);
+                fx_sign(policies[c], writer);
         }
 
         const size_t sizes[] = { 64, 4096, 65536 };
-        const size_t recipient_counts[] = { 1, 3 };
+        const size_t recipient_counts[] = { 2, 3 };
 
         printf("envelope open vs raw XChaCha20-Poly1305 decrypt (%.1f s per row)\n\n", TARGET_SECONDS);
         printf("%8s %6s %12s %10s %12s %10s %8s\n", "size", "recips", "open ops/s", "open MB/s", "raw ops/s",
@@ -122,22 +125,16 @@ int main(void) {
                 struct rate raw_rate = MEASURE(run_raw, &raw, sizes[s]);
 
                 for (size_t c = 0; c < SD_ARRAY_SIZE(recipient_counts); c++) {
-                        /* The writer is always recipient 1; add agents to reach the count. */
-                        size_t extra = recipient_counts[c] - 1;
-                        const struct sd_agent_key *reader = extra ? agents[extra - 1] : NULL;
+                        /* The writer (also the admin) is always recipient 1;
+                         * the agents of the policy make up the count. */
+                        const struct sd_agent_key *reader = agents[c];
                         _cleanup_free_ char *json = NULL;
                         size_t len = 0;
-                        if (sd_envelope_seal("bench", 1, value, writer,
-                                             (const unsigned char(*)[SD_BOX_PK_BYTES]) recipients, extra, &json, &len,
-                                             &err) < 0) {
+                        if (sd_envelope_seal("bench", 1, value, writer, policies[c], &json, &len, &err) < 0) {
                                 fprintf(stderr, "%s\n", err.message);
                                 return 1;
                         }
-                        struct open_job job = {
-                                json, len, trust,
-                                reader ? reader->box_pk : writer->pub.box_pk,
-                                reader ? reader->box_sk : writer->box_sk,
-                        };
+                        struct open_job job = { json, len, policies[c], { reader->box_pk, reader->box_sk } };
                         struct rate open_rate = MEASURE(run_open, &job, sizes[s]);
                         printf("%8zu %6zu %12.0f %10.2f %12.0f %10.1f %7.0fx\n", sizes[s], recipient_counts[c],
                                open_rate.ops_per_s, open_rate.mb_per_s, raw_rate.ops_per_s, raw_rate.mb_per_s,
@@ -146,7 +143,9 @@ int main(void) {
                 free(ct);
                 free(out);
         }
-        for (size_t i = 0; i < 2; i++)
+        for (size_t i = 0; i < 2; i++) {
                 sd_agent_key_free(agents[i]);
+                sd_policy_unref(policies[i]);
+        }
         return 0;
 }

@@ -18,10 +18,13 @@
 #include <unistd.h>
 
 #include "clitest.h"
+#include "secretd/client.h"
 
 struct clitest_env cli;
 
 static void free_env(void) {
+        sd_agent_key_free(cli.agent);
+        free(cli.agent_pub);
         free(cli.root);
         free(cli.home);
         free(cli.config);
@@ -104,6 +107,58 @@ void clitest_setup_with_identity(void) {
                 abort();
         }
         cli_result_free(&r);
+}
+
+void clitest_setup_with_realm(void) {
+        clitest_setup_with_identity();
+        if (sd_agent_key_generate(&cli.agent, NULL) < 0 || sd_agent_pub_format(cli.agent->box_pk, &cli.agent_pub) < 0) {
+                fprintf(stderr, "clitest: cannot make an agent key\n");
+                clitest_teardown_env();
+                abort();
+        }
+        struct cli_result r;
+        const char *add[] = { "recipient", "add", "host", cli.agent_pub, NULL };
+        int e = cli_runv(&r, NULL, add);
+        if (e < 0 || r.status != 0) {
+                fprintf(stderr, "clitest: secretctl recipient add failed (%d): %s\n", e < 0 ? e : r.status,
+                        r.err ? r.err : "");
+                cli_result_free(&r);
+                clitest_teardown_env();
+                abort();
+        }
+        cli_result_free(&r);
+}
+
+int clitest_agent_fetch(const struct sd_agent_key *agent, const char *name, uint64_t version,
+                        struct sd_secret **value, sd_error *err) {
+        struct cli_result r;
+        const char *pin_args[] = { "realm", "pin", NULL };
+        int e = cli_runv(&r, NULL, pin_args);
+        if (e < 0 || r.status != 0) {
+                int rc = sd_error_set(err, EINVAL, "secretctl realm pin failed: %s", r.err ? r.err : "");
+                cli_result_free(&r);
+                return rc;
+        }
+        struct sd_realm_pin pin;
+        int rc = sd_realm_pin_parse(r.out, &pin, err);
+        cli_result_free(&r);
+        if (rc < 0)
+                return rc;
+        char state[4096];
+        (void) snprintf(state, sizeof(state), "%s/agent-realm.json", cli.root);
+        struct sd_store *store = NULL;
+        rc = sd_store_open(cli.store_url, 0, &store, err);
+        if (rc < 0)
+                return rc;
+        struct sd_realm *realm = NULL;
+        rc = sd_realm_new(store, &pin, state, &realm, err);
+        if (rc >= 0) {
+                const struct sd_box_keypair kp = { agent->box_pk, agent->box_sk };
+                rc = sd_secret_fetch(realm, &kp, 1, name, version, 0, value, NULL, err);
+        }
+        sd_realm_free(realm);
+        sd_store_free(store);
+        return rc;
 }
 
 /* ---- running secretctl ---- */

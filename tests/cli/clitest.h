@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "secretd/keys.h"
+
 struct clitest_env {
         char *root;
         char *home;
@@ -28,6 +30,10 @@ struct clitest_env {
         char *store_url;     /* file://<store_dir>, passed as SECRETD_STORE */
         char *identity;      /* <config>/secretctl/identity */
         const char *secretctl;
+        /* clitest_setup_with_realm(): the agent key of recipient "host"
+         * (sodium_malloc()ed) and its public line. */
+        struct sd_agent_key *agent;
+        char *agent_pub;
 };
 extern struct clitest_env cli;
 
@@ -39,6 +45,19 @@ void clitest_teardown(void);
 /* clitest_setup() plus `secretctl keygen`.  A failing .init does not get its
  * .fini from criterion, so on failure this cleans up itself, then aborts. */
 void clitest_setup_with_identity(void);
+/* clitest_setup_with_identity() plus a realm in the store: `secretctl
+ * recipient add host <a fresh agent key>` creates it (the store is an empty
+ * file store), with you as its admin; cli.agent holds the agent key. */
+void clitest_setup_with_realm(void);
+
+struct sd_secret;
+struct sd_error;
+/* Fetch version (0: latest) of name as an agent holding `agent` would: pin
+ * the realm `secretctl realm pin` prints (state kept in <root>/agent-realm.json,
+ * like the agent's), then verify and open with the library.  Returns the
+ * library's result. */
+int clitest_agent_fetch(const struct sd_agent_key *agent, const char *name, uint64_t version,
+                        struct sd_secret **value, struct sd_error *err);
 
 /* A terminal conversation: wait until the terminal shows `expect`, then type
  * `send`. */
@@ -108,3 +127,36 @@ char *clitest_random_text(size_t len);
                      "'%s' exited %d, expected %d%s\nstdout: %.2000s\nstderr: %.2000s", (res)->cmdline, \
                      (res)->status, (expected), (res)->timed_out ? " (timed out)" : "", (res)->out, \
                      (res)->err)
+
+/* `secretctl get NAME` prints exactly the C string expect. */
+#define CLI_ASSERT_GET(name, expect)                                                             \
+        do {                                                                                     \
+                _cleanup_result_ struct cli_result _get = { 0 };                                 \
+                CLI(&_get, "get", (name));                                                       \
+                CLI_ASSERT_STATUS(&_get, 0);                                                     \
+                cr_assert_eq(_get.out_len, strlen(expect), "%s: %zu bytes", (name), _get.out_len); \
+                cr_assert(memcmp(_get.out, (expect), _get.out_len) == 0, "%s differs", (name));  \
+        } while (0)
+
+/* Nothing is stored: no store, or `ls --json` lists nothing. */
+#define CLI_ASSERT_NOTHING_STORED()                                                              \
+        do {                                                                                     \
+                _cleanup_result_ struct cli_result _ls = { 0 };                                  \
+                CLI(&_ls, "ls", "--json");                                                       \
+                cr_assert(_ls.status == 3 || (_ls.status == 0 && strcmp(_ls.out, "[]\n") == 0),   \
+                          "something was stored: %s", _ls.out);                                  \
+        } while (0)
+
+/* No string of the NULL-terminated array values shows in res's stdout,
+ * stderr, /proc/PID/cmdline or /proc/PID/environ. */
+#define CLI_ASSERT_NO_VALUE(res, values)                                                         \
+        do {                                                                                     \
+                for (size_t _i = 0; (values)[_i]; _i++) {                                        \
+                        cr_assert(!clitest_memmem((res)->out, (res)->out_len, (values)[_i]),     \
+                                  "'%s' printed a value on stdout", (res)->cmdline);             \
+                        cr_assert(!clitest_memmem((res)->err, (res)->err_len, (values)[_i]),     \
+                                  "'%s' printed a value on stderr", (res)->cmdline);             \
+                        cr_assert_null(strstr((res)->proc_cmdline, (values)[_i]), "argv holds a value"); \
+                        cr_assert_null(strstr((res)->proc_environ, (values)[_i]), "environ holds a value"); \
+                }                                                                                \
+        } while (0)

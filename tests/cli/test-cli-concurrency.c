@@ -13,7 +13,7 @@
 
 #include "clitest.h"
 
-TestSuite(concurrency, .init = clitest_setup_with_identity, .fini = clitest_teardown);
+TestSuite(concurrency, .init = clitest_setup_with_realm, .fini = clitest_teardown);
 
 enum { PUTS_PER_WRITER = 50 };
 

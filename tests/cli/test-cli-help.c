@@ -9,7 +9,8 @@
 TestSuite(help, .init = clitest_setup, .fini = clitest_teardown);
 
 static const char *const verbs[] = {
-        "keygen", "whoami", "put", "get", "ls", "history", "rm", "recipient", "trust",
+        "keygen", "whoami", "put", "get", "ls", "history", "rm", "realm", "writer", "recipient", "admin",
+        "reseal", "export", "import",
 };
 
 Test(help, every_verb_has_a_full_help) {
@@ -41,7 +42,7 @@ Test(help, main_help_lists_verbs_and_exit_codes) {
                 (void) snprintf(line, sizeof(line), "\n  %s ", verbs[i]);
                 cr_assert(strstr(r.out, line), "--help does not list %s", verbs[i]);
         }
-        for (int code = 0; code <= 6; code++) {
+        for (int code = 0; code <= 9; code++) {
                 char line[16];
                 (void) snprintf(line, sizeof(line), "\n  %d  ", code);
                 cr_assert(strstr(r.out, line), "--help does not explain exit status %d", code);
@@ -75,6 +76,20 @@ Test(help, usage_errors_exit_2_with_one_line) {
                              r.cmdline, r.err);
                 cli_result_free(&r);
         }
+}
+
+Test(help, the_removed_trust_verb_points_to_the_realm) {
+        _cleanup_result_ struct cli_result r = { 0 }, h = { 0 }, m = { 0 };
+        CLI(&r, "trust", "add", "sdw1:x");
+        CLI_ASSERT_STATUS(&r, 2);
+        cr_assert(strstr(r.err, "'secretctl trust' was removed") && strstr(r.err, "secretctl realm join PIN") &&
+                          strstr(r.err, "secretctl writer add"),
+                  "%s", r.err);
+        CLI(&h, "help", "trust");
+        CLI_ASSERT_STATUS(&h, 0);
+        cr_assert(strstr(h.out, "removed") && strstr(h.out, "realm join"), "%s", h.out);
+        CLI(&m, "--help");
+        cr_assert_null(strstr(m.out, "\n  trust "), "a removed verb is not listed");
 }
 
 Test(help, no_command_prints_usage_and_exits_2) {

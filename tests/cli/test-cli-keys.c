@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* keygen, whoami and trust through the built secretctl. */
+/* keygen and whoami through the built secretctl, and the whoami line as
+ * writer add takes it. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -85,63 +86,35 @@ Test(keys, identity_option_and_home_fallback) {
         cr_assert_str_eq(who.out, other.out);
 }
 
-Test(keys, trust_add_ls_rm) {
+Test(keys, writer_add_takes_the_whoami_line_and_checks_its_key_id) {
         char other_path[4096];
         (void) snprintf(other_path, sizeof(other_path), "%s/other-identity", cli.root);
-        _cleanup_result_ struct cli_result me = { 0 }, other = { 0 }, add = { 0 }, dup = { 0 },
-                                           ls = { 0 }, rm = { 0 }, ls2 = { 0 }, rm2 = { 0 },
-                                           self = { 0 }, rmself = { 0 };
+        _cleanup_result_ struct cli_result me = { 0 }, other = { 0 }, init = { 0 }, add = { 0 }, dup = { 0 },
+                                           self = { 0 }, bad = { 0 }, wrong = { 0 }, ls = { 0 };
         CLI(&me, "keygen");
         CLI(&other, "--identity", other_path, "keygen");
         CLI_ASSERT_STATUS(&other, 0);
+        CLI(&init, "realm", "init", "--name", "me");
+        CLI_ASSERT_STATUS(&init, 0);
 
         /* The whole whoami line, as one argument, is accepted. */
         char line[512];
         (void) snprintf(line, sizeof(line), "%.*s", (int) strcspn(other.out, "\n"), other.out);
-        CLI(&add, "trust", "add", line, "--comment", "the other one");
+        CLI(&add, "writer", "add", "other", line);
         CLI_ASSERT_STATUS(&add, 0);
-        CLI(&dup, "trust", "add", line);
+        cr_assert(strstr(add.out, "policy v2 is in force") && strstr(add.out, "+ writer other"), "%s", add.out);
+        CLI(&dup, "writer", "add", "again", line);
         CLI_ASSERT_STATUS(&dup, 4);
-        CLI(&self, "trust", "add", me.out);
+        CLI(&self, "writer", "add", "me", me.out);
         CLI_ASSERT_STATUS(&self, 4);
+        CLI(&ls, "writer", "ls");
+        cr_assert(strstr(ls.out, "other") && strstr(ls.out, strstr(line, "key id ") + 7), "%s", ls.out);
 
-        CLI(&ls, "trust", "ls");
-        CLI_ASSERT_STATUS(&ls, 0);
-        char my_line[512];
-        (void) snprintf(my_line, sizeof(my_line), "%.*s  (you)", (int) strcspn(me.out, "\n"), me.out);
-        cr_assert(strstr(ls.out, my_line), "own key marked (you):\n%s", ls.out);
-        cr_assert(strstr(ls.out, line), "other key listed:\n%s", ls.out);
-        cr_assert(strstr(ls.out, "the other one"), "comment shown:\n%s", ls.out);
-
-        /* Remove by key id prefix (8 hex). */
-        const char *key_id = strstr(line, "key id ") + 7;
-        char prefix[9];
-        memcpy(prefix, key_id, 8);
-        prefix[8] = '\0';
-        CLI(&rm, "trust", "rm", prefix);
-        CLI_ASSERT_STATUS(&rm, 0);
-        CLI(&ls2, "trust", "ls");
-        cr_assert_null(strstr(ls2.out, line), "still listed:\n%s", ls2.out);
-        CLI(&rm2, "trust", "rm", prefix);
-        CLI_ASSERT_STATUS(&rm2, 3);
-
-        const char *my_id = strstr(me.out, "key id ") + 7;
-        char mine[17];
-        memcpy(mine, my_id, 16);
-        mine[16] = '\0';
-        CLI(&rmself, "trust", "rm", mine);
-        CLI_ASSERT_STATUS(&rmself, 2);
-        cr_assert(strstr(rmself.err, "always trusted"), "%s", rmself.err);
-}
-
-Test(keys, trust_add_refuses_garbage_and_mismatched_key_id) {
-        _cleanup_result_ struct cli_result gen = { 0 }, bad = { 0 }, wrong = { 0 };
-        CLI(&gen, "keygen");
-        CLI(&bad, "trust", "add", "sdw1:notakey");
+        CLI(&bad, "writer", "add", "x", "sdw1:notakey");
         CLI_ASSERT_STATUS(&bad, 2);
-        char line[512];
-        (void) snprintf(line, sizeof(line), "%.*s", (int) (strstr(gen.out, "key id ") - gen.out), gen.out);
-        CLI(&wrong, "trust", "add", line, "key", "id", "0000000000000000");
+        char key[512];
+        (void) snprintf(key, sizeof(key), "%.*s", (int) (strstr(me.out, "key id ") - me.out - 2), me.out);
+        CLI(&wrong, "writer", "add", "x", key, "key", "id", "0000000000000000");
         CLI_ASSERT_STATUS(&wrong, 2);
         cr_assert(strstr(wrong.err, "0000000000000000"), "%s", wrong.err);
 }

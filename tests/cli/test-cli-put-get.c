@@ -18,7 +18,7 @@ static void put_text(const char *name, const char *value, const char *expect_out
                 cr_assert_str_eq(r.out, expect_out);
 }
 
-TestSuite(putget, .init = clitest_setup_with_identity, .fini = clitest_teardown);
+TestSuite(putget, .init = clitest_setup_with_realm, .fini = clitest_teardown);
 
 /* Random bytes with NULs and newlines sprinkled in, so nothing along the way
  * may treat the value as a C string or a line. */
@@ -217,25 +217,6 @@ Test(putget, versions_history_ls_rm) {
 
         CLI(&hist2, "history", "db");
         cr_assert(strstr(hist2.out, "tombstone"), "%s", hist2.out);
-}
-
-Test(putget, missing_store_is_created_by_put_only) {
-        _cleanup_result_ struct cli_result ls = { 0 }, get = { 0 }, hist = { 0 };
-        CLI(&ls, "ls");
-        CLI_ASSERT_STATUS(&ls, 3);
-        char expect[4200];
-        (void) snprintf(expect, sizeof(expect), "store %s does not exist", cli.store_url);
-        cr_assert(strstr(ls.err, expect), "%s", ls.err);
-        CLI(&get, "get", "x");
-        CLI_ASSERT_STATUS(&get, 3);
-        CLI(&hist, "history", "x");
-        CLI_ASSERT_STATUS(&hist, 3);
-        struct stat st;
-        cr_assert_neq(stat(cli.store_dir, &st), 0, "a read verb created the store");
-
-        put_text("creates", "the store", "creates: version 1\n");
-        cr_assert_eq(stat(cli.store_dir, &st), 0);
-        cr_assert_eq(st.st_mode & 07777, 0700, "store created with mode %o", st.st_mode & 07777);
 }
 
 Test(putget, get_refuses_a_terminal_unless_forced) {

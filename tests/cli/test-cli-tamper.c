@@ -16,7 +16,7 @@ static void put_text(const char *name, const char *value) {
         CLI_ASSERT_STATUS(&r, 0);
 }
 
-TestSuite(tamper, .init = clitest_setup_with_identity, .fini = clitest_teardown);
+TestSuite(tamper, .init = clitest_setup_with_realm, .fini = clitest_teardown);
 
 static char *envelope_path(const char *name, uint64_t version) {
         char *path = clitest_find_envelope(name, version);

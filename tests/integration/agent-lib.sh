@@ -9,15 +9,25 @@
 #   agent_fixture            a developer identity (secretctl keygen in a
 #                            private XDG_CONFIG_HOME), a file store, the agent
 #                            key (secretd init), the agent as recipient
-#                            "host", the trusted-writers file (secretctl
-#                            whoami) and a fresh driver name.  Exports
-#                            XDG_CONFIG_HOME and SECRETD_STORE; sets AGENT_*.
+#                            "host" (which makes the store's realm, with the
+#                            developer as its admin), the agent pinned to it
+#                            (secretd join --realm-file) and a fresh driver
+#                            name.  Exports XDG_CONFIG_HOME and
+#                            SECRETD_STORE; sets AGENT_*.
+#   agent_pin_realm          pins the agent to the realm of $SECRETD_STORE
+#                            (secretd join --realm-file $AGENT_REALM with the
+#                            line `secretctl realm pin` prints); for a test
+#                            that moves to another store
 #   put_secret NAME FILE     secretctl put NAME < FILE (value never in argv)
 #   agent_start [ARGS...]    starts `secretd run` (+ ARGS) in the background,
 #                            stderr appended to $AGENT_LOG; waits until the
 #                            plugin socket answers /Plugin.Activate; registers
 #                            the pid for teardown.  Sets AGENT_PID.  Call from
 #                            the main shell.
+#   agent_refused [ARGS...]  runs `secretd run` with the same flags in the
+#                            foreground, for a start that must fail: sets
+#                            $status and $output (`run`); gives up after 30 s
+#                            (status 124) if the agent starts after all.
 #   agent_stop [--kill]      SIGTERM (or SIGKILL) and waits (10 s, then
 #                            SIGKILL); sets AGENT_EXIT_STATUS.
 #   agent_restart [--kill] [ARGS...]
@@ -53,7 +63,9 @@
 # Variables: AGENT_DRIVER, AGENT_SOCK, AGENT_KEY, AGENT_PUB, AGENT_STATE,
 #   AGENT_FLOOR (the rollback floor file, --floor-file),
 #   AGENT_ADMIN_SOCK (--admin-socket), AGENT_AUDIT (--audit-log),
-#   AGENT_LOG, AGENT_TRUSTED, AGENT_PID, AGENT_EXIT_STATUS, AGENT_START_SECONDS,
+#   AGENT_LOG, AGENT_REALM (the pin file, --realm-file), AGENT_WRITER (a file
+#   holding the developer's `secretctl whoami` line), AGENT_PID,
+#   AGENT_EXIT_STATUS, AGENT_START_SECONDS,
 #   AGENT_ARGS (array of extra `secretd run` flags used by every start),
 #   AGENT_LOG_LEVEL (default $SECRETD_TEST_AGENT_LOG_LEVEL or debug: the
 #   canary checks want the chattiest log).
@@ -93,12 +105,13 @@ agent_fixture() {
     # Never the host's /run/secretd/admin.sock or /var/log/secretd.
     AGENT_ADMIN_SOCK=$TEST_TMP/agent/admin.sock
     AGENT_AUDIT=$TEST_TMP/agent/audit.log
-    AGENT_TRUSTED=$TEST_TMP/agent/trusted-writers
+    AGENT_REALM=$TEST_TMP/agent/realm
+    AGENT_WRITER=$TEST_TMP/agent/writer
     AGENT_DRIVER=$(unique_driver_name)
     AGENT_SOCK=/run/docker/plugins/$AGENT_DRIVER.sock
     "$SECRETCTL" keygen >"$TEST_TMP/keygen.out" 2>&1 \
         || bail_out "secretctl keygen failed: $(cat "$TEST_TMP/keygen.out")"
-    "$SECRETCTL" whoami >"$AGENT_TRUSTED" 2>"$TEST_TMP/whoami.err" \
+    "$SECRETCTL" whoami >"$AGENT_WRITER" 2>"$TEST_TMP/whoami.err" \
         || bail_out "secretctl whoami failed: $(cat "$TEST_TMP/whoami.err")"
     AGENT_PUB=$("$SECRETD" init --key "$AGENT_KEY" 2>"$TEST_TMP/init.err") \
         || bail_out "secretd init failed: $(cat "$TEST_TMP/init.err")"
@@ -107,9 +120,19 @@ agent_fixture() {
         || bail_out "secretd pubkey failed: $(cat "$TEST_TMP/pubkey.err")"
     [ "$pub" = "$AGENT_PUB" ] \
         || bail_out "secretd init printed '$AGENT_PUB' but pubkey prints '$pub'"
+    # The first recipient of an empty file store makes its realm.
     "$SECRETCTL" recipient add host "$AGENT_PUB" >"$TEST_TMP/recipient.out" 2>&1 \
         || bail_out "secretctl recipient add failed: $(cat "$TEST_TMP/recipient.out")"
-    diag "agent fixture: driver $AGENT_DRIVER, store $SECRETD_STORE, writer $(cat "$AGENT_TRUSTED")"
+    agent_pin_realm
+    diag "agent fixture: driver $AGENT_DRIVER, store $SECRETD_STORE, writer $(cat "$AGENT_WRITER")"
+}
+
+agent_pin_realm() {
+    local pin
+    pin=$("$SECRETCTL" realm pin 2>"$TEST_TMP/realm-pin.err") \
+        || bail_out "secretctl realm pin failed: $(cat "$TEST_TMP/realm-pin.err")"
+    "$SECRETD" join --realm-file "$AGENT_REALM" "$pin" >"$TEST_TMP/join.out" 2>&1 \
+        || bail_out "secretd join failed: $(cat "$TEST_TMP/join.out")"
 }
 
 put_secret() {
@@ -132,6 +155,29 @@ _agent_answers() {
     [ -S "$AGENT_SOCK" ] && plugin_call Plugin.Activate '' 2>/dev/null | grep -q VolumeDriver
 }
 
+# The fixture's `secretd run` flags, then AGENT_ARGS, then the arguments
+# (a repeated flag overrides the earlier one), into _agent_run_flags.
+_agent_flags() {
+    _agent_run_flags=(
+        --store "$SECRETD_STORE"
+        --driver "$AGENT_DRIVER"
+        --key "$AGENT_KEY"
+        --realm-file "$AGENT_REALM"
+        --state-dir "$AGENT_STATE"
+        --floor-file "$AGENT_FLOOR"
+        --admin-socket "$AGENT_ADMIN_SOCK"
+        --audit-log "$AGENT_AUDIT"
+        --docker-socket "$DOCKER_SOCK"
+        --log-level "$AGENT_LOG_LEVEL"
+        "${AGENT_ARGS[@]}" "$@"
+    )
+}
+
+agent_refused() {
+    _agent_flags "$@"
+    run timeout 30 "$SECRETD" run "${_agent_run_flags[@]}"
+}
+
 agent_start() {
     local t0
     t0=$EPOCHREALTIME
@@ -143,18 +189,8 @@ agent_start() {
     # Same launch as lib.sh's daemons: own session (a ^C reaches the test
     # shell only, whose teardown stops things in order) and a death signal
     # tied to the test shell.
-    setsid setpriv --pdeathsig TERM -- "$SECRETD" run \
-        --store "$SECRETD_STORE" \
-        --driver "$AGENT_DRIVER" \
-        --key "$AGENT_KEY" \
-        --trusted-writers "$AGENT_TRUSTED" \
-        --state-dir "$AGENT_STATE" \
-        --floor-file "$AGENT_FLOOR" \
-        --admin-socket "$AGENT_ADMIN_SOCK" \
-        --audit-log "$AGENT_AUDIT" \
-        --docker-socket "$DOCKER_SOCK" \
-        --log-level "$AGENT_LOG_LEVEL" \
-        "${AGENT_ARGS[@]}" "$@" \
+    _agent_flags "$@"
+    setsid setpriv --pdeathsig TERM -- "$SECRETD" run "${_agent_run_flags[@]}" \
         </dev/null >>"$AGENT_LOG" 2>&1 &
     AGENT_PID=$!
     register_pid "$AGENT_PID" secretd

@@ -64,7 +64,7 @@ cid=$(docker run -d --network none --name "adm-$TEST_RUN_ID" -v "$vol:/run/secre
 check "the status links an instance to the running container" wait_for 20 instance_of_container "$cid"
 
 st=$(status_json)
-writer=$(awk '{ for (i = 1; i < NF; i++) if ($i == "id") print $(i + 1) }' "$AGENT_TRUSTED" | head -n 1)
+writer=$(awk '{ for (i = 1; i < NF; i++) if ($i == "id") print $(i + 1) }' "$AGENT_WRITER" | head -n 1)
 diag "writer key id $writer"
 assert_eq "$(jq -r '.agent.driver' <<<"$st")" "$AGENT_DRIVER" "status: agent driver"
 assert_eq "$(jq -r '.agent.pid' <<<"$st")" "$AGENT_PID" "status: agent pid"

@@ -136,7 +136,7 @@ start_refused() {
     shift 2
     driver=$(unique_driver_name)
     run timeout 30 "$SECRETD" run --store "$SECRETD_STORE" --driver "$driver" --key "$AGENT_KEY" \
-        --trusted-writers "$AGENT_TRUSTED" --state-dir "$AGENT_STATE" --docker-socket "$DOCKER_SOCK" \
+        --realm-file "$AGENT_REALM" --state-dir "$AGENT_STATE" --docker-socket "$DOCKER_SOCK" \
         --floor-file "$AGENT_FLOOR" "$@"
     if [ "$status" = 1 ] && grep -qF -- "$needle" <<<"$output"; then
         ok "$desc"

@@ -9,9 +9,10 @@
 #include <unistd.h>
 
 #include "secretd/client.h"
+#include "../realm-fixture.h"
 
 static char dir[] = "/tmp/secretd-client-XXXXXX";
-static char url[300];
+static char url[300], state[300];
 static char warnings[16384];
 
 static void collect_warning(void *userdata, const char *message) {
@@ -23,6 +24,7 @@ static void collect_warning(void *userdata, const char *message) {
 static void setup(void) {
         cr_assert_not_null(mkdtemp(dir));
         snprintf(url, sizeof(url), "file://%s/store", dir);
+        snprintf(state, sizeof(state), "%s/realm-state.json", dir);
         warnings[0] = '\0';
 }
 
@@ -36,27 +38,58 @@ static void teardown(void) {
 
 TestSuite(client, .init = setup, .fini = teardown);
 
-/* A store, one trusted writer, the trust set holding it. */
+/* A store with a realm: an admin (who writes in these tests), one agent
+ * recipient of every name, the policy published as v1, and a reader's realm
+ * object pinned to it. */
 struct world {
         struct sd_store *store;
-        struct sd_writer_key *writer;
-        struct sd_trust *trust;
+        struct sd_writer_key *admin;
+        struct sd_agent_key *agent;
+        struct sd_policy *policy;      /* the latest published */
+        struct sd_realm *realm;
         struct sd_put_options opts;
 };
+
+static void publish(struct world *w, struct sd_policy *p) {
+        size_t len = 0;
+        char *json = fx_policy_json(p, &len);
+        sd_error err = { 0 };
+        cr_assert_eq(sd_store_policy_put(w->store, sd_policy_version(p), json, len, &err), 0, "%s", err.message);
+        free(json);
+        sd_policy_unref(w->policy);
+        w->policy = sd_policy_ref(p);
+}
 
 static void world_init(struct world *w) {
         sd_error err = { 0 };
         cr_assert_eq(sd_store_open(url, 1, &w->store, &err), 0, "%s", err.message);
-        cr_assert_eq(sd_writer_key_generate(&w->writer, &err), 0, "%s", err.message);
-        cr_assert_eq(sd_trust_new(&w->trust), 0);
-        cr_assert_eq(sd_trust_add(w->trust, &w->writer->pub), 0);
+        cr_assert_eq(sd_writer_key_generate(&w->admin, &err), 0, "%s", err.message);
+        cr_assert_eq(sd_agent_key_generate(&w->agent, &err), 0, "%s", err.message);
+        _cleanup_policy_ struct sd_policy *p = fx_policy(w->admin, NULL);
+        fx_recipient(p, "host1", w->agent->box_pk, NULL);
+        fx_sign(p, w->admin);
+        publish(w, p);
+        struct sd_realm_pin pin;
+        sd_realm_pin_of(p, &pin);
+        cr_assert_eq(sd_realm_new(w->store, &pin, state, &w->realm, &err), 0, "%s", err.message);
         w->opts = (struct sd_put_options) { .warn = collect_warning };
 }
 
 static void world_done(struct world *w) {
+        sd_realm_free(w->realm);
+        sd_policy_unref(w->policy);
         sd_store_free(w->store);
-        sd_writer_key_free(w->writer);
-        sd_trust_free(w->trust);
+        sd_writer_key_free(w->admin);
+        sd_agent_key_free(w->agent);
+}
+
+/* The next policy version with edit applied, signed by the admin and
+ * published. */
+static void change_policy(struct world *w, void (*edit)(struct world *w, struct sd_policy *draft, void *ctx), void *ctx) {
+        _cleanup_policy_ struct sd_policy *d = fx_next(w->policy);
+        edit(w, d, ctx);
+        fx_sign(d, w->admin);
+        publish(w, d);
 }
 
 static struct sd_secret *text_secret(const char *text) {
@@ -65,22 +98,28 @@ static struct sd_secret *text_secret(const char *text) {
         return s;
 }
 
-static uint64_t put_text(struct world *w, const char *name, const char *text) {
+static uint64_t put_as(struct world *w, const struct sd_writer_key *k, const char *name, const char *text) {
         struct sd_secret *value = text_secret(text);
         sd_error err = { 0 };
         uint64_t version = 0;
-        cr_assert_eq(sd_secret_put(w->store, w->writer, w->trust, name, value, &w->opts, &version, &err), 0,
-                     "put %s: %s", name, err.message);
+        cr_assert_eq(sd_secret_put(w->store, k, w->policy, name, value, &w->opts, &version, &err), 0, "put %s: %s",
+                     name, err.message);
         sd_secret_free(value);
         return version;
 }
 
-/* Fetch and compare with expect; returns the fetch result. */
+static uint64_t put_text(struct world *w, const char *name, const char *text) {
+        return put_as(w, w->admin, name, text);
+}
+
+/* Fetch through the realm with one box key pair and compare with expect;
+ * returns the fetch result. */
 static int fetch_text(struct world *w, const unsigned char *pk, const unsigned char *sk, const char *name,
                       uint64_t version, const char *expect, sd_error *err) {
         struct sd_secret *value = NULL;
         struct sd_envelope_info info = { 0 };
-        int r = sd_secret_fetch(w->store, w->trust, pk, sk, name, version, 0, &value, &info, err);
+        const struct sd_box_keypair kp = { pk, sk };
+        int r = sd_secret_fetch(w->realm, &kp, 1, name, version, 0, &value, &info, err);
         if (r < 0) {
                 cr_assert_null(value, "output set on failure");
                 return r;
@@ -95,15 +134,9 @@ static int fetch_text(struct world *w, const unsigned char *pk, const unsigned c
         return 0;
 }
 
-static void register_agent(struct world *w, const char *entry_name, const struct sd_writer_key *signer,
-                           const struct sd_agent_key *agent) {
-        sd_error err = { 0 };
-        char *json = NULL;
-        size_t len = 0;
-        cr_assert_eq(sd_recipient_seal(entry_name, agent->box_pk, signer, &json, &len, &err), 0, "%s",
-                     err.message);
-        cr_assert_eq(sd_store_recipient_put(w->store, entry_name, json, len, &err), 0, "%s", err.message);
-        free(json);
+static int agent_fetch(struct world *w, const struct sd_agent_key *a, const char *name, uint64_t version,
+                       const char *expect, sd_error *err) {
+        return fetch_text(w, a->box_pk, a->box_sk, name, version, expect, err);
 }
 
 Test(client, put_then_fetch_round_trip_and_older_versions) {
@@ -114,11 +147,12 @@ Test(client, put_then_fetch_round_trip_and_older_versions) {
         cr_assert_eq(put_text(&w, "db_password", "hunter2"), 1);
         cr_assert_eq(put_text(&w, "db_password", "correct horse"), 2);
 
-        const unsigned char *pk = w.writer->pub.box_pk, *sk = w.writer->box_sk;
-        cr_assert_eq(fetch_text(&w, pk, sk, "db_password", 0, "correct horse", &err), 0, "%s", err.message);
-        cr_assert_eq(fetch_text(&w, pk, sk, "db_password", 2, "correct horse", &err), 0, "%s", err.message);
-        cr_assert_eq(fetch_text(&w, pk, sk, "db_password", 1, "hunter2", &err), 0, "%s", err.message);
-        cr_assert_eq(fetch_text(&w, pk, sk, "nope", 0, "", &err), -ENOENT);
+        cr_assert_eq(agent_fetch(&w, w.agent, "db_password", 0, "correct horse", &err), 0, "%s", err.message);
+        cr_assert_eq(agent_fetch(&w, w.agent, "db_password", 2, "correct horse", &err), 0, "%s", err.message);
+        cr_assert_eq(agent_fetch(&w, w.agent, "db_password", 1, "hunter2", &err), 0, "%s", err.message);
+        cr_assert_eq(fetch_text(&w, w.admin->pub.box_pk, w.admin->box_sk, "db_password", 1, "hunter2", &err), 0, "%s",
+                     err.message);
+        cr_assert_eq(agent_fetch(&w, w.agent, "nope", 0, "", &err), -ENOENT);
         cr_assert(strstr(err.message, "'nope'"), "%s", err.message);
 
         /* The store holds no plaintext. */
@@ -128,82 +162,328 @@ Test(client, put_then_fetch_round_trip_and_older_versions) {
         world_done(&w);
 }
 
-Test(client, agent_registered_by_trusted_writer_can_fetch) {
-        struct world w = { 0 };
-        world_init(&w);
-        sd_error err = { 0 };
-        struct sd_agent_key *agent = NULL;
-        cr_assert_eq(sd_agent_key_generate(&agent, &err), 0, "%s", err.message);
-        register_agent(&w, "host1", w.writer, agent);
-
-        put_text(&w, "api_key", "k-123");
-        cr_assert_eq(fetch_text(&w, agent->box_pk, agent->box_sk, "api_key", 0, "k-123", &err), 0, "%s",
-                     err.message);
-        cr_assert_str_eq(warnings, "", "nothing to warn about: '%s'", warnings);
-        sd_agent_key_free(agent);
-        world_done(&w);
+static void add_writer_ci(struct world *w, struct sd_policy *d, void *ctx) {
+        fx_writer(d, "ci", ctx, "db_*");
 }
 
-Test(client, entry_signed_by_untrusted_writer_is_skipped_and_named) {
+static void drop_host1(struct world *w, struct sd_policy *d, void *ctx) {
+        sd_error err = { 0 };
+        cr_assert_eq(sd_policy_remove(d, SD_POLICY_RECIPIENTS, "host1", &err), 0, "%s", err.message);
+}
+
+Test(client, put_refused_by_the_policy_stores_nothing) {
         struct world w = { 0 };
         world_init(&w);
         sd_error err = { 0 };
-        struct sd_writer_key *mallory = NULL;
-        struct sd_agent_key *good = NULL, *planted = NULL;
-        cr_assert_eq(sd_writer_key_generate(&mallory, &err), 0);
-        cr_assert_eq(sd_agent_key_generate(&good, &err), 0);
-        cr_assert_eq(sd_agent_key_generate(&planted, &err), 0);
-        register_agent(&w, "host1", w.writer, good);
-        register_agent(&w, "evilhost", mallory, planted);
-        /* And one entry that is not a recipient entry at all. */
-        cr_assert_eq(sd_store_recipient_put(w.store, "garbage", "{\"format\":1", 11, &err), 0);
+        _cleanup_(sd_writer_key_freep) struct sd_writer_key *ci = NULL, *bob = NULL;
+        cr_assert_eq(sd_writer_key_generate(&ci, &err), 0);
+        cr_assert_eq(sd_writer_key_generate(&bob, &err), 0);
+        change_policy(&w, add_writer_ci, ci);
+        _cleanup_secret_ struct sd_secret *v = text_secret("x");
+        uint64_t version = 0;
 
-        put_text(&w, "db", "s3cret");
+        /* Bob was never added: refused at put time, naming him. */
+        char id[SD_KEY_ID_CHARS + 1];
+        sd_key_id(bob->pub.sign_pk, id);
+        cr_assert_eq(sd_secret_put(w.store, bob, w.policy, "db_user", v, &w.opts, &version, &err), -EKEYREJECTED);
+        cr_assert(strstr(err.message, id) && strstr(err.message, "not a writer in policy v2"), "%s", err.message);
+        /* ci may write db_* only. */
+        cr_assert_eq(sd_secret_put(w.store, ci, w.policy, "api_token", v, &w.opts, &version, &err), -EKEYREJECTED);
+        cr_assert(strstr(err.message, "may write only db_*, not 'api_token'"), "%s", err.message);
+        cr_assert_eq(sd_secret_delete(w.store, ci, w.policy, "api_token", &w.opts, &version, &err), -EKEYREJECTED);
+        /* Nobody may receive it: no host could open it. */
+        change_policy(&w, drop_host1, NULL);
+        cr_assert_eq(sd_secret_put(w.store, ci, w.policy, "db_user", v, &w.opts, &version, &err), -ENOKEY);
+        cr_assert(strstr(err.message, "no host could open 'db_user'"), "%s", err.message);
 
-        char mallory_id[SD_KEY_ID_CHARS + 1];
-        sd_key_id(mallory->pub.sign_pk, mallory_id);
-        cr_assert(strstr(warnings, "'evilhost'") && strstr(warnings, mallory_id),
-                  "untrusted entry not reported with its signer: '%s'", warnings);
-        cr_assert(strstr(warnings, "'garbage'"), "malformed entry not reported: '%s'", warnings);
-
-        cr_assert_eq(fetch_text(&w, planted->box_pk, planted->box_sk, "db", 0, "", &err), -ENOKEY,
-                     "an agent registered by an untrusted writer could decrypt: %s", err.message);
-        cr_assert_eq(fetch_text(&w, good->box_pk, good->box_sk, "db", 0, "s3cret", &err), 0, "%s",
-                     err.message);
-
-        /* Collecting directly gives just the trusted key. */
-        unsigned char (*keys)[SD_BOX_PK_BYTES] = NULL;
+        struct sd_store_name *names = NULL;
         size_t n = 0;
-        cr_assert_eq(sd_recipients_collect(w.store, w.trust, &keys, &n, NULL, NULL, &err), 0, "%s", err.message);
-        cr_assert_eq(n, 1);
-        cr_assert_eq(memcmp(keys[0], good->box_pk, SD_BOX_PK_BYTES), 0);
-        free(keys);
-
-        sd_writer_key_free(mallory);
-        sd_agent_key_free(good);
-        sd_agent_key_free(planted);
+        cr_assert_eq(sd_store_list(w.store, &names, &n, &err), 0);
+        cr_assert_eq(n, 0, "a refused put stored something");
+        sd_store_names_free(names, n);
         world_done(&w);
 }
 
-Test(client, removed_recipient_loses_new_versions_keeps_old) {
+struct recipient_ctx {
+        const char *name;
+        const struct sd_agent_key *agent;
+        const char *pattern;
+};
+
+static void add_recipient(struct world *w, struct sd_policy *d, void *ctx) {
+        const struct recipient_ctx *c = ctx;
+        fx_recipient(d, c->name, c->agent->box_pk, c->pattern);
+}
+
+static void remove_recipient(struct world *w, struct sd_policy *d, void *ctx) {
+        sd_error err = { 0 };
+        cr_assert_eq(sd_policy_remove(d, SD_POLICY_RECIPIENTS, ctx, &err), 0, "%s", err.message);
+}
+
+/* Replay: a removed recipient's (legacy) entry restored into the store, or
+ * the store rolled back to the policy that listed it, never makes the next
+ * put seal to it. */
+Test(client, restored_recipient_entry_or_old_policy_does_not_bring_a_recipient_back) {
         struct world w = { 0 };
         world_init(&w);
         sd_error err = { 0 };
-        struct sd_agent_key *agent = NULL;
-        cr_assert_eq(sd_agent_key_generate(&agent, &err), 0);
-        register_agent(&w, "host1", w.writer, agent);
+        _cleanup_(sd_agent_key_freep) struct sd_agent_key *host2 = NULL;
+        cr_assert_eq(sd_agent_key_generate(&host2, &err), 0);
+        struct recipient_ctx rc = { "host2", host2, NULL };
+        change_policy(&w, add_recipient, &rc);
+        cr_assert_eq(sd_realm_refresh(w.realm, &err), 1, "%s", err.message);
+        change_policy(&w, remove_recipient, "host2");
+        cr_assert_eq(sd_realm_refresh(w.realm, &err), 1, "%s", err.message);
 
-        cr_assert_eq(put_text(&w, "db", "before"), 1);
-        cr_assert_eq(sd_store_recipient_remove(w.store, "host1", &err), 0, "%s", err.message);
-        cr_assert_eq(put_text(&w, "db", "after"), 2);
+        /* An entry for host2, validly signed by the admin, planted. */
+        char *entry = NULL;
+        size_t len = 0;
+        cr_assert_eq(sd_recipient_seal("host2", host2->box_pk, w.admin, &entry, &len, &err), 0);
+        cr_assert_eq(sd_store_recipient_put(w.store, "host2", entry, len, &err), 0);
+        free(entry);
+        put_text(&w, "db", "after the removal");
+        cr_assert_eq(agent_fetch(&w, host2, "db", 0, "", &err), -ENOKEY, "the restored entry counted: %s", err.message);
+        cr_assert_eq(agent_fetch(&w, w.agent, "db", 0, "after the removal", &err), 0, "%s", err.message);
 
-        cr_assert_eq(fetch_text(&w, agent->box_pk, agent->box_sk, "db", 2, "", &err), -ENOKEY,
-                     "a removed recipient can read the new version");
-        cr_assert_eq(fetch_text(&w, agent->box_pk, agent->box_sk, "db", 1, "before", &err), 0, "%s",
+        /* The policy file of v3 deleted, so the store offers v2 (with host2)
+         * as latest: a reader that verified v3 refuses the rollback, and
+         * nothing can be sealed under it. */
+        char path[400];
+        snprintf(path, sizeof(path), "%s/store/policy/%020d.env", dir, 3);
+        cr_assert_eq(unlink(path), 0, "%s", path);
+        cr_assert_eq(sd_realm_refresh(w.realm, &err), -ESTALE);
+        cr_assert(strstr(err.message, "the store offers policy v2") && strstr(err.message, "older than v3 already verified"),
+                  "%s", err.message);
+        _cleanup_policy_ struct sd_policy *held = sd_realm_policy(w.realm);
+        cr_assert_eq(sd_policy_version(held), 3, "the realm went back");
+        world_done(&w);
+}
+
+Test(client, an_envelope_copied_from_another_realm_is_refused_naming_both) {
+        struct world a = { 0 }, b = { 0 };
+        world_init(&a);
+        sd_error err = { 0 };
+        /* A second store and realm, same agent key as a's host. */
+        char other[400];
+        snprintf(other, sizeof(other), "file://%s/staging", dir);
+        cr_assert_eq(sd_store_open(other, 1, &b.store, &err), 0, "%s", err.message);
+        b.admin = a.admin;
+        _cleanup_policy_ struct sd_policy *pb = fx_policy(a.admin, NULL);
+        fx_recipient(pb, "host1", a.agent->box_pk, NULL);
+        fx_sign(pb, a.admin);
+        publish(&b, pb);
+        put_text(&b, "db", "staging value");
+
+        char *json = NULL;
+        size_t len = 0;
+        cr_assert_eq(sd_store_get(b.store, "db", 1, &json, &len, NULL, &err), 0);
+        cr_assert_eq(sd_store_put(a.store, "db", 1, json, len, &err), 0);
+        free(json);
+        cr_assert_eq(agent_fetch(&a, a.agent, "db", 1, "", &err), -EBADMSG);
+        char ra[SD_REALM_ID_SHORT_CHARS + 1], rb[SD_REALM_ID_SHORT_CHARS + 1];
+        sd_realm_id_short(sd_policy_realm(a.policy), ra);
+        sd_realm_id_short(sd_policy_realm(pb), rb);
+        char want[128];
+        snprintf(want, sizeof(want), "belongs to realm %s, the pinned realm is %s", rb, ra);
+        cr_assert(strstr(err.message, want), "%s", err.message);
+        sd_policy_unref(b.policy);
+        sd_store_free(b.store);
+        world_done(&a);
+}
+
+Test(client, an_envelope_under_a_newer_policy_refreshes_the_realm_once) {
+        struct world w = { 0 };
+        world_init(&w);
+        sd_error err = { 0 };
+        cr_assert_eq(sd_realm_refresh(w.realm, &err), 1, "%s", err.message);
+        _cleanup_(sd_agent_key_freep) struct sd_agent_key *host2 = NULL;
+        cr_assert_eq(sd_agent_key_generate(&host2, &err), 0);
+        struct recipient_ctx rc = { "host2", host2, NULL };
+        change_policy(&w, add_recipient, &rc);
+        put_text(&w, "db", "v2 era");
+        /* The realm still holds v1; the envelope names v2. */
+        cr_assert_eq(agent_fetch(&w, host2, "db", 0, "v2 era", &err), 0, "%s", err.message);
+        _cleanup_policy_ struct sd_policy *held = sd_realm_policy(w.realm);
+        cr_assert_eq(sd_policy_version(held), 2);
+
+        /* An envelope naming a policy the chain never reaches. */
+        _cleanup_policy_ struct sd_policy *ghost = fx_next(w.policy);
+        _cleanup_policy_ struct sd_policy *ghost2 = fx_next(ghost);
+        fx_sign(ghost2, w.admin);
+        _cleanup_secret_ struct sd_secret *v = text_secret("from the future");
+        char *json = NULL;
+        size_t len = 0;
+        cr_assert_eq(sd_envelope_seal("db", 2, v, w.admin, ghost2, &json, &len, &err), 0, "%s", err.message);
+        cr_assert_eq(sd_store_put(w.store, "db", 2, json, len, &err), 0);
+        free(json);
+        cr_assert_eq(agent_fetch(&w, w.agent, "db", 2, "", &err), -EBADMSG);
+        cr_assert(strstr(err.message, "sealed under policy v4, newer than the verified v2"), "%s", err.message);
+        world_done(&w);
+}
+
+struct writer_ctx {
+        const char *name;
+        const struct sd_writer_key *key;
+};
+
+static void add_writer(struct world *w, struct sd_policy *d, void *ctx) {
+        const struct writer_ctx *c = ctx;
+        fx_writer(d, c->name, c->key, NULL);
+}
+
+static void remove_writer(struct world *w, struct sd_policy *d, void *ctx) {
+        sd_error err = { 0 };
+        cr_assert_eq(sd_policy_remove(d, SD_POLICY_WRITERS, ctx, &err), 0, "%s", err.message);
+}
+
+Test(client, newest_verified_version_skips_what_no_longer_verifies) {
+        struct world w = { 0 };
+        world_init(&w);
+        sd_error err = { 0 };
+        _cleanup_(sd_writer_key_freep) struct sd_writer_key *dev = NULL;
+        cr_assert_eq(sd_writer_key_generate(&dev, &err), 0);
+        struct writer_ctx wc = { "dev", dev };
+        change_policy(&w, add_writer, &wc);
+        put_text(&w, "db", "by the admin");         /* v1 */
+        put_as(&w, dev, "db", "by dev");              /* v2 */
+        _cleanup_policy_ struct sd_policy *with_dev = sd_policy_ref(w.policy);
+        change_policy(&w, remove_writer, "dev");
+        /* dev, removed, still writes: sealed under the policy it knew. */
+        _cleanup_secret_ struct sd_secret *v = text_secret("dev again");
+        char *json = NULL;
+        size_t len = 0;
+        cr_assert_eq(sd_envelope_seal("db", 3, v, dev, with_dev, &json, &len, &err), 0, "%s", err.message);
+        cr_assert_eq(sd_store_put(w.store, "db", 3, json, len, &err), 0);
+        free(json);
+
+        uint64_t *versions = NULL;
+        size_t n = 0;
+        cr_assert_eq(sd_store_history(w.store, "db", &versions, &n, &err), 0);
+        cr_assert_eq(n, 3);
+        const struct sd_box_keypair kp = { w.agent->box_pk, w.agent->box_sk };
+        _cleanup_secret_ struct sd_secret *value = NULL;
+        struct sd_envelope_info info = { 0 };
+        warnings[0] = '\0';
+        cr_assert_eq(sd_secret_fetch_newest_verified(w.realm, &kp, 1, "db", versions, n, 0, collect_warning, NULL, &value,
+                                                     &info, &err),
+                     0, "%s", err.message);
+        cr_assert_eq(info.version, 1);
+        cr_assert_eq(memcmp(value->data, "by the admin", value->len), 0);
+        cr_assert(strstr(warnings, "version 3 skipped") && strstr(warnings, "version 2 skipped") &&
+                          strstr(warnings, "who is not a writer in policy v3"),
+                  "%s", warnings);
+        /* Never below the floor. */
+        struct sd_secret *none = NULL;
+        cr_assert_eq(sd_secret_fetch_newest_verified(w.realm, &kp, 1, "db", versions, n, 2, NULL, NULL, &none, &info, &err),
+                     -EKEYREJECTED);
+        cr_assert_null(none);
+        cr_assert(strstr(err.message, "version 3"), "the newest one's error: %s", err.message);
+        free(versions);
+        world_done(&w);
+}
+
+struct reseal_tally {
+        size_t done, needed, current, failed;
+        char reasons[4096];
+};
+
+static void tally(void *userdata, const struct sd_reseal_item *item) {
+        struct reseal_tally *t = userdata;
+        switch (item->state) {
+        case SD_RESEAL_DONE:
+                t->done++;
+                break;
+        case SD_RESEAL_NEEDED:
+                t->needed++;
+                break;
+        case SD_RESEAL_CURRENT:
+                t->current++;
+                break;
+        case SD_RESEAL_FAILED:
+                t->failed++;
+                break;
+        case SD_RESEAL_DELETED:
+                break;
+        }
+        size_t used = strlen(t->reasons);
+        (void) snprintf(t->reasons + used, sizeof(t->reasons) - used, "%s: %s\n", item->name,
+                        item->state == SD_RESEAL_FAILED ? item->error.message : item->reason);
+}
+
+Test(client, reseal_reaches_a_new_recipient_and_shuts_out_a_removed_one) {
+        struct world w = { 0 };
+        world_init(&w);
+        sd_error err = { 0 };
+        char name[16], text[32];
+        for (int i = 0; i < 10; i++) {
+                snprintf(name, sizeof(name), "s%02d", i);
+                snprintf(text, sizeof(text), "value %d", i);
+                put_text(&w, name, text);
+        }
+        _cleanup_(sd_agent_key_freep) struct sd_agent_key *host2 = NULL;
+        cr_assert_eq(sd_agent_key_generate(&host2, &err), 0);
+        struct recipient_ctx rc = { "host2", host2, NULL };
+        change_policy(&w, add_recipient, &rc);
+        cr_assert_eq(agent_fetch(&w, host2, "s00", 0, "", &err), -ENOKEY, "host2 could read before the reseal");
+
+        /* A dry run says what and why, and writes nothing. */
+        struct reseal_tally t = { 0 };
+        cr_assert_eq(sd_secret_reseal(w.store, w.admin, w.policy, NULL, 0, true, &w.opts, tally, &t, &err), 0, "%s",
                      err.message);
-        cr_assert_eq(fetch_text(&w, w.writer->pub.box_pk, w.writer->box_sk, "db", 2, "after", &err), 0,
-                     "%s", err.message);
-        sd_agent_key_free(agent);
+        cr_assert_eq(t.needed, 10, "%s", t.reasons);
+        cr_assert(strstr(t.reasons, "s03: + recipient host2"), "%s", t.reasons);
+        uint64_t latest = 0;
+        cr_assert_eq(sd_store_latest(w.store, "s03", &latest, &err), 0);
+        cr_assert_eq(latest, 1, "the dry run wrote");
+
+        t = (struct reseal_tally) { 0 };
+        cr_assert_eq(sd_secret_reseal(w.store, w.admin, w.policy, NULL, 0, false, &w.opts, tally, &t, &err), 0, "%s",
+                     err.message);
+        cr_assert_eq(t.done, 10, "%s", t.reasons);
+        for (int i = 0; i < 10; i++) {
+                snprintf(name, sizeof(name), "s%02d", i);
+                snprintf(text, sizeof(text), "value %d", i);
+                cr_assert_eq(agent_fetch(&w, host2, name, 2, text, &err), 0, "%s: %s", name, err.message);
+        }
+        /* Nothing left to do: a second reseal is a no-op. */
+        t = (struct reseal_tally) { 0 };
+        cr_assert_eq(sd_secret_reseal(w.store, w.admin, w.policy, NULL, 0, false, &w.opts, tally, &t, &err), 0);
+        cr_assert_eq(t.current, 10, "%s", t.reasons);
+
+        /* host1 removed, then one reseal: it opens none of the new versions
+         * (and still the ones it was sealed to). */
+        change_policy(&w, remove_recipient, "host1");
+        t = (struct reseal_tally) { 0 };
+        const char *some[] = { "s00", "s05", "s09" };
+        cr_assert_eq(sd_secret_reseal(w.store, w.admin, w.policy, some, 3, false, &w.opts, tally, &t, &err), 0);
+        cr_assert_eq(t.done, 3, "%s", t.reasons);
+        cr_assert(strstr(t.reasons, "- host1") || strstr(t.reasons, "no longer a recipient"), "%s", t.reasons);
+        for (size_t i = 0; i < 3; i++) {
+                cr_assert_eq(agent_fetch(&w, w.agent, some[i], 3, "", &err), -ENOKEY, "%s", some[i]);
+                cr_assert_eq(agent_fetch(&w, host2, some[i], 3, strcmp(some[i], "s00") == 0 ? "value 0"
+                                                                : strcmp(some[i], "s05") == 0 ? "value 5" : "value 9",
+                                         &err),
+                             0, "%s", err.message);
+        }
+        cr_assert_eq(agent_fetch(&w, w.agent, "s00", 1, "value 0", &err), 0, "%s", err.message);
+        world_done(&w);
+}
+
+Test(client, reseal_brings_a_legacy_envelope_under_the_realm) {
+        struct world w = { 0 };
+        world_init(&w);
+        sd_error err = { 0 };
+        const unsigned char(*keys)[32] = (const unsigned char(*)[32]) & w.agent->box_pk;
+        char *legacy = fx_legacy_seal("old", 1, "from before", 11, w.admin, keys, 1);
+        cr_assert_eq(sd_store_put(w.store, "old", 1, legacy, strlen(legacy), &err), 0);
+        free(legacy);
+        cr_assert_eq(agent_fetch(&w, w.agent, "old", 1, "", &err), -EBADMSG);
+        cr_assert(strstr(err.message, "'secretctl reseal old'"), "%s", err.message);
+        struct reseal_tally t = { 0 };
+        cr_assert_eq(sd_secret_reseal(w.store, w.admin, w.policy, NULL, 0, false, &w.opts, tally, &t, &err), 0);
+        cr_assert_eq(t.done, 1, "%s", t.reasons);
+        cr_assert(strstr(t.reasons, "format 1"), "%s", t.reasons);
+        cr_assert_eq(agent_fetch(&w, w.agent, "old", 2, "from before", &err), 0, "%s", err.message);
         world_done(&w);
 }
 
@@ -211,61 +491,58 @@ Test(client, delete_writes_a_tombstone_and_fetch_says_deleted) {
         struct world w = { 0 };
         world_init(&w);
         sd_error err = { 0 };
-        const unsigned char *pk = w.writer->pub.box_pk, *sk = w.writer->box_sk;
 
         put_text(&w, "db", "v1");
         uint64_t version = 0;
-        cr_assert_eq(sd_secret_delete(w.store, w.writer, w.trust, "db", &w.opts, &version, &err), 0, "%s",
-                     err.message);
+        cr_assert_eq(sd_secret_delete(w.store, w.admin, w.policy, "db", &w.opts, &version, &err), 0, "%s", err.message);
         cr_assert_eq(version, 2);
 
-        cr_assert_eq(fetch_text(&w, pk, sk, "db", 0, "", &err), -ENOENT);
+        cr_assert_eq(agent_fetch(&w, w.agent, "db", 0, "", &err), -ENOENT);
         cr_assert(strstr(err.message, "secret 'db' was deleted in version 2"), "%s", err.message);
 
         struct sd_secret *value = (struct sd_secret *) 1;
         struct sd_envelope_info info = { 0 };
-        cr_assert_eq(sd_secret_fetch(w.store, w.trust, pk, sk, "db", 0, 1, &value, &info, &err), 0, "%s",
-                     err.message);
+        const struct sd_box_keypair kp = { w.agent->box_pk, w.agent->box_sk };
+        cr_assert_eq(sd_secret_fetch(w.realm, &kp, 1, "db", 0, 1, &value, &info, &err), 0, "%s", err.message);
         cr_assert_null(value);
         cr_assert(info.tombstone);
         cr_assert_eq(info.version, 2);
 
         /* The old version is still there for history. */
-        cr_assert_eq(fetch_text(&w, pk, sk, "db", 1, "v1", &err), 0, "%s", err.message);
+        cr_assert_eq(agent_fetch(&w, w.agent, "db", 1, "v1", &err), 0, "%s", err.message);
 
-        cr_assert_eq(sd_secret_delete(w.store, w.writer, w.trust, "db", &w.opts, &version, &err), -ENOENT,
-                     "deleted twice");
+        cr_assert_eq(sd_secret_delete(w.store, w.admin, w.policy, "db", &w.opts, &version, &err), -ENOENT, "deleted twice");
         cr_assert(strstr(err.message, "'db'"), "%s", err.message);
-        cr_assert_eq(sd_secret_delete(w.store, w.writer, w.trust, "missing", &w.opts, &version, &err),
-                     -ENOENT);
+        cr_assert_eq(sd_secret_delete(w.store, w.admin, w.policy, "missing", &w.opts, &version, &err), -ENOENT);
         cr_assert(strstr(err.message, "'missing'"), "%s", err.message);
         uint64_t latest = 0;
         cr_assert_eq(sd_store_latest(w.store, "missing", &latest, NULL), -ENOENT, "delete created a secret");
 
         /* Writing again brings it back. */
         cr_assert_eq(put_text(&w, "db", "v3"), 3);
-        cr_assert_eq(fetch_text(&w, pk, sk, "db", 0, "v3", &err), 0, "%s", err.message);
+        cr_assert_eq(agent_fetch(&w, w.agent, "db", 0, "v3", &err), 0, "%s", err.message);
         world_done(&w);
 }
 
-Test(client, tombstone_by_untrusted_writer_does_not_count) {
+Test(client, tombstone_by_a_stranger_does_not_count) {
         struct world w = { 0 };
         world_init(&w);
         sd_error err = { 0 };
-        struct sd_writer_key *mallory = NULL;
+        _cleanup_(sd_writer_key_freep) struct sd_writer_key *mallory = NULL;
         cr_assert_eq(sd_writer_key_generate(&mallory, &err), 0);
         put_text(&w, "db", "v1");
+        /* Mallory makes up a policy of the same realm id to seal under. */
+        _cleanup_policy_ struct sd_policy *evil = fx_policy(mallory, sd_policy_realm(w.policy));
         char *json = NULL;
         size_t len = 0;
-        cr_assert_eq(sd_envelope_seal("db", 2, NULL, mallory, NULL, 0, &json, &len, &err), 0, "%s", err.message);
+        cr_assert_eq(sd_envelope_seal("db", 2, NULL, mallory, evil, &json, &len, &err), 0, "%s", err.message);
         cr_assert_eq(sd_store_put(w.store, "db", 2, json, len, &err), 0, "%s", err.message);
         free(json);
 
         uint64_t version = 0;
-        cr_assert_eq(sd_secret_delete(w.store, w.writer, w.trust, "db", &w.opts, &version, &err), 0,
-                     "an untrusted tombstone blocked a delete: %s", err.message);
+        cr_assert_eq(sd_secret_delete(w.store, w.admin, w.policy, "db", &w.opts, &version, &err), 0,
+                     "a stranger's tombstone blocked a delete: %s", err.message);
         cr_assert_eq(version, 3);
-        sd_writer_key_free(mallory);
         world_done(&w);
 }
 
@@ -277,15 +554,14 @@ Test(client, empty_and_oversized_values_are_refused_naming_the_secret) {
 
         struct sd_secret *empty = NULL;
         cr_assert_eq(sd_secret_new(0, &empty), 0);
-        cr_assert_eq(sd_secret_put(w.store, w.writer, w.trust, "db", empty, &w.opts, &version, &err), -EINVAL);
-        cr_assert(strstr(err.message, "'db'") && strstr(err.message, "refusing an empty value"), "%s",
-                  err.message);
+        cr_assert_eq(sd_secret_put(w.store, w.admin, w.policy, "db", empty, &w.opts, &version, &err), -EINVAL);
+        cr_assert(strstr(err.message, "'db'") && strstr(err.message, "refusing an empty value"), "%s", err.message);
         sd_secret_free(empty);
 
         struct sd_put_options small = w.opts;
         small.max_len = 16;
         struct sd_secret *v17 = text_secret("0123456789abcdefX");
-        cr_assert_eq(sd_secret_put(w.store, w.writer, w.trust, "api_key", v17, &small, &version, &err), -EFBIG);
+        cr_assert_eq(sd_secret_put(w.store, w.admin, w.policy, "api_key", v17, &small, &version, &err), -EFBIG);
         cr_assert(strstr(err.message, "'api_key'") && strstr(err.message, "16"), "%s", err.message);
         sd_secret_free(v17);
 
@@ -295,13 +571,13 @@ Test(client, empty_and_oversized_values_are_refused_naming_the_secret) {
         struct sd_secret *big = NULL;
         cr_assert_eq(sd_secret_new(SD_VALUE_MAX + 1, &big), 0);
         memset(big->data, 'x', big->len);
-        cr_assert_eq(sd_secret_put(w.store, w.writer, w.trust, "big", big, &huge, &version, &err), -EFBIG);
+        cr_assert_eq(sd_secret_put(w.store, w.admin, w.policy, "big", big, &huge, &version, &err), -EFBIG);
         char limit[32];
         snprintf(limit, sizeof(limit), "%zu", SD_VALUE_MAX);
         cr_assert(strstr(err.message, "'big'") && strstr(err.message, limit), "%s", err.message);
         sd_secret_free(big);
 
-        cr_assert_eq(sd_secret_put(w.store, w.writer, w.trust, "../etc", NULL, &w.opts, &version, &err), -EINVAL);
+        cr_assert_eq(sd_secret_put(w.store, w.admin, w.policy, "../etc", NULL, &w.opts, &version, &err), -EINVAL);
         cr_assert(strstr(err.message, "secret name"), "%s", err.message);
 
         struct sd_store_name *names = NULL;
@@ -330,7 +606,7 @@ Test(client, racing_puts_all_land_as_consecutive_versions) {
                                 struct sd_secret *value = NULL;
                                 if (sd_secret_new_from(text, strlen(text), &value) < 0)
                                         _exit(3);
-                                if (sd_secret_put(s, w.writer, w.trust, "race", value, NULL, NULL, NULL) < 0)
+                                if (sd_secret_put(s, w.admin, w.policy, "race", value, NULL, NULL, NULL) < 0)
                                         _exit(4);
                                 sd_secret_free(value);
                         }
@@ -344,11 +620,12 @@ Test(client, racing_puts_all_land_as_consecutive_versions) {
                 cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer %d: status %d", p, status);
         }
         int seen[2][PER_PROCESS] = { { 0 } };
+        const struct sd_box_keypair kp = { w.agent->box_pk, w.agent->box_sk };
         for (uint64_t v = 1; v <= 2 * PER_PROCESS; v++) {
                 struct sd_secret *value = NULL;
                 sd_error err = { 0 };
-                cr_assert_eq(sd_secret_fetch(w.store, w.trust, w.writer->pub.box_pk, w.writer->box_sk, "race", v,
-                                             0, &value, NULL, &err), 0, "v%" PRIu64 ": %s", v, err.message);
+                cr_assert_eq(sd_secret_fetch(w.realm, &kp, 1, "race", v, 0, &value, NULL, &err), 0, "v%" PRIu64 ": %s", v,
+                             err.message);
                 int p = -1, i = -1;
                 cr_assert_eq(sscanf((const char *) value->data, "p%d-%d", &p, &i), 2);
                 cr_assert(p >= 0 && p < 2 && i >= 0 && i < PER_PROCESS);
@@ -370,9 +647,60 @@ Test(client, tampered_store_content_is_rejected_by_fetch) {
         sd_error err = { 0 };
         put_text(&w, "db", "v1");
         /* Someone with write access to the store plants garbage as v2. */
-        cr_assert_eq(sd_store_put(w.store, "db", 2, "{\"format\":1,\"kind\":\"sec", 24, &err), 0);
-        cr_assert_eq(fetch_text(&w, w.writer->pub.box_pk, w.writer->box_sk, "db", 0, "", &err), -EBADMSG);
+        cr_assert_eq(sd_store_put(w.store, "db", 2, "{\"format\":2,\"kind\":\"sec", 24, &err), 0);
+        cr_assert_eq(agent_fetch(&w, w.agent, "db", 0, "", &err), -EBADMSG);
         /* Writing goes on past the garbage. */
         cr_assert_eq(put_text(&w, "db", "v3"), 3);
         world_done(&w);
+}
+
+static void register_legacy(struct sd_store *s, const char *entry_name, const struct sd_writer_key *signer,
+                            const unsigned char box_pk[32]) {
+        sd_error err = { 0 };
+        char *json = NULL;
+        size_t len = 0;
+        cr_assert_eq(sd_recipient_seal(entry_name, box_pk, signer, &json, &len, &err), 0, "%s", err.message);
+        cr_assert_eq(sd_store_recipient_put(s, entry_name, json, len, &err), 0, "%s", err.message);
+        free(json);
+}
+
+Test(client, migration_imports_trusted_writers_and_verified_recipient_entries) {
+        sd_error err = { 0 };
+        _cleanup_store_ struct sd_store *s = NULL;
+        cr_assert_eq(sd_store_open(url, 1, &s, &err), 0, "%s", err.message);
+        _cleanup_(sd_writer_key_freep) struct sd_writer_key *me = NULL, *alice = NULL, *mallory = NULL;
+        _cleanup_(sd_agent_key_freep) struct sd_agent_key *h1 = NULL, *h2 = NULL, *h3 = NULL;
+        cr_assert_eq(sd_writer_key_generate(&me, &err), 0);
+        cr_assert_eq(sd_writer_key_generate(&alice, &err), 0);
+        cr_assert_eq(sd_writer_key_generate(&mallory, &err), 0);
+        cr_assert_eq(sd_agent_key_generate(&h1, &err), 0);
+        cr_assert_eq(sd_agent_key_generate(&h2, &err), 0);
+        cr_assert_eq(sd_agent_key_generate(&h3, &err), 0);
+        register_legacy(s, "h1", me, h1->box_pk);
+        register_legacy(s, "h2", alice, h2->box_pk);
+        register_legacy(s, "evil", mallory, h3->box_pk);
+        /* h1's entry copied under another name. */
+        char *json = NULL;
+        size_t len = 0;
+        cr_assert_eq(sd_recipient_seal("h1", h1->box_pk, me, &json, &len, &err), 0);
+        cr_assert_eq(sd_store_recipient_put(s, "copy", json, len, &err), 0);
+        free(json);
+
+        _cleanup_trust_ struct sd_trust *trust = NULL;
+        cr_assert_eq(sd_trust_new(&trust), 0);
+        cr_assert_eq(sd_trust_add(trust, &alice->pub), 0);
+        _cleanup_policy_ struct sd_policy *p = NULL;
+        cr_assert_eq(sd_policy_from_legacy(s, me, "me", trust, collect_warning, NULL, &p, &err), 0, "%s", err.message);
+        cr_assert_eq(sd_policy_version(p), 1);
+        cr_assert_eq(sd_policy_threshold(p), 1);
+        cr_assert_eq(sd_policy_count(p, SD_POLICY_ADMINS), 1);
+        cr_assert(sd_policy_is_admin(p, me->pub.sign_pk));
+        cr_assert_eq(sd_policy_count(p, SD_POLICY_WRITERS), 2, "me and alice");
+        cr_assert_eq(sd_policy_count(p, SD_POLICY_RECIPIENTS), 2, "h1 and h2, not evil nor the copy");
+        cr_assert_not_null(sd_policy_find(p, SD_POLICY_RECIPIENTS, "h1"));
+        cr_assert_not_null(sd_policy_find(p, SD_POLICY_RECIPIENTS, "h2"));
+        cr_assert(strstr(warnings, "'evil' not imported") && strstr(warnings, "'copy' not imported"), "%s", warnings);
+        struct sd_realm_pin pin;
+        sd_realm_pin_of(p, &pin);
+        cr_assert_eq(sd_policy_verify_pinned(p, &pin, &err), 0, "%s", err.message);
 }

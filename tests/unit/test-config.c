@@ -19,7 +19,8 @@ Test(config, defaults_match_the_documented_ones) {
         cr_assert_str_eq(cfg.store_url, "file:///var/lib/secretd/store");
         cr_assert_str_eq(cfg.driver, "secretd");
         cr_assert_str_eq(cfg.key_path, "/etc/secretd/agent.key");
-        cr_assert_str_eq(cfg.trusted_writers, "/etc/secretd/trusted-writers");
+        cr_assert_null(cfg.realm);
+        cr_assert_str_eq(cfg.realm_file, "/etc/secretd/realm");
         cr_assert_str_eq(cfg.state_dir, "/run/secretd");
         cr_assert_str_eq(cfg.docker_socket, "/var/run/docker.sock");
         cr_assert_str_eq(cfg.plugin_dir, "/run/docker/plugins");
@@ -106,7 +107,8 @@ Test(config, every_key_is_read_from_the_file) {
                       "store = etcd://127.0.0.1:2379/secretd\n"
                       "driver=secretd-test_1\n"
                       "key = /tmp/k\n"
-                      "trusted-writers = /tmp/tw\n"
+                      "realm = sdr1:RERERERERERERERERERERNBKsjJ0K7SrOhNovUYV5ObQIkq3GgFrr4UgozLJd4c3\n"
+                      "realm-file = /tmp/realm\n"
                       "state-dir = /tmp/state\n"
                       "docker-socket = /tmp/docker.sock\n"
                       "plugin-dir = /tmp/plugins\n"
@@ -118,7 +120,8 @@ Test(config, every_key_is_read_from_the_file) {
         cr_assert_str_eq(cfg.store_url, "etcd://127.0.0.1:2379/secretd");
         cr_assert_str_eq(cfg.driver, "secretd-test_1");
         cr_assert_str_eq(cfg.key_path, "/tmp/k");
-        cr_assert_str_eq(cfg.trusted_writers, "/tmp/tw");
+        cr_assert_str_eq(cfg.realm, "sdr1:RERERERERERERERERERERNBKsjJ0K7SrOhNovUYV5ObQIkq3GgFrr4UgozLJd4c3");
+        cr_assert_str_eq(cfg.realm_file, "/tmp/realm");
         cr_assert_str_eq(cfg.state_dir, "/tmp/state");
         cr_assert_str_eq(cfg.docker_socket, "/tmp/docker.sock");
         cr_assert_str_eq(cfg.plugin_dir, "/tmp/plugins");
@@ -289,7 +292,8 @@ Test(config, the_shipped_example_is_valid_and_says_the_defaults) {
         cr_assert_str_eq(example.store_url, defaults.store_url);
         cr_assert_str_eq(example.driver, defaults.driver);
         cr_assert_str_eq(example.key_path, defaults.key_path);
-        cr_assert_str_eq(example.trusted_writers, defaults.trusted_writers);
+        cr_assert_str_eq(example.realm_file, defaults.realm_file);
+        cr_assert_null(example.realm);
         cr_assert_str_eq(example.state_dir, defaults.state_dir);
         cr_assert_str_eq(example.docker_socket, defaults.docker_socket);
         cr_assert_str_eq(example.plugin_dir, defaults.plugin_dir);
@@ -301,4 +305,17 @@ Test(config, the_shipped_example_is_valid_and_says_the_defaults) {
         cr_assert_eq(example.max_total_tmpfs, defaults.max_total_tmpfs);
         cr_assert_str_eq(example.floor_file, defaults.floor_file);
         cr_assert_eq(example.log_level, defaults.log_level);
+}
+
+Test(config, a_bad_pin_and_the_old_trusted_writers_key_are_refused_with_advice) {
+        _cleanup_config_ struct sd_config cfg;
+        cr_assert_eq(sd_config_init(&cfg), 0);
+        sd_error err = { 0 };
+        cr_assert_eq(parse(&cfg, "[secretd]\nrealm = sdw1:AAAA\n", &err), -EINVAL);
+        cr_assert(strstr(err.message, "test.conf:2:") && strstr(err.message, "realm: not a realm pin"), "%s", err.message);
+        cr_assert_eq(parse(&cfg, "[secretd]\ntrusted-writers = /etc/secretd/trusted-writers\n", &err), -EINVAL);
+        cr_assert(strstr(err.message, "trusted-writers is no longer used") && strstr(err.message, "secretd join PIN"),
+                  "%s", err.message);
+        cr_assert_eq(sd_config_set(&cfg, "realm-file", "relative/realm", &err), -EINVAL);
+        cr_assert(strstr(err.message, "not an absolute path"), "%s", err.message);
 }

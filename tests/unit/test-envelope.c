@@ -10,29 +10,44 @@
 #include <time.h>
 
 #include "secretd/envelope.h"
+#include "../realm-fixture.h"
 
-/* ---- fixture: a trusted writer, an untrusted one, two agents ---- */
+/* ---- fixture: a realm whose policy has an admin, a writer and an agent;
+ * mallory and a stranger agent are in no policy ---- */
 
-static struct sd_writer_key *writer, *mallory;
+static struct sd_writer_key *admin, *writer, *mallory;
 static struct sd_agent_key *agent, *stranger;
-static struct sd_trust *trust;
+static struct sd_policy *policy;       /* v1: admin, writer '*', agent '*' */
+static struct sd_trust *trust;         /* legacy recipient entries: the writer */
 
 static void setup(void) {
         sd_error err = { 0 };
+        cr_assert_eq(sd_writer_key_generate(&admin, &err), 0, "%s", err.message);
         cr_assert_eq(sd_writer_key_generate(&writer, &err), 0, "%s", err.message);
         cr_assert_eq(sd_writer_key_generate(&mallory, &err), 0, "%s", err.message);
         cr_assert_eq(sd_agent_key_generate(&agent, &err), 0, "%s", err.message);
         cr_assert_eq(sd_agent_key_generate(&stranger, &err), 0, "%s", err.message);
+        policy = fx_policy(admin, NULL);
+        fx_writer(policy, "dev", writer, NULL);
+        fx_recipient(policy, "host1", agent->box_pk, NULL);
+        fx_sign(policy, admin);
         cr_assert_eq(sd_trust_new(&trust), 0);
         cr_assert_eq(sd_trust_add(trust, &writer->pub), 0);
 }
 
 static void teardown(void) {
+        sd_writer_key_free(admin);
         sd_writer_key_free(writer);
         sd_writer_key_free(mallory);
         sd_agent_key_free(agent);
         sd_agent_key_free(stranger);
+        sd_policy_unref(policy);
         sd_trust_free(trust);
+}
+
+/* The agent's key pair as the open call takes it. */
+static struct sd_box_keypair kp_of(const struct sd_agent_key *k) {
+        return (struct sd_box_keypair) { k->box_pk, k->box_sk };
 }
 
 TestSuite(envelope, .init = setup, .fini = teardown);
@@ -45,14 +60,28 @@ static struct sd_secret *value_of(size_t len, unsigned salt) {
         return s;
 }
 
-static char *seal_by(const struct sd_writer_key *w, const char *name, uint64_t version, const struct sd_secret *v) {
+static char *seal_under(const struct sd_policy *p, const struct sd_writer_key *w, const char *name, uint64_t version,
+                        const struct sd_secret *v) {
         char *json = NULL;
         size_t len = 0;
         sd_error err = { 0 };
-        /* C17 does not convert T (*)[N] to const T (*)[N] implicitly. */
-        const unsigned char(*recipients)[SD_BOX_PK_BYTES] = (const unsigned char(*)[SD_BOX_PK_BYTES]) &agent->box_pk;
-        cr_assert_eq(sd_envelope_seal(name, version, v, w, recipients, 1, &json, &len, &err), 0, "%s", err.message);
+        cr_assert_eq(sd_envelope_seal(name, version, v, w, p, &json, &len, &err), 0, "%s", err.message);
         cr_assert_eq(strlen(json), len);
+        return json;
+}
+
+static char *seal_by(const struct sd_writer_key *w, const char *name, uint64_t version, const struct sd_secret *v) {
+        return seal_under(policy, w, name, version, v);
+}
+
+/* An envelope signed by mallory, bound to this realm: sealed under a policy
+ * of the same realm id that mallory made up. */
+static char *seal_by_mallory(const char *name, uint64_t version, const struct sd_secret *v) {
+        struct sd_policy *evil = fx_policy(mallory, sd_policy_realm(policy));
+        fx_recipient(evil, "host1", agent->box_pk, NULL);
+        fx_sign(evil, mallory);
+        char *json = seal_under(evil, mallory, name, version, v);
+        sd_policy_unref(evil);
         return json;
 }
 
@@ -69,8 +98,8 @@ static void expect_open_fails(const char *json, const char *name, uint64_t versi
         struct sd_secret *sentinel = (struct sd_secret *) 0x1;
         struct sd_secret *value = sentinel;
         sd_error err = { 0 };
-        int r = sd_envelope_open(json, strlen(json), trust, name, version, agent->box_pk, agent->box_sk, &value,
-                                 NULL, &err);
+        const struct sd_box_keypair kp = kp_of(agent);
+        int r = sd_envelope_open(json, strlen(json), policy, 0, name, version, &kp, 1, &value, NULL, &err);
         cr_assert_eq(r, -code, "%s: got %d (%s), wanted %d", what, r, err.message, -code);
         cr_assert_eq(err.code, code, "%s", what);
         cr_assert_eq(value, sentinel, "%s: output touched on failure", what);
@@ -190,7 +219,12 @@ static void put_b64(struct bytes *b, json_t *obj, const char *field) {
 static struct bytes docs_envelope_signed_bytes(json_t *root) {
         struct bytes b = { 0 };
         put_str(&b, "secretd/envelope/v1");
-        put_u64(&b, (uint64_t) json_integer_value(json_object_get(root, "format")));
+        uint64_t format = (uint64_t) json_integer_value(json_object_get(root, "format"));
+        put_u64(&b, format);
+        if (format == 2) {
+                put_b64(&b, root, "realm");
+                put_u64(&b, (uint64_t) json_integer_value(json_object_get(root, "policy")));
+        }
         put_str(&b, json_string_value(json_object_get(root, "kind")));
         put_str(&b, json_string_value(json_object_get(root, "name")));
         put_u64(&b, (uint64_t) json_integer_value(json_object_get(root, "version")));
@@ -219,12 +253,14 @@ static struct bytes docs_recipient_signed_bytes(json_t *root) {
         return b;
 }
 
-static struct bytes docs_ad(const char *name, uint64_t version) {
+static struct bytes docs_ad(json_t *root) {
         struct bytes b = { 0 };
         put_str(&b, "secretd/envelope-ad/v1");
-        put_u64(&b, 1);
-        put_str(&b, name);
-        put_u64(&b, version);
+        put_u64(&b, 2);
+        put_b64(&b, root, "realm");
+        put_u64(&b, (uint64_t) json_integer_value(json_object_get(root, "policy")));
+        put_str(&b, json_string_value(json_object_get(root, "name")));
+        put_u64(&b, (uint64_t) json_integer_value(json_object_get(root, "version")));
         return b;
 }
 
@@ -247,21 +283,24 @@ Test(envelope, round_trip_1_byte_4_kib_1_mib) {
                 _cleanup_secret_ struct sd_secret *v = value_of(sizes[i], (unsigned) i);
                 _cleanup_free_ char *json = seal_by(writer, "db_password", 7, v);
 
-                /* Both the agent and the writer itself can read it. */
-                const unsigned char *pks[] = { agent->box_pk, writer->pub.box_pk };
-                const unsigned char *sks[] = { agent->box_sk, writer->box_sk };
-                for (size_t k = 0; k < 2; k++) {
+                /* The agent, the writer itself and the admin can read it. */
+                const struct sd_box_keypair kps[] = { kp_of(agent), { writer->pub.box_pk, writer->box_sk },
+                                                      { admin->pub.box_pk, admin->box_sk } };
+                for (size_t k = 0; k < SD_ARRAY_SIZE(kps); k++) {
                         _cleanup_secret_ struct sd_secret *out = NULL;
                         struct sd_envelope_info info;
                         sd_error err = { 0 };
-                        cr_assert_eq(sd_envelope_open(json, strlen(json), trust, "db_password", 7, pks[k], sks[k], &out,
+                        cr_assert_eq(sd_envelope_open(json, strlen(json), policy, 0, "db_password", 7, &kps[k], 1, &out,
                                                       &info, &err), 0, "size %zu key %zu: %s", sizes[i], k, err.message);
                         cr_assert(sd_secret_equal(out, v), "size %zu: value differs", sizes[i]);
                         cr_assert_str_eq(info.name, "db_password");
                         cr_assert_eq(info.version, 7);
                         cr_assert_not(info.tombstone);
                         cr_assert_eq(info.value_len, sizes[i]);
-                        cr_assert_eq(info.n_recipients, 2);
+                        cr_assert_eq(info.n_recipients, 3);
+                        cr_assert_eq(info.format, 2);
+                        cr_assert_eq(info.policy, 1);
+                        cr_assert_eq(memcmp(info.realm, sd_policy_realm(policy), SD_REALM_ID_BYTES), 0);
                         cr_assert_eq(memcmp(info.signer, writer->pub.sign_pk, 32), 0);
                         char id[SD_KEY_ID_CHARS + 1];
                         sd_key_id(writer->pub.sign_pk, id);
@@ -274,40 +313,88 @@ Test(envelope, verify_reports_metadata_without_a_box_key) {
         _cleanup_free_ char *json = seal_text("api_key", 3, "hunter2");
         struct sd_envelope_info info;
         sd_error err = { 0 };
-        cr_assert_eq(sd_envelope_verify(json, strlen(json), trust, &info, &err), 0, "%s", err.message);
+        cr_assert_eq(sd_envelope_verify(json, strlen(json), policy, 0, &info, &err), 0, "%s", err.message);
         cr_assert_str_eq(info.name, "api_key");
         cr_assert_eq(info.version, 3);
         cr_assert_eq(info.value_len, 7);
-        cr_assert_eq(info.n_recipients, 2);
+        cr_assert_eq(info.n_recipients, 3);
         cr_assert_not(info.tombstone);
         time_t now = time(NULL);
         cr_assert(info.created <= now && info.created >= now - 60, "created %" PRId64, info.created);
         cr_assert_null(strstr(json, "hunter2"), "no plaintext in the envelope");
 }
 
-Test(envelope, recipients_deduplicated_and_writer_always_included) {
-        _cleanup_secret_ struct sd_secret *v = value_of(10, 1);
-        unsigned char keys[4][SD_BOX_PK_BYTES];
-        memcpy(keys[0], agent->box_pk, 32);
-        memcpy(keys[1], agent->box_pk, 32);
-        memcpy(keys[2], writer->pub.box_pk, 32);
-        memcpy(keys[3], stranger->box_pk, 32);
-        _cleanup_free_ char *json = NULL;
+Test(envelope, sealed_to_the_writer_the_covering_recipients_and_the_admins) {
+        /* host2 may receive db_* only, host3 everything; the writer is an
+         * admin too, so its key appears once. */
+        _cleanup_(sd_agent_key_freep) struct sd_agent_key *host2 = NULL, *host3 = NULL;
         sd_error err = { 0 };
-        cr_assert_eq(sd_envelope_seal("x", 1, v, writer, (const unsigned char(*)[32]) keys, 4, &json, NULL, &err), 0,
-                     "%s", err.message);
-        struct sd_envelope_info info;
-        cr_assert_eq(sd_envelope_verify(json, strlen(json), trust, &info, &err), 0, "%s", err.message);
-        cr_assert_eq(info.n_recipients, 3);
+        cr_assert_eq(sd_agent_key_generate(&host2, &err), 0);
+        cr_assert_eq(sd_agent_key_generate(&host3, &err), 0);
+        _cleanup_policy_ struct sd_policy *p = fx_next(policy);
+        fx_recipient(p, "host2", host2->box_pk, "db_*");
+        fx_recipient(p, "host3", host3->box_pk, NULL);
+        fx_sign(p, admin);
+        _cleanup_secret_ struct sd_secret *v = value_of(10, 1);
 
-        /* No recipients given: the writer alone can read it. */
+        _cleanup_free_ char *db = seal_under(p, admin, "db_password", 1, v);
+        _cleanup_free_ char *api = seal_under(p, admin, "api_token", 1, v);
+        unsigned char(*keys)[32] = NULL;
+        size_t n = 0;
+        cr_assert_eq(sd_envelope_recipient_keys(db, strlen(db), &keys, &n, &err), 0, "%s", err.message);
+        cr_assert_eq(n, 4, "admin, host1, host2, host3: %zu", n);
+        cr_assert_eq(memcmp(keys[0], admin->pub.box_pk, 32), 0, "the writer first");
+        cr_assert_eq(memcmp(keys[1], agent->box_pk, 32), 0);
+        cr_assert_eq(memcmp(keys[2], host2->box_pk, 32), 0);
+        cr_assert_eq(memcmp(keys[3], host3->box_pk, 32), 0);
+        free(keys);
+        cr_assert_eq(sd_envelope_recipient_keys(api, strlen(api), &keys, &n, &err), 0, "%s", err.message);
+        cr_assert_eq(n, 3, "host2's patterns do not cover api_token: %zu", n);
+        for (size_t i = 0; i < n; i++)
+                cr_assert_neq(memcmp(keys[i], host2->box_pk, 32), 0);
+        free(keys);
+
+        const struct sd_box_keypair kp2 = kp_of(host2);
+        struct sd_secret *out = NULL;
+        cr_assert_eq(sd_envelope_open(api, strlen(api), p, 0, "api_token", 1, &kp2, 1, &out, NULL, &err), -ENOKEY);
+        cr_assert_null(out);
+}
+
+Test(envelope, seal_follows_the_policy_rules) {
+        _cleanup_policy_ struct sd_policy *p = fx_next(policy);
+        _cleanup_(sd_writer_key_freep) struct sd_writer_key *ci = NULL;
+        sd_error err = { 0 };
+        cr_assert_eq(sd_writer_key_generate(&ci, &err), 0);
+        fx_writer(p, "ci", ci, "db_*");
+        cr_assert_eq(sd_policy_remove(p, SD_POLICY_RECIPIENTS, "host1", &err), 0);
+        fx_recipient(p, "host1", agent->box_pk, "db_*");
+        fx_sign(p, admin);
+        _cleanup_secret_ struct sd_secret *v = value_of(8, 3);
+        struct {
+                const struct sd_writer_key *w;
+                const char *name;
+                const struct sd_secret *value;
+                int code;
+                const char *cause;
+        } cases[] = {
+                { mallory, "db_x", v, EKEYREJECTED, "are not a writer in policy v2" },
+                { ci, "api_token", v, EKEYREJECTED, "may write only db_*, not 'api_token'" },
+                { ci, "api_token", NULL, EKEYREJECTED, "may write only db_*, not 'api_token'" },
+                { writer, "api_token", v, ENOKEY, "no host could open 'api_token'" },
+        };
+        for (size_t i = 0; i < SD_ARRAY_SIZE(cases); i++) {
+                char *json = (char *) 0x1;
+                sd_error_clear(&err);
+                cr_assert_eq(sd_envelope_seal(cases[i].name, 1, cases[i].value, cases[i].w, p, &json, NULL, &err),
+                             -cases[i].code, "case %zu: %s", i, err.message);
+                cr_assert(strstr(err.message, cases[i].cause), "case %zu: '%s' lacks '%s'", i, err.message, cases[i].cause);
+                cr_assert_eq(json, (char *) 0x1, "case %zu: output touched", i);
+        }
+        /* A tombstone needs no recipient; ci may delete in its patterns. */
+        _cleanup_free_ char *tomb = NULL;
+        cr_assert_eq(sd_envelope_seal("api_token", 2, NULL, writer, p, &tomb, NULL, &err), 0, "%s", err.message);
         _cleanup_free_ char *mine = NULL;
-        cr_assert_eq(sd_envelope_seal("x", 1, v, writer, NULL, 0, &mine, NULL, &err), 0, "%s", err.message);
-        _cleanup_secret_ struct sd_secret *out = NULL;
-        cr_assert_eq(sd_envelope_open(mine, strlen(mine), trust, "x", 1, writer->pub.box_pk, writer->box_sk, &out,
-                                      &info, &err), 0, "%s", err.message);
-        cr_assert_eq(info.n_recipients, 1);
-        cr_assert(sd_secret_equal(out, v));
+        cr_assert_eq(sd_envelope_seal("db_x", 1, v, ci, p, &mine, NULL, &err), 0, "%s", err.message);
 }
 
 Test(envelope, seal_refuses_bad_input) {
@@ -335,9 +422,8 @@ Test(envelope, seal_refuses_bad_input) {
         for (size_t i = 0; i < SD_ARRAY_SIZE(cases); i++) {
                 char *json = (char *) 0x1;
                 sd_error err = { 0 };
-                int r = sd_envelope_seal(cases[i].name, cases[i].version, cases[i].value, writer,
-                                         (const unsigned char(*)[SD_BOX_PK_BYTES]) &agent->box_pk, 1,
-                                         &json, NULL, &err);
+                int r = sd_envelope_seal(cases[i].name, cases[i].version, cases[i].value, writer, policy, &json, NULL,
+                                         &err);
                 cr_assert(r == -cases[i].code1 || r == -cases[i].code2, "case %zu: %d", i, r);
                 cr_assert(strstr(err.message, cases[i].cause), "case %zu: '%s' lacks '%s'", i, err.message,
                           cases[i].cause);
@@ -369,7 +455,9 @@ static void t_signer(json_t *root) { flip_b64(root, "signer", 0); }
 static void t_signature(json_t *root) { flip_b64(root, "signature", 0); }
 static void t_signature_s(json_t *root) { flip_b64(root, "signature", 40); }
 static void t_drop_recipient(json_t *root) { json_array_remove(json_object_get(root, "recipients"), 0); }
-static void t_format(json_t *root) { json_object_set_new(root, "format", json_integer(2)); }
+static void t_format(json_t *root) { json_object_set_new(root, "format", json_integer(3)); }
+static void t_realm(json_t *root) { flip_b64(root, "realm", 0); }
+static void t_policy_newer(json_t *root) { json_object_set_new(root, "policy", json_integer(2)); }
 
 Test(envelope, changing_any_field_fails_with_its_cause) {
         const struct tamper cases[] = {
@@ -383,8 +471,10 @@ Test(envelope, changing_any_field_fails_with_its_cause) {
                 { "version", t_version, EBADMSG, "signature by writer" },
                 { "created", t_created, EBADMSG, "signature by writer" },
                 { "kind", t_kind, EBADMSG, "a tombstone has no field 'nonce'" },
-                { "format", t_format, EBADMSG, "field 'format' is 2" },
-                { "signer", t_signer, EKEYREJECTED, "signed by unknown writer" },
+                { "format", t_format, EBADMSG, "field 'format' is 3" },
+                { "realm", t_realm, EBADMSG, "belongs to realm" },
+                { "policy version", t_policy_newer, EAGAIN, "sealed under policy v2, newer than the verified v1" },
+                { "signer", t_signer, EKEYREJECTED, "who is not a writer in policy v1" },
                 { "signature R", t_signature, EBADMSG, "signature by writer" },
                 { "signature S", t_signature_s, EBADMSG, "signature by writer" },
         };
@@ -392,8 +482,9 @@ Test(envelope, changing_any_field_fails_with_its_cause) {
         /* The untampered envelope opens, so each failure below is the edit's. */
         _cleanup_secret_ struct sd_secret *out = NULL;
         sd_error err = { 0 };
-        cr_assert_eq(sd_envelope_open(json, strlen(json), trust, "db_password", 1, agent->box_pk, agent->box_sk, &out,
-                                      NULL, &err), 0, "%s", err.message);
+        const struct sd_box_keypair kp = kp_of(agent);
+        cr_assert_eq(sd_envelope_open(json, strlen(json), policy, 0, "db_password", 1, &kp, 1, &out, NULL, &err), 0,
+                     "%s", err.message);
 
         for (size_t i = 0; i < SD_ARRAY_SIZE(cases); i++) {
                 json_t *root = parse(json);
@@ -411,25 +502,107 @@ Test(envelope, changing_any_field_fails_with_its_cause) {
         }
 }
 
-Test(envelope, signer_id_named_when_unknown) {
+Test(envelope, signer_id_named_when_not_a_writer) {
         _cleanup_secret_ struct sd_secret *v = value_of(5, 2);
-        _cleanup_free_ char *json = seal_by(mallory, "db_password", 4, v);
-        char id[SD_KEY_ID_CHARS + 1], cause[64];
+        _cleanup_free_ char *json = seal_by_mallory("db_password", 4, v);
+        char id[SD_KEY_ID_CHARS + 1], cause[96];
         sd_key_id(mallory->pub.sign_pk, id);
-        snprintf(cause, sizeof(cause), "signed by unknown writer %s", id);
+        snprintf(cause, sizeof(cause), "signed by %s, who is not a writer in policy v1", id);
         expect_open_fails(json, "db_password", 4, EKEYREJECTED, cause, "unknown signer");
 
         sd_error err = { 0 };
         struct sd_envelope_info info;
-        cr_assert_eq(sd_envelope_verify(json, strlen(json), trust, &info, &err), -EKEYREJECTED);
+        cr_assert_eq(sd_envelope_verify(json, strlen(json), policy, 0, &info, &err), -EKEYREJECTED);
         cr_assert(strstr(err.message, cause), "%s", err.message);
         cr_assert_eq(strncmp(err.message, "secret 'db_password' version 4: ", 32), 0, "%s", err.message);
+}
 
-        /* An empty trust set trusts nobody, not everybody. */
-        _cleanup_(sd_trust_freep) struct sd_trust *none = NULL;
-        cr_assert_eq(sd_trust_new(&none), 0);
-        _cleanup_free_ char *good = seal_text("db_password", 4, "x");
-        cr_assert_eq(sd_envelope_verify(good, strlen(good), none, &info, &err), -EKEYREJECTED);
+Test(envelope, verified_against_the_current_policy_in_the_designed_order) {
+        _cleanup_secret_ struct sd_secret *v = value_of(6, 9);
+        _cleanup_free_ char *json = seal_text("db_password", 1, "s3cret");
+
+        /* v2 removes the writer: what it sealed under v1 no longer verifies
+         * against the current policy (mix-and-match is refused). */
+        _cleanup_policy_ struct sd_policy *v2 = fx_next(policy);
+        sd_error err = { 0 };
+        cr_assert_eq(sd_policy_remove(v2, SD_POLICY_WRITERS, "dev", &err), 0);
+        fx_sign(v2, admin);
+        char id[SD_KEY_ID_CHARS + 1], cause[96];
+        sd_key_id(writer->pub.sign_pk, id);
+        snprintf(cause, sizeof(cause), "signed by %s, who is not a writer in policy v2", id);
+        cr_assert_eq(sd_envelope_verify(json, strlen(json), v2, 0, NULL, &err), -EKEYREJECTED);
+        cr_assert(strstr(err.message, cause), "%s", err.message);
+
+        /* v3 scopes it to db_*: api_token is out, db_password in. */
+        _cleanup_policy_ struct sd_policy *v3 = fx_next(v2);
+        fx_writer(v3, "dev", writer, "db_*");
+        fx_recipient(v3, "all", stranger->box_pk, NULL);
+        fx_sign(v3, admin);
+        _cleanup_free_ char *api = seal_text("api_token", 1, "t");
+        cr_assert_eq(sd_envelope_verify(api, strlen(api), v3, 0, NULL, &err), -EKEYREJECTED);
+        cr_assert(strstr(err.message, "whose patterns (db_*) do not cover 'api_token' in policy v3"), "%s", err.message);
+        cr_assert_eq(sd_envelope_verify(json, strlen(json), v3, 0, NULL, &err), 0, "%s", err.message);
+
+        /* Another realm's envelope: refused before its signer is looked at,
+         * naming both realms. */
+        struct sd_policy *other = fx_policy(admin, NULL);
+        fx_writer(other, "dev", writer, NULL);
+        fx_recipient(other, "host1", agent->box_pk, NULL);
+        fx_sign(other, admin);
+        _cleanup_free_ char *foreign = seal_under(other, writer, "db_password", 1, v);
+        char theirs[SD_REALM_ID_SHORT_CHARS + 1], ours[SD_REALM_ID_SHORT_CHARS + 1];
+        sd_realm_id_short(sd_policy_realm(other), theirs);
+        sd_realm_id_short(sd_policy_realm(policy), ours);
+        snprintf(cause, sizeof(cause), "belongs to realm %s, the pinned realm is %s", theirs, ours);
+        expect_open_fails(foreign, "db_password", 1, EBADMSG, cause, "another realm");
+        sd_policy_unref(other);
+
+        /* Sealed under a newer policy than the one held: -EAGAIN, info
+         * filled so the caller knows what to fetch. */
+        _cleanup_free_ char *newer = seal_under(v3, writer, "db_password", 2, v);
+        struct sd_envelope_info info = { 0 };
+        cr_assert_eq(sd_envelope_verify(newer, strlen(newer), policy, 0, &info, &err), -EAGAIN);
+        cr_assert_eq(info.policy, 3);
+        cr_assert(strstr(err.message, "sealed under policy v3, newer than the verified v1"), "%s", err.message);
+}
+
+Test(envelope, format_1_refused_with_advice_unless_legacy_is_asked_for) {
+        const unsigned char(*keys)[32] = (const unsigned char(*)[32]) & agent->box_pk;
+        _cleanup_free_ char *legacy = fx_legacy_seal("db_password", 3, "old value", 9, writer, keys, 1);
+        expect_open_fails(legacy, "db_password", 3, EBADMSG,
+                          "sealed in format 1, before the realm existed; an admin must run 'secretctl reseal db_password'",
+                          "format 1");
+        struct sd_envelope_info info = { 0 };
+        sd_error err = { 0 };
+        cr_assert_eq(sd_envelope_verify(legacy, strlen(legacy), policy, SD_ENVELOPE_LEGACY, &info, &err), 0, "%s",
+                     err.message);
+        cr_assert_eq(info.format, 1);
+        cr_assert_eq(info.policy, 0);
+        const struct sd_box_keypair kp = kp_of(agent);
+        _cleanup_secret_ struct sd_secret *out = NULL;
+        cr_assert_eq(sd_envelope_open(legacy, strlen(legacy), policy, SD_ENVELOPE_LEGACY, "db_password", 3, &kp, 1,
+                                      &out, NULL, &err),
+                     0, "%s", err.message);
+        cr_assert_eq(out->len, 9);
+        cr_assert_eq(memcmp(out->data, "old value", 9), 0);
+        /* Legacy still means: signed by a writer of the policy. */
+        _cleanup_free_ char *by_mallory = fx_legacy_seal("db_password", 3, "x", 1, mallory, keys, 1);
+        cr_assert_eq(sd_envelope_verify(by_mallory, strlen(by_mallory), policy, SD_ENVELOPE_LEGACY, NULL, &err),
+                     -EKEYREJECTED);
+}
+
+Test(envelope, open_tries_each_key_given) {
+        _cleanup_free_ char *json = seal_text("db_password", 1, "s3cret");
+        const struct sd_box_keypair both[] = { kp_of(stranger), kp_of(agent) };
+        _cleanup_secret_ struct sd_secret *out = NULL;
+        sd_error err = { 0 };
+        cr_assert_eq(sd_envelope_open(json, strlen(json), policy, 0, "db_password", 1, both, 2, &out, NULL, &err), 0,
+                     "%s", err.message);
+        cr_assert_eq(out->len, 6);
+        struct sd_secret *none = NULL;
+        cr_assert_eq(sd_envelope_open(json, strlen(json), policy, 0, "db_password", 1, both, 1, &none, NULL, &err),
+                     -ENOKEY);
+        cr_assert_null(none);
 }
 
 Test(envelope, copied_to_another_name_fails) {
@@ -453,9 +626,9 @@ Test(envelope, swapped_ciphertext_resigned_by_untrusted_key_fails) {
         _cleanup_free_ char *edited = dump(ra);
         json_decref(ra);
         json_decref(rb);
-        char id[SD_KEY_ID_CHARS + 1], cause[64];
+        char id[SD_KEY_ID_CHARS + 1], cause[96];
         sd_key_id(mallory->pub.sign_pk, id);
-        snprintf(cause, sizeof(cause), "signed by unknown writer %s", id);
+        snprintf(cause, sizeof(cause), "signed by %s, who is not a writer", id);
         expect_open_fails(edited, "db_password", 2, EKEYREJECTED, cause, "re-signed by mallory");
 }
 
@@ -503,8 +676,8 @@ Test(envelope, non_recipient_cannot_decrypt) {
         _cleanup_free_ char *json = seal_text("db_password", 1, "s3cret");
         struct sd_secret *value = NULL;
         sd_error err = { 0 };
-        int r = sd_envelope_open(json, strlen(json), trust, "db_password", 1, stranger->box_pk, stranger->box_sk,
-                                 &value, NULL, &err);
+        const struct sd_box_keypair kp = kp_of(stranger);
+        int r = sd_envelope_open(json, strlen(json), policy, 0, "db_password", 1, &kp, 1, &value, NULL, &err);
         cr_assert_eq(r, -ENOKEY, "%s", err.message);
         cr_assert_null(value);
         char id[SD_KEY_ID_CHARS + 1];
@@ -512,8 +685,8 @@ Test(envelope, non_recipient_cannot_decrypt) {
         cr_assert(strstr(err.message, "not encrypted to this key") && strstr(err.message, id), "%s", err.message);
 
         /* A recipient's public key with someone else's private key. */
-        r = sd_envelope_open(json, strlen(json), trust, "db_password", 1, agent->box_pk, stranger->box_sk, &value,
-                             NULL, &err);
+        const struct sd_box_keypair mixed = { agent->box_pk, stranger->box_sk };
+        r = sd_envelope_open(json, strlen(json), policy, 0, "db_password", 1, &mixed, 1, &value, NULL, &err);
         cr_assert_eq(r, -EBADMSG, "%s", err.message);
         cr_assert(strstr(err.message, "cannot unwrap"), "%s", err.message);
 }
@@ -644,7 +817,7 @@ Test(envelope, malformed_fields_are_named) {
                 /* verify applies the same format rules */
                 sd_error err = { 0 };
                 struct sd_envelope_info info;
-                cr_assert_eq(sd_envelope_verify(edited, strlen(edited), trust, &info, &err), -EBADMSG, "%s",
+                cr_assert_eq(sd_envelope_verify(edited, strlen(edited), policy, 0, &info, &err), -EBADMSG, "%s",
                              cases[i].what);
                 cr_assert(strstr(err.message, cases[i].cause), "%s: %s", cases[i].what, err.message);
                 cr_assert_eq(strncmp(err.message, "secret '", 8), 0, "%s", err.message);
@@ -675,6 +848,10 @@ Test(envelope, malformed_text_is_named) {
                 { "huge integer", replace(json, "\"version\":1", "\"version\":99999999999999999999"),
                   "field 'version' is out of range" },
                 { "huge real", replace(json, "\"version\":1", "\"version\":1e400"), "field 'version' is out of range" },
+                { "policy string", replace(json, "\"policy\":1", "\"policy\":\"1\""), "field 'policy' must be an integer" },
+                { "policy zero", replace(json, "\"policy\":1", "\"policy\":0"), "field 'policy' is 0" },
+                { "no realm", replace(json, "\"realm\":", "\"realn\":"), "unknown field 'realn'" },
+                { "format 1 with realm", replace(json, "\"format\":2", "\"format\":1"), "unknown field 'realm'" },
                 { "huge created", replace(json, "\"created\":", "\"created\":99999999999999999999999"),
                   "field 'created' is out of range" },
                 { "fraction", replace(json, "\"version\":1", "\"version\":1.5"), "field 'version' must be an integer" },
@@ -704,18 +881,16 @@ Test(envelope, malformed_text_is_named) {
 Test(envelope, tombstone_seal_verify_open) {
         _cleanup_free_ char *json = NULL;
         sd_error err = { 0 };
-        cr_assert_eq(sd_envelope_seal("db_password", 9, NULL, writer,
-                                         (const unsigned char(*)[SD_BOX_PK_BYTES]) &agent->box_pk, 1, &json, NULL, &err), 0, "%s",
-                     err.message);
+        cr_assert_eq(sd_envelope_seal("db_password", 9, NULL, writer, policy, &json, NULL, &err), 0, "%s", err.message);
         json_t *root = parse(json);
         cr_assert_str_eq(json_string_value(json_object_get(root, "kind")), "tombstone");
         cr_assert_null(json_object_get(root, "nonce"));
         cr_assert_null(json_object_get(root, "ciphertext"));
         cr_assert_null(json_object_get(root, "recipients"));
-        cr_assert_eq(json_object_size(root), 7);
+        cr_assert_eq(json_object_size(root), 9);
 
         struct sd_envelope_info info;
-        cr_assert_eq(sd_envelope_verify(json, strlen(json), trust, &info, &err), 0, "%s", err.message);
+        cr_assert_eq(sd_envelope_verify(json, strlen(json), policy, 0, &info, &err), 0, "%s", err.message);
         cr_assert(info.tombstone);
         cr_assert_eq(info.version, 9);
         cr_assert_eq(info.value_len, 0);
@@ -723,8 +898,9 @@ Test(envelope, tombstone_seal_verify_open) {
 
         struct sd_secret *value = (struct sd_secret *) 0x1;
         memset(&info, 0, sizeof(info));
-        cr_assert_eq(sd_envelope_open(json, strlen(json), trust, "db_password", 9, stranger->box_pk, stranger->box_sk,
-                                      &value, &info, &err), 0, "%s", err.message);
+        const struct sd_box_keypair kp = kp_of(stranger);
+        cr_assert_eq(sd_envelope_open(json, strlen(json), policy, 0, "db_password", 9, &kp, 1, &value, &info, &err), 0,
+                     "%s", err.message);
         cr_assert_null(value);
         cr_assert(info.tombstone);
         cr_assert_str_eq(info.name, "db_password");
@@ -740,10 +916,9 @@ Test(envelope, tombstone_seal_verify_open) {
         expect_open_fails(revived, "db_password", 9, EBADMSG, "missing field 'nonce'", "tombstone as secret");
         json_decref(root);
 
-        /* A tombstone from an untrusted writer deletes nothing. */
-        _cleanup_free_ char *forged = NULL;
-        cr_assert_eq(sd_envelope_seal("db_password", 9, NULL, mallory, NULL, 0, &forged, NULL, &err), 0);
-        expect_open_fails(forged, "db_password", 9, EKEYREJECTED, "signed by unknown writer", "forged tombstone");
+        /* A tombstone from someone who is no writer deletes nothing. */
+        _cleanup_free_ char *forged = seal_by_mallory("db_password", 9, NULL);
+        expect_open_fails(forged, "db_password", 9, EKEYREJECTED, "who is not a writer", "forged tombstone");
 }
 
 /* ---- the documented layout ---- */
@@ -766,7 +941,7 @@ Test(envelope, signed_bytes_and_ad_match_docs) {
         cr_assert_eq(crypto_box_seal_open(data_key, wrapped, 80, agent->box_pk, agent->box_sk), 0);
         b64_get(root, "nonce", nonce, sizeof(nonce));
         size_t ct_len = b64_get(root, "ciphertext", ct, sizeof(ct));
-        struct bytes ad = docs_ad("db_password", 42);
+        struct bytes ad = docs_ad(root);
         unsigned long long pt_len;
         cr_assert_eq(crypto_aead_xchacha20poly1305_ietf_decrypt(pt, &pt_len, NULL, ct, ct_len, ad.data, ad.len, nonce,
                                                                 data_key), 0, "AD is as documented");
@@ -777,7 +952,7 @@ Test(envelope, signed_bytes_and_ad_match_docs) {
 
         _cleanup_free_ char *tomb = NULL;
         sd_error err = { 0 };
-        cr_assert_eq(sd_envelope_seal("gone", 3, NULL, writer, NULL, 0, &tomb, NULL, &err), 0);
+        cr_assert_eq(sd_envelope_seal("gone", 3, NULL, writer, policy, &tomb, NULL, &err), 0);
         root = parse(tomb);
         b = docs_envelope_signed_bytes(root);
         b64_get(root, "signature", sig, sizeof(sig));
@@ -868,7 +1043,7 @@ Test(envelope, recipient_tampering_and_malformed) {
         /* An envelope is not a recipient entry and the other way round. */
         _cleanup_free_ char *envelope = seal_text("host1", 1, "x");
         cr_assert_eq(sd_recipient_verify(envelope, strlen(envelope), trust, NULL, &err), -EBADMSG);
-        cr_assert_eq(sd_envelope_verify(json, strlen(json), trust, NULL, &err), -EBADMSG);
+        cr_assert_eq(sd_envelope_verify(json, strlen(json), policy, 0, NULL, &err), -EBADMSG);
 
         /* A low-order point is not a usable agent key. */
         unsigned char zero[32] = { 0 };

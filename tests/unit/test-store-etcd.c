@@ -362,7 +362,12 @@ Test(etcd_key, outside_prefix_and_foreign_shapes) {
                 { "p/secrets/db/x/00000000000000000001", 35, -EBADMSG, "not 20 digits" },
                 { "p/recipients/a/b", 16, -EBADMSG, "not a valid recipient name" },
                 { "p/recipients/", 13, -EBADMSG, "neither" },
-                { "p/latest/db", 11, -EBADMSG, "neither secrets/<name>/<version> nor recipients/<name>" },
+                { "p/latest/db", 11, -EBADMSG, "neither secrets/<name>/<version>, policy/<version>" },
+                { "p/policy/1", 10, -EBADMSG, "not 20 digits" },
+                { "p/policy/00000000000000000000", 29, -EBADMSG, "version 0" },
+                { "p/policy/00000000000000000001/x", 31, -EBADMSG, "not 20 digits" },
+                { "p/proposals/", 12, -EBADMSG, "neither" },
+                { "p/proposals/0000000000000000000y", 32, -EBADMSG, "not 20 digits" },
                 { "p/secrets/d\0b/00000000000000000001", 34, -EBADMSG, "NUL" },
                 { "p/secrets/\xff/00000000000000000001", 32, -EBADMSG, "\\xff" },
         };
@@ -374,6 +379,17 @@ Test(etcd_key, outside_prefix_and_foreign_shapes) {
                 cr_assert(strstr(err.message, cases[i].expect), "case %zu: '%s' lacks '%s'", i, err.message,
                           cases[i].expect);
         }
+}
+
+Test(etcd_key, policy_and_proposal_keys) {
+        struct sd_etcd_key k;
+        sd_error err = { 0 };
+        cr_assert_eq(sd_etcd_key_parse("p", "p/policy/00000000000000000007", 29, &k, &err), 0, "%s", err.message);
+        cr_assert_eq(k.kind, SD_ETCD_KEY_POLICY);
+        cr_assert_eq(k.version, 7);
+        cr_assert_eq(sd_etcd_key_parse("p", "p/proposals/00000000000000000012", 32, &k, &err), 0, "%s", err.message);
+        cr_assert_eq(k.kind, SD_ETCD_KEY_PROPOSAL);
+        cr_assert_eq(k.version, 12);
 }
 
 Test(etcd_url, accepted) {

@@ -592,8 +592,16 @@ static bool seen_has(const struct seen *seen, const char *name) {
         return false;
 }
 
-/* Poll the watch fd and drain it until name is reported or 5 s pass. */
+/* Poll the watch fd and drain it until name is reported or 5 s pass;
+ * everything reported meanwhile is collected in *seen. */
+static bool wait_for_change_into(struct sd_store *s, int fd, const char *name, struct seen *seen_out);
+
 static bool wait_for_change(struct sd_store *s, int fd, const char *name) {
+        struct seen seen = { 0 };
+        return wait_for_change_into(s, fd, name, &seen);
+}
+
+static bool wait_for_change_into(struct sd_store *s, int fd, const char *name, struct seen *seen_out) {
         struct seen seen = { 0 };
         struct timespec start, now;
         clock_gettime(CLOCK_MONOTONIC, &start);
@@ -604,8 +612,10 @@ static bool wait_for_change(struct sd_store *s, int fd, const char *name) {
                 if (r > 0) {
                         sd_error err = { 0 };
                         cr_assert_eq(sd_store_watch_read(s, record_change, &seen, &err), 0, "%s", err.message);
-                        if (seen_has(&seen, name))
+                        if (seen_has(&seen, name)) {
+                                *seen_out = seen;
                                 return true;
+                        }
                 }
                 clock_gettime(CLOCK_MONOTONIC, &now);
                 if (now.tv_sec - start.tv_sec > 5)
@@ -639,5 +649,83 @@ Test(store_file, watch_reports_new_names_and_new_versions) {
         struct seen seen = { 0 };
         cr_assert_eq(sd_store_watch_read(s, record_change, &seen, &err), 0);
         cr_assert_eq(seen.n, 0);
+        sd_store_free(s);
+}
+
+/* ---- the realm's areas ---- */
+
+Test(store_file, policy_versions_are_a_compare_and_swap_like_secrets) {
+        struct sd_store *s = open_store();
+        sd_error err = { 0 };
+        uint64_t latest = 0;
+        cr_assert_eq(sd_store_policy_latest(s, &latest, &err), -ENOENT);
+        cr_assert_eq(sd_store_policy_put(s, 2, "two", 3, &err), -EEXIST, "v2 before v1");
+        cr_assert(strstr(err.message, "policy version 2: conflict"), "%s", err.message);
+        cr_assert_eq(sd_store_policy_put(s, 1, "one", 3, &err), 0, "%s", err.message);
+        cr_assert_eq(sd_store_policy_put(s, 1, "uno", 3, &err), -EEXIST, "v1 twice");
+        cr_assert_eq(sd_store_policy_put(s, 3, "three", 5, &err), -EEXIST, "a gap");
+        cr_assert_eq(sd_store_policy_put(s, 2, "two", 3, &err), 0, "%s", err.message);
+        cr_assert_eq(sd_store_policy_put(s, 0, "zero", 4, &err), -EINVAL);
+        cr_assert_eq(sd_store_policy_latest(s, &latest, &err), 0);
+        cr_assert_eq(latest, 2);
+        char *data = NULL;
+        size_t len = 0;
+        uint64_t got = 0;
+        cr_assert_eq(sd_store_policy_get(s, 0, &data, &len, &got, &err), 0, "%s", err.message);
+        cr_assert_eq(got, 2);
+        cr_assert_str_eq(data, "two");
+        free(data);
+        cr_assert_eq(sd_store_policy_get(s, 1, &data, &len, &got, &err), 0);
+        cr_assert_str_eq(data, "one");
+        free(data);
+        cr_assert_eq(sd_store_policy_get(s, 7, &data, &len, &got, &err), -ENOENT);
+        uint64_t *versions = NULL;
+        size_t n = 0;
+        cr_assert_eq(sd_store_policy_history(s, &versions, &n, &err), 0);
+        cr_assert_eq(n, 2);
+        cr_assert(versions[0] == 1 && versions[1] == 2);
+        free(versions);
+        /* Secrets and the policy are separate areas. */
+        struct sd_store_name *names = NULL;
+        cr_assert_eq(sd_store_list(s, &names, &n, &err), 0);
+        cr_assert_eq(n, 0);
+        sd_store_names_free(names, n);
+        cr_assert(exists_raw("policy/00000000000000000002.env"));
+        sd_store_free(s);
+}
+
+Test(store_file, proposals_are_replaced_and_removed) {
+        struct sd_store *s = open_store();
+        sd_error err = { 0 };
+        char *data = NULL;
+        size_t len = 0;
+        cr_assert_eq(sd_store_proposal_get(s, 2, &data, &len, &err), -ENOENT);
+        cr_assert_eq(sd_store_proposal_put(s, 2, "first", 5, &err), 0, "%s", err.message);
+        cr_assert_eq(sd_store_proposal_put(s, 2, "second", 6, &err), 0, "%s", err.message);
+        cr_assert_eq(sd_store_proposal_get(s, 2, &data, &len, &err), 0, "%s", err.message);
+        cr_assert_str_eq(data, "second");
+        free(data);
+        cr_assert_eq(sd_store_proposal_remove(s, 2, &err), 0, "%s", err.message);
+        cr_assert_eq(sd_store_proposal_remove(s, 2, &err), -ENOENT);
+        cr_assert_eq(sd_store_proposal_get(s, 2, &data, &len, &err), -ENOENT);
+        uint64_t latest = 0;
+        cr_assert_eq(sd_store_policy_latest(s, &latest, &err), -ENOENT, "a proposal is not a policy version");
+        sd_store_free(s);
+}
+
+Test(store_file, watch_reports_a_new_policy_version_as_the_reserved_name) {
+        struct sd_store *s = open_store();
+        sd_error err = { 0 };
+        int fd = -1;
+        cr_assert_eq(sd_store_watch_fd(s, &fd, &err), 0, "%s", err.message);
+        cr_assert_eq(sd_store_policy_put(s, 1, "one", 3, &err), 0);
+        cr_assert(wait_for_change(s, fd, SD_STORE_POLICY_NAME), "a policy version not reported");
+        /* A proposal is not: written before a marker, nothing but the
+         * marker comes. */
+        cr_assert_eq(sd_store_proposal_put(s, 2, "p", 1, &err), 0);
+        put_ok(s, "marker", 1, "m");
+        struct seen seen = { 0 };
+        cr_assert(wait_for_change_into(s, fd, "marker", &seen));
+        cr_assert_eq(seen.n, 1, "reported: %s %s", seen.names[0], seen.names[1]);
         sd_store_free(s);
 }

@@ -64,25 +64,6 @@ static void write_text(const char *path, const char *text) {
         close(fd);
 }
 
-static char *read_text(const char *path) {
-        FILE *f = fopen(path, "re");
-        cr_assert_not_null(f, "%s", path);
-        char *buf = calloc(1, 65536);
-        size_t n = fread(buf, 1, 65535, f);
-        buf[n] = '\0';
-        fclose(f);
-        return buf;
-}
-
-static size_t trusted_count_in(const char *path) {
-        _cleanup_(sd_trust_freep) struct sd_trust *t = NULL;
-        sd_error err = { 0 };
-        cr_assert_eq(sd_trust_new(&t), 0);
-        int r = sd_trust_load_file(t, path, &err);
-        cr_assert_geq(r, 0, "%s", err.message);
-        return sd_trust_count(t);
-}
-
 Test(trust, load_file_with_comments_and_blank_lines) {
         struct sd_writer_pub a = pub_from_seed(1), b = pub_from_seed(2), c = pub_from_seed(3);
         _cleanup_free_ char *la = pub_line(&a), *lb = pub_line(&b);
@@ -155,140 +136,20 @@ Test(trust, add_is_idempotent) {
         cr_assert(sd_trust_find(t, a.sign_pk, NULL));
 }
 
-Test(trust, file_add_creates_private_file_and_refuses_duplicates) {
-        struct sd_writer_pub a = pub_from_seed(1), b = pub_from_seed(2);
-        _cleanup_free_ char *path = path_in_tmp("cfg/secretctl/trusted");
-        sd_error err = { 0 };
-
-        cr_assert_eq(sd_trust_file_add(path, &a, "alice", &err), 0, "%s", err.message);
-        struct stat st;
-        cr_assert_eq(stat(path, &st), 0);
-        cr_assert_eq(st.st_mode & 07777, 0600);
-        cr_assert_eq(sd_trust_file_add(path, &b, NULL, &err), 0, "%s", err.message);
-        cr_assert_eq(trusted_count_in(path), 2);
-
-        _cleanup_free_ char *text = read_text(path);
-        _cleanup_free_ char *la = pub_line(&a);
-        char expect[256];
-        snprintf(expect, sizeof(expect), "%s alice\n", la);
-        cr_assert(strstr(text, expect), "comment kept on the key's line: %s", text);
-
-        cr_assert_eq(sd_trust_file_add(path, &a, "again", &err), -EEXIST);
-        char id[SD_KEY_ID_CHARS + 1];
-        sd_key_id(a.sign_pk, id);
-        cr_assert(strstr(err.message, id) && strstr(err.message, path), "%s", err.message);
-        cr_assert_eq(trusted_count_in(path), 2);
-
-        cr_assert_eq(sd_trust_file_add(path, &b, "two\nlines", &err), -EINVAL);
-}
-
-Test(trust, file_add_keeps_existing_text) {
-        struct sd_writer_pub a = pub_from_seed(1), b = pub_from_seed(2);
-        _cleanup_free_ char *la = pub_line(&a);
+Test(trust, first_word_of_each_comment_is_kept) {
+        struct sd_writer_pub a = pub_from_seed(1), b = pub_from_seed(2), c = pub_from_seed(3);
+        _cleanup_free_ char *la = pub_line(&a), *lb = pub_line(&b), *lc = pub_line(&c);
         _cleanup_free_ char *path = path_in_tmp("trusted");
         char *text;
-        cr_assert_geq(asprintf(&text, "# header\n%s alice", la), 0);  /* no final newline */
+        cr_assert_geq(asprintf(&text, "%s   alice laptop\n%s\tbob\r\n%s\n", la, lb, lc), 0);
         write_text(path, text);
-        sd_error err = { 0 };
-        cr_assert_eq(sd_trust_file_add(path, &b, "bob", &err), 0, "%s", err.message);
-        _cleanup_free_ char *after = read_text(path);
-        cr_assert_eq(strncmp(after, text, strlen(text)), 0, "old text kept: %s", after);
-        cr_assert_eq(after[strlen(text)], '\n');
-        cr_assert_eq(trusted_count_in(path), 2);
         free(text);
-}
-
-struct removal {
-        const char *how;
-        char which[128];
-};
-
-Test(trust, file_remove_by_pub_id_and_prefix) {
-        struct sd_writer_pub a = pub_from_seed(1), b = pub_from_seed(2);
-        _cleanup_free_ char *la = pub_line(&a), *lb = pub_line(&b);
-        char id[SD_KEY_ID_CHARS + 1];
-        sd_key_id(a.sign_pk, id);
-
-        struct removal ways[4] = { { .how = "public identity" }, { .how = "key id" }, { .how = "8-char prefix" },
-                                   { .how = "upper-case prefix" } };
-        snprintf(ways[0].which, sizeof(ways[0].which), "%s", la);
-        snprintf(ways[1].which, sizeof(ways[1].which), "%s", id);
-        snprintf(ways[2].which, sizeof(ways[2].which), "%.8s", id);
-        snprintf(ways[3].which, sizeof(ways[3].which), "%.10s", id);
-        for (char *c = ways[3].which; *c; c++)
-                if (*c >= 'a' && *c <= 'f')
-                        *c = (char) (*c - 'a' + 'A');
-
-        _cleanup_free_ char *path = path_in_tmp("trusted");
-        for (size_t i = 0; i < SD_ARRAY_SIZE(ways); i++) {
-                char *text;
-                cr_assert_geq(asprintf(&text, "# keep me\n%s alice\n%s bob\n# and me\n", la, lb), 0);
-                write_text(path, text);
-                free(text);
-
-                sd_error err = { 0 };
-                cr_assert_eq(sd_trust_file_remove(path, ways[i].which, &err), 0, "%s: %s", ways[i].how, err.message);
-                _cleanup_(sd_trust_freep) struct sd_trust *t = NULL;
-                cr_assert_eq(sd_trust_new(&t), 0);
-                cr_assert_eq(sd_trust_load_file(t, path, &err), 1, "%s", ways[i].how);
-                cr_assert_not(sd_trust_find(t, a.sign_pk, NULL), "%s: still trusted", ways[i].how);
-                cr_assert(sd_trust_find(t, b.sign_pk, NULL), "%s: removed the wrong one", ways[i].how);
-
-                _cleanup_free_ char *after = read_text(path);
-                char expect[256];
-                snprintf(expect, sizeof(expect), "# keep me\n%s bob\n# and me\n", lb);
-                cr_assert_str_eq(after, expect, "%s: other lines kept verbatim", ways[i].how);
-                struct stat st;
-                cr_assert_eq(stat(path, &st), 0);
-                cr_assert_eq(st.st_mode & 07777, 0600);
-        }
-}
-
-Test(trust, file_remove_refuses_ambiguous_absent_and_short) {
-        /* Seeds found by search: their key ids share the first 8 hex
-         * characters (eb5e8cc4) and differ after. */
-        struct sd_writer_pub x = pub_from_seed(52994), y = pub_from_seed(98890), z = pub_from_seed(3);
-        char idx[SD_KEY_ID_CHARS + 1], idy[SD_KEY_ID_CHARS + 1];
-        sd_key_id(x.sign_pk, idx);
-        sd_key_id(y.sign_pk, idy);
-        cr_assert_eq(strncmp(idx, idy, 8), 0, "%s %s", idx, idy);
-        cr_assert_str_neq(idx, idy);
-
-        _cleanup_free_ char *lx = pub_line(&x), *ly = pub_line(&y), *lz = pub_line(&z);
-        _cleanup_free_ char *path = path_in_tmp("trusted");
-        char *text;
-        cr_assert_geq(asprintf(&text, "%s\n%s\n", lx, ly), 0);
-        write_text(path, text);
-
+        _cleanup_(sd_trust_freep) struct sd_trust *t = NULL;
         sd_error err = { 0 };
-        char prefix[9];
-        snprintf(prefix, sizeof(prefix), "%.8s", idx);
-        cr_assert_eq(sd_trust_file_remove(path, prefix, &err), -EINVAL);
-        cr_assert(strstr(err.message, "ambiguous") && strstr(err.message, idx) && strstr(err.message, idy),
-                  "%s", err.message);
-
-        char id_absent[SD_KEY_ID_CHARS + 1];
-        sd_key_id(z.sign_pk, id_absent);
-        const char *absent[] = { id_absent, lz };
-        for (size_t i = 0; i < SD_ARRAY_SIZE(absent); i++) {
-                cr_assert_eq(sd_trust_file_remove(path, absent[i], &err), -ENOENT, "case %zu", i);
-                cr_assert(strstr(err.message, path), "%s", err.message);
-        }
-
-        char short_prefix[8];
-        snprintf(short_prefix, sizeof(short_prefix), "%.7s", idx);
-        const char *invalid[] = { short_prefix, "", "xyz12345", "0123456789abcdef0", "sdw1:AAAA" };
-        for (size_t i = 0; i < SD_ARRAY_SIZE(invalid); i++)
-                cr_assert_eq(sd_trust_file_remove(path, invalid[i], &err), -EINVAL, "case %zu", i);
-
-        _cleanup_free_ char *after = read_text(path);
-        cr_assert_str_eq(after, text, "nothing changed by refused removals");
-        free(text);
-
-        /* One more character disambiguates. */
-        cr_assert_eq(sd_trust_file_remove(path, idy, &err), 0, "%s", err.message);
-        cr_assert_eq(trusted_count_in(path), 1);
-
-        _cleanup_free_ char *missing = path_in_tmp("missing");
-        cr_assert_eq(sd_trust_file_remove(missing, idx, &err), -ENOENT);
+        cr_assert_eq(sd_trust_new(&t), 0);
+        cr_assert_eq(sd_trust_load_file(t, path, &err), 3, "%s", err.message);
+        cr_assert_str_eq(sd_trust_comment_word(t, 0), "alice");
+        cr_assert_str_eq(sd_trust_comment_word(t, 1), "bob");
+        cr_assert_str_eq(sd_trust_comment_word(t, 2), "");
+        cr_assert_str_eq(sd_trust_comment_word(t, 3), "");
 }
