@@ -24,6 +24,10 @@ export SECRETD_STORE=$STORE
 export XDG_CONFIG_HOME=$TEST_TMP/config
 mkdir -m 0700 "$XDG_CONFIG_HOME"
 "$SECRETCTL" keygen >/dev/null 2>&1 || bail_out "keygen failed"
+"$SECRETCTL" realm init >"$TEST_TMP/realm.out" 2>&1 || bail_out "realm init failed: $(cat "$TEST_TMP/realm.out")"
+agent_pub=$("$SECRETD" init --key "$TEST_TMP/agent.key" 2>/dev/null) || bail_out "secretd init failed"
+"$SECRETCTL" recipient add host "$agent_pub" >"$TEST_TMP/recipient.out" 2>&1 \
+    || bail_out "recipient add failed: $(cat "$TEST_TMP/recipient.out")"
 values=$TEST_TMP/values
 mkdir -m 0700 "$values"
 

@@ -46,6 +46,11 @@ good_tls=(--etcd-ca "$ETCD_PKI/ca.pem" --etcd-cert "$ETCD_PKI/client.pem" --etcd
 good=("${good_tls[@]}" --etcd-auth-file "$ETCD_AUTH_APP")
 
 # ------------------------------------------------------- the full flow -------
+run ctl "${good[@]}" -- realm init
+assert_eq "$status" 0 "realm init over TLS as user app ($output)"
+AGENT_PUB=$("$SECRETD" init --key "$TEST_TMP/agent.key" 2>/dev/null) || bail_out "secretd init failed"
+run ctl "${good[@]}" -- recipient add host "$AGENT_PUB"
+assert_eq "$status" 0 "recipient add over TLS ($output)"
 run ctl "${good[@]}" -- put db <"$values/v1"
 assert_eq "$status" 0 "put over TLS as user app ($output)"
 run ctl "${good[@]}" -- get db
@@ -105,10 +110,10 @@ refuses "an unknown user" \
     "etcd at $HOSTPORT: authentication as user 'nosuchuser' failed: wrong password or no such user" \
     "${good_tls[@]}" --etcd-auth-file "$ETCD_AUTH_UNKNOWN_USER"
 refuses "a user without permission on the prefix" \
-    "etcd at $HOSTPORT: range secrets: user 'noperm' has no permission on the prefix '$PREFIX/'" \
+    "user 'noperm' has no permission on the prefix '$PREFIX/'" \
     "${good_tls[@]}" --etcd-auth-file "$ETCD_AUTH_NOPERM"
 refuses "no credentials" \
-    "etcd at $HOSTPORT: range secrets: etcd has authentication enabled and no credentials are configured (etcd-auth-file)" \
+    "etcd has authentication enabled and no credentials are configured (etcd-auth-file)" \
     "${good_tls[@]}"
 run "$SECRETCTL" --store "etcd://$HOSTPORT/$PREFIX" --etcd-ca "$ETCD_PKI/ca.pem" ls
 assert_contains "$output" "etcd-ca, etcd-cert and etcd-key need an etcds:// URL (TLS)" \
