@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The agent's parts wired as daemon.c wires them, in a temporary directory
+ * and without CAP_SYS_ADMIN: a file store with a trusted writer and this
+ * agent's key as a recipient, the notes, a registry over in-memory
+ * instances (fake-instances.h), delivery and the plugin endpoints.
+ * Secrets are put with the library, as `secretctl put` does.
+ */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "audit.h"
+#include "delivery.h"
+#include "driver.h"
+#include "fake-instances.h"
+#include "notes.h"
+#include "registry.h"
+#include "secretd/client.h"
+#include "secretd/keys.h"
+#include "secretd/store.h"
+#include "secretd/trust.h"
+
+struct agent_fixture {
+        char dir[64];                     /* everything lives below it */
+        char state_dir[128];
+        char floor_path[128];
+        char audit_path[128];
+        char store_url[160];
+        struct sd_writer_key *writer;
+        struct sd_trust *trust;
+        struct sd_agent_key *key;
+        struct sd_store *store;
+        struct fake_instances *instances;
+        struct audit *audit;
+        struct notes notes;
+        struct registry_caps caps;
+        /* Set before fixture_open() to read envelopes from elsewhere. */
+        const struct envelope_source *source;
+        struct registry *registry;
+        struct delivery *delivery;
+        struct driver driver;
+};
+
+/* Everything but the registry and delivery, then fixture_open(). */
+void fixture_setup(struct agent_fixture *f);
+/* Open the registry (loading the state directory) and delivery.  0 or the
+ * registry_open() error (err filled). */
+int fixture_open(struct agent_fixture *f, sd_error *err);
+/* Free the registry and delivery, as an agent that stops. */
+void fixture_close(struct agent_fixture *f);
+void fixture_teardown(struct agent_fixture *f);
+
+/* Put text as the next version of name; the version. */
+uint64_t fixture_put(struct agent_fixture *f, const char *name, const char *text);
+/* A tombstone as the next version. */
+uint64_t fixture_delete(struct agent_fixture *f, const char *name);
+
+/* POST body to path through driver_dispatch; the reply as compact JSON
+ * text with sorted keys (malloc()ed), its status in *status (may be
+ * NULL). */
+char *fixture_call(struct agent_fixture *f, const char *path, unsigned *status, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+/* The whole file under the fixture's directory (relative path), or NULL. */
+char *fixture_read(struct agent_fixture *f, const char *relative);
+
+/* A 64-hex mount id made from n. */
+void fixture_mount_id(unsigned n, char out[65]);
