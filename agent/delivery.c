@@ -40,6 +40,7 @@ struct delivery {
         pthread_cond_t ready;             /* an open finished (or failed) */
         struct opened *opens;
         uint64_t epoch;                   /* bumped when the trust root changes */
+        unsigned long n_opens;
 };
 
 enum error_kind delivery_error_kind(enum delivery_step step, int code) {
@@ -97,6 +98,16 @@ void delivery_trust_changed(struct delivery *d) {
         d->epoch++;
 }
 
+/* err = message, naming the secret unless it already does (the
+ * library's messages mostly do: "secret 'x' version 3: ..."). */
+static int naming_secret(const char *secret, int code, const char *message, sd_error *err) {
+        char quoted[SD_NAME_MAX + 16];
+        (void) snprintf(quoted, sizeof(quoted), "secret '%s'", secret);
+        if (strstr(message, quoted))
+                return sd_error_set(err, code, "%s", message);
+        return sd_error_set(err, code, "%s: %s", quoted, message[0] ? message : strerror(code));
+}
+
 /* ---- step 1: get ---- */
 
 static int fetch_get(struct delivery *d, const char *secret, char **data_out, size_t *len_out, uint64_t *version_out,
@@ -108,11 +119,8 @@ static int fetch_get(struct delivery *d, const char *secret, char **data_out, si
         /* A missing secret is an answer: the store is fine. */
         if (d->cfg.notes)
                 notes_store(d->cfg.notes, r == 0 || r == -ENOENT, sub.message);
-        if (r < 0) {
-                if (strncmp(sub.message, "secret '", 8) == 0)
-                        return sd_error_set(err, -r, "%s", sub.message);
-                return sd_error_set(err, -r, "secret '%s': %s", secret, sub.message[0] ? sub.message : strerror(-r));
-        }
+        if (r < 0)
+                return naming_secret(secret, -r, sub.message, err);
         return 0;
 }
 
@@ -149,10 +157,7 @@ static int open_error(struct delivery *d, const char *secret, int r, const sd_er
                                     d->cfg.trusted_writers_path ? d->cfg.trusted_writers_path
                                                                 : "the trusted-writers file");
         default:
-                /* Envelope errors already start with "secret 'NAME' version N". */
-                if (strncmp(sub->message, "secret '", 8) == 0)
-                        return sd_error_set(err, -r, "%s", sub->message);
-                return sd_error_set(err, -r, "secret '%s': %s", secret, sub->message[0] ? sub->message : strerror(-r));
+                return naming_secret(secret, -r, sub->message, err);
         }
 }
 
@@ -186,6 +191,7 @@ static int fetch_open(struct delivery *d, const char *secret, const char *data, 
                 memcpy(o->digest, digest, sizeof(digest));
                 o->next = d->opens;
                 d->opens = o;
+                d->n_opens++;
         }
 
         /* The version the store says it returned is what the signature
@@ -210,6 +216,11 @@ static int fetch_open(struct delivery *d, const char *secret, const char *data, 
         o->users = 1;
         *out = o;
         return 0;
+}
+
+unsigned long delivery_opens(struct delivery *d) {
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&d->lock);
+        return d->n_opens;
 }
 
 void delivery_release(struct delivery *d, struct fetched *f) {

@@ -122,6 +122,10 @@ int delivery_fetch(struct delivery *d, const char *secret, bool allow_tombstone,
                    enum delivery_step *step_out, sd_error *err);
 void delivery_release(struct delivery *d, struct fetched *f);
 
+/* Envelopes opened so far (each open is a signature check and an unwrap):
+ * for the tests and the benchmark. */
+unsigned long delivery_opens(struct delivery *d);
+
 /* ---- step 4 ---- */
 
 /* Two generations of files and their directories, the visible symlinks,

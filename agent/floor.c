@@ -196,6 +196,37 @@ static int floor_file_read(struct floor *f, int dirfd, const char *file, const c
         return 0;
 }
 
+static int entry_compare(const void *a, const void *b) {
+        const struct floor_entry *const *x = a, *const *y = b;
+        return strcmp((*x)->name, (*y)->name);
+}
+
+/* The first file into an empty floor: appended, then sorted once (one
+ * insertion at a time would move the array 100,000 times). */
+static int load(struct floor *f, const json_t *root) {
+        size_t n = json_object_size(root);
+        if (n == 0)
+                return 0;
+        f->entries = calloc(n, sizeof(*f->entries));
+        if (!f->entries)
+                return -ENOMEM;
+        const char *name;
+        json_t *version;
+        json_object_foreach((json_t *) root, name, version) {
+                size_t len = strlen(name);
+                struct floor_entry *e = malloc(sizeof(*e) + len + 1);
+                if (!e)
+                        return -ENOMEM;
+                e->version = (uint64_t) json_integer_value(version);
+                memcpy(e->name, name, len + 1);
+                f->entries[f->n_entries++] = e;
+                f->file_bytes += entry_bytes(name, e->version);
+        }
+        /* Keys are unique: the parser rejects duplicates. */
+        qsort(f->entries, f->n_entries, sizeof(*f->entries), entry_compare);
+        return 0;
+}
+
 /* Merge a read file into the entries; *raised tells whether it added. */
 static int merge(struct floor *f, const json_t *root, bool *raised) {
         const char *name;
@@ -367,8 +398,8 @@ int floor_open(struct floor *f, const char *floor_file, int state_fd, const char
                 log_error("%s", f->why);
                 return 0;
         }
-        bool loaded = false, raised = false;
-        if (main_root && merge(f, main_root, &loaded) < 0)
+        bool raised = false;
+        if (main_root && load(f, main_root) < 0)
                 return sd_error_set(err, ENOMEM, "out of memory");
         if (legacy_root && merge(f, legacy_root, &raised) < 0)
                 return sd_error_set(err, ENOMEM, "out of memory");
