@@ -113,9 +113,7 @@ static int naming_secret(const char *secret, int code, const char *message, sd_e
 static int fetch_get(struct delivery *d, const char *secret, char **data_out, size_t *len_out, uint64_t *version_out,
                      sd_error *err) {
         sd_error sub = { 0 };
-        log_debug("store: fetching secret '%s'", secret);
         int r = d->cfg.source->get(d->cfg.source->ctx, secret, data_out, len_out, version_out, &sub);
-        log_debug("store: fetched secret '%s': %s", secret, r < 0 ? strerror(-r) : "ok");
         /* A missing secret is an answer: the store is fine. */
         if (d->cfg.notes)
                 notes_store(d->cfg.notes, r == 0 || r == -ENOENT, sub.message);
@@ -248,12 +246,16 @@ int delivery_fetch(struct delivery *d, const char *secret, bool allow_tombstone,
         size_t len = 0;
         uint64_t version = 0;
         *step_out = DELIVERY_GET;
+        /* Start and end in the log (debug): fetches of concurrent Mounts
+         * overlap there, which tests/integration/test-parallel.sh checks. */
+        log_debug("fetch of secret '%s' started", secret);
         int r = fetch_get(d, secret, &data, &len, &version, err);
-        if (r < 0)
-                return r;
-        *step_out = DELIVERY_OPEN;
         struct opened *o = NULL;
-        r = fetch_open(d, secret, data, len, version, &o, err);
+        if (r == 0) {
+                *step_out = DELIVERY_OPEN;
+                r = fetch_open(d, secret, data, len, version, &o, err);
+        }
+        log_debug("fetch of secret '%s' ended: %s", secret, r < 0 ? strerror(-r) : "ok");
         if (r < 0)
                 return r;
         struct fetched f = {
