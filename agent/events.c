@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +21,7 @@
 #include "registry.h"
 #include "secretd/clock.h"
 #include "secretd/docker.h"
+#include "secretd/tmpfs.h"
 #include "userns.h"
 
 /* Reconnect backoff: dockerd restarts in a second or two. */
@@ -85,49 +85,32 @@ static void link_instance(struct events *e, const char *id, const char *containe
         }
 }
 
-/* The tmpfs device mounted at `destination` inside process pid (the
- * container's init), from its mountinfo: "ID PARENT MAJ:MIN ROOT MOUNTPOINT
- * ...", MOUNTPOINT with space, tab, newline and backslash octal-escaped.
- * The last match wins: a later mount shadows an earlier one. */
-static int container_mount_dev(int pid, const char *destination, dev_t *dev_out) {
-        char path[64];
-        (void) snprintf(path, sizeof(path), "/proc/%d/mountinfo", pid);
-        _cleanup_fclose_ FILE *f = fopen(path, "re");
-        if (!f)
-                return -errno;
-        _cleanup_free_ char *line = NULL;
-        size_t cap = 0;
-        bool found = false;
-        dev_t dev = 0;
-        while (getline(&line, &cap, f) > 0) {
-                unsigned maj, min;
-                char *save = NULL;
-                char *field[5];
-                char *p = line;
-                size_t n = 0;
-                for (; n < 5 && (field[n] = strtok_r(p, " \n", &save)); n++)
-                        p = NULL;
-                if (n < 5 || sscanf(field[2], "%u:%u", &maj, &min) != 2)
-                        continue;
-                /* Decode \ooo in place. */
-                char *w = field[4];
-                for (const char *s = field[4]; *s; s++) {
-                        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-                            s[3] >= '0' && s[3] <= '7') {
-                                *w++ = (char) ((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-                                s += 3;
-                        } else
-                                *w++ = *s;
-                }
-                *w = '\0';
-                if (strcmp(field[4], destination) == 0) {
-                        dev = makedev(maj, min);
-                        found = true;
-                }
+struct mount_at {
+        const char *destination;
+        dev_t dev;
+        bool found;
+};
+
+/* The last match wins: a later mount shadows an earlier one. */
+static int mount_at_seen(void *userdata, const struct sd_mount_entry *e) {
+        struct mount_at *m = userdata;
+        if (strcmp(e->mount_point, m->destination) == 0) {
+                m->dev = e->dev;
+                m->found = true;
         }
-        if (!found)
+        return 0;
+}
+
+/* The device mounted at `destination` inside process pid (the container's
+ * init), from its mount table. */
+static int container_mount_dev(int pid, const char *destination, dev_t *dev_out) {
+        struct mount_at m = { .destination = destination };
+        int r = sd_mount_table_foreach((pid_t) pid, mount_at_seen, &m);
+        if (r < 0)
+                return r;
+        if (!m.found)
                 return -ENOENT;
-        *dev_out = dev;
+        *dev_out = m.dev;
         return 0;
 }
 

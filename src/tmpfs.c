@@ -18,6 +18,7 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -1125,6 +1126,61 @@ static void mountinfo_unescape(char *s) {
         *w = '\0';
 }
 
+/* "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE
+ * SUPEROPTIONS" (proc(5)).  false for a line that does not parse. */
+static bool mountinfo_parse(char *line, struct sd_mount_entry *out) {
+        char *save = NULL, *tok, *field[6] = { 0 };
+        size_t i = 0;
+        while (i < 6 && (tok = strtok_r(i == 0 ? line : NULL, " \n", &save)))
+                field[i++] = tok;
+        unsigned maj, min;
+        if (i < 6 || sscanf(field[2], "%u:%u", &maj, &min) != 2)
+                return false;
+        const char *fstype = "";
+        while ((tok = strtok_r(NULL, " \n", &save)))
+                if (strcmp(tok, "-") == 0) {
+                        tok = strtok_r(NULL, " \n", &save);
+                        fstype = tok ? tok : "";
+                        break;
+                }
+        mountinfo_unescape(field[3]);
+        mountinfo_unescape(field[4]);
+        *out = (struct sd_mount_entry) {
+                .dev = makedev(maj, min),
+                .root = field[3],
+                .mount_point = field[4],
+                .options = field[5],
+                .fstype = fstype,
+        };
+        return true;
+}
+
+int sd_mount_table_foreach(pid_t pid, sd_mount_entry_fn fn, void *userdata) {
+        char path[64];
+        if (pid > 0)
+                (void) snprintf(path, sizeof(path), "/proc/%d/mountinfo", (int) pid);
+        else
+                (void) snprintf(path, sizeof(path), "/proc/self/mountinfo");
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
+        errno = 0;
+        while (getline(&line, &cap, f) >= 0) {
+                struct sd_mount_entry e;
+                if (!mountinfo_parse(line, &e))
+                        continue;
+                int r = fn(userdata, &e);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+                errno = 0;
+        }
+        if (ferror(f))
+                return errno ? -errno : -EIO;
+        return 0;
+}
+
 static bool option_present(const char *options, const char *option) {
         size_t len = strlen(option);
         for (const char *p = options; p && *p;) {
@@ -1139,34 +1195,29 @@ static bool option_present(const char *options, const char *option) {
 
 struct mount_seen {
         bool found, tmpfs, read_only;
-        char device[32];
+        dev_t dev;
+};
+
+struct instance_mounts {
+        const char *rw_path, *ro_path;
+        struct mount_seen rw, ro;
 };
 
 /* The last line for a mount point is the mount on top, the one a path
  * lookup reaches. */
-static void mountinfo_line(char *line, const char *rw_path, const char *ro_path, struct mount_seen *rw,
-                           struct mount_seen *ro) {
-        char *save = NULL, *tok, *field[6] = { 0 };
-        size_t i = 0;
-        while (i < 6 && (tok = strtok_r(i == 0 ? line : NULL, " \n", &save)))
-                field[i++] = tok;
-        if (i < 6)
-                return;
-        /* After the optional fields: "- fstype source superoptions". */
-        char *fstype = NULL;
-        while ((tok = strtok_r(NULL, " \n", &save)))
-                if (strcmp(tok, "-") == 0) {
-                        fstype = strtok_r(NULL, " \n", &save);
-                        break;
-                }
-        mountinfo_unescape(field[4]);
-        struct mount_seen *seen = strcmp(field[4], rw_path) == 0 ? rw : strcmp(field[4], ro_path) == 0 ? ro : NULL;
-        if (!seen)
-                return;
-        seen->found = true;
-        seen->tmpfs = fstype && strcmp(fstype, "tmpfs") == 0 && strcmp(field[3], "/") == 0;
-        seen->read_only = option_present(field[5], "ro");
-        (void) snprintf(seen->device, sizeof(seen->device), "%s", field[2]);
+static int instance_mount_seen(void *userdata, const struct sd_mount_entry *e) {
+        struct instance_mounts *im = userdata;
+        struct mount_seen *seen = strcmp(e->mount_point, im->rw_path) == 0   ? &im->rw
+                                  : strcmp(e->mount_point, im->ro_path) == 0 ? &im->ro
+                                                                             : NULL;
+        if (seen)
+                *seen = (struct mount_seen) {
+                        .found = true,
+                        .tmpfs = strcmp(e->fstype, "tmpfs") == 0 && strcmp(e->root, "/") == 0,
+                        .read_only = option_present(e->options, "ro"),
+                        .dev = e->dev,
+                };
+        return 0;
 }
 
 int sd_tmpfs_instance_is_mounted(const char *root, const char *id) {
@@ -1180,20 +1231,12 @@ int sd_tmpfs_instance_is_mounted(const char *root, const char *id) {
         if (r < 0)
                 return r == -ENOENT ? 0 : r;
 
-        _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
-        if (!f)
-                return -errno;
-        struct mount_seen rw = { 0 }, ro = { 0 };
-        _cleanup_free_ char *line = NULL;
-        size_t cap = 0;
-        errno = 0;
-        while (getline(&line, &cap, f) >= 0)
-                mountinfo_line(line, rw_path, ro_path, &rw, &ro);
-        if (ferror(f))
-                return errno ? -errno : -EIO;
-
-        return rw.found && rw.tmpfs && !rw.read_only && ro.found && ro.tmpfs && ro.read_only &&
-                       strcmp(rw.device, ro.device) == 0 ? 1 : 0;
+        struct instance_mounts im = { .rw_path = rw_path, .ro_path = ro_path };
+        r = sd_mount_table_foreach(0, instance_mount_seen, &im);
+        if (r < 0)
+                return r;
+        return im.rw.found && im.rw.tmpfs && !im.rw.read_only && im.ro.found && im.ro.tmpfs && im.ro.read_only &&
+                       im.rw.dev == im.ro.dev ? 1 : 0;
 }
 
 int sd_tmpfs_instance_generation(const char *root, const char *id, uint64_t *generation_out) {

@@ -134,6 +134,28 @@ void sd_tmpfs_ids_free(char **ids, size_t n);
  * or root), negative on error (-EINVAL bad id). */
 int sd_tmpfs_instance_is_mounted(const char *root, const char *id);
 
+/* ---- the mount table ---- */
+
+/* One line of /proc/PID/mountinfo (proc(5)), paths unescaped.  The strings
+ * live only during the callback. */
+struct sd_mount_entry {
+        dev_t dev;                        /* MAJ:MIN of the mounted filesystem */
+        const char *root;                 /* the mount's root within it */
+        const char *mount_point;
+        const char *options;              /* per-mount options: "ro,nosuid,..." */
+        const char *fstype;               /* "" if the line has none */
+};
+
+/* Return 0 to go on, > 0 to stop (the walk then returns 0), < 0 to stop
+ * with that error. */
+typedef int (*sd_mount_entry_fn)(void *userdata, const struct sd_mount_entry *e);
+
+/* Call fn for every mount of process pid's mount namespace (pid 0: this
+ * process), in the table's order: of several mounts on one mount point
+ * the last is on top.  Lines that do not parse are skipped.  0, fn's
+ * error, or -errno (no such process: -ENOENT). */
+int sd_mount_table_foreach(pid_t pid, sd_mount_entry_fn fn, void *userdata);
+
 /* Current generation of an instance (0 if none published yet).
  * -EBADMSG if ..data is not a symlink to a generation directory (publish
  * repairs that); -ENOTCONN if rw/ is not mounted; -ENOENT no instance. */

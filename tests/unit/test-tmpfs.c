@@ -1270,6 +1270,51 @@ Test(tmpfs, is_mounted_matches_escaped_mount_points_exactly) {
         cr_assert_eq(mounts_below(base), 0);
 }
 
+struct table_walk {
+        const char *want;
+        unsigned hits;
+        dev_t dev;
+        bool read_only;
+};
+
+static int table_seen(void *userdata, const struct sd_mount_entry *e) {
+        struct table_walk *w = userdata;
+        if (strcmp(e->mount_point, w->want) != 0)
+                return 0;
+        w->hits++;
+        w->dev = e->dev;
+        w->read_only = strncmp(e->options, "ro", 2) == 0 && (e->options[2] == ',' || !e->options[2]);
+        return 0;
+}
+
+static int table_stop(void *userdata, const struct sd_mount_entry *e) {
+        unsigned *n = userdata;
+        (void) e;
+        return ++*n == 2 ? 1 : 0;
+}
+
+Test(tmpfs, the_mount_table_is_read_with_escapes_by_pid_and_stops_when_asked) {
+        require_mounts();
+        snprintf(root, sizeof(root), "%s/with space\tand tab", base);
+        _cleanup_free_ char *ro = create_default(ID, &default_params);
+        struct table_walk self = { .want = ro }, by_pid = { .want = ro };
+        cr_assert_eq(sd_mount_table_foreach(0, table_seen, &self), 0);
+        cr_assert_eq(sd_mount_table_foreach(getpid(), table_seen, &by_pid), 0);
+        cr_assert_eq(self.hits, 1, "the read-only view, unescaped: %s", ro);
+        cr_assert(self.read_only);
+        struct stat st;
+        cr_assert_eq(stat(ro, &st), 0);
+        cr_assert_eq(self.dev, st.st_dev, "the device is the tmpfs's");
+        cr_assert_eq(by_pid.hits, 1);
+        cr_assert_eq(by_pid.dev, self.dev);
+        unsigned n = 0;
+        cr_assert_eq(sd_mount_table_foreach(0, table_stop, &n), 0);
+        cr_assert_eq(n, 2, "a positive return stops the walk");
+        cr_assert_eq(sd_mount_table_foreach(INT32_MAX, table_stop, &n), -ENOENT);
+        sd_error err = { 0 };
+        cr_assert_eq(sd_tmpfs_instance_destroy(root, ID, &err), 0, "%s", err.message);
+}
+
 /* ---- scale ------------------------------------------------------------- */
 
 Test(tmpfs, many_files_publish_and_read_back, .timeout = 120) {
