@@ -134,11 +134,44 @@ static struct volume *volume_find(struct registry *r, const char *name) {
         return NULL;
 }
 
+/* The records are sorted by id: a rotation looks up each of its (maybe
+ * thousands of) targets. */
+static size_t record_index(struct registry *r, const char *id, bool *found) {
+        size_t lo = 0, hi = r->n_records;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(r->records[mid]->id, id);
+                if (c == 0) {
+                        *found = true;
+                        return mid;
+                }
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        *found = false;
+        return lo;
+}
+
 static struct mount_record *record_find(struct registry *r, const char *id) {
-        for (size_t i = 0; i < r->n_records; i++)
-                if (strcmp(r->records[i]->id, id) == 0)
-                        return r->records[i];
-        return NULL;
+        bool found;
+        size_t i = record_index(r, id, &found);
+        return found ? r->records[i] : NULL;
+}
+
+/* Lock held; id not in the set yet. */
+static int record_insert(struct registry *r, struct mount_record *m) {
+        bool found;
+        size_t i = record_index(r, m->id, &found);
+        struct mount_record **bigger = reallocarray(r->records, r->n_records + 1, sizeof(*bigger));
+        if (!bigger)
+                return -ENOMEM;
+        r->records = bigger;
+        memmove(&r->records[i + 1], &r->records[i], (r->n_records - i) * sizeof(*r->records));
+        r->records[i] = m;
+        r->n_records++;
+        return 0;
 }
 
 /* Instances of a volume that hold or are about to hold a tmpfs. */
@@ -587,7 +620,7 @@ int registry_mount_reserve(struct registry *r, const char *volume, const char *i
                                 if (q < 0)
                                         return q;
                                 m = record_new(id, volume);
-                                if (!m || array_append((void ***) &r->records, &r->n_records, m) < 0) {
+                                if (!m || record_insert(r, m) < 0) {
                                         free(m);
                                         return sd_error_set(err, ENOMEM, "out of memory");
                                 }
@@ -625,7 +658,7 @@ int registry_mount_reserve(struct registry *r, const char *volume, const char *i
                  * instance would be; nobody else can see it meanwhile. */
                 array_remove((void **) r->records, &r->n_records, m);
                 int q = caps_check(r, volume, spec, true, err);
-                if (q < 0 || array_append((void ***) &r->records, &r->n_records, m) < 0) {
+                if (q < 0 || record_insert(r, m) < 0) {
                         (void) pthread_cond_broadcast(&r->idle);
                         record_free(m);
                         return q < 0 ? q : sd_error_set(err, ENOMEM, "out of memory");
@@ -880,12 +913,14 @@ int registry_rotation_begin(struct registry *r, const char *secret, uint64_t ver
 
 int registry_record_rotated(struct registry *r, struct mount_record *m, uint64_t generation, const char *secret,
                             uint64_t version, sd_error *err) {
-        {
-                _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&r->lock);
-                m->generation = generation;
-                if (record_set_version(m, secret, version) < 0)
-                        return sd_error_set(err, ENOMEM, "out of memory");
-        }
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&r->lock);
+        m->generation = generation;
+        if (record_set_version(m, secret, version) < 0)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        return 0;
+}
+
+int registry_record_save(struct registry *r, struct mount_record *m, sd_error *err) {
         return record_save(r, m, err);
 }
 
@@ -1095,7 +1130,7 @@ static int load_mounts(struct registry *r, sd_error *err) {
                 if (!volume_find(r, m->volume))
                         log_warn("instance %s belongs to unknown volume '%s'; keeping it until its unmount", sid,
                                  m->volume);
-                if (array_append((void ***) &r->records, &r->n_records, m) < 0) {
+                if (record_insert(r, m) < 0) {
                         record_free(m);
                         return sd_error_set(err, ENOMEM, "out of memory");
                 }

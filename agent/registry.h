@@ -258,6 +258,9 @@ uint64_t record_version_of(const struct mount_record *m, const char *secret);
 bool registry_volume_spec(struct registry *r, const char *volume, struct volume_spec *spec);
 
 /* While holding m: set its generation and the version of secret (0:
- * removed from the instance), then save the record. */
+ * removed from the instance), in memory. */
 int registry_record_rotated(struct registry *r, struct mount_record *m, uint64_t generation, const char *secret,
                             uint64_t version, sd_error *err);
+/* While holding m: write its record file (a rotation saves after every
+ * instance has its new files: they are what a container waits for). */
+int registry_record_save(struct registry *r, struct mount_record *m, sd_error *err);

@@ -80,6 +80,7 @@ enum target_outcome {
 
 struct target_result {
         enum target_outcome outcome;
+        bool save;                       /* the record changed: write it */
         bool removed;                    /* tombstone, on-delete=remove */
         char container_id[SD_DOCKER_CONTAINER_ID_LEN + 1];
         char container_name[SD_DOCKER_NAME_MAX + 1];
@@ -87,10 +88,14 @@ struct target_result {
         sd_error err;
 };
 
-/* A volume's spec, looked up once per rotation. */
+/* A volume's spec and tmpfs parameters (owner mapped: userns.h), worked
+ * out once per rotation, not once per instance. */
 struct spec_entry {
         char volume[SD_NAME_MAX + 1];
         struct volume_spec *spec;        /* NULL: the volume is gone */
+        struct sd_tmpfs_params params;
+        int params_r;                    /* delivery_params() result */
+        sd_error params_err;
 };
 
 struct publish_job {
@@ -102,6 +107,7 @@ struct publish_job {
         size_t n;
         struct spec_entry *specs;
         size_t n_specs;
+        void (*step)(struct publish_job *job, const struct rotation_target *t, struct target_result *res);
         atomic_size_t next;
 };
 
@@ -232,10 +238,10 @@ static void refuse(struct rotator *r, const char *secret, enum error_kind kind, 
 
 /* ---- publishing ---- */
 
-static const struct volume_spec *spec_of(const struct publish_job *job, const char *volume) {
+static const struct spec_entry *spec_of(const struct publish_job *job, const char *volume) {
         for (size_t i = 0; i < job->n_specs; i++)
                 if (strcmp(job->specs[i].volume, volume) == 0)
-                        return job->specs[i].spec;
+                        return &job->specs[i];
         return NULL;
 }
 
@@ -258,7 +264,8 @@ static void publish_one(struct publish_job *job, const struct rotation_target *t
 
         uint64_t have = record_version_of(m, job->secret);
         bool behind = !f->tombstone ? have < f->version : have && have < f->version;
-        const struct volume_spec *spec = spec_of(job, t->volume);
+        const struct spec_entry *entry = spec_of(job, t->volume);
+        const struct volume_spec *spec = entry ? entry->spec : NULL;
         if (!behind || !spec) {
                 res->outcome = TARGET_CURRENT;
                 registry_release(reg, m);
@@ -270,10 +277,11 @@ static void publish_one(struct publish_job *job, const struct rotation_target *t
                 /* Tombstones with the default on-delete=keep change no file. */
                 res->outcome = TARGET_KEPT;
         } else {
-                struct sd_tmpfs_params params;
-                int q = delivery_params(job->rot->cfg.delivery, spec, &params, &res->err);
-                if (q == 0)
-                        q = delivery_write_update(job->rot->cfg.delivery, m->id, spec, &params, m->generation,
+                int q = entry->params_r;
+                if (q < 0)
+                        res->err = entry->params_err;
+                else
+                        q = delivery_write_update(job->rot->cfg.delivery, m->id, spec, &entry->params, m->generation,
                                                   job->secret, res->removed ? NULL : f->value, record_has, m,
                                                   &generation, &res->err);
                 if (q < 0) {
@@ -289,6 +297,7 @@ static void publish_one(struct publish_job *job, const struct rotation_target *t
                 metrics_error(ERROR_STATE);
                 log_error("rotation of secret '%s': %s", job->secret, sub.message);
         }
+        res->save = true;
         if (res->outcome == TARGET_WRITTEN) {
                 const struct note_instance in = {
                         .id = t->id, .volume = t->volume, .container_id = res->container_id,
@@ -300,20 +309,39 @@ static void publish_one(struct publish_job *job, const struct rotation_target *t
         registry_release(reg, m);
 }
 
+/* The record files, once every instance has its files. */
+static void save_one(struct publish_job *job, const struct rotation_target *t, struct target_result *res) {
+        struct registry *reg = job->rot->cfg.registry;
+        if (!res->save)
+                return;
+        struct mount_record *m = registry_acquire(reg, t->id);
+        if (!m)
+                return;
+        sd_error err = { 0 };
+        if (registry_record_save(reg, m, &err) < 0) {
+                metrics_error(ERROR_STATE);
+                log_error("rotation of secret '%s': %s", job->secret, err.message);
+        }
+        registry_release(reg, m);
+}
+
 static void *publish_worker(void *userdata) {
         struct publish_job *job = userdata;
         for (;;) {
                 size_t i = atomic_fetch_add(&job->next, 1);
                 if (i >= job->n)
                         return NULL;
-                publish_one(job, &job->targets[i], &job->results[i]);
+                job->step(job, &job->targets[i], &job->results[i]);
         }
 }
 
 /* Each publish touches only its own instance (held busy in the registry,
  * and the tmpfs's own flock), so the instances are shared out between
- * threads, record saves included. */
-static void publish_all(struct publish_job *job) {
+ * threads; so are the record saves, in a second pass. */
+static void publish_all(struct publish_job *job, void (*step)(struct publish_job *, const struct rotation_target *,
+                                                               struct target_result *)) {
+        job->step = step;
+        atomic_store(&job->next, 0);
         pthread_t helpers[PUBLISH_THREADS - 1];
         size_t n_helpers = 0;
         if (job->n >= PARALLEL_MIN_TARGETS)
@@ -327,7 +355,7 @@ static void publish_all(struct publish_job *job) {
                 (void) pthread_join(helpers[i], NULL);
 }
 
-/* The specs of the targets' volumes, once each. */
+/* The specs of the targets' volumes and their parameters, once each. */
 static int specs_collect(struct publish_job *job) {
         for (size_t i = 0; i < job->n; i++) {
                 const char *volume = job->targets[i].volume;
@@ -341,6 +369,7 @@ static int specs_collect(struct publish_job *job) {
                         return -ENOMEM;
                 job->specs = bigger;
                 struct spec_entry *e = &job->specs[job->n_specs++];
+                *e = (struct spec_entry) { 0 };
                 (void) snprintf(e->volume, sizeof(e->volume), "%s", volume);
                 e->spec = malloc(sizeof(*e->spec));
                 if (!e->spec)
@@ -348,7 +377,9 @@ static int specs_collect(struct publish_job *job) {
                 if (!registry_volume_spec(job->rot->cfg.registry, volume, e->spec)) {
                         free(e->spec);
                         e->spec = NULL;
+                        continue;
                 }
+                e->params_r = delivery_params(job->rot->cfg.delivery, e->spec, &e->params, &e->params_err);
         }
         return 0;
 }
@@ -417,9 +448,10 @@ void rotator_rotate(struct rotator *r, const char *secret, double detected) {
                 log_error("rotation of secret '%s': out of memory", secret);
                 return;
         }
-        publish_all(&job);
-        specs_free(&job);
+        publish_all(&job, publish_one);
         double seconds = sd_monotonic_seconds() - detected;
+        publish_all(&job, save_one);
+        specs_free(&job);
         uint64_t version = f.version;
         bool tombstone = f.tombstone;
         char writer[SD_KEY_ID_CHARS + 1];

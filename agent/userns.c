@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "secretd/cleanup.h"
+#include "secretd/clock.h"
 #include "secretd/docker.h"
 #include "userns.h"
 
@@ -64,8 +65,14 @@ enum remap_state {
         REMAP_BROKEN,          /* remaps, but the dockremap ranges are unusable */
 };
 
+/* A Mount or rotation that finds dockerd unreachable does not ask again
+ * for this long (a fan-out to 1,000 instances would ask 1,000 times). */
+#define RETRY_AFTER_MS 5000
+
 struct userns {
         char *docker_socket;   /* NULL: never asked */
+        int64_t failed_ms;     /* CLOCK_MONOTONIC of the last failed ask, 0: none */
+        sd_error failure;
         pthread_mutex_t lock;  /* guards the fields below; held across the one /info call */
         enum remap_state state;
         uint64_t ustart, ucount, gstart, gcount;
@@ -113,9 +120,12 @@ static int refresh_locked(struct userns *u, sd_error *warning_out) {
         }
         if (r < 0) {
                 u->state = REMAP_UNKNOWN;
-                return sd_error_set(warning_out, -r, "cannot ask dockerd whether it remaps user namespaces (%s)",
-                                    sub.message);
+                u->failed_ms = sd_monotonic_ms();
+                sd_error_set(&u->failure, -r, "cannot ask dockerd whether it remaps user namespaces (%s)",
+                             sub.message);
+                return sd_error_set(warning_out, -r, "%s", u->failure.message);
         }
+        u->failed_ms = 0;
         if (!remapped) {
                 u->state = REMAP_NO;
                 return 0;
@@ -139,7 +149,10 @@ int userns_host_ids(struct userns *u, uint32_t uid, uint32_t gid, uid_t *uid_out
         _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&u->lock);
         if (u->state == REMAP_UNKNOWN) {
                 sd_error warning = { 0 };
-                if (refresh_locked(u, &warning) < 0)
+                bool asked_lately = u->failed_ms && sd_monotonic_ms() - u->failed_ms < RETRY_AFTER_MS;
+                if (asked_lately)
+                        warning = u->failure;
+                if ((asked_lately || refresh_locked(u, &warning) < 0) && warning_out)
                         sd_error_set(warning_out, warning.code, "%s; files keep uid %" PRIu32 ", gid %" PRIu32,
                                      warning.message, uid, gid);
         }
