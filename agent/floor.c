@@ -15,6 +15,7 @@
 #include "log.h"
 #include "secretd/cleanup.h"
 #include "secretd/names.h"
+#include "sorted.h"
 
 #define LEGACY_FILE "delivered.json"
 
@@ -29,23 +30,13 @@ static size_t entry_bytes(const char *name, uint64_t version) {
         return strlen(name) + 3 + (size_t) snprintf(digits, sizeof(digits), "%" PRIu64, version) + 1;
 }
 
+static const char *entry_key(const void *item) {
+        return ((const struct floor_entry *) item)->name;
+}
+
 /* Index of name, or where it would go (*found false). */
 static size_t entry_search(const struct floor *f, const char *name, bool *found) {
-        size_t lo = 0, hi = f->n_entries;
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                int c = strcmp(f->entries[mid]->name, name);
-                if (c == 0) {
-                        *found = true;
-                        return mid;
-                }
-                if (c < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        *found = false;
-        return lo;
+        return sorted_index((void *const *) f->entries, f->n_entries, name, entry_key, found);
 }
 
 uint64_t floor_get(const struct floor *f, const char *secret) {
@@ -65,19 +56,14 @@ static int entry_set(struct floor *f, const char *name, uint64_t version) {
         }
         size_t len = strlen(name);
         struct floor_entry *e = malloc(sizeof(*e) + len + 1);
-        struct floor_entry **bigger = reallocarray(f->entries, f->n_entries + 1, sizeof(*bigger));
-        if (!e || !bigger) {
-                free(e);
-                if (bigger)
-                        f->entries = bigger;
+        if (!e)
                 return -ENOMEM;
-        }
-        f->entries = bigger;
         e->version = version;
         memcpy(e->name, name, len + 1);
-        memmove(&f->entries[i + 1], &f->entries[i], (f->n_entries - i) * sizeof(*f->entries));
-        f->entries[i] = e;
-        f->n_entries++;
+        if (sorted_insert((void ***) &f->entries, &f->n_entries, i, e) < 0) {
+                free(e);
+                return -ENOMEM;
+        }
         f->file_bytes += entry_bytes(name, version);
         return 0;
 }

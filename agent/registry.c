@@ -17,6 +17,7 @@
 #include "registry.h"
 #include "secretd/cleanup.h"
 #include "secretd/names.h"
+#include "sorted.h"
 
 #define STATE_FILE_MAX ((size_t) 256 << 10)
 #define RECENTLY_WIPED 8
@@ -136,42 +137,21 @@ static struct volume *volume_find(struct registry *r, const char *name) {
 
 /* The records are sorted by id: a rotation looks up each of its (maybe
  * thousands of) targets. */
-static size_t record_index(struct registry *r, const char *id, bool *found) {
-        size_t lo = 0, hi = r->n_records;
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                int c = strcmp(r->records[mid]->id, id);
-                if (c == 0) {
-                        *found = true;
-                        return mid;
-                }
-                if (c < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        *found = false;
-        return lo;
+static const char *record_key(const void *item) {
+        return ((const struct mount_record *) item)->id;
 }
 
 static struct mount_record *record_find(struct registry *r, const char *id) {
         bool found;
-        size_t i = record_index(r, id, &found);
+        size_t i = sorted_index((void *const *) r->records, r->n_records, id, record_key, &found);
         return found ? r->records[i] : NULL;
 }
 
 /* Lock held; id not in the set yet. */
 static int record_insert(struct registry *r, struct mount_record *m) {
         bool found;
-        size_t i = record_index(r, m->id, &found);
-        struct mount_record **bigger = reallocarray(r->records, r->n_records + 1, sizeof(*bigger));
-        if (!bigger)
-                return -ENOMEM;
-        r->records = bigger;
-        memmove(&r->records[i + 1], &r->records[i], (r->n_records - i) * sizeof(*r->records));
-        r->records[i] = m;
-        r->n_records++;
-        return 0;
+        size_t i = sorted_index((void *const *) r->records, r->n_records, m->id, record_key, &found);
+        return sorted_insert((void ***) &r->records, &r->n_records, i, m);
 }
 
 /* Instances of a volume that hold or are about to hold a tmpfs. */
