@@ -12,6 +12,10 @@
 #                            "host", the trusted-writers file (secretctl
 #                            whoami) and a fresh driver name.  Exports
 #                            XDG_CONFIG_HOME and SECRETD_STORE; sets AGENT_*.
+#   agent_use_etcd PREFIX    after agent_fixture and start_etcd: the store is
+#                            etcd://<the test's etcd>/PREFIX (exported as
+#                            SECRETD_STORE) with the agent as recipient
+#                            "host" there
 #   put_secret NAME FILE     secretctl put NAME < FILE (value never in argv)
 #   agent_start [ARGS...]    starts `secretd run` (+ ARGS) in the background,
 #                            stderr appended to $AGENT_LOG; waits until the
@@ -110,6 +114,12 @@ agent_fixture() {
     "$SECRETCTL" recipient add host "$AGENT_PUB" >"$TEST_TMP/recipient.out" 2>&1 \
         || bail_out "secretctl recipient add failed: $(cat "$TEST_TMP/recipient.out")"
     diag "agent fixture: driver $AGENT_DRIVER, store $SECRETD_STORE, writer $(cat "$AGENT_TRUSTED")"
+}
+
+agent_use_etcd() {
+    export SECRETD_STORE=etcd://${ETCD_ENDPOINT#http://}/$1
+    "$SECRETCTL" recipient add host "$AGENT_PUB" >"$TEST_TMP/recipient-etcd.out" 2>&1 \
+        || bail_out "recipient add on etcd failed: $(cat "$TEST_TMP/recipient-etcd.out")"
 }
 
 put_secret() {

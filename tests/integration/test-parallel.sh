@@ -19,9 +19,7 @@ busybox_image
 agent_fixture
 # On etcd a fetch is a network round trip, as on most hosts that share
 # secrets: long enough for the Mounts dockerd sends side by side to meet.
-export SECRETD_STORE=etcd://${ETCD_ENDPOINT#http://}/secretd-parallel
-"$SECRETCTL" recipient add host "$AGENT_PUB" >"$TEST_TMP/recipient.out" 2>&1 \
-    || bail_out "recipient add on etcd failed: $(cat "$TEST_TMP/recipient.out")"
+agent_use_etcd secretd-parallel
 mkdir -m 0700 "$TEST_TMP/values"
 value=$SECRETD_CANARY_PREFIX-parallel-$(random_hex 24)
 printf '%s' "$value" >"$TEST_TMP/values/token"

@@ -28,9 +28,7 @@ on_exit "kill -CONT $ETCD_PID 2>/dev/null || true"
 start_dockerd
 busybox_image
 agent_fixture
-export SECRETD_STORE=etcd://${ETCD_ENDPOINT#http://}/secretd-stall
-"$SECRETCTL" recipient add host "$AGENT_PUB" >"$TEST_TMP/recipient.out" 2>&1 \
-    || bail_out "recipient add on etcd failed: $(cat "$TEST_TMP/recipient.out")"
+agent_use_etcd secretd-stall
 mkdir -m 0700 "$TEST_TMP/values"
 printf '%s' "$SECRETD_CANARY_PREFIX-stall1-$(random_hex 24)" >"$TEST_TMP/values/fast"
 printf '%s' "$SECRETD_CANARY_PREFIX-stall2-$(random_hex 24)" >"$TEST_TMP/values/slow"

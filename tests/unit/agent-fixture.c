@@ -125,9 +125,7 @@ char *fixture_call(struct agent_fixture *f, const char *path, unsigned *status, 
         return text;
 }
 
-char *fixture_read(struct agent_fixture *f, const char *relative) {
-        char path[256];
-        (void) snprintf(path, sizeof(path), "%s/%s", f->dir, relative);
+char *fixture_read_path(const char *path, size_t *len_out) {
         FILE *fp = fopen(path, "re");
         if (!fp)
                 return NULL;
@@ -137,9 +135,18 @@ char *fixture_read(struct agent_fixture *f, const char *relative) {
         fclose(fp);
         if (n < 0) {
                 free(text);
-                return strdup("");
+                text = strdup("");
+                n = 0;
         }
+        if (len_out)
+                *len_out = (size_t) n;
         return text;
+}
+
+char *fixture_read(struct agent_fixture *f, const char *relative) {
+        char path[256];
+        (void) snprintf(path, sizeof(path), "%s/%s", f->dir, relative);
+        return fixture_read_path(path, NULL);
 }
 
 void fixture_mount_id(unsigned n, char out[65]) {

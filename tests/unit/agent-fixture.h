@@ -65,7 +65,10 @@ uint64_t fixture_delete(struct agent_fixture *f, const char *name);
 char *fixture_call(struct agent_fixture *f, const char *path, unsigned *status, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 
-/* The whole file under the fixture's directory (relative path), or NULL. */
+/* The whole file at path (malloc()ed, its length in *len_out, may be
+ * NULL), "" for one that cannot be read, NULL if it cannot be opened. */
+char *fixture_read_path(const char *path, size_t *len_out);
+/* The same for a path under the fixture's directory. */
 char *fixture_read(struct agent_fixture *f, const char *relative);
 
 /* A 64-hex mount id made from n. */

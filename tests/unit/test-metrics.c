@@ -257,16 +257,8 @@ static json_t *parse_line(const char *line) {
 }
 
 static char *read_all(const char *path) {
-        FILE *f = fopen(path, "re");
-        cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-        char *text = NULL;
-        size_t cap = 0;
-        ssize_t n = getdelim(&text, &cap, '\0', f);
-        fclose(f);
-        if (n < 0) {
-                free(text);
-                return strdup("");
-        }
+        char *text = fixture_read_path(path, NULL);
+        cr_assert_not_null(text, "%s: %s", path, strerror(errno));
         return text;
 }
 

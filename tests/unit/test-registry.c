@@ -161,15 +161,22 @@ static void *mount_main(void *arg) {
         return NULL;
 }
 
-Test(registry, a_second_mount_of_an_id_in_flight_waits_and_shares_the_instance) {
-        fixture_put(&f, "token", "canary-reg-2");
+/* A volume "app" of secret token (value canary) and a reservation of
+ * mount id n on it. */
+static void reserve(const char *canary, unsigned n, char id[65], struct mount_reservation *res) {
+        fixture_put(&f, "token", canary);
         create_volume("app", "token");
-        struct mount_reservation res;
         char *mountpoint = NULL;
         sd_error err = { 0 };
+        fixture_mount_id(n, id);
+        cr_assert_eq(registry_mount_reserve(f.registry, "app", id, res, &mountpoint, &err), 0, "%s", err.message);
+}
+
+Test(registry, a_second_mount_of_an_id_in_flight_waits_and_shares_the_instance) {
+        struct mount_reservation res;
+        sd_error err = { 0 };
         char id[65];
-        fixture_mount_id(11, id);
-        cr_assert_eq(registry_mount_reserve(f.registry, "app", id, &res, &mountpoint, &err), 0, "%s", err.message);
+        reserve("canary-reg-2", 11, id, &res);
         struct volume_spec *spec = res.spec;
 
         /* dockerd asks again while the first Mount is still fetching. */
@@ -203,14 +210,9 @@ Test(registry, a_second_mount_of_an_id_in_flight_waits_and_shares_the_instance) 
 }
 
 Test(registry, a_mount_that_fails_leaves_nothing_and_the_id_can_mount_again) {
-        fixture_put(&f, "token", "canary-reg-3");
-        create_volume("app", "token");
         struct mount_reservation res;
-        char *mountpoint = NULL;
-        sd_error err = { 0 };
         char id[65];
-        fixture_mount_id(12, id);
-        cr_assert_eq(registry_mount_reserve(f.registry, "app", id, &res, &mountpoint, &err), 0, "%s", err.message);
+        reserve("canary-reg-3", 12, id, &res);
         free(res.spec);
         registry_mount_abandon(f.registry, &res, "test");
         struct record_views views = { 0 };
@@ -294,15 +296,7 @@ Test(registry, a_failed_wipe_leaves_a_dead_record_the_next_mount_finishes) {
 /* ---- the rollback floor ---- */
 
 static char *floor_bytes(size_t *len) {
-        FILE *fp = fopen(f.floor_path, "re");
-        if (!fp)
-                return NULL;
-        char *text = NULL;
-        size_t cap = 0;
-        ssize_t n = getdelim(&text, &cap, '\0', fp);
-        fclose(fp);
-        *len = n > 0 ? (size_t) n : 0;
-        return text;
+        return fixture_read_path(f.floor_path, len);
 }
 
 Test(floor, raised_before_delivery_written_sorted_and_never_lowered) {
