@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <linux/magic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -17,11 +18,14 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <sys/vfs.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include "fileio.h"
 #include "secretd/cleanup.h"
@@ -217,12 +221,12 @@ static int rw_open_mounted(int idfd, const char *id, sd_error *err) {
         return steal_fd(&fd);
 }
 
-static int instance_lock(int idfd, const char *id, sd_error *err) {
+static int instance_lock_as(int idfd, const char *id, int how, sd_error *err) {
         /* Serialises create/publish/destroy of one instance across threads
          * and processes: the agent may get Unmount while a rotation is
          * being published.  flock() locks belong to the open file
          * description, so two threads with their own fds exclude each other. */
-        while (flock(idfd, LOCK_EX) < 0) {
+        while (flock(idfd, how) < 0) {
                 if (errno != EINTR)
                         return sd_error_set_errno(err, errno, "instance '%s': cannot lock", id);
         }
@@ -233,6 +237,10 @@ static int instance_lock(int idfd, const char *id, sd_error *err) {
         if (st.st_nlink == 0)
                 return sd_error_set(err, ENOENT, "instance '%s' does not exist (destroyed meanwhile)", id);
         return 0;
+}
+
+static int instance_lock(int idfd, const char *id, sd_error *err) {
+        return instance_lock_as(idfd, id, LOCK_EX, err);
 }
 
 /* ---- wiping ------------------------------------------------------------ */
@@ -579,16 +587,109 @@ static int publish_error(sd_error *err, int code, int rwfd, const char *id, cons
         return sd_error_set_errno(err, code, "instance '%s': %s '%s': cannot %s", id, what, name, action);
 }
 
-static int file_write(int genfd, const struct sd_tmpfs_file *file, const struct sd_tmpfs_params *params) {
+static int data_link_generation(int rwfd, uint64_t *generation_out) {
+        char target[GENERATION_NAME_SIZE + 1];
+        ssize_t n = readlinkat(rwfd, DATA_LINK, target, sizeof(target));
+        if (n < 0) {
+                if (errno == ENOENT) {
+                        *generation_out = 0;
+                        return 0;
+                }
+                /* EINVAL: ..data exists but is not a symlink. */
+                return errno == EINVAL ? -EBADMSG : -errno;
+        }
+        if ((size_t) n >= sizeof(target))
+                return -EBADMSG;
+        target[n] = '\0';
+        return generation_parse(target, generation_out);
+}
+
+/* Set once sendfile(2) was refused (a seccomp filter without it): not
+ * tried again, so a filter that logs refusals logs one. */
+static atomic_bool sendfile_refused;
+
+/* The bytes of a file copied from another instance: see struct
+ * sd_tmpfs_file.  sendfile(2) keeps them inside the kernel; where it is
+ * refused they pass through one locked buffer, zeroed before it is
+ * freed. */
+static int file_copy_bytes(int rootfd, int fd, const struct sd_tmpfs_file *file) {
+        _cleanup_close_ int idfd = openat(rootfd, file->source_id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (idfd < 0)
+                return errno == ENOENT ? -ENOENT : -errno;
+        sd_error ignored = { 0 };
+        int r = instance_lock_as(idfd, file->source_id, LOCK_SH, &ignored);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int rwfd = rw_open_mounted(idfd, file->source_id, &ignored);
+        if (rwfd < 0)
+                return -ENOENT;
+        uint64_t generation = 0;
+        r = data_link_generation(rwfd, &generation);
+        if (r < 0)
+                return r == -EBADMSG ? -ESTALE : r;
+        if (generation != file->source_generation)
+                return -ESTALE;
+        char generation_dir[GENERATION_NAME_SIZE];
+        generation_name(generation, generation_dir);
+        _cleanup_close_ int genfd = openat(rwfd, generation_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (genfd < 0)
+                return -ENOENT;
+        _cleanup_close_ int in = openat(genfd, file->source_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+        if (in < 0)
+                return errno == ELOOP ? -EBADMSG : -ENOENT;
+        struct stat st;
+        if (fstat(in, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || (uint64_t) st.st_size != file->source_len)
+                return -EBADMSG;
+        size_t left = file->source_len;
+        while (left > 0 && !atomic_load(&sendfile_refused)) {
+                ssize_t n = sendfile(fd, in, NULL, left);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && (errno == EPERM || errno == ENOSYS || errno == EINVAL) && left == file->source_len) {
+                        atomic_store(&sendfile_refused, true);
+                        break;
+                }
+                if (n <= 0)
+                        return n < 0 ? -errno : -EBADMSG;
+                left -= (size_t) n;
+        }
+        if (left == 0)
+                return 0;
+        size_t chunk = left < 65536 ? left : 65536;
+        unsigned char *buf = sodium_malloc(chunk);
+        if (!buf)
+                return -ENOMEM;
+        r = 0;
+        while (left > 0 && r == 0) {
+                ssize_t n = read(in, buf, left < chunk ? left : chunk);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        r = n < 0 ? -errno : -EBADMSG;
+                else {
+                        r = sd_write_all(fd, buf, (size_t) n);
+                        left -= (size_t) n;
+                }
+        }
+        sodium_free(buf);
+        return r;
+}
+
+static int file_write(int rootfd, int genfd, const struct sd_tmpfs_file *file, const struct sd_tmpfs_params *params) {
         /* 0600 and exclusive until complete; the final mode and owner are
          * applied to the open fd, so no path is ever re-resolved. */
         _cleanup_close_ int fd = openat(genfd, file->name,
                                         O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
         if (fd < 0)
                 return -errno;
-        int r = sd_write_all(fd, file->value->data, file->value->len);
-        if (r < 0)
+        int r = file->value ? sd_write_all(fd, file->value->data, file->value->len) : file_copy_bytes(rootfd, fd, file);
+        if (r < 0) {
+                /* Nothing half-written stays behind. */
+                (void) unlinkat(genfd, file->name, 0);
                 return r;
+        }
         /* No fsync: tmpfs has no backing store. */
         if (fchmod(fd, params->mode) < 0)
                 return -errno;
@@ -745,23 +846,6 @@ static int publish_sweep(int rwfd, const char *live_dir, const char *prev_dir, c
         return r;
 }
 
-static int data_link_generation(int rwfd, uint64_t *generation_out) {
-        char target[GENERATION_NAME_SIZE + 1];
-        ssize_t n = readlinkat(rwfd, DATA_LINK, target, sizeof(target));
-        if (n < 0) {
-                if (errno == ENOENT) {
-                        *generation_out = 0;
-                        return 0;
-                }
-                /* EINVAL: ..data exists but is not a symlink. */
-                return errno == EINVAL ? -EBADMSG : -errno;
-        }
-        if ((size_t) n >= sizeof(target))
-                return -EBADMSG;
-        target[n] = '\0';
-        return generation_parse(target, generation_out);
-}
-
 /* Carry an unchanged file into the new generation: a hard link to the
  * current generation's inode.  No plaintext passes through memory, it costs
  * neither space nor an inode (so an update of one file in a large volume
@@ -794,7 +878,12 @@ static int publish_generation(const char *root, const char *id, const struct sd_
                 r = sd_name_validate("file name", name, name ? strlen(name) : 0, err);
                 if (r < 0)
                         return sd_error_prefix(err, r, "instance '%s'", id);
-                if ((!files[i].value && !carry) || (files[i].value && !files[i].value->data && files[i].value->len > 0))
+                bool copied = !files[i].value && files[i].source_id;
+                if (copied && (instance_id_validate(files[i].source_id, NULL) < 0 || !files[i].source_name ||
+                               strcmp(files[i].source_id, id) == 0))
+                        return sd_error_set(err, EINVAL, "instance '%s': file '%s' has a bad source", id, name);
+                if ((!files[i].value && !carry && !copied) ||
+                    (files[i].value && !files[i].value->data && files[i].value->len > 0))
                         return sd_error_set(err, EINVAL, "instance '%s': file '%s' has no value", id, name);
                 for (size_t j = 0; j < i; j++)
                         if (strcmp(files[j].name, name) == 0)
@@ -833,7 +922,7 @@ static int publish_generation(const char *root, const char *id, const struct sd_
 
         _cleanup_close_ int curfd = -1;
         for (size_t i = 0; carry && i < n_files; i++) {
-                if (files[i].value)
+                if (files[i].value || files[i].source_id)
                         continue;
                 if (curfd < 0 && have_current)
                         curfd = openat(rwfd, current_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -869,8 +958,13 @@ static int publish_generation(const char *root, const char *id, const struct sd_
                 return publish_error(err, errno, rwfd, id, "generation directory", generation_dir, "open");
 
         for (size_t i = 0; i < n_files; i++) {
-                if (files[i].value) {
-                        r = file_write(genfd, &files[i], params);
+                if (files[i].value || files[i].source_id) {
+                        r = file_write(rootfd, genfd, &files[i], params);
+                        if (files[i].source_id && (r == -ESTALE || r == -ENOENT || r == -EBADMSG))
+                                return sd_error_set(err, -r,
+                                                    "instance '%s': file '%s' cannot be copied from instance '%s': %s",
+                                                    id, files[i].name, files[i].source_id,
+                                                    r == -ESTALE ? "it changed meanwhile" : strerror(-r));
                         if (r < 0)
                                 return publish_error(err, r, rwfd, id, "file", files[i].name, "write");
                         continue;

@@ -38,9 +38,10 @@
  *
  * All functions need CAP_SYS_ADMIN (mount) for create/destroy and work
  * fd-relative below root without following symlinks.  Calls on the same
- * instance serialise on an flock(2) of root/<id> (threads included).  None
- * of them keeps plaintext: values are written from the caller's sd_secret
- * and nothing is copied.
+ * instance serialise on an flock(2) of root/<id> (threads included); a
+ * copy from another instance holds that one's lock shared.  None of them
+ * keeps plaintext: values are written from the caller's sd_secret, or
+ * copied from another instance's file (see struct sd_tmpfs_file).
  *
  * Sizing: two generations coexist (always, after the first update), so
  * size_bytes must fit twice the files (each rounded up to a page), and
@@ -66,6 +67,20 @@ struct sd_tmpfs_params {
 struct sd_tmpfs_file {
         const char *name;                 /* visible file name; checked with sd_name_validate() */
         const struct sd_secret *value;
+        /* Or, with value NULL: a copy of file source_name of instance
+         * source_id (below the same root) as it is in that instance's
+         * generation source_generation, which must be source_len bytes.
+         * The bytes go from one tmpfs to the other inside the kernel
+         * (sendfile), or, where that is not allowed, through a locked
+         * buffer zeroed after use; the source is locked (shared) while it
+         * is read, so no update can change it under the copy.  -ESTALE if
+         * the source is at another generation now, -ENOENT if it or the
+         * file is gone, -EBADMSG if the file is not a regular file of that
+         * length. */
+        const char *source_id;
+        const char *source_name;
+        uint64_t source_generation;
+        size_t source_len;
 };
 
 /* Create instance id: directories, tmpfs, read-only view.  *ro_path_out
