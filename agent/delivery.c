@@ -14,6 +14,7 @@
 #include "notes.h"
 #include "secretd/cleanup.h"
 #include "secretd/envelope.h"
+#include "sorted.h"
 #include "userns.h"
 
 #define PAGE ((uint64_t) 4096)
@@ -33,12 +34,26 @@ struct opened {
         struct sd_envelope_info info;
 };
 
+/* An envelope verified and opened once, remembered without its
+ * plaintext: the latest of each name. */
+struct verified {
+        char name[SD_NAME_MAX + 1];
+        uint64_t version;
+        uint64_t epoch;
+        unsigned char digest[DIGEST_BYTES];
+        bool tombstone;
+        size_t len;
+        char writer[SD_KEY_ID_CHARS + 1];
+};
+
 struct delivery {
         struct delivery_config cfg;
         struct envelope_source store_source;
         pthread_mutex_t lock;             /* guards the list and epoch */
         pthread_cond_t ready;             /* an open finished (or failed) */
         struct opened *opens;
+        struct verified **verified;       /* sorted by name */
+        size_t n_verified;
         uint64_t epoch;                   /* bumped when the trust root changes */
         unsigned long n_opens;
 };
@@ -86,6 +101,9 @@ int delivery_new(const struct delivery_config *cfg, struct delivery **out, sd_er
 void delivery_free(struct delivery *d) {
         if (!d)
                 return;
+        for (size_t i = 0; i < d->n_verified; i++)
+                free(d->verified[i]);
+        free(d->verified);
         /* Every fetch was released: nothing is left in the list. */
         (void) pthread_cond_destroy(&d->ready);
         (void) pthread_mutex_destroy(&d->lock);
@@ -94,7 +112,8 @@ void delivery_free(struct delivery *d) {
 
 void delivery_trust_changed(struct delivery *d) {
         _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&d->lock);
-        /* Opens in flight finish under the old root; nobody joins them. */
+        /* Opens in flight finish under the old root; nobody joins them,
+         * and nothing checked under it is taken as verified. */
         d->epoch++;
 }
 
@@ -133,6 +152,51 @@ static struct opened *opened_find(struct delivery *d, const char *secret, uint64
         return NULL;
 }
 
+static const char *verified_key(const void *item) {
+        return ((const struct verified *) item)->name;
+}
+
+/* Lock held: what was verified of secret at this version, these bytes,
+ * under this trust root; NULL if nothing. */
+static const struct verified *verified_find(struct delivery *d, const char *secret, uint64_t version,
+                                            const unsigned char digest[DIGEST_BYTES]) {
+        bool found;
+        size_t i = sorted_index((void *const *) d->verified, d->n_verified, secret, verified_key, &found);
+        if (!found)
+                return NULL;
+        const struct verified *v = d->verified[i];
+        if (v->version != version || v->epoch != d->epoch || sodium_memcmp(v->digest, digest, DIGEST_BYTES) != 0)
+                return NULL;
+        return v;
+}
+
+/* Lock held: remember an opened envelope; it replaces an older version
+ * (a rotation drops the last one), never a newer one. */
+static void verified_record(struct delivery *d, const struct opened *o) {
+        bool found;
+        size_t i = sorted_index((void *const *) d->verified, d->n_verified, o->name, verified_key, &found);
+        struct verified *v;
+        if (found) {
+                v = d->verified[i];
+                if (v->version > o->version && v->epoch == o->epoch)
+                        return;
+        } else {
+                v = calloc(1, sizeof(*v));
+                /* Out of memory: the next Mount opens again, no harm. */
+                if (!v || sorted_insert((void ***) &d->verified, &d->n_verified, i, v) < 0) {
+                        free(v);
+                        return;
+                }
+        }
+        (void) snprintf(v->name, sizeof(v->name), "%s", o->name);
+        v->version = o->version;
+        v->epoch = o->epoch;
+        memcpy(v->digest, o->digest, DIGEST_BYTES);
+        v->tombstone = o->info.tombstone;
+        v->len = o->value ? o->value->len : 0;
+        memcpy(v->writer, o->info.signer_id, sizeof(v->writer));
+}
+
 /* Lock held. */
 static void opened_unlink(struct delivery *d, struct opened *gone) {
         for (struct opened **p = &d->opens; *p; p = &(*p)->next)
@@ -160,10 +224,7 @@ static int open_error(struct delivery *d, const char *secret, int r, const sd_er
 }
 
 static int fetch_open(struct delivery *d, const char *secret, const char *data, size_t len, uint64_t version,
-                      struct opened **out, sd_error *err) {
-        unsigned char digest[DIGEST_BYTES];
-        crypto_generichash(digest, sizeof(digest), (const unsigned char *) data, len, NULL, 0);
-
+                      const unsigned char digest[DIGEST_BYTES], struct opened **out, sd_error *err) {
         struct opened *o;
         {
                 _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&d->lock);
@@ -186,7 +247,7 @@ static int fetch_open(struct delivery *d, const char *secret, const char *data, 
                 (void) snprintf(o->name, sizeof(o->name), "%s", secret);
                 o->version = version;
                 o->epoch = d->epoch;
-                memcpy(o->digest, digest, sizeof(digest));
+                memcpy(o->digest, digest, DIGEST_BYTES);
                 o->next = d->opens;
                 d->opens = o;
                 d->n_opens++;
@@ -212,6 +273,7 @@ static int fetch_open(struct delivery *d, const char *secret, const char *data, 
         o->info = info;
         o->ready = true;
         o->users = 1;
+        verified_record(d, o);
         *out = o;
         return 0;
 }
@@ -223,6 +285,7 @@ unsigned long delivery_opens(struct delivery *d) {
 
 void delivery_release(struct delivery *d, struct fetched *f) {
         struct opened *o = f->opened;
+        free(f->envelope);
         *f = (struct fetched) { 0 };
         if (!o)
                 return;
@@ -237,11 +300,24 @@ void delivery_release(struct delivery *d, struct fetched *f) {
         free(o);
 }
 
-int delivery_fetch(struct delivery *d, const char *secret, bool allow_tombstone, struct fetched *out,
+/* Fill f from an opened envelope (it takes over f->opened). */
+static void fetched_from(struct fetched *f, struct opened *o) {
+        f->version = o->info.version;
+        f->tombstone = o->info.tombstone;
+        f->len = o->value ? o->value->len : 0;
+        f->value = o->value;
+        f->opened = o;
+        f->unopened = false;
+        memcpy(f->writer, o->info.signer_id, sizeof(f->writer));
+}
+
+int delivery_fetch(struct delivery *d, const char *secret, unsigned flags, struct fetched *out,
                    enum delivery_step *step_out, sd_error *err) {
         enum delivery_step unused;
         if (!step_out)
                 step_out = &unused;
+        struct fetched f = { 0 };
+        (void) snprintf(f.secret, sizeof(f.secret), "%s", secret);
         _cleanup_free_ char *data = NULL;
         size_t len = 0;
         uint64_t version = 0;
@@ -250,27 +326,56 @@ int delivery_fetch(struct delivery *d, const char *secret, bool allow_tombstone,
          * overlap there, which tests/integration/test-parallel.sh checks. */
         log_debug("fetch of secret '%s' started", secret);
         int r = fetch_get(d, secret, &data, &len, &version, err);
-        struct opened *o = NULL;
+        unsigned char digest[DIGEST_BYTES];
+        bool reused = false;
         if (r == 0) {
-                *step_out = DELIVERY_OPEN;
-                r = fetch_open(d, secret, data, len, version, &o, err);
+                crypto_generichash(digest, sizeof(digest), (const unsigned char *) data, len, NULL, 0);
+                _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&d->lock);
+                const struct verified *v = (flags & DELIVERY_REUSE_VERIFIED) ? verified_find(d, secret, version, digest)
+                                                                             : NULL;
+                if (v) {
+                        reused = true;
+                        f.version = v->version;
+                        f.tombstone = v->tombstone;
+                        f.len = v->len;
+                        f.unopened = !v->tombstone;
+                        memcpy(f.writer, v->writer, sizeof(f.writer));
+                }
         }
-        log_debug("fetch of secret '%s' ended: %s", secret, r < 0 ? strerror(-r) : "ok");
+        if (r == 0 && !reused) {
+                *step_out = DELIVERY_OPEN;
+                struct opened *o = NULL;
+                r = fetch_open(d, secret, data, len, version, digest, &o, err);
+                if (r == 0)
+                        fetched_from(&f, o);
+        }
+        log_debug("fetch of secret '%s' ended: %s", secret, r < 0 ? strerror(-r) : reused ? "ok, verified before" : "ok");
         if (r < 0)
                 return r;
-        struct fetched f = {
-                .version = o->info.version,
-                .tombstone = o->info.tombstone,
-                .len = o->value ? o->value->len : 0,
-                .value = o->value,
-                .opened = o,
-        };
-        memcpy(f.writer, o->info.signer_id, sizeof(f.writer));
-        if (f.tombstone && !allow_tombstone) {
+        if (f.tombstone && !(flags & DELIVERY_ALLOW_TOMBSTONE)) {
                 delivery_release(d, &f);
                 return sd_error_set(err, ENOENT, "secret '%s' was deleted in version %" PRIu64, secret, version);
         }
+        if (f.unopened) {
+                f.envelope = steal_pointer(&data);
+                f.envelope_len = len;
+        }
         *out = f;
+        return 0;
+}
+
+int delivery_open_fetched(struct delivery *d, struct fetched *f, sd_error *err) {
+        if (!f->unopened)
+                return 0;
+        unsigned char digest[DIGEST_BYTES];
+        crypto_generichash(digest, sizeof(digest), (const unsigned char *) f->envelope, f->envelope_len, NULL, 0);
+        struct opened *o = NULL;
+        int r = fetch_open(d, f->secret, f->envelope, f->envelope_len, f->version, digest, &o, err);
+        if (r < 0)
+                return r;
+        free(f->envelope);
+        f->envelope = NULL;
+        fetched_from(f, o);
         return 0;
 }
 
@@ -322,9 +427,8 @@ int delivery_params(struct delivery *d, const struct volume_spec *spec, struct s
         return 0;
 }
 
-int delivery_write_new(struct delivery *d, const char *id, const struct volume_spec *spec,
-                       const struct sd_tmpfs_params *params, const struct sd_secret *const values[],
-                       char **mountpoint_out, sd_error *err) {
+int delivery_write_new(struct delivery *d, const char *id, const struct sd_tmpfs_params *params,
+                       const struct sd_tmpfs_file *files, size_t n, char **mountpoint_out, sd_error *err) {
         const struct instances *in = d->cfg.instances;
         _cleanup_free_ char *mountpoint = NULL;
         int r = instances_create(in, id, params, &mountpoint, err);
@@ -341,10 +445,7 @@ int delivery_write_new(struct delivery *d, const char *id, const struct volume_s
         }
         if (r < 0)
                 return r;
-        struct sd_tmpfs_file files[VOLUME_SECRETS_MAX];
-        for (size_t i = 0; i < spec->n_secrets; i++)
-                files[i] = (struct sd_tmpfs_file) { .name = spec->secrets[i].file, .value = values[i] };
-        r = instances_publish(in, id, params, files, spec->n_secrets, 1, err);
+        r = instances_publish(in, id, params, files, n, 1, err);
         if (r < 0) {
                 sd_error sub = { 0 };
                 (void) instances_destroy(in, id, &sub);

@@ -25,16 +25,25 @@
  *
  * Opening once.  Opening an envelope costs a signature check, a sealed-box
  * unwrap and two locked allocations (the unmaps of which shoot down TLBs
- * on every core the agent runs on): most of a Mount.  Mounts that need the
- * same envelope (same name, version and bytes: BLAKE2b) at the same time
- * share one open: the first opens, the others wait for it and use its
- * plaintext, which lives in sodium_malloc()ed memory only while one of
- * them still writes it, and is zeroed and freed after the last one.  No
- * plaintext is kept beyond that (tests/integration/test-memory.sh scans
- * the agent after a delivery and finds none): a later Mount of the same
- * version opens the envelope again.  Keeping verified plaintext for
- * longer would save that open at the price of values in the agent's
- * memory while no Mount needs them; see docs/agent.md "Performance".
+ * on every core the agent runs on): most of a Mount.  So:
+ *   - Mounts that need the same envelope (same name, version and bytes:
+ *     BLAKE2b) at the same time share one open: the first opens, the
+ *     others wait for it and use its plaintext, which lives in
+ *     sodium_malloc()ed memory only while one of them still writes it,
+ *     and is zeroed and freed after the last one.
+ *   - Every envelope opened is remembered without its plaintext (name,
+ *     version, digest, writer, length; the latest version per name, and
+ *     only under the trust root it was checked against).  A Mount or
+ *     Create that gets the very same bytes again needs no new check: a
+ *     Create needs nothing more, and a Mount copies the file from a live
+ *     instance that holds that version (struct sd_tmpfs_file's source:
+ *     from tmpfs to tmpfs), opening the envelope only when no instance
+ *     has it.
+ * No plaintext is kept in the agent beyond a Mount or rotation
+ * (tests/integration/test-memory.sh scans the agent after a delivery and
+ * finds none).  Keeping verified plaintext would also spare the open when
+ * no container holds the version, at the price of values in the agent's
+ * memory while nobody needs them; docs/agent.md "Performance".
  *
  * Thread-safe: the plugin threads and the rotation thread call it at once.
  * No lock of the registry is held while any of this runs.
@@ -105,21 +114,41 @@ struct opened;
 /* The latest version of one secret, verified.  value is NULL for a
  * tombstone.  Release with delivery_release(). */
 struct fetched {
+        char secret[SD_NAME_MAX + 1];
         uint64_t version;
         bool tombstone;
         size_t len;
         char writer[SD_KEY_ID_CHARS + 1];
+        /* NULL for a tombstone, and for an envelope verified before that
+         * was not opened again (DELIVERY_REUSE_VERIFIED): see
+         * delivery_open_fetched(). */
         const struct sd_secret *value;
+        bool unopened;
+        char *envelope;                   /* the bytes, while unopened */
+        size_t envelope_len;
         struct opened *opened;            /* shared plaintext; internal */
 };
 
-/* Get and open the latest version of secret.  A tombstone is -ENOENT
- * ("secret 'x' was deleted in version N") unless allow_tombstone.  On
+enum {
+        /* An envelope whose very bytes were verified before under the same
+         * trust root is not opened again: value is NULL and unopened set
+         * (Create needs no value, a Mount may copy it from an instance). */
+        DELIVERY_REUSE_VERIFIED = 1 << 0,
+        /* A tombstone is delivered (value NULL, tombstone set) instead of
+         * failing with -ENOENT. */
+        DELIVERY_ALLOW_TOMBSTONE = 1 << 1,
+};
+
+/* Get and open the latest version of secret (flags above).  A tombstone is
+ * -ENOENT ("secret 'x' was deleted in version N") unless allowed.  On
  * failure *step_out (may be NULL) says which step failed and err says why
  * with advice for the operator: this host's key line when it is not a
  * recipient, the trusted-writers file when the writer is unknown. */
-int delivery_fetch(struct delivery *d, const char *secret, bool allow_tombstone, struct fetched *out,
+int delivery_fetch(struct delivery *d, const char *secret, unsigned flags, struct fetched *out,
                    enum delivery_step *step_out, sd_error *err);
+/* Open an unopened fetch after all (no instance to copy it from).  0 and
+ * nothing to do for one that has its value. */
+int delivery_open_fetched(struct delivery *d, struct fetched *f, sd_error *err);
 void delivery_release(struct delivery *d, struct fetched *f);
 
 /* Envelopes opened so far (each open is a signature check and an unwrap):
@@ -145,13 +174,12 @@ int delivery_check_size(const char *volume, const struct volume_spec *spec, cons
 int delivery_params(struct delivery *d, const struct volume_spec *spec, struct sd_tmpfs_params *out,
                     sd_error *err);
 
-/* Create instance id and publish generation 1 with values[i] as
- * spec->secrets[i].file.  *mountpoint_out malloc()ed.  An instance
- * without a record (a crash between create and record) is destroyed and
- * made again.  On failure nothing is left. */
-int delivery_write_new(struct delivery *d, const char *id, const struct volume_spec *spec,
-                       const struct sd_tmpfs_params *params, const struct sd_secret *const values[],
-                       char **mountpoint_out, sd_error *err);
+/* Create instance id and publish generation 1 with files[0..n) (values,
+ * or copies from other instances).  *mountpoint_out malloc()ed.  An
+ * instance without a record (a crash between create and record) is
+ * destroyed and made again.  On failure nothing is left. */
+int delivery_write_new(struct delivery *d, const char *id, const struct sd_tmpfs_params *params,
+                       const struct sd_tmpfs_file *files, size_t n, char **mountpoint_out, sd_error *err);
 
 /* Publish generation (current + 1) of instance id with value (NULL:
  * removed) as every file of secret, the instance's other files carried

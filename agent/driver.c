@@ -79,6 +79,9 @@ static void volume_fetch_release(struct delivery *d, struct volume_fetch *vf) {
  * volume, vf released. */
 static int volume_fetch_all(struct driver *drv, const char *volume, const char *instance,
                             const struct volume_spec *spec, struct volume_fetch *vf, sd_error *err) {
+        /* What was verified before need not be opened again: Create
+         * wants no value, a Mount copies it from an instance if one has
+         * it. */
         *vf = (struct volume_fetch) { .n = spec->n_secrets };
         size_t lengths[VOLUME_SECRETS_MAX];
         for (size_t i = 0; i < spec->n_secrets; i++) {
@@ -91,7 +94,7 @@ static int volume_fetch_all(struct driver *drv, const char *volume, const char *
                         vf->seen[i] = registry_floor(drv->registry, name);
                         enum delivery_step step;
                         sd_error sub = { 0 };
-                        int r = delivery_fetch(drv->delivery, name, false, &vf->fetched[i], &step, &sub);
+                        int r = delivery_fetch(drv->delivery, name, DELIVERY_REUSE_VERIFIED, &vf->fetched[i], &step, &sub);
                         if (r < 0) {
                                 volume_fetch_release(drv->delivery, vf);
                                 sd_error_set(err, -r, "volume '%s': %s", volume, sub.message);
@@ -122,6 +125,44 @@ static void decide_refused(struct driver *drv, const char *volume, const char *i
         const struct note_instance in = { .id = instance, .volume = volume };
         note_refusal(drv->notes, delivery_error_kind(DELIVERY_DECIDE, r), volume, NULL, &in, instance ? 1 : 0,
                      err->message);
+}
+
+/* The files of a new instance: each value that was opened, or a copy
+ * from a live instance that holds that version (no open needed); with
+ * no such instance, or if the copy fails (the source changed meanwhile),
+ * the envelope is opened after all. */
+static int write_instance(struct driver *drv, const char *id, const struct volume_spec *spec,
+                          const struct sd_tmpfs_params *params, struct volume_fetch *vf, char **mountpoint_out,
+                          sd_error *err) {
+        struct sd_tmpfs_file files[VOLUME_SECRETS_MAX];
+        struct instance_source sources[VOLUME_SECRETS_MAX];
+        for (unsigned attempt = 0;; attempt++) {
+                bool copies = false;
+                for (size_t i = 0; i < spec->n_secrets; i++) {
+                        struct fetched *f = &vf->fetched[vf->first[i]];
+                        files[i] = (struct sd_tmpfs_file) { .name = spec->secrets[i].file, .value = f->value };
+                        if (!f->unopened)
+                                continue;
+                        if (attempt == 0 && registry_find_source(drv->registry, f->secret, f->version, id, &sources[i])) {
+                                files[i].source_id = sources[i].id;
+                                files[i].source_name = sources[i].file;
+                                files[i].source_generation = sources[i].generation;
+                                files[i].source_len = f->len;
+                                copies = true;
+                                continue;
+                        }
+                        int r = delivery_open_fetched(drv->delivery, f, err);
+                        if (r < 0)
+                                return r;
+                        files[i].value = f->value;
+                }
+                int r = delivery_write_new(drv->delivery, id, params, files, spec->n_secrets, mountpoint_out, err);
+                if (r == 0 || !copies || !(r == -ESTALE || r == -ENOENT || r == -EBADMSG))
+                        return r;
+                char sid[SD_SHORT_ID_CHARS + 1];
+                log_debug("mount %s: %s; opening the envelopes instead", sd_short_id(id, sid), err->message);
+                sd_error_clear(err);
+        }
 }
 
 /* ---- endpoints ---- */
@@ -269,10 +310,7 @@ static json_t *on_mount(struct driver *drv, const struct plugin_mount_request *r
                 registry_mount_abandon(drv->registry, &res, "mount failed");
                 return error_reply(&err);
         }
-        const struct sd_secret *values[VOLUME_SECRETS_MAX];
-        for (size_t i = 0; i < spec->n_secrets; i++)
-                values[i] = vf->fetched[vf->first[i]].value;
-        r = delivery_write_new(drv->delivery, req->id, spec, &params, values, &mountpoint, &err);
+        r = write_instance(drv, req->id, spec, &params, vf, &mountpoint, &err);
         char delivered[512];
         delivered_text(spec, vf, delivered, sizeof(delivered));
         char writers[VOLUME_SECRETS_MAX][SD_KEY_ID_CHARS + 1];

@@ -657,6 +657,27 @@ int registry_mount_reserve(struct registry *r, const char *volume, const char *i
         return 0;
 }
 
+bool registry_find_source(struct registry *r, const char *secret, uint64_t version, const char *except_id,
+                          struct instance_source *out) {
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&r->lock);
+        for (size_t i = 0; i < r->n_records; i++) {
+                const struct mount_record *m = r->records[i];
+                /* One busy with a rotation is about to change. */
+                if (m->state != RECORD_LIVE || m->busy || strcmp(m->id, except_id) == 0 ||
+                    record_version_of(m, secret) != version)
+                        continue;
+                const struct volume *v = volume_find(r, m->volume);
+                for (size_t j = 0; v && j < v->spec.n_secrets; j++)
+                        if (strcmp(v->spec.secrets[j].name, secret) == 0) {
+                                memcpy(out->id, m->id, sizeof(out->id));
+                                memcpy(out->file, v->spec.secrets[j].file, sizeof(out->file));
+                                out->generation = m->generation;
+                                return true;
+                        }
+        }
+        return false;
+}
+
 uint64_t registry_floor(struct registry *r, const char *secret) {
         _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&r->floor_lock);
         return floor_get(&r->floor, secret);

@@ -173,6 +173,17 @@ int registry_mount_finish(struct registry *r, struct mount_reservation *res, cha
  * it.  NULL-safe on a finished reservation. */
 void registry_mount_abandon(struct registry *r, struct mount_reservation *res, const char *why);
 
+/* A live instance (not except_id) that holds version of secret, to copy
+ * the file from (struct sd_tmpfs_file's source): its id, the file the
+ * secret is delivered as, its generation.  false if none. */
+struct instance_source {
+        char id[MOUNT_ID_MAX + 1];
+        char file[SD_NAME_MAX + 1];
+        uint64_t generation;
+};
+bool registry_find_source(struct registry *r, const char *secret, uint64_t version, const char *except_id,
+                          struct instance_source *out);
+
 /* The floor of a secret as it is now (the "seen" above). */
 uint64_t registry_floor(struct registry *r, const char *secret);
 /* floor_decide() on its own (Create, which records nothing). */

@@ -401,7 +401,7 @@ static int rotation_fetch(struct rotator *r, const char *secret, struct fetched 
                 uint64_t seen = registry_floor(r->cfg.registry, secret);
                 enum delivery_step step;
                 sd_error err = { 0 };
-                int q = delivery_fetch(d, secret, true, f, &step, &err);
+                int q = delivery_fetch(d, secret, DELIVERY_ALLOW_TOMBSTONE, f, &step, &err);
                 if (q < 0) {
                         refuse(r, secret, delivery_error_kind(step, q), err.message);
                         return q;

@@ -31,6 +31,7 @@ struct fake_instances {
         pthread_mutex_t lock;
         struct fake_instance **items;
         size_t n;
+        unsigned copies, copies_refused;
         struct instances backend;
 };
 
@@ -107,7 +108,25 @@ static int write_files(struct fake_instances *f, const char *id, const struct sd
                         continue;
                 }
                 const struct fake_file *old = NULL;
-                for (size_t j = 0; carry && j < in->n_files && !old; j++)
+                if (files[i].source_id) {
+                        /* A copy from another instance, as it is at the
+                         * generation asked for. */
+                        const struct fake_instance *src = find(f, files[i].source_id);
+                        if (!src || src->generation != files[i].source_generation) {
+                                files_clear(next, i + 1);
+                                f->copies_refused++;
+                                return sd_error_set(err, src ? ESTALE : ENOENT, "instance '%s': cannot copy '%s'", id,
+                                                    files[i].name);
+                        }
+                        for (size_t j = 0; j < src->n_files && !old; j++)
+                                if (strcmp(src->files[j].name, files[i].source_name) == 0)
+                                        old = &src->files[j];
+                        if (old && old->len != files[i].source_len)
+                                old = NULL;
+                        if (old)
+                                f->copies++;
+                }
+                for (size_t j = 0; carry && !files[i].source_id && j < in->n_files && !old; j++)
                         if (strcmp(in->files[j].name, files[i].name) == 0)
                                 old = &in->files[j];
                 if (!old) {
@@ -128,7 +147,7 @@ static int write_files(struct fake_instances *f, const char *id, const struct sd
 static int fake_publish(void *ctx, const char *id, const struct sd_tmpfs_params *params,
                         const struct sd_tmpfs_file *files, size_t n, uint64_t generation, sd_error *err) {
         for (size_t i = 0; i < n; i++)
-                if (!files[i].value)
+                if (!files[i].value && !files[i].source_id)
                         return sd_error_set(err, EINVAL, "publish: file '%s' has no value", files[i].name);
         return write_files(ctx, id, params, files, n, generation, false, err);
 }
@@ -270,4 +289,17 @@ bool fake_instances_owner(struct fake_instances *f, const char *id, unsigned *ui
         *gid = (unsigned) in->params.gid;
         *mode = (unsigned) in->params.mode;
         return true;
+}
+
+void fake_instances_copies(struct fake_instances *f, unsigned *copies, unsigned *refused) {
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&f->lock);
+        *copies = f->copies;
+        *refused = f->copies_refused;
+}
+
+void fake_instances_bump(struct fake_instances *f, const char *id) {
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&f->lock);
+        struct fake_instance *in = find(f, id);
+        if (in)
+                in->generation++;
 }

@@ -36,3 +36,10 @@ uint64_t fake_instances_generation(struct fake_instances *f, const char *id);
 char *fake_instances_read(struct fake_instances *f, const char *id, const char *name);
 /* The owner and mode the files of id were last written with. */
 bool fake_instances_owner(struct fake_instances *f, const char *id, unsigned *uid, unsigned *gid, unsigned *mode);
+
+/* Files copied from another instance so far, and copies refused (the
+ * source at another generation, or gone). */
+void fake_instances_copies(struct fake_instances *f, unsigned *copies, unsigned *refused);
+/* Move instance id to its next generation behind the agent's back (as a
+ * rotation publishing it at that moment would). */
+void fake_instances_bump(struct fake_instances *f, const char *id);

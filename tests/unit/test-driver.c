@@ -476,8 +476,8 @@ Test(parallel, fetches_of_one_envelope_at_once_share_one_open_and_keep_nothing) 
         struct fetched a = { 0 }, b = { 0 }, c = { 0 };
         sd_error err = { 0 };
         unsigned long opens = delivery_opens(f.delivery);
-        cr_assert_eq(delivery_fetch(f.delivery, "token", false, &a, NULL, &err), 0, "%s", err.message);
-        cr_assert_eq(delivery_fetch(f.delivery, "token", false, &b, NULL, &err), 0, "%s", err.message);
+        cr_assert_eq(delivery_fetch(f.delivery, "token", 0, &a, NULL, &err), 0, "%s", err.message);
+        cr_assert_eq(delivery_fetch(f.delivery, "token", 0, &b, NULL, &err), 0, "%s", err.message);
         cr_assert_eq(delivery_opens(f.delivery), opens + 1, "the second fetch used the first one's open");
         cr_assert_eq(a.value, b.value);
         cr_assert_eq(a.version, 1);
@@ -485,12 +485,60 @@ Test(parallel, fetches_of_one_envelope_at_once_share_one_open_and_keep_nothing) 
         delivery_release(f.delivery, &a);
         delivery_release(f.delivery, &b);
         /* Nothing is kept once nobody needs it: the next fetch opens. */
-        cr_assert_eq(delivery_fetch(f.delivery, "token", false, &c, NULL, &err), 0, "%s", err.message);
+        cr_assert_eq(delivery_fetch(f.delivery, "token", 0, &c, NULL, &err), 0, "%s", err.message);
         cr_assert_eq(delivery_opens(f.delivery), opens + 2);
         delivery_release(f.delivery, &c);
         /* Other bytes for the same version are opened on their own. */
         fixture_put(&f, "token", "canary-par-6");
-        cr_assert_eq(delivery_fetch(f.delivery, "token", false, &c, NULL, &err), 0, "%s", err.message);
+        cr_assert_eq(delivery_fetch(f.delivery, "token", 0, &c, NULL, &err), 0, "%s", err.message);
         cr_assert_eq(c.version, 2);
         delivery_release(f.delivery, &c);
+}
+
+Test(parallel, one_verify_per_version_while_an_instance_holds_it) {
+        fixture_put(&f, "token", "canary-par-7");
+        fixture_put(&f, "other", "canary-par-8");
+        create_volume("app", "\"secrets\":\"token,other\"");
+        create_volume("alias", "\"secrets\":\"token:renamed\"");
+        unsigned long opens = delivery_opens(f.delivery);
+        cr_assert_eq(opens, 2, "Create opened each envelope once");
+        char a[65], b[65], c[65], d[65];
+        fixture_mount_id(70, a);
+        fixture_mount_id(71, b);
+        fixture_mount_id(72, c);
+        fixture_mount_id(73, d);
+        mount_ok("app", a);
+        cr_assert_eq(delivery_opens(f.delivery), opens + 2, "no instance had them: opened");
+        /* While a holds them, others copy from it: no open at all. */
+        mount_ok("app", b);
+        mount_ok("alias", c);
+        cr_assert_eq(delivery_opens(f.delivery), opens + 2, "copied from the live instance");
+        assert_file(b, "token", "canary-par-7");
+        assert_file(b, "other", "canary-par-8");
+        assert_file(c, "renamed", "canary-par-7");
+        unsigned copies, refused;
+        fake_instances_copies(f.instances, &copies, &refused);
+        cr_assert_eq(copies, 3);
+        /* A source that moved on under the copy: refused, opened instead. */
+        fake_instances_bump(f.instances, a);
+        fake_instances_bump(f.instances, b);
+        fake_instances_bump(f.instances, c);
+        mount_ok("app", d);
+        fake_instances_copies(f.instances, &copies, &refused);
+        cr_assert_geq(refused, 1);
+        assert_file(d, "token", "canary-par-7");
+        cr_assert_eq(delivery_opens(f.delivery), opens + 4);
+        /* Once nobody holds a version, the next Mount opens it again. */
+        for (unsigned i = 70; i < 74; i++) {
+                char id[65];
+                fixture_mount_id(i, id);
+                unmount_ok(i == 72 ? "alias" : "app", id);
+        }
+        mount_ok("app", a);
+        cr_assert_eq(delivery_opens(f.delivery), opens + 6);
+        /* A new version is opened once, whatever was verified before. */
+        fixture_put(&f, "token", "canary-par-9");
+        mount_ok("app", b);
+        assert_file(b, "token", "canary-par-9");
+        cr_assert_eq(delivery_opens(f.delivery), opens + 7);
 }
