@@ -15,7 +15,8 @@
  *
  * Locking.  `lock` guards the in-memory sets and is held only to read or
  * change them: never across the store, the network, a tmpfs call or a
- * state file.  A mount record has a `busy` mark instead: whoever holds it
+ * state file write (only a Remove's unlink of its definition runs under
+ * it, so no Mount reserves an instance of a volume going away).  A mount record has a `busy` mark instead: whoever holds it
  * (registry_acquire() or a Mount's reservation) is the only one doing I/O
  * for that id; others wanting the same id wait on `idle`.  So a Mount
  * fetching secrets for one id never delays an Unmount or a wipe of
