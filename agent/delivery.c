@@ -76,12 +76,12 @@ enum error_kind delivery_error_kind(enum delivery_step step, int code) {
         return ERROR_STORE;
 }
 
-static int store_get(void *ctx, const char *name, char **data_out, size_t *len_out, uint64_t *version_out,
-                     sd_error *err) {
+static int store_get(void *ctx, const char *name, uint64_t version, char **data_out, size_t *len_out,
+                     uint64_t *version_out, sd_error *err) {
         struct sd_store *store = ctx;
         if (!store)
                 return sd_error_set(err, ENODEV, "no store is open");
-        return sd_store_get(store, name, 0, data_out, len_out, version_out, err);
+        return sd_store_get(store, name, version, data_out, len_out, version_out, err);
 }
 
 int delivery_new(const struct delivery_config *cfg, struct delivery **out, sd_error *err) {
@@ -132,7 +132,7 @@ static int naming_secret(const char *secret, int code, const char *message, sd_e
 static int fetch_get(struct delivery *d, const char *secret, char **data_out, size_t *len_out, uint64_t *version_out,
                      sd_error *err) {
         sd_error sub = { 0 };
-        int r = d->cfg.source->get(d->cfg.source->ctx, secret, data_out, len_out, version_out, &sub);
+        int r = d->cfg.source->get(d->cfg.source->ctx, secret, 0, data_out, len_out, version_out, &sub);
         /* A missing secret is an answer: the store is fine. */
         if (d->cfg.notes)
                 notes_store(d->cfg.notes, r == 0 || r == -ENOENT, sub.message);

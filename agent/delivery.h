@@ -68,11 +68,13 @@ struct instances;
 struct notes;
 struct userns;
 
-/* Step 1's seam: the bytes of the latest envelope of name.  The default
- * reads the store (sd_store_get, version 0).  *data_out malloc()ed. */
+/* Step 1's seam: the bytes of version `version` (0: the latest) of name's
+ * envelope, and the version they are.  The default reads the store
+ * (sd_store_get); a cache of envelopes for when the store is unreachable
+ * would stand in here.  *data_out malloc()ed. */
 struct envelope_source {
-        int (*get)(void *ctx, const char *name, char **data_out, size_t *len_out, uint64_t *version_out,
-                   sd_error *err);
+        int (*get)(void *ctx, const char *name, uint64_t version, char **data_out, size_t *len_out,
+                   uint64_t *version_out, sd_error *err);
         void *ctx;
 };
 

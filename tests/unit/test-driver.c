@@ -33,8 +33,8 @@ struct gate {
         struct envelope_source source;
 };
 
-static int gate_get(void *ctx, const char *name, char **data_out, size_t *len_out, uint64_t *version_out,
-                    sd_error *err) {
+static int gate_get(void *ctx, const char *name, uint64_t version, char **data_out, size_t *len_out,
+                    uint64_t *version_out, sd_error *err) {
         struct gate *g = ctx;
         pthread_mutex_lock(&g->lock);
         if (strcmp(name, g->failing) == 0) {
@@ -52,7 +52,7 @@ static int gate_get(void *ctx, const char *name, char **data_out, size_t *len_ou
                 pthread_cond_broadcast(&g->changed);
         }
         pthread_mutex_unlock(&g->lock);
-        return sd_store_get(g->store, name, 0, data_out, len_out, version_out, err);
+        return sd_store_get(g->store, name, version, data_out, len_out, version_out, err);
 }
 
 static struct agent_fixture f;
