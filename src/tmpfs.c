@@ -612,7 +612,19 @@ static atomic_bool sendfile_refused;
  * sd_tmpfs_file.  sendfile(2) keeps them inside the kernel; where it is
  * refused they pass through one locked buffer, zeroed before it is
  * freed. */
-static int file_copy_bytes(int rootfd, int fd, const struct sd_tmpfs_file *file) {
+/* The locked buffer of one publish's copies, allocated at the first copy
+ * that needs it: one guarded allocation, not one per file. */
+struct copy_buffer {
+        unsigned char *data;
+};
+#define COPY_BUFFER_SIZE ((size_t) 64 << 10)
+
+static void copy_buffer_free(struct copy_buffer *b) {
+        sodium_free(b->data);
+        b->data = NULL;
+}
+
+static int file_copy_bytes(int rootfd, int fd, const struct sd_tmpfs_file *file, struct copy_buffer *buffer) {
         _cleanup_close_ int idfd = openat(rootfd, file->source_id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (idfd < 0)
                 return errno == ENOENT ? -ENOENT : -errno;
@@ -657,34 +669,39 @@ static int file_copy_bytes(int rootfd, int fd, const struct sd_tmpfs_file *file)
         }
         if (left == 0)
                 return 0;
-        size_t chunk = left < 65536 ? left : 65536;
-        unsigned char *buf = sodium_malloc(chunk);
-        if (!buf)
-                return -ENOMEM;
+        if (!buffer->data) {
+                buffer->data = sodium_malloc(COPY_BUFFER_SIZE);
+                if (!buffer->data)
+                        return -ENOMEM;
+        }
         r = 0;
         while (left > 0 && r == 0) {
-                ssize_t n = read(in, buf, left < chunk ? left : chunk);
+                ssize_t n = read(in, buffer->data, left < COPY_BUFFER_SIZE ? left : COPY_BUFFER_SIZE);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n <= 0)
                         r = n < 0 ? -errno : -EBADMSG;
                 else {
-                        r = sd_write_all(fd, buf, (size_t) n);
+                        r = sd_write_all(fd, buffer->data, (size_t) n);
                         left -= (size_t) n;
                 }
         }
-        sodium_free(buf);
+        /* The next copy overwrites it; nothing of this one outlives the
+         * publish either way (sodium_free zeroes). */
+        sodium_memzero(buffer->data, COPY_BUFFER_SIZE);
         return r;
 }
 
-static int file_write(int rootfd, int genfd, const struct sd_tmpfs_file *file, const struct sd_tmpfs_params *params) {
+static int file_write(int rootfd, int genfd, const struct sd_tmpfs_file *file, const struct sd_tmpfs_params *params,
+                      struct copy_buffer *buffer) {
         /* 0600 and exclusive until complete; the final mode and owner are
          * applied to the open fd, so no path is ever re-resolved. */
         _cleanup_close_ int fd = openat(genfd, file->name,
                                         O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
         if (fd < 0)
                 return -errno;
-        int r = file->value ? sd_write_all(fd, file->value->data, file->value->len) : file_copy_bytes(rootfd, fd, file);
+        int r = file->value ? sd_write_all(fd, file->value->data, file->value->len)
+                            : file_copy_bytes(rootfd, fd, file, buffer);
         if (r < 0) {
                 /* Nothing half-written stays behind. */
                 (void) unlinkat(genfd, file->name, 0);
@@ -956,10 +973,11 @@ static int publish_generation(const char *root, const char *id, const struct sd_
         _cleanup_close_ int genfd = openat(rwfd, generation_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (genfd < 0)
                 return publish_error(err, errno, rwfd, id, "generation directory", generation_dir, "open");
+        _cleanup_(copy_buffer_free) struct copy_buffer buffer = { 0 };
 
         for (size_t i = 0; i < n_files; i++) {
                 if (files[i].value || files[i].source_id) {
-                        r = file_write(rootfd, genfd, &files[i], params);
+                        r = file_write(rootfd, genfd, &files[i], params, &buffer);
                         if (files[i].source_id && (r == -ESTALE || r == -ENOENT || r == -EBADMSG))
                                 return sd_error_set(err, -r,
                                                     "instance '%s': file '%s' cannot be copied from instance '%s': %s",
