@@ -18,16 +18,21 @@
 #endif
 
 #include "admin.h"
-#include "agent.h"
 #include "audit.h"
 #include "daemon.h"
+#include "delivery.h"
+#include "driver.h"
 #include "events.h"
+#include "httpd.h"
 #include "log.h"
+#include "notes.h"
+#include "registry.h"
 #include "rotate.h"
 #include "seccomp-filter.h"
 #include "secretd/keys.h"
 #include "secretd/realm.h"
 #include "secretd/store.h"
+#include "userns.h"
 
 static void notify(const char *state) {
 #if HAVE_LIBSYSTEMD
@@ -52,8 +57,8 @@ static int harden_process(sd_error *err) {
         return 0;
 }
 
-static void plugin_server_stopp(struct plugin_server **s) {
-        plugin_server_stop(*s);
+static void httpd_stopp(struct httpd **h) {
+        httpd_stop(*h);
 }
 
 static void events_stopp(struct events **e) {
@@ -64,8 +69,20 @@ static void rotator_stopp(struct rotator **r) {
         rotator_stop(*r);
 }
 
-static void agent_donep(struct agent *a) {
-        agent_done(a);
+static void registry_freep(struct registry **r) {
+        registry_free(*r);
+}
+
+static void delivery_freep(struct delivery **d) {
+        delivery_free(*d);
+}
+
+static void userns_freep(struct userns **u) {
+        userns_free(*u);
+}
+
+static void notes_donep(struct notes *n) {
+        notes_done(n);
 }
 
 static void realm_warn(void *userdata, const char *message) {
@@ -180,43 +197,60 @@ int daemon_run(const struct sd_config *cfg) {
                 return DAEMON_EXIT_FAILURE;
         const struct sd_box_keypair keys[] = { { key->box_pk, key->box_sk } };
 
-        __attribute__((cleanup(agent_donep))) struct agent agent;
-        agent_init(&agent);
-        agent.state_dir = cfg->state_dir;
-        agent.store = store;
-        agent.realm = realm;
-        agent.keys = keys;
-        agent.n_keys = SD_ARRAY_SIZE(keys);
-        agent.pubkey_line = pubkey;
-        agent.limits = (struct volume_limits) { .default_size = cfg->default_size, .max_size = cfg->max_size };
-        agent.caps = (struct agent_caps) {
-                .max_volumes = cfg->max_volumes,
-                .max_instances_per_volume = cfg->max_instances_per_volume,
-                .max_inodes = cfg->max_inodes,
-                .max_total_tmpfs = cfg->max_total_tmpfs,
-        };
-        agent.floor_file = cfg->floor_file;
-        agent.docker_socket = cfg->docker_socket;
-        agent.connection_timeout = cfg->connection_timeout;
-        agent.status.driver = cfg->driver;
-        agent.status.store_url = cfg->store_url;
         _cleanup_audit_ struct audit *audit = NULL;
         if (audit_open(cfg->audit_log, &audit, &err) < 0) {
                 log_error("%s (audit-log = \"\" turns the audit log off)", err.message);
                 return DAEMON_EXIT_FAILURE;
         }
-        agent.audit = audit;
         if (cfg->audit_log[0])
                 log_info("audit log %s", cfg->audit_log);
         else
                 log_warn("the audit log is off (audit-log is empty)");
-        if (agent_state_open(&agent, &err) < 0) {
+        __attribute__((cleanup(notes_donep))) struct notes notes;
+        notes_init(&notes, audit, cfg->driver, cfg->store_url);
+
+        __attribute__((cleanup(registry_freep))) struct registry *registry = NULL;
+        const struct registry_config registry_cfg = {
+                .state_dir = cfg->state_dir,
+                .floor_file = cfg->floor_file,
+                .notes = &notes,
+                .limits = { .default_size = cfg->default_size, .max_size = cfg->max_size },
+                .caps = {
+                        .max_volumes = cfg->max_volumes,
+                        .max_instances_per_volume = cfg->max_instances_per_volume,
+                        .max_inodes = cfg->max_inodes,
+                        .max_total_tmpfs = cfg->max_total_tmpfs,
+                },
+        };
+        if (registry_open(&registry_cfg, &registry, &err) < 0) {
                 log_error("%s", err.message);
                 return DAEMON_EXIT_FAILURE;
         }
+        __attribute__((cleanup(userns_freep))) struct userns *userns = NULL;
+        __attribute__((cleanup(delivery_freep))) struct delivery *delivery = NULL;
+        if (userns_new(cfg->docker_socket, &userns, &err) < 0) {
+                log_error("%s", err.message);
+                return DAEMON_EXIT_FAILURE;
+        }
+        const struct delivery_config delivery_cfg = {
+                .store = store,
+                .realm = realm,
+                .keys = keys,
+                .n_keys = SD_ARRAY_SIZE(keys),
+                .pubkey_line = pubkey,
+                .instances = registry_instances(registry),
+                .userns = userns,
+                .notes = &notes,
+        };
+        if (delivery_new(&delivery_cfg, &delivery, &err) < 0) {
+                log_error("%s", err.message);
+                return DAEMON_EXIT_FAILURE;
+        }
+        struct driver driver = { .registry = registry, .delivery = delivery, .notes = &notes };
+        struct admin admin_api = { .registry = registry, .notes = &notes };
 
         _cleanup_free_ char *socket_path = NULL;
-        int fd = plugin_socket_listen(cfg->plugin_dir, cfg->driver, &socket_path, &err);
+        int fd = driver_socket_listen(cfg->plugin_dir, cfg->driver, &socket_path, &err);
         if (fd < 0) {
                 log_error("%s", err.message);
                 return DAEMON_EXIT_FAILURE;
@@ -241,15 +275,15 @@ int daemon_run(const struct sd_config *cfg) {
         } else {
                 log_warn("seccomp is off: the agent may make any system call");
         }
-        __attribute__((cleanup(plugin_server_stopp))) struct plugin_server *server = NULL;
-        if (plugin_server_start(&agent, fd, socket_path, &server, &err) < 0) {
+        __attribute__((cleanup(httpd_stopp))) struct httpd *server = NULL;
+        if (driver_serve(&driver, fd, socket_path, cfg->connection_timeout, &server, &err) < 0) {
                 (void) unlink(socket_path);
                 log_error("%s", err.message);
                 return DAEMON_EXIT_FAILURE;
         }
         log_info("serving the volume plugin '%s' on %s", cfg->driver, socket_path);
-        __attribute__((cleanup(admin_server_stopp))) struct admin_server *admin = NULL;
-        if (admin_server_start(&agent, steal_fd(&admin_fd), cfg->admin_socket, &admin, &err) < 0) {
+        __attribute__((cleanup(httpd_stopp))) struct httpd *admin = NULL;
+        if (admin_serve(&admin_api, steal_fd(&admin_fd), cfg->admin_socket, &admin, &err) < 0) {
                 (void) unlink(cfg->admin_socket);
                 log_error("%s", err.message);
                 return DAEMON_EXIT_FAILURE;
@@ -258,12 +292,26 @@ int daemon_run(const struct sd_config *cfg) {
         /* After the plugin server: the first reconcile may take a while
          * and must not delay dockerd's Mounts. */
         __attribute__((cleanup(events_stopp))) struct events *events = NULL;
-        if (events_start(&agent, cfg->docker_socket, cfg->driver, &events, &err) < 0) {
+        const struct events_config events_cfg = {
+                .registry = registry,
+                .notes = &notes,
+                .userns = userns,
+                .docker_socket = cfg->docker_socket,
+                .driver = cfg->driver,
+        };
+        if (events_start(&events_cfg, &events, &err) < 0) {
                 log_error("%s", err.message);
                 return DAEMON_EXIT_FAILURE;
         }
         __attribute__((cleanup(rotator_stopp))) struct rotator *rotator = NULL;
-        if (rotator_start(&agent, cfg->docker_socket, &rotator, &err) < 0) {
+        const struct rotator_config rotator_cfg = {
+                .registry = registry,
+                .delivery = delivery,
+                .notes = &notes,
+                .store = store,
+                .docker_socket = cfg->docker_socket,
+        };
+        if (rotator_start(&rotator_cfg, &rotator, &err) < 0) {
                 log_error("%s", err.message);
                 return DAEMON_EXIT_FAILURE;
         }
@@ -292,8 +340,8 @@ int daemon_run(const struct sd_config *cfg) {
          * written on every change, so nothing is left to flush. */
         rotator_stop(steal_pointer(&rotator));
         events_stop(steal_pointer(&events));
-        admin_server_stop(steal_pointer(&admin));
-        plugin_server_stop(steal_pointer(&server));
+        httpd_stop(steal_pointer(&admin));
+        httpd_stop(steal_pointer(&server));
         log_info("stopped");
         return DAEMON_EXIT_OK;
 }

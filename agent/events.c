@@ -11,17 +11,18 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "admin.h"
-#include "audit.h"
 #include "events.h"
 #include "log.h"
 #include "metrics.h"
+#include "notes.h"
+#include "registry.h"
 #include "secretd/clock.h"
 #include "secretd/docker.h"
+#include "secretd/tmpfs.h"
+#include "userns.h"
 
 /* Reconnect backoff: dockerd restarts in a second or two. */
 #define BACKOFF_MIN_MS 100
@@ -41,7 +42,7 @@ struct pending_die {
 };
 
 struct events {
-        struct agent *agent;
+        struct events_config cfg;
         char *driver;
         struct sd_docker *docker;
         int stop_fd;
@@ -63,88 +64,20 @@ struct events {
         bool ever_connected;
 };
 
-/* One mount record as seen at one moment, taken under reg_lock so the
- * docker calls that follow run without any agent lock. */
-struct record_view {
-        char id[MOUNT_ID_MAX + 1];
-        char volume[SD_NAME_MAX + 1];
-        unsigned refcount;
-        int64_t mounted_at;
-        char container_id[SD_DOCKER_CONTAINER_ID_LEN + 1];
-        char container_name[SD_DOCKER_NAME_MAX + 1];
-        char *mountpoint;
-        /* Reconcile: a running container mounts this volume but its
-         * instance could not be told, so this one may be its. */
-        bool unsure;
-};
-
-struct record_views {
-        struct record_view *items;
-        size_t n;
-};
-
-static void record_views_clear(struct record_views *v) {
-        for (size_t i = 0; i < v->n; i++)
-                free(v->items[i].mountpoint);
-        free(v->items);
-        *v = (struct record_views) { 0 };
-}
-#define _cleanup_record_views_ _cleanup_(record_views_clear)
-
-static int records_snapshot(struct agent *a, struct record_views *out) {
-        _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
-        struct record_views v = { 0 };
-        if (a->n_mounts > 0) {
-                v.items = calloc(a->n_mounts, sizeof(*v.items));
-                if (!v.items)
-                        return -ENOMEM;
-        }
-        for (size_t i = 0; i < a->n_mounts; i++) {
-                const struct mount_record *m = a->mounts[i];
-                struct record_view *r = &v.items[v.n];
-                memcpy(r->id, m->id, sizeof(r->id));
-                memcpy(r->volume, m->volume, sizeof(r->volume));
-                r->refcount = m->refcount;
-                r->mounted_at = m->mounted_at;
-                memcpy(r->container_id, m->container_id, sizeof(r->container_id));
-                memcpy(r->container_name, m->container_name, sizeof(r->container_name));
-                r->mountpoint = strdup(m->mountpoint ? m->mountpoint : "");
-                if (!r->mountpoint) {
-                        record_views_clear(&v);
-                        return -ENOMEM;
-                }
-                v.n++;
-        }
-        *out = v;
-        return 0;
-}
-
 static void wipe(struct events *e, const struct record_view *r, const char *why) {
-        int rc = agent_mount_wipe(e->agent, r->id, r->container_id, r->refcount, why);
-        if (rc == 0) {
-                metrics_inc(METRIC_WIPES);
-                (void) audit_log(e->agent->audit,
-                                 &(struct audit_event) {
-                                         .kind = AUDIT_WIPE,
-                                         .container = r->container_id[0] ? r->container_id : NULL,
-                                         .container_name = r->container_name[0] ? r->container_name : NULL,
-                                         .volume = r->volume,
-                                         .instance = r->id,
-                                         .reason = why,
-                                 });
-        } else if (rc == -EBUSY) {
+        /* Counted and audited by the registry's one wipe. */
+        int rc = registry_wipe(e->cfg.registry, r->id, r->container_id, r->refcount, why);
+        if (rc == -EBUSY) {
                 char sid[SD_SHORT_ID_CHARS + 1];
                 log_debug("instance %s changed since it was checked (mounted again); not wiped",
                           sd_short_id(r->id, sid));
-        } else if (rc != -ENOENT) {
-                metrics_error(ERROR_TMPFS);
         }
 }
 
 static void link_instance(struct events *e, const char *id, const char *container_id, const char *name,
                           int reload_signal) {
         sd_error err = { 0 };
-        int r = agent_mount_link(e->agent, id, container_id, name, reload_signal, &err);
+        int r = registry_link(e->cfg.registry, id, container_id, name, reload_signal, &err);
         if (r < 0 && r != -ENOENT) {
                 char sid[SD_SHORT_ID_CHARS + 1];
                 metrics_error(ERROR_STATE);
@@ -152,49 +85,32 @@ static void link_instance(struct events *e, const char *id, const char *containe
         }
 }
 
-/* The tmpfs device mounted at `destination` inside process pid (the
- * container's init), from its mountinfo: "ID PARENT MAJ:MIN ROOT MOUNTPOINT
- * ...", MOUNTPOINT with space, tab, newline and backslash octal-escaped.
- * The last match wins: a later mount shadows an earlier one. */
-static int container_mount_dev(int pid, const char *destination, dev_t *dev_out) {
-        char path[64];
-        (void) snprintf(path, sizeof(path), "/proc/%d/mountinfo", pid);
-        _cleanup_fclose_ FILE *f = fopen(path, "re");
-        if (!f)
-                return -errno;
-        _cleanup_free_ char *line = NULL;
-        size_t cap = 0;
-        bool found = false;
-        dev_t dev = 0;
-        while (getline(&line, &cap, f) > 0) {
-                unsigned maj, min;
-                char *save = NULL;
-                char *field[5];
-                char *p = line;
-                size_t n = 0;
-                for (; n < 5 && (field[n] = strtok_r(p, " \n", &save)); n++)
-                        p = NULL;
-                if (n < 5 || sscanf(field[2], "%u:%u", &maj, &min) != 2)
-                        continue;
-                /* Decode \ooo in place. */
-                char *w = field[4];
-                for (const char *s = field[4]; *s; s++) {
-                        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-                            s[3] >= '0' && s[3] <= '7') {
-                                *w++ = (char) ((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-                                s += 3;
-                        } else
-                                *w++ = *s;
-                }
-                *w = '\0';
-                if (strcmp(field[4], destination) == 0) {
-                        dev = makedev(maj, min);
-                        found = true;
-                }
+struct mount_at {
+        const char *destination;
+        dev_t dev;
+        bool found;
+};
+
+/* The last match wins: a later mount shadows an earlier one. */
+static int mount_at_seen(void *userdata, const struct sd_mount_entry *e) {
+        struct mount_at *m = userdata;
+        if (strcmp(e->mount_point, m->destination) == 0) {
+                m->dev = e->dev;
+                m->found = true;
         }
-        if (!found)
+        return 0;
+}
+
+/* The device mounted at `destination` inside process pid (the container's
+ * init), from its mount table. */
+static int container_mount_dev(int pid, const char *destination, dev_t *dev_out) {
+        struct mount_at m = { .destination = destination };
+        int r = sd_mount_table_foreach((pid_t) pid, mount_at_seen, &m);
+        if (r < 0)
+                return r;
+        if (!m.found)
                 return -ENOENT;
-        *dev_out = dev;
+        *dev_out = m.dev;
         return 0;
 }
 
@@ -271,7 +187,7 @@ static void reconcile(struct events *e, const char *why) {
          * list is asked for, so its container is in the list unless it is
          * really gone. */
         _cleanup_record_views_ struct record_views views = { 0 };
-        if (records_snapshot(e->agent, &views) < 0) {
+        if (registry_views(e->cfg.registry, &views) < 0) {
                 log_error("reconcile (%s): out of memory", why);
                 return;
         }
@@ -330,6 +246,18 @@ static void reconcile(struct events *e, const char *why) {
                 if (wanted)
                         link_by_device(e, c->id, &views);
         }
+        /* A container still being started is "created" (or restarting)
+         * from before its Mount until it runs, which on a loaded host can
+         * take longer than the grace: the unlinked instances of its
+         * volumes may be its own. */
+        for (size_t i = 0; i < list.n; i++) {
+                const struct sd_docker_container *c = &list.items[i];
+                if (c->state != SD_DOCKER_STATE_CREATED && c->state != SD_DOCKER_STATE_RESTARTING)
+                        continue;
+                for (size_t k = 0; k < c->n_mounts; k++)
+                        if (is_our_mount(e, &c->mounts[k], NULL))
+                                mark_unsure(&views, c->mounts[k].name);
+        }
         int64_t now = (int64_t) time(NULL);
         for (size_t i = 0; i < views.n; i++) {
                 struct record_view *v = &views.items[i];
@@ -349,7 +277,7 @@ static void reconcile(struct events *e, const char *why) {
  * DIE_CHECK_DELAY_MS) or was destroyed.  Callers hold work_lock. */
 static void container_gone(struct events *e, const char *container_id, bool destroyed) {
         _cleanup_record_views_ struct record_views views = { 0 };
-        if (records_snapshot(e->agent, &views) < 0)
+        if (registry_views(e->cfg.registry, &views) < 0)
                 return;
         bool any = false;
         for (size_t i = 0; i < views.n && !any; i++)
@@ -391,7 +319,7 @@ static void container_gone(struct events *e, const char *container_id, bool dest
 
 static void on_volume_mount(struct events *e, const struct sd_docker_event *ev) {
         _cleanup_record_views_ struct record_views views = { 0 };
-        if (records_snapshot(e->agent, &views) < 0)
+        if (registry_views(e->cfg.registry, &views) < 0)
                 return;
         /* Already linked (a replayed event, or the reconcile got there). */
         for (size_t i = 0; i < views.n; i++)
@@ -440,7 +368,7 @@ static void on_volume_mount(struct events *e, const struct sd_docker_event *ev) 
 
 static void on_container_start(struct events *e, const struct sd_docker_event *ev) {
         _cleanup_record_views_ struct record_views views = { 0 };
-        if (records_snapshot(e->agent, &views) < 0)
+        if (registry_views(e->cfg.registry, &views) < 0)
                 return;
         bool any_unlinked = false;
         for (size_t i = 0; i < views.n; i++) {
@@ -456,7 +384,7 @@ static void on_container_start(struct events *e, const struct sd_docker_event *e
 
 static void on_container_rename(struct events *e, const struct sd_docker_event *ev) {
         _cleanup_record_views_ struct record_views views = { 0 };
-        if (records_snapshot(e->agent, &views) < 0)
+        if (registry_views(e->cfg.registry, &views) < 0)
                 return;
         for (size_t i = 0; i < views.n; i++)
                 if (strcmp(views.items[i].container_id, ev->actor_id) == 0)
@@ -482,7 +410,7 @@ static void schedule_die_check(struct events *e, const char *container_id) {
 static int handle_event(void *userdata, const struct sd_docker_event *ev, sd_error *err) {
         struct events *e = userdata;
         (void) err;
-        agent_status_docker_event(e->agent);
+        notes_docker_event(e->cfg.notes);
         log_debug("docker event: %s %s %.12s", ev->type_name, ev->action_name, ev->actor_id);
         {
                 _cleanup_unlock_ pthread_mutex_t *work = sd_lock(&e->work_lock);
@@ -523,7 +451,14 @@ static int handle_connected(void *userdata, sd_error *err) {
         } else
                 log_info("docker events: following %s", sd_docker_socket_path(e->docker));
         e->ever_connected = true;
-        agent_status_docker(e->agent, true, NULL);
+        notes_docker(e->cfg.notes, true, NULL);
+        /* dockerd may have restarted with another --userns-remap: ask
+         * again, once, now rather than at every Mount. */
+        if (e->cfg.userns) {
+                sd_error warning = { 0 };
+                if (userns_refresh(e->cfg.userns, &warning) < 0)
+                        log_warn("%s; the next Mount asks again", warning.message);
+        }
         _cleanup_unlock_ pthread_mutex_t *work = sd_lock(&e->work_lock);
         e->connected = true;
         reconcile(e, "connected");
@@ -576,14 +511,14 @@ static void *events_thread(void *arg) {
                         last_failure = r;
                         log_warn("docker events: disconnected from %s: %s; reconnecting",
                                  sd_docker_socket_path(e->docker), err.message[0] ? err.message : strerror(-r));
-                        agent_status_docker(e->agent, false, err.message);
+                        notes_docker(e->cfg.notes, false, err.message);
                 } else if (r != last_failure) {
                         /* Once per kind of failure, not once per retry. */
                         last_failure = r;
                         log_warn("docker events: cannot follow %s: %s; retrying every %d s at most",
                                  sd_docker_socket_path(e->docker), err.message[0] ? err.message : strerror(-r),
                                  BACKOFF_MAX_MS / 1000);
-                        agent_status_docker(e->agent, false, err.message);
+                        notes_docker(e->cfg.notes, false, err.message);
                 }
                 if (r == -EACCES || r == -EPROTO || r == -EINVAL)
                         metrics_error(ERROR_DOCKER);
@@ -652,12 +587,12 @@ static void events_stopp(struct events **e) {
         events_stop(*e);
 }
 
-int events_start(struct agent *a, const char *docker_socket, const char *driver, struct events **out,
-                 sd_error *err) {
+int events_start(const struct events_config *cfg, struct events **out, sd_error *err) {
         __attribute__((cleanup(events_stopp))) struct events *e = calloc(1, sizeof(*e));
         if (!e)
                 return sd_error_set(err, ENOMEM, "out of memory");
-        e->agent = a;
+        e->cfg = *cfg;
+        const char *docker_socket = cfg->docker_socket, *driver = cfg->driver;
         e->stop_fd = -1;
         (void) pthread_mutex_init(&e->work_lock, NULL);
         pthread_condattr_t ca;

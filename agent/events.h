@@ -23,25 +23,39 @@
  *     than 30 s: wiped (a Mount precedes its container's start).
  *
  * Nothing live is ever wiped: every wipe is decided on a snapshot and
- * applied only if the record is unchanged (agent_mount_wipe()), and a
- * container that dockerd reports running keeps its instances.
+ * applied only if the record is unchanged (registry_wipe()), and a
+ * container that dockerd reports running, or that is still being started
+ * (created, restarting), keeps its instances.
+ *
+ * After each (re)connect the user namespace answer is refreshed
+ * (userns_refresh): a dockerd restart may have changed it.
  *
  * Two threads: the events stream (sd_docker_events_run with a stop eventfd,
  * reconnecting with backoff and since=) and a timer for the delayed die
  * checks and the periodic reconcile.  Their work is serialised.
  */
 
-#include "agent.h"
 #include "secretd/error.h"
+
+struct notes;
+struct registry;
+struct userns;
+
+struct events_config {
+        struct registry *registry;
+        struct notes *notes;
+        struct userns *userns;            /* refreshed at each connect; may be NULL */
+        const char *docker_socket;
+        const char *driver;               /* our volume driver's name */
+};
 
 struct events;
 
-/* Start following dockerd at docker_socket for instances of volume driver
- * `driver` (both strings are copied).  Fails only for a bad socket path,
- * out of memory, or threads that cannot start; dockerd being down is
- * retried in the background. */
-int events_start(struct agent *a, const char *docker_socket, const char *driver, struct events **out,
-                 sd_error *err);
+/* Start following dockerd at cfg->docker_socket for instances of volume
+ * driver cfg->driver (both strings are copied).  Fails only for a bad
+ * socket path, out of memory, or threads that cannot start; dockerd being
+ * down is retried in the background. */
+int events_start(const struct events_config *cfg, struct events **out, sd_error *err);
 
 /* Stop both threads (promptly, even in the middle of a reconnect backoff)
  * and free everything.  NULL is fine. */

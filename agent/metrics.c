@@ -95,19 +95,6 @@ unsigned long long metrics_get_error(enum error_kind k) {
         return atomic_load_explicit(&errors[k], memory_order_relaxed);
 }
 
-enum error_kind metrics_error_kind_for_code(int code) {
-        switch (code < 0 ? -code : code) {
-        case ESTALE:
-                return ERROR_ROLLBACK;
-        case EKEYREJECTED:
-        case ENOKEY:
-        case EBADMSG:
-                return ERROR_VERIFY;
-        default:
-                return ERROR_STORE;
-        }
-}
-
 const char *metrics_error_kind_name(enum error_kind k) {
         if ((unsigned) k >= ERROR_KIND_COUNT_)
                 return "?";

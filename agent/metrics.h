@@ -51,10 +51,6 @@ void metrics_observe_rotation(double seconds);
 unsigned long long metrics_get(enum metric m);
 unsigned long long metrics_get_error(enum error_kind k);
 
-/* The kind of a failed secret fetch by its errno code: ESTALE rollback;
- * EKEYREJECTED, ENOKEY, EBADMSG verify; anything else store. */
-enum error_kind metrics_error_kind_for_code(int code);
-
 /* "store", "verify", ... as used in the kind label. */
 const char *metrics_error_kind_name(enum error_kind k);
 

@@ -356,3 +356,17 @@ int plugin_parse_create_request(const char *body, size_t len, const struct volum
         *out = *req;
         return 0;
 }
+
+json_t *volume_spec_secret_names(const struct volume_spec *spec) {
+        json_t *secrets = json_array();
+        for (size_t i = 0; secrets && i < spec->n_secrets; i++) {
+                bool seen = false;
+                for (size_t j = 0; j < i && !seen; j++)
+                        seen = strcmp(spec->secrets[j].name, spec->secrets[i].name) == 0;
+                if (!seen && json_array_append_new(secrets, json_string(spec->secrets[i].name)) < 0) {
+                        json_decref(secrets);
+                        return NULL;
+                }
+        }
+        return secrets;
+}

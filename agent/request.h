@@ -68,6 +68,11 @@ int volume_opt_id_parse(const char *what, const char *text, uint32_t *out, sd_er
 json_t *volume_spec_to_json(const struct volume_spec *spec);
 bool volume_spec_equal(const struct volume_spec *a, const struct volume_spec *b);
 
+/* The secret names a volume delivers, each once (one secret may be
+ * delivered under several file names), as a JSON array.  NULL on out of
+ * memory. */
+json_t *volume_spec_secret_names(const struct volume_spec *spec);
+
 /* ---- request bodies ---- */
 
 struct plugin_name_request {       /* Remove, Get, Path */

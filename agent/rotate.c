@@ -14,15 +14,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "audit.h"
+#include "delivery.h"
 #include "log.h"
 #include "metrics.h"
+#include "notes.h"
+#include "registry.h"
 #include "rotate.h"
 #include "secretd/clock.h"
-#include "secretd/client.h"
 #include "secretd/docker.h"
-#include "secretd/tmpfs.h"
-#include "userns.h"
 
 /* Below this many instances one thread publishes; above, two (the host
  * this was measured on has two cores; each publish is ~0.1 ms of
@@ -31,6 +30,9 @@
 #define PUBLISH_THREADS 2
 /* A watch that keeps failing is retried after this long. */
 #define WATCH_RETRY_MS 1000
+/* A rotation that lost the race against a Mount delivering an even newer
+ * version fetches again, this many times at most. */
+#define ROTATE_ATTEMPTS 3
 
 struct pending_signal {
         char container_id[SD_DOCKER_CONTAINER_ID_LEN + 1];
@@ -54,7 +56,7 @@ struct changed_names {
 };
 
 struct rotator {
-        struct agent *a;
+        struct rotator_config cfg;
         struct sd_docker *docker;        /* NULL: no reload signals */
         int stop_fd;                     /* eventfd */
         int watch_fd;                    /* borrowed from the store; -1: none */
@@ -67,218 +69,70 @@ struct rotator {
         size_t n_refusals;
 };
 
-/* One instance to update for one rotation. */
-struct target {
-        struct mount_record *m;          /* registry entry; written under reg_lock */
-        const struct volume *v;
-        const struct delivered_version *entry;   /* this secret's entry; NULL: not delivered */
-        bool remove;                     /* tombstone + on-delete=remove */
-        uid_t owner_uid;                 /* host ids for new files (userns.h) */
-        gid_t owner_gid;
-        uint64_t generation;             /* published, on success */
-        int r;
+/* What happened to one instance in one rotation. */
+enum target_outcome {
+        TARGET_GONE,                     /* unmounted meanwhile */
+        TARGET_CURRENT,                  /* already had this version */
+        TARGET_KEPT,                     /* tombstone, on-delete=keep: files unchanged */
+        TARGET_WRITTEN,                  /* new generation published */
+        TARGET_FAILED,
+};
+
+struct target_result {
+        enum target_outcome outcome;
+        bool save;                       /* the record changed: write it */
+        bool removed;                    /* tombstone, on-delete=remove */
+        char container_id[SD_DOCKER_CONTAINER_ID_LEN + 1];
+        char container_name[SD_DOCKER_NAME_MAX + 1];
+        int reload_signal;
         sd_error err;
 };
 
+/* A volume's spec and tmpfs parameters (owner mapped: userns.h), worked
+ * out once per rotation, not once per instance. */
+struct spec_entry {
+        char volume[SD_NAME_MAX + 1];
+        struct volume_spec *spec;        /* NULL: the volume is gone */
+        struct sd_tmpfs_params params;
+        int params_r;                    /* delivery_params() result */
+        sd_error params_err;
+};
+
 struct publish_job {
-        struct agent *a;
-        struct target *targets;
-        size_t n;
+        struct rotator *rot;
         const char *secret;
-        const struct sd_secret *value;   /* NULL: removing */
+        const struct fetched *f;
+        const struct rotation_target *targets;
+        struct target_result *results;
+        size_t n;
+        struct spec_entry *specs;
+        size_t n_specs;
+        void (*step)(struct publish_job *job, const struct rotation_target *t, struct target_result *res);
         atomic_size_t next;
 };
 
-static const char *or_null(const char *s) {
-        return s && s[0] ? s : NULL;
-}
-
-/* ---- registry lookups (ops_lock held) ---- */
-
-static const struct volume *volume_lookup(struct agent *a, const char *name) {
-        for (size_t i = 0; i < a->n_volumes; i++)
-                if (strcmp(a->volumes[i]->name, name) == 0)
-                        return a->volumes[i];
-        return NULL;
-}
-
-static bool spec_delivers(const struct volume_spec *spec, const char *secret) {
-        for (size_t i = 0; i < spec->n_secrets; i++)
-                if (strcmp(spec->secrets[i].name, secret) == 0)
-                        return true;
-        return false;
-}
-
-static const struct delivered_version *record_entry(const struct mount_record *m, const char *secret) {
-        for (size_t i = 0; i < m->n_versions; i++)
-                if (strcmp(m->versions[i].name, secret) == 0)
-                        return &m->versions[i];
-        return NULL;
-}
-
-/* reg_lock held. */
-static void record_set_version(struct mount_record *m, const char *secret, uint64_t version) {
-        for (size_t i = 0; i < m->n_versions; i++)
-                if (strcmp(m->versions[i].name, secret) == 0) {
-                        m->versions[i].version = version;
-                        return;
-                }
-        if (m->n_versions < VOLUME_SECRETS_MAX) {
-                struct delivered_version *dv = &m->versions[m->n_versions++];
-                (void) snprintf(dv->name, sizeof(dv->name), "%s", secret);
-                dv->version = version;
-        }
-}
-
-/* reg_lock held.  An entry-less secret is one whose file is not in the
- * instance (removed after a tombstone with on-delete=remove). */
-static void record_drop(struct mount_record *m, const char *secret) {
-        for (size_t i = 0; i < m->n_versions; i++)
-                if (strcmp(m->versions[i].name, secret) == 0) {
-                        m->versions[i] = m->versions[--m->n_versions];
-                        return;
-                }
-}
-
-static struct target *targets_collect(struct agent *a, const char *secret, size_t *n_out) {
-        struct target *targets = NULL;
-        size_t n = 0;
-        for (size_t i = 0; i < a->n_mounts; i++) {
-                struct mount_record *m = a->mounts[i];
-                if (m->refcount == 0)
-                        continue;
-                const struct volume *v = volume_lookup(a, m->volume);
-                if (!v || !spec_delivers(&v->spec, secret))
-                        continue;
-                struct target *bigger = reallocarray(targets, n + 1, sizeof(*targets));
-                if (!bigger) {
-                        free(targets);
-                        *n_out = 0;
-                        return NULL;
-                }
-                targets = bigger;
-                targets[n++] = (struct target) { .m = m, .v = v, .entry = record_entry(m, secret) };
-        }
-        *n_out = n;
-        return targets;
-}
-
-/* ---- publishing ---- */
-
-/* New files must be owned like Mount owned them: under dockerd's
- * --userns-remap that is the mapped host id, not the volume's uid.  Ask
- * once per distinct uid/gid pair in this rotation (it costs a GET /info),
- * not once per instance. */
-static void resolve_owners(struct agent *a, struct target *targets, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                const struct volume_spec *spec = &targets[i].v->spec;
-                size_t j = 0;
-                while (j < i && !(targets[j].v->spec.uid == spec->uid && targets[j].v->spec.gid == spec->gid))
-                        j++;
-                if (j < i) {
-                        targets[i].owner_uid = targets[j].owner_uid;
-                        targets[i].owner_gid = targets[j].owner_gid;
-                        continue;
-                }
-                sd_error warning = { 0 }, err = { 0 };
-                targets[i].owner_uid = (uid_t) spec->uid;
-                targets[i].owner_gid = (gid_t) spec->gid;
-                if (userns_host_ids(a, spec->uid, spec->gid, &targets[i].owner_uid, &targets[i].owner_gid,
-                                    &warning, &err) < 0)
-                        log_warn("rotation: owner for uid %" PRIu32 ": %s; keeping the volume's ids", spec->uid,
-                                 err.message);
-                else if (warning.message[0])
-                        log_warn("rotation: %s", warning.message);
-        }
-}
-
-static void publish_one(struct publish_job *job, struct target *t) {
-        const struct volume_spec *spec = &t->v->spec;
-        const struct sd_tmpfs_params params = {
-                .size_bytes = spec->size,
-                .nr_inodes = 4 * (uint64_t) spec->n_secrets + 16,   /* used by create only */
-                .uid = t->owner_uid,
-                .gid = t->owner_gid,
-                .mode = (mode_t) spec->mode,
-        };
-        struct sd_tmpfs_file files[VOLUME_SECRETS_MAX];
-        size_t n = 0;
-        for (size_t i = 0; i < spec->n_secrets; i++) {
-                const struct volume_secret *s = &spec->secrets[i];
-                if (strcmp(s->name, job->secret) == 0) {
-                        if (job->value)
-                                files[n++] = (struct sd_tmpfs_file) { .name = s->file, .value = job->value };
-                } else if (record_entry(t->m, s->name)) {
-                        /* Unchanged: hard-linked over from the current generation. */
-                        files[n++] = (struct sd_tmpfs_file) { .name = s->file, .value = NULL };
-                }
-        }
-        uint64_t generation = t->m->generation + 1;
-        t->r = sd_tmpfs_instance_update(job->a->instances_dir, t->m->id, &params, files, n, generation, &t->err);
-        if (t->r == -ESTALE) {
-                /* The instance is ahead of its record: a crash between a
-                 * publish and the record save. */
-                uint64_t current = 0;
-                if (sd_tmpfs_instance_generation(job->a->instances_dir, t->m->id, &current) == 0) {
-                        generation = current + 1;
-                        sd_error_clear(&t->err);
-                        t->r = sd_tmpfs_instance_update(job->a->instances_dir, t->m->id, &params, files, n,
-                                                        generation, &t->err);
-                }
-        }
-        if (t->r == 0)
-                t->generation = generation;
-}
-
-static void *publish_worker(void *userdata) {
-        struct publish_job *job = userdata;
-        for (;;) {
-                size_t i = atomic_fetch_add(&job->next, 1);
-                if (i >= job->n)
-                        return NULL;
-                publish_one(job, &job->targets[i]);
-        }
-}
-
-/* Each publish touches only its own instance (and its own flock), so the
- * instances are shared out between threads; the registry is not written
- * here. */
-static void publish_all(struct publish_job *job) {
-        pthread_t helpers[PUBLISH_THREADS - 1];
-        size_t n_helpers = 0;
-        if (job->n >= PARALLEL_MIN_TARGETS)
-                for (size_t i = 0; i < PUBLISH_THREADS - 1; i++) {
-                        if (pthread_create(&helpers[n_helpers], NULL, publish_worker, job) != 0)
-                                break;
-                        n_helpers++;
-                }
-        (void) publish_worker(job);
-        for (size_t i = 0; i < n_helpers; i++)
-                (void) pthread_join(helpers[i], NULL);
-}
-
 /* ---- reload signals ---- */
 
-static void signal_schedule(struct rotator *r, const struct mount_record *m) {
-        if (!r->docker || !m->container_id[0] || m->reload_signal <= 0)
+static void signal_schedule(struct rotator *r, const char *container_id, const char *container_name, int signo) {
+        if (!r->docker || !container_id[0] || signo <= 0)
                 return;
         int64_t now = sd_monotonic_ms();
         for (size_t i = 0; i < r->n_pending; i++)
-                if (strcmp(r->pending[i].container_id, m->container_id) == 0) {
+                if (strcmp(r->pending[i].container_id, container_id) == 0) {
                         r->pending[i].last_ms = now;
-                        r->pending[i].signo = m->reload_signal;
+                        r->pending[i].signo = signo;
                         return;
                 }
         struct pending_signal *bigger = reallocarray(r->pending, r->n_pending + 1, sizeof(*bigger));
         if (!bigger) {
-                log_error("reload signal for container %s: out of memory", m->container_name);
+                log_error("reload signal for container %s: out of memory", container_name);
                 return;
         }
         r->pending = bigger;
         struct pending_signal *p = &r->pending[r->n_pending++];
-        *p = (struct pending_signal) { .signo = m->reload_signal, .first_ms = now, .last_ms = now };
-        memcpy(p->container_id, m->container_id, sizeof(p->container_id));
-        memcpy(p->container_name, m->container_name, sizeof(p->container_name));
+        *p = (struct pending_signal) { .signo = signo, .first_ms = now, .last_ms = now };
+        (void) snprintf(p->container_id, sizeof(p->container_id), "%s", container_id);
+        (void) snprintf(p->container_name, sizeof(p->container_name), "%s", container_name);
 }
 
 static int64_t signal_due_ms(const struct pending_signal *p) {
@@ -359,193 +213,293 @@ static void refusal_forget(struct rotator *r, const char *secret) {
                 }
 }
 
-static enum error_kind fetch_error_kind(int code) {
-        switch (code) {
-        case -ENOENT:
-        case -EIO:
-        case -ECONNREFUSED:
-        case -ECONNRESET:
-        case -ETIMEDOUT:
-        case -EHOSTUNREACH:
-        case -ENETUNREACH:
-        case -EAGAIN:
-        case -ENOMEM:
-                return ERROR_STORE;
-        default:
-                return ERROR_VERIFY;
-        }
-}
-
-static void refuse(struct rotator *r, const char *secret, const struct target *targets, size_t n,
-                   enum error_kind kind, const char *message) {
+/* Warn, count and audit a refused rotation once per cause; the instances
+ * that keep their version are those delivering the secret now. */
+static void refuse(struct rotator *r, const char *secret, enum error_kind kind, const char *message) {
         if (!refusal_is_new(r, secret, message)) {
                 log_debug("rotation of secret '%s' still refused: %s", secret, message);
                 return;
         }
-        metrics_inc(METRIC_REFUSALS);
-        metrics_error(kind);
+        struct rotation_target *targets = NULL;
+        size_t n = 0;
+        (void) registry_rotation_targets(r->cfg.registry, secret, &targets, &n);
+        struct note_instance *in = n ? calloc(n, sizeof(*in)) : NULL;
+        for (size_t i = 0; in && i < n; i++)
+                in[i] = (struct note_instance) {
+                        .id = targets[i].id, .volume = targets[i].volume, .container_id = targets[i].container_id,
+                        .container_name = targets[i].container_name,
+                };
         log_warn("rotation of secret '%s' refused: %s; %zu instance(s) keep their current version", secret,
                  message, n);
-        for (size_t i = 0; i < n; i++) {
-                const struct mount_record *m = targets[i].m;
-                const struct audit_event ev = {
-                        .kind = AUDIT_REFUSE,
-                        .container = or_null(m->container_id),
-                        .container_name = or_null(m->container_name),
-                        .volume = m->volume,
-                        .secret = secret,
-                        .reason = message,
-                        .instance = m->id,
-                };
-                (void) audit_log(r->a->audit, &ev);
+        note_refusal(r->cfg.notes, kind, NULL, secret, in, in ? n : 0, message);
+        free(in);
+        free(targets);
+}
+
+/* ---- publishing ---- */
+
+static const struct spec_entry *spec_of(const struct publish_job *job, const char *volume) {
+        for (size_t i = 0; i < job->n_specs; i++)
+                if (strcmp(job->specs[i].volume, volume) == 0)
+                        return &job->specs[i];
+        return NULL;
+}
+
+static bool record_has(void *ctx, const char *secret) {
+        return record_version_of(ctx, secret) > 0;
+}
+
+static void publish_one(struct publish_job *job, const struct rotation_target *t, struct target_result *res) {
+        struct registry *reg = job->rot->cfg.registry;
+        const struct fetched *f = job->f;
+        struct mount_record *m = registry_acquire(reg, t->id);
+        if (!m) {
+                res->outcome = TARGET_GONE;
+                return;
         }
+        memcpy(res->container_id, m->container_id, sizeof(res->container_id));
+        (void) snprintf(res->container_name, sizeof(res->container_name), "%s",
+                        m->container_name ? m->container_name : "");
+        res->reload_signal = m->reload_signal;
+
+        uint64_t have = record_version_of(m, job->secret);
+        bool behind = !f->tombstone ? have < f->version : have && have < f->version;
+        const struct spec_entry *entry = spec_of(job, t->volume);
+        const struct volume_spec *spec = entry ? entry->spec : NULL;
+        if (!behind || !spec) {
+                res->outcome = TARGET_CURRENT;
+                registry_release(reg, m);
+                return;
+        }
+        res->removed = f->tombstone && spec->on_delete == VOLUME_ON_DELETE_REMOVE;
+        uint64_t generation = m->generation;
+        if (f->tombstone && !res->removed) {
+                /* Tombstones with the default on-delete=keep change no file. */
+                res->outcome = TARGET_KEPT;
+        } else {
+                int q = entry->params_r;
+                if (q < 0)
+                        res->err = entry->params_err;
+                else
+                        q = delivery_write_update(job->rot->cfg.delivery, m->id, spec, &entry->params, m->generation,
+                                                  job->secret, res->removed ? NULL : f->value, record_has, m,
+                                                  &generation, &res->err);
+                if (q < 0) {
+                        res->outcome = TARGET_FAILED;
+                        metrics_error(delivery_error_kind(DELIVERY_WRITE, q));
+                        registry_release(reg, m);
+                        return;
+                }
+                res->outcome = TARGET_WRITTEN;
+        }
+        sd_error sub = { 0 };
+        if (registry_record_rotated(reg, m, generation, job->secret, res->removed ? 0 : f->version, &sub) < 0) {
+                metrics_error(ERROR_STATE);
+                log_error("rotation of secret '%s': %s", job->secret, sub.message);
+        }
+        res->save = true;
+        if (res->outcome == TARGET_WRITTEN) {
+                const struct note_instance in = {
+                        .id = t->id, .volume = t->volume, .container_id = res->container_id,
+                        .container_name = res->container_name,
+                };
+                note_rotation(job->rot->cfg.notes, &in, job->secret, f->version, f->writer,
+                              res->removed ? "deleted: file removed (on-delete=remove)" : NULL);
+        }
+        registry_release(reg, m);
+}
+
+/* The record files, once every instance has its files. */
+static void save_one(struct publish_job *job, const struct rotation_target *t, struct target_result *res) {
+        struct registry *reg = job->rot->cfg.registry;
+        if (!res->save)
+                return;
+        struct mount_record *m = registry_acquire(reg, t->id);
+        if (!m)
+                return;
+        sd_error err = { 0 };
+        if (registry_record_save(reg, m, &err) < 0) {
+                metrics_error(ERROR_STATE);
+                log_error("rotation of secret '%s': %s", job->secret, err.message);
+        }
+        registry_release(reg, m);
+}
+
+static void *publish_worker(void *userdata) {
+        struct publish_job *job = userdata;
+        for (;;) {
+                size_t i = atomic_fetch_add(&job->next, 1);
+                if (i >= job->n)
+                        return NULL;
+                job->step(job, &job->targets[i], &job->results[i]);
+        }
+}
+
+/* Each publish touches only its own instance (held busy in the registry,
+ * and the tmpfs's own flock), so the instances are shared out between
+ * threads; so are the record saves, in a second pass. */
+static void publish_all(struct publish_job *job, void (*step)(struct publish_job *, const struct rotation_target *,
+                                                               struct target_result *)) {
+        job->step = step;
+        atomic_store(&job->next, 0);
+        pthread_t helpers[PUBLISH_THREADS - 1];
+        size_t n_helpers = 0;
+        if (job->n >= PARALLEL_MIN_TARGETS)
+                for (size_t i = 0; i < PUBLISH_THREADS - 1; i++) {
+                        if (pthread_create(&helpers[n_helpers], NULL, publish_worker, job) != 0)
+                                break;
+                        n_helpers++;
+                }
+        (void) publish_worker(job);
+        for (size_t i = 0; i < n_helpers; i++)
+                (void) pthread_join(helpers[i], NULL);
+}
+
+/* The specs of the targets' volumes and their parameters, once each. */
+static int specs_collect(struct publish_job *job) {
+        for (size_t i = 0; i < job->n; i++) {
+                const char *volume = job->targets[i].volume;
+                bool seen = false;
+                for (size_t j = 0; j < job->n_specs && !seen; j++)
+                        seen = strcmp(job->specs[j].volume, volume) == 0;
+                if (seen)
+                        continue;
+                struct spec_entry *bigger = reallocarray(job->specs, job->n_specs + 1, sizeof(*bigger));
+                if (!bigger)
+                        return -ENOMEM;
+                job->specs = bigger;
+                struct spec_entry *e = &job->specs[job->n_specs++];
+                *e = (struct spec_entry) { 0 };
+                (void) snprintf(e->volume, sizeof(e->volume), "%s", volume);
+                e->spec = malloc(sizeof(*e->spec));
+                if (!e->spec)
+                        return -ENOMEM;
+                if (!registry_volume_spec(job->rot->cfg.registry, volume, e->spec)) {
+                        free(e->spec);
+                        e->spec = NULL;
+                        continue;
+                }
+                e->params_r = delivery_params(job->rot->cfg.delivery, e->spec, &e->params, &e->params_err);
+        }
+        return 0;
+}
+
+static void specs_free(struct publish_job *job) {
+        for (size_t i = 0; i < job->n_specs; i++)
+                free(job->specs[i].spec);
+        free(job->specs);
 }
 
 /* ---- one rotation ---- */
 
-static void rotate_secret(struct rotator *r, const char *secret, double detected) {
-        struct agent *a = r->a;
-        _cleanup_unlock_ pthread_mutex_t *ops = sd_lock(&a->ops_lock);
+/* Fetch the latest version and have the registry decide on it; on success
+ * *f holds it and *targets the instances to bring up to it. */
+static int rotation_fetch(struct rotator *r, const char *secret, struct fetched *f, struct rotation_target **targets,
+                          size_t *n) {
+        struct delivery *d = r->cfg.delivery;
+        for (unsigned attempt = 1;; attempt++) {
+                uint64_t seen = registry_floor(r->cfg.registry, secret);
+                enum delivery_step step;
+                sd_error err = { 0 };
+                int q = delivery_fetch(d, secret, DELIVERY_ALLOW_TOMBSTONE, f, &step, &err);
+                if (q < 0) {
+                        refuse(r, secret, delivery_error_kind(step, q), err.message);
+                        return q;
+                }
+                q = registry_rotation_begin(r->cfg.registry, secret, f->version, seen, targets, n, &err);
+                if (q == 0)
+                        return 0;
+                delivery_release(d, f);
+                if (q == -EAGAIN && attempt < ROTATE_ATTEMPTS) {
+                        log_debug("rotation of secret '%s': %s; fetching again", secret, err.message);
+                        continue;
+                }
+                refuse(r, secret, delivery_error_kind(DELIVERY_DECIDE, q), err.message);
+                return q;
+        }
+}
 
-        size_t n = 0;
-        _cleanup_free_ struct target *targets = targets_collect(a, secret, &n);
-        if (n == 0) {
+void rotator_rotate(struct rotator *r, const char *secret, double detected) {
+        if (!registry_delivers(r->cfg.registry, secret)) {
                 log_debug("store: secret '%s' changed; no instance delivers it", secret);
                 return;
         }
-
-        struct sd_envelope_info info = { 0 };
-        sd_error err = { 0 };
-        _cleanup_secret_ struct sd_secret *value = NULL;
-        int q = sd_secret_fetch(a->realm, a->keys, a->n_keys, secret, 0, 1, &value, &info, &err);
-        if (q < 0) {
-                agent_status_store(a, fetch_error_kind(q) != ERROR_STORE, err.message);
-                refuse(r, secret, targets, n, fetch_error_kind(q), err.message[0] ? err.message : strerror(-q));
+        struct fetched f = { 0 };
+        _cleanup_free_ struct rotation_target *targets = NULL;
+        size_t n = 0;
+        if (rotation_fetch(r, secret, &f, &targets, &n) < 0)
                 return;
-        }
-        agent_status_store(a, true, NULL);
-
-        uint64_t floor = delivered_floor(a, secret);
-        if (info.version < floor) {
-                char message[SD_ERROR_MESSAGE_MAX];
-                (void) snprintf(message, sizeof(message),
-                                "the store offers version %" PRIu64 " but version %" PRIu64
-                                " was already delivered on this host; refusing a rollback",
-                                info.version, floor);
-                refuse(r, secret, targets, n, ERROR_ROLLBACK, message);
-                return;
-        }
         refusal_forget(r, secret);
-
-        /* Which instances are behind, and what they get. */
-        size_t n_behind = 0;
-        for (size_t i = 0; i < n; i++) {
-                struct target *t = &targets[i];
-                bool behind = !info.tombstone ? !t->entry || t->entry->version < info.version
-                                              : t->entry && t->entry->version < info.version;
-                if (!behind)
-                        continue;
-                t->remove = info.tombstone && t->v->spec.on_delete == VOLUME_ON_DELETE_REMOVE;
-                targets[n_behind++] = *t;
-        }
-        if (n_behind == 0) {
-                log_debug("store: secret '%s' version %" PRIu64 " is already in every instance", secret, info.version);
+        if (n == 0) {
+                log_debug("store: secret '%s' changed; no instance delivers it", secret);
+                delivery_release(r->cfg.delivery, &f);
                 return;
         }
 
-        /* Raise the floor before anything becomes visible (as Mount does). */
-        {
-                struct volume_spec one = { .n_secrets = 1 };
-                (void) snprintf(one.secrets[0].name, sizeof(one.secrets[0].name), "%s", secret);
-                const uint64_t versions[1] = { info.version };
-                if (delivered_raise(a, &one, versions, &err) < 0) {
-                        metrics_error(ERROR_STATE);
-                        log_error("rotation of secret '%s' version %" PRIu64 ": %s; not delivered", secret,
-                                  info.version, err.message);
-                        return;
-                }
+        _cleanup_free_ struct target_result *results = calloc(n, sizeof(*results));
+        struct publish_job job = {
+                .rot = r, .secret = secret, .f = &f, .targets = targets, .results = results, .n = n,
+        };
+        atomic_init(&job.next, 0);
+        if (!results || specs_collect(&job) < 0) {
+                specs_free(&job);
+                delivery_release(r->cfg.delivery, &f);
+                metrics_error(ERROR_STATE);
+                log_error("rotation of secret '%s': out of memory", secret);
+                return;
         }
+        publish_all(&job, publish_one);
+        double seconds = sd_monotonic_seconds() - detected;
+        publish_all(&job, save_one);
+        specs_free(&job);
+        uint64_t version = f.version;
+        bool tombstone = f.tombstone;
+        char writer[SD_KEY_ID_CHARS + 1];
+        memcpy(writer, f.writer, sizeof(writer));
+        delivery_release(r->cfg.delivery, &f);
 
-        /* Tombstones with the default on-delete=keep change no file. */
-        size_t n_publish = 0, n_kept = 0;
-        for (size_t i = 0; i < n_behind; i++) {
-                if (info.tombstone && !targets[i].remove) {
+        size_t n_written = 0, n_kept = 0, n_tried = 0;
+        for (size_t i = 0; i < n; i++) {
+                struct target_result *t = &results[i];
+                char sid[SD_SHORT_ID_CHARS + 1];
+                sd_short_id(targets[i].id, sid);
+                switch (t->outcome) {
+                case TARGET_GONE:
+                case TARGET_CURRENT:
+                        continue;
+                case TARGET_KEPT:
                         n_kept++;
-                        {
-                                _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
-                                record_set_version(targets[i].m, secret, info.version);
-                        }
-                        if (mount_record_save(a, targets[i].m, &err) < 0) {
-                                metrics_error(ERROR_STATE);
-                                log_error("rotation of secret '%s': %s", secret, err.message);
-                        }
+                        continue;
+                case TARGET_FAILED:
+                        n_tried++;
+                        log_error("rotation of secret '%s' version %" PRIu64 " into instance %s of volume '%s': %s",
+                                  secret, version, sid, targets[i].volume, t->err.message);
+                        continue;
+                case TARGET_WRITTEN:
+                        n_tried++;
+                        n_written++;
+                        signal_schedule(r, t->container_id, t->container_name, t->reload_signal);
                         continue;
                 }
-                targets[n_publish++] = targets[i];
         }
         if (n_kept > 0)
                 log_warn("secret '%s' was deleted in version %" PRIu64 " (by %s); %zu instance(s) keep its last value "
                          "(volume option on-delete=remove would remove the file)",
-                         secret, info.version, info.signer_id, n_kept);
-        if (n_publish == 0)
+                         secret, version, writer, n_kept);
+        if (n_tried == 0) {
+                if (n_kept == 0)
+                        log_debug("store: secret '%s' version %" PRIu64 " is already in every instance", secret,
+                                  version);
                 return;
-        resolve_owners(a, targets, n_publish);
-
-        struct publish_job job = {
-                .a = a, .targets = targets, .n = n_publish, .secret = secret, .value = value,
-        };
-        atomic_init(&job.next, 0);
-        publish_all(&job);
-        double seconds = sd_monotonic_seconds() - detected;
-        sd_secret_freep(&value);
-
-        size_t n_ok = 0;
-        for (size_t i = 0; i < n_publish; i++) {
-                struct target *t = &targets[i];
-                char sid[SD_SHORT_ID_CHARS + 1];
-                sd_short_id(t->m->id, sid);
-                if (t->r < 0) {
-                        metrics_error(ERROR_TMPFS);
-                        log_error("rotation of secret '%s' version %" PRIu64 " into instance %s of volume '%s': %s",
-                                  secret, info.version, sid, t->m->volume, t->err.message);
-                        continue;
-                }
-                n_ok++;
-                {
-                        _cleanup_unlock_ pthread_mutex_t *reg = sd_lock(&a->reg_lock);
-                        t->m->generation = t->generation;
-                        if (t->remove)
-                                record_drop(t->m, secret);
-                        else
-                                record_set_version(t->m, secret, info.version);
-                }
-                if (mount_record_save(a, t->m, &err) < 0) {
-                        metrics_error(ERROR_STATE);
-                        log_error("rotation of secret '%s' into instance %s: %s", secret, sid, err.message);
-                }
-                const struct audit_event ev = {
-                        .kind = AUDIT_ROTATE,
-                        .container = or_null(t->m->container_id),
-                        .container_name = or_null(t->m->container_name),
-                        .volume = t->m->volume,
-                        .secret = secret,
-                        .version = info.version,
-                        .writer = info.signer_id,
-                        .reason = t->remove ? "deleted: file removed (on-delete=remove)" : NULL,
-                        .instance = t->m->id,
-                };
-                (void) audit_log(a->audit, &ev);
-                signal_schedule(r, t->m);
         }
-        metrics_add(METRIC_ROTATIONS, n_ok);
-        metrics_observe_rotation(seconds);
-        if (info.tombstone)
+        note_rotations(r->cfg.notes, n_written, seconds);
+        if (tombstone)
                 log_warn("secret '%s' was deleted in version %" PRIu64 " (by %s); its file was removed from %zu "
                          "instance(s) (on-delete=remove)",
-                         secret, info.version, info.signer_id, n_ok);
+                         secret, version, writer, n_written);
         else
                 log_info("secret '%s' version %" PRIu64 " (by %s) rotated into %zu of %zu instance(s) in %.1f ms",
-                         secret, info.version, info.signer_id, n_ok, n_publish, seconds * 1e3);
+                         secret, version, writer, n_written, n_tried, seconds * 1e3);
 }
 
 /* ---- the thread ---- */
@@ -577,15 +531,12 @@ static void watch_drain(struct rotator *r) {
         __attribute__((cleanup(changed_done))) struct changed_names changed = { 0 };
         sd_error err = { 0 };
         int q;
-        {
-                /* The store handle is shared with the plugin handlers,
-                 * which use it under ops_lock. */
-                _cleanup_unlock_ pthread_mutex_t *ops = sd_lock(&r->a->ops_lock);
-                q = sd_store_watch_read(r->a->store, changed_add, &changed, &err);
-        }
+        /* Only this thread reads the watch; the plugin threads only get
+         * envelopes, which the backends allow at the same time. */
+        q = sd_store_watch_read(r->cfg.store, changed_add, &changed, &err);
         if (q < 0) {
                 metrics_error(ERROR_STORE);
-                agent_status_store(r->a, false, err.message);
+                notes_store(r->cfg.notes, false, err.message);
                 log_warn("store watch: %s; retrying", err.message);
                 struct pollfd pfd = { .fd = r->stop_fd, .events = POLLIN };
                 (void) poll(&pfd, 1, WATCH_RETRY_MS);
@@ -595,7 +546,7 @@ static void watch_drain(struct rotator *r) {
                 log_error("store watch: out of memory; some changes may be picked up late");
         metrics_add(METRIC_STORE_CHANGES, changed.n);
         for (size_t i = 0; i < changed.n; i++)
-                rotate_secret(r, changed.names[i], detected);
+                rotator_rotate(r, changed.names[i], detected);
 }
 
 static void *rotator_main(void *userdata) {
@@ -621,45 +572,53 @@ static void *rotator_main(void *userdata) {
         return NULL;
 }
 
-int rotator_start(struct agent *a, const char *docker_socket, struct rotator **out, sd_error *err) {
+int rotator_new(const struct rotator_config *cfg, struct rotator **out, sd_error *err) {
         _cleanup_free_ struct rotator *r = calloc(1, sizeof(*r));
         if (!r)
                 return sd_error_set(err, ENOMEM, "out of memory");
-        r->a = a;
+        r->cfg = *cfg;
         r->stop_fd = -1;
         r->watch_fd = -1;
+        if (cfg->docker_socket) {
+                sd_error sub = { 0 };
+                if (sd_docker_new(cfg->docker_socket, &r->docker, &sub) < 0)
+                        log_warn("reload signals disabled: %s", sub.message);
+        }
+        *out = steal_pointer(&r);
+        return 0;
+}
 
+int rotator_start(const struct rotator_config *cfg, struct rotator **out, sd_error *err) {
+        struct rotator *r = NULL;
+        int q = rotator_new(cfg, &r, err);
+        if (q < 0)
+                return q;
         int watch_fd = -1;
         sd_error sub = { 0 };
-        int q = a->store ? sd_store_watch_fd(a->store, &watch_fd, &sub) : -EOPNOTSUPP;
+        q = cfg->store ? sd_store_watch_fd(cfg->store, &watch_fd, &sub) : -EOPNOTSUPP;
         if (q < 0) {
                 log_warn("store %s cannot be watched (%s): running containers will not get new versions; "
                          "new containers still get the latest one",
-                         a->store ? sd_store_url(a->store) : "(none)", sub.message[0] ? sub.message : strerror(-q));
-                *out = steal_pointer(&r);
+                         cfg->store ? sd_store_url(cfg->store) : "(none)", sub.message[0] ? sub.message : strerror(-q));
+                *out = r;
                 return 0;
         }
         r->watch_fd = watch_fd;
-
-        if (docker_socket) {
-                q = sd_docker_new(docker_socket, &r->docker, &sub);
-                if (q < 0)
-                        log_warn("reload signals disabled: %s", sub.message);
-        }
         r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (r->stop_fd < 0) {
-                sd_docker_free(r->docker);
-                return sd_error_set_errno(err, errno, "rotation: cannot create an eventfd");
+                q = sd_error_set_errno(err, errno, "rotation: cannot create an eventfd");
+                rotator_stop(r);
+                return q;
         }
         q = pthread_create(&r->thread, NULL, rotator_main, r);
         if (q != 0) {
-                sd_docker_free(r->docker);
-                (void) close(r->stop_fd);
-                return sd_error_set_errno(err, q, "rotation: cannot start its thread");
+                q = sd_error_set_errno(err, q, "rotation: cannot start its thread");
+                rotator_stop(r);
+                return q;
         }
         r->running = true;
-        log_info("watching store %s for new versions", sd_store_url(a->store));
-        *out = steal_pointer(&r);
+        log_info("watching store %s for new versions", sd_store_url(cfg->store));
+        *out = r;
         return 0;
 }
 

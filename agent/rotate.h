@@ -8,16 +8,17 @@
  * One thread polls the store's watch fd and a stop eventfd.  For each
  * secret name the store reports changed:
  *
- *   1. under ops_lock, find every live instance whose volume delivers it;
- *      none: nothing to do (no store read);
- *   2. fetch, verify and decrypt the latest version ONCE;
- *   3. refuse a version below the rollback floor (delivered.json); an
- *      instance already at that version is skipped, so an equal version
- *      is a no-op;
- *   4. raise the floor, then publish a new generation to every instance
- *      (sd_tmpfs_instance_update: the changed files are written, the
- *      others hard-linked over), spread over two threads for large fan-outs;
- *   5. persist the new generation and versions in each mount record.
+ *   1. no instance's volume delivers it: nothing to do (no store read);
+ *   2. fetch, verify and decrypt the latest version ONCE (delivery.h);
+ *   3. the registry decides on it against the rollback floor (a version
+ *      below it is refused; one that a concurrent Mount already topped is
+ *      fetched again), raises the floor and names the instances to update;
+ *   4. each instance behind that version gets a new generation
+ *      (sd_tmpfs_instance_update: the changed files are written, the others
+ *      hard-linked over) and its record the new generation and version,
+ *      spread over two threads for large fan-outs; each instance is held
+ *      busy in the registry only while it is written, so an Unmount waits
+ *      for at most that one write.
  *
  * A tombstone keeps the files at their last value (a warning) unless the
  * volume says on-delete=remove, which publishes the set without them.  An
@@ -32,18 +33,37 @@
  * ROTATE_SIGNAL_MAX_DELAY_MS after the first pending one.
  */
 
-#include "agent.h"
 #include "secretd/error.h"
+#include "secretd/store.h"
 
 #define ROTATE_SIGNAL_QUIET_MS 250
 #define ROTATE_SIGNAL_MAX_DELAY_MS 1000
 
+struct delivery;
+struct notes;
+struct registry;
+
+struct rotator_config {
+        struct registry *registry;
+        struct delivery *delivery;
+        struct notes *notes;
+        struct sd_store *store;           /* watched; NULL: no rotation */
+        const char *docker_socket;        /* where sd_docker_kill goes; NULL: no reload signals */
+};
+
 struct rotator;
 
-/* Start the rotation thread.  docker_socket (copied; NULL: no reload
- * signals) is where sd_docker_kill goes.  A store without watch support
- * is logged and gives a rotator that does nothing (*out still set). */
-int rotator_start(struct agent *a, const char *docker_socket, struct rotator **out, sd_error *err);
+/* Start the rotation thread.  A store without watch support is logged and
+ * gives a rotator that does nothing (*out still set). */
+int rotator_start(const struct rotator_config *cfg, struct rotator **out, sd_error *err);
+
+/* A rotator without its thread, for unit tests: rotator_rotate() then
+ * does what the thread does for one changed name. */
+int rotator_new(const struct rotator_config *cfg, struct rotator **out, sd_error *err);
+
+/* Rotate one changed secret (detected: sd_monotonic_seconds() when the
+ * change was seen, for the latency histogram).  The thread calls it. */
+void rotator_rotate(struct rotator *r, const char *secret, double detected);
 
 /* Signal the thread through its eventfd, join it, send signals still
  * pending, free everything.  NULL is fine. */

@@ -53,6 +53,9 @@ static const char *const allowed_syscalls[] = {
         "chmod", "fchmod", "fchmodat", "fchown", "fchownat", "fsync", "fdatasync", "ftruncate",
         "flock", "fcntl", "dup", "dup2", "dup3", "pipe", "pipe2", "umask", "getcwd", "utimensat",
         "fadvise64",
+        /* a Mount copies a file from another instance, tmpfs to tmpfs,
+         * without the value passing through user memory (src/tmpfs.c) */
+        "sendfile",
         /* tmpfs instances (src/tmpfs.c: the new mount API; umount2 to
          * unmount).  Plain mount(2) is not needed and not allowed.  These
          * take paths and fds a filter cannot inspect, so they could mount

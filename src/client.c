@@ -293,6 +293,35 @@ int sd_secret_fetch(struct sd_realm *realm, const struct sd_box_keypair *keys, s
         return with_fresh_policy(realm, fetch_one, &c, err);
 }
 
+struct open_ctx {
+        const char *json;
+        size_t len;
+        const char *name;
+        uint64_t version;
+        const struct sd_box_keypair *keys;
+        size_t n_keys;
+        struct sd_secret **value_out;
+        struct sd_envelope_info *info;
+        uint64_t policy_version;
+};
+
+static int open_one(const struct sd_policy *p, void *userdata, sd_error *err) {
+        struct open_ctx *c = userdata;
+        c->policy_version = sd_policy_version(p);
+        return sd_envelope_open(c->json, c->len, p, 0, c->name, c->version, c->keys, c->n_keys, c->value_out, c->info,
+                                err);
+}
+
+int sd_realm_envelope_open(struct sd_realm *realm, const char *json, size_t len, const char *name, uint64_t version,
+                           const struct sd_box_keypair *keys, size_t n_keys, struct sd_secret **value_out,
+                           struct sd_envelope_info *info, uint64_t *policy_version_out, sd_error *err) {
+        struct open_ctx c = { json, len, name, version, keys, n_keys, value_out, info, 0 };
+        int r = with_fresh_policy(realm, open_one, &c, err);
+        if (r == 0 && policy_version_out)
+                *policy_version_out = c.policy_version;
+        return r;
+}
+
 int sd_secret_fetch_newest_verified(struct sd_realm *realm, const struct sd_box_keypair *keys, size_t n_keys,
                                     const char *name, const uint64_t *versions, size_t n_versions, uint64_t floor,
                                     sd_warn_fn warn, void *warn_userdata, struct sd_secret **value_out,

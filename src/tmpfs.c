@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <linux/magic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -17,10 +18,14 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <sys/vfs.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include "fileio.h"
 #include "secretd/cleanup.h"
@@ -216,12 +221,12 @@ static int rw_open_mounted(int idfd, const char *id, sd_error *err) {
         return steal_fd(&fd);
 }
 
-static int instance_lock(int idfd, const char *id, sd_error *err) {
+static int instance_lock_as(int idfd, const char *id, int how, sd_error *err) {
         /* Serialises create/publish/destroy of one instance across threads
          * and processes: the agent may get Unmount while a rotation is
          * being published.  flock() locks belong to the open file
          * description, so two threads with their own fds exclude each other. */
-        while (flock(idfd, LOCK_EX) < 0) {
+        while (flock(idfd, how) < 0) {
                 if (errno != EINTR)
                         return sd_error_set_errno(err, errno, "instance '%s': cannot lock", id);
         }
@@ -232,6 +237,10 @@ static int instance_lock(int idfd, const char *id, sd_error *err) {
         if (st.st_nlink == 0)
                 return sd_error_set(err, ENOENT, "instance '%s' does not exist (destroyed meanwhile)", id);
         return 0;
+}
+
+static int instance_lock(int idfd, const char *id, sd_error *err) {
+        return instance_lock_as(idfd, id, LOCK_EX, err);
 }
 
 /* ---- wiping ------------------------------------------------------------ */
@@ -578,16 +587,126 @@ static int publish_error(sd_error *err, int code, int rwfd, const char *id, cons
         return sd_error_set_errno(err, code, "instance '%s': %s '%s': cannot %s", id, what, name, action);
 }
 
-static int file_write(int genfd, const struct sd_tmpfs_file *file, const struct sd_tmpfs_params *params) {
+static int data_link_generation(int rwfd, uint64_t *generation_out) {
+        char target[GENERATION_NAME_SIZE + 1];
+        ssize_t n = readlinkat(rwfd, DATA_LINK, target, sizeof(target));
+        if (n < 0) {
+                if (errno == ENOENT) {
+                        *generation_out = 0;
+                        return 0;
+                }
+                /* EINVAL: ..data exists but is not a symlink. */
+                return errno == EINVAL ? -EBADMSG : -errno;
+        }
+        if ((size_t) n >= sizeof(target))
+                return -EBADMSG;
+        target[n] = '\0';
+        return generation_parse(target, generation_out);
+}
+
+/* Set once sendfile(2) was refused (a seccomp filter without it): not
+ * tried again, so a filter that logs refusals logs one. */
+static atomic_bool sendfile_refused;
+
+/* The bytes of a file copied from another instance: see struct
+ * sd_tmpfs_file.  sendfile(2) keeps them inside the kernel; where it is
+ * refused they pass through one locked buffer, zeroed before it is
+ * freed. */
+/* The locked buffer of one publish's copies, allocated at the first copy
+ * that needs it: one guarded allocation, not one per file. */
+struct copy_buffer {
+        unsigned char *data;
+};
+#define COPY_BUFFER_SIZE ((size_t) 64 << 10)
+
+static void copy_buffer_free(struct copy_buffer *b) {
+        sodium_free(b->data);
+        b->data = NULL;
+}
+
+static int file_copy_bytes(int rootfd, int fd, const struct sd_tmpfs_file *file, struct copy_buffer *buffer) {
+        _cleanup_close_ int idfd = openat(rootfd, file->source_id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (idfd < 0)
+                return errno == ENOENT ? -ENOENT : -errno;
+        sd_error ignored = { 0 };
+        int r = instance_lock_as(idfd, file->source_id, LOCK_SH, &ignored);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int rwfd = rw_open_mounted(idfd, file->source_id, &ignored);
+        if (rwfd < 0)
+                return -ENOENT;
+        uint64_t generation = 0;
+        r = data_link_generation(rwfd, &generation);
+        if (r < 0)
+                return r == -EBADMSG ? -ESTALE : r;
+        if (generation != file->source_generation)
+                return -ESTALE;
+        char generation_dir[GENERATION_NAME_SIZE];
+        generation_name(generation, generation_dir);
+        _cleanup_close_ int genfd = openat(rwfd, generation_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (genfd < 0)
+                return -ENOENT;
+        _cleanup_close_ int in = openat(genfd, file->source_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+        if (in < 0)
+                return errno == ELOOP ? -EBADMSG : -ENOENT;
+        struct stat st;
+        if (fstat(in, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || (uint64_t) st.st_size != file->source_len)
+                return -EBADMSG;
+        size_t left = file->source_len;
+        while (left > 0 && !atomic_load(&sendfile_refused)) {
+                ssize_t n = sendfile(fd, in, NULL, left);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && (errno == EPERM || errno == ENOSYS || errno == EINVAL) && left == file->source_len) {
+                        atomic_store(&sendfile_refused, true);
+                        break;
+                }
+                if (n <= 0)
+                        return n < 0 ? -errno : -EBADMSG;
+                left -= (size_t) n;
+        }
+        if (left == 0)
+                return 0;
+        if (!buffer->data) {
+                buffer->data = sodium_malloc(COPY_BUFFER_SIZE);
+                if (!buffer->data)
+                        return -ENOMEM;
+        }
+        r = 0;
+        while (left > 0 && r == 0) {
+                ssize_t n = read(in, buffer->data, left < COPY_BUFFER_SIZE ? left : COPY_BUFFER_SIZE);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        r = n < 0 ? -errno : -EBADMSG;
+                else {
+                        r = sd_write_all(fd, buffer->data, (size_t) n);
+                        left -= (size_t) n;
+                }
+        }
+        /* The next copy overwrites it; nothing of this one outlives the
+         * publish either way (sodium_free zeroes). */
+        sodium_memzero(buffer->data, COPY_BUFFER_SIZE);
+        return r;
+}
+
+static int file_write(int rootfd, int genfd, const struct sd_tmpfs_file *file, const struct sd_tmpfs_params *params,
+                      struct copy_buffer *buffer) {
         /* 0600 and exclusive until complete; the final mode and owner are
          * applied to the open fd, so no path is ever re-resolved. */
         _cleanup_close_ int fd = openat(genfd, file->name,
                                         O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
         if (fd < 0)
                 return -errno;
-        int r = sd_write_all(fd, file->value->data, file->value->len);
-        if (r < 0)
+        int r = file->value ? sd_write_all(fd, file->value->data, file->value->len)
+                            : file_copy_bytes(rootfd, fd, file, buffer);
+        if (r < 0) {
+                /* Nothing half-written stays behind. */
+                (void) unlinkat(genfd, file->name, 0);
                 return r;
+        }
         /* No fsync: tmpfs has no backing store. */
         if (fchmod(fd, params->mode) < 0)
                 return -errno;
@@ -744,23 +863,6 @@ static int publish_sweep(int rwfd, const char *live_dir, const char *prev_dir, c
         return r;
 }
 
-static int data_link_generation(int rwfd, uint64_t *generation_out) {
-        char target[GENERATION_NAME_SIZE + 1];
-        ssize_t n = readlinkat(rwfd, DATA_LINK, target, sizeof(target));
-        if (n < 0) {
-                if (errno == ENOENT) {
-                        *generation_out = 0;
-                        return 0;
-                }
-                /* EINVAL: ..data exists but is not a symlink. */
-                return errno == EINVAL ? -EBADMSG : -errno;
-        }
-        if ((size_t) n >= sizeof(target))
-                return -EBADMSG;
-        target[n] = '\0';
-        return generation_parse(target, generation_out);
-}
-
 /* Carry an unchanged file into the new generation: a hard link to the
  * current generation's inode.  No plaintext passes through memory, it costs
  * neither space nor an inode (so an update of one file in a large volume
@@ -793,7 +895,12 @@ static int publish_generation(const char *root, const char *id, const struct sd_
                 r = sd_name_validate("file name", name, name ? strlen(name) : 0, err);
                 if (r < 0)
                         return sd_error_prefix(err, r, "instance '%s'", id);
-                if ((!files[i].value && !carry) || (files[i].value && !files[i].value->data && files[i].value->len > 0))
+                bool copied = !files[i].value && files[i].source_id;
+                if (copied && (instance_id_validate(files[i].source_id, NULL) < 0 || !files[i].source_name ||
+                               strcmp(files[i].source_id, id) == 0))
+                        return sd_error_set(err, EINVAL, "instance '%s': file '%s' has a bad source", id, name);
+                if ((!files[i].value && !carry && !copied) ||
+                    (files[i].value && !files[i].value->data && files[i].value->len > 0))
                         return sd_error_set(err, EINVAL, "instance '%s': file '%s' has no value", id, name);
                 for (size_t j = 0; j < i; j++)
                         if (strcmp(files[j].name, name) == 0)
@@ -832,7 +939,7 @@ static int publish_generation(const char *root, const char *id, const struct sd_
 
         _cleanup_close_ int curfd = -1;
         for (size_t i = 0; carry && i < n_files; i++) {
-                if (files[i].value)
+                if (files[i].value || files[i].source_id)
                         continue;
                 if (curfd < 0 && have_current)
                         curfd = openat(rwfd, current_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -866,10 +973,16 @@ static int publish_generation(const char *root, const char *id, const struct sd_
         _cleanup_close_ int genfd = openat(rwfd, generation_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (genfd < 0)
                 return publish_error(err, errno, rwfd, id, "generation directory", generation_dir, "open");
+        _cleanup_(copy_buffer_free) struct copy_buffer buffer = { 0 };
 
         for (size_t i = 0; i < n_files; i++) {
-                if (files[i].value) {
-                        r = file_write(genfd, &files[i], params);
+                if (files[i].value || files[i].source_id) {
+                        r = file_write(rootfd, genfd, &files[i], params, &buffer);
+                        if (files[i].source_id && (r == -ESTALE || r == -ENOENT || r == -EBADMSG))
+                                return sd_error_set(err, -r,
+                                                    "instance '%s': file '%s' cannot be copied from instance '%s': %s",
+                                                    id, files[i].name, files[i].source_id,
+                                                    r == -ESTALE ? "it changed meanwhile" : strerror(-r));
                         if (r < 0)
                                 return publish_error(err, r, rwfd, id, "file", files[i].name, "write");
                         continue;
@@ -1125,6 +1238,61 @@ static void mountinfo_unescape(char *s) {
         *w = '\0';
 }
 
+/* "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE
+ * SUPEROPTIONS" (proc(5)).  false for a line that does not parse. */
+static bool mountinfo_parse(char *line, struct sd_mount_entry *out) {
+        char *save = NULL, *tok, *field[6] = { 0 };
+        size_t i = 0;
+        while (i < 6 && (tok = strtok_r(i == 0 ? line : NULL, " \n", &save)))
+                field[i++] = tok;
+        unsigned maj, min;
+        if (i < 6 || sscanf(field[2], "%u:%u", &maj, &min) != 2)
+                return false;
+        const char *fstype = "";
+        while ((tok = strtok_r(NULL, " \n", &save)))
+                if (strcmp(tok, "-") == 0) {
+                        tok = strtok_r(NULL, " \n", &save);
+                        fstype = tok ? tok : "";
+                        break;
+                }
+        mountinfo_unescape(field[3]);
+        mountinfo_unescape(field[4]);
+        *out = (struct sd_mount_entry) {
+                .dev = makedev(maj, min),
+                .root = field[3],
+                .mount_point = field[4],
+                .options = field[5],
+                .fstype = fstype,
+        };
+        return true;
+}
+
+int sd_mount_table_foreach(pid_t pid, sd_mount_entry_fn fn, void *userdata) {
+        char path[64];
+        if (pid > 0)
+                (void) snprintf(path, sizeof(path), "/proc/%d/mountinfo", (int) pid);
+        else
+                (void) snprintf(path, sizeof(path), "/proc/self/mountinfo");
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
+        errno = 0;
+        while (getline(&line, &cap, f) >= 0) {
+                struct sd_mount_entry e;
+                if (!mountinfo_parse(line, &e))
+                        continue;
+                int r = fn(userdata, &e);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+                errno = 0;
+        }
+        if (ferror(f))
+                return errno ? -errno : -EIO;
+        return 0;
+}
+
 static bool option_present(const char *options, const char *option) {
         size_t len = strlen(option);
         for (const char *p = options; p && *p;) {
@@ -1139,34 +1307,29 @@ static bool option_present(const char *options, const char *option) {
 
 struct mount_seen {
         bool found, tmpfs, read_only;
-        char device[32];
+        dev_t dev;
+};
+
+struct instance_mounts {
+        const char *rw_path, *ro_path;
+        struct mount_seen rw, ro;
 };
 
 /* The last line for a mount point is the mount on top, the one a path
  * lookup reaches. */
-static void mountinfo_line(char *line, const char *rw_path, const char *ro_path, struct mount_seen *rw,
-                           struct mount_seen *ro) {
-        char *save = NULL, *tok, *field[6] = { 0 };
-        size_t i = 0;
-        while (i < 6 && (tok = strtok_r(i == 0 ? line : NULL, " \n", &save)))
-                field[i++] = tok;
-        if (i < 6)
-                return;
-        /* After the optional fields: "- fstype source superoptions". */
-        char *fstype = NULL;
-        while ((tok = strtok_r(NULL, " \n", &save)))
-                if (strcmp(tok, "-") == 0) {
-                        fstype = strtok_r(NULL, " \n", &save);
-                        break;
-                }
-        mountinfo_unescape(field[4]);
-        struct mount_seen *seen = strcmp(field[4], rw_path) == 0 ? rw : strcmp(field[4], ro_path) == 0 ? ro : NULL;
-        if (!seen)
-                return;
-        seen->found = true;
-        seen->tmpfs = fstype && strcmp(fstype, "tmpfs") == 0 && strcmp(field[3], "/") == 0;
-        seen->read_only = option_present(field[5], "ro");
-        (void) snprintf(seen->device, sizeof(seen->device), "%s", field[2]);
+static int instance_mount_seen(void *userdata, const struct sd_mount_entry *e) {
+        struct instance_mounts *im = userdata;
+        struct mount_seen *seen = strcmp(e->mount_point, im->rw_path) == 0   ? &im->rw
+                                  : strcmp(e->mount_point, im->ro_path) == 0 ? &im->ro
+                                                                             : NULL;
+        if (seen)
+                *seen = (struct mount_seen) {
+                        .found = true,
+                        .tmpfs = strcmp(e->fstype, "tmpfs") == 0 && strcmp(e->root, "/") == 0,
+                        .read_only = option_present(e->options, "ro"),
+                        .dev = e->dev,
+                };
+        return 0;
 }
 
 int sd_tmpfs_instance_is_mounted(const char *root, const char *id) {
@@ -1180,20 +1343,12 @@ int sd_tmpfs_instance_is_mounted(const char *root, const char *id) {
         if (r < 0)
                 return r == -ENOENT ? 0 : r;
 
-        _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
-        if (!f)
-                return -errno;
-        struct mount_seen rw = { 0 }, ro = { 0 };
-        _cleanup_free_ char *line = NULL;
-        size_t cap = 0;
-        errno = 0;
-        while (getline(&line, &cap, f) >= 0)
-                mountinfo_line(line, rw_path, ro_path, &rw, &ro);
-        if (ferror(f))
-                return errno ? -errno : -EIO;
-
-        return rw.found && rw.tmpfs && !rw.read_only && ro.found && ro.tmpfs && ro.read_only &&
-                       strcmp(rw.device, ro.device) == 0 ? 1 : 0;
+        struct instance_mounts im = { .rw_path = rw_path, .ro_path = ro_path };
+        r = sd_mount_table_foreach(0, instance_mount_seen, &im);
+        if (r < 0)
+                return r;
+        return im.rw.found && im.rw.tmpfs && !im.rw.read_only && im.ro.found && im.ro.tmpfs && im.ro.read_only &&
+                       im.rw.dev == im.ro.dev ? 1 : 0;
 }
 
 int sd_tmpfs_instance_generation(const char *root, const char *id, uint64_t *generation_out) {

@@ -62,6 +62,16 @@ int sd_secret_fetch(struct sd_realm *realm, const struct sd_box_keypair *keys, s
                     uint64_t version, int allow_tombstone, struct sd_secret **value_out,
                     struct sd_envelope_info *info, sd_error *err);
 
+/* Open the envelope bytes json[0..len) of version `version` of name against
+ * the realm's current policy, with the first of keys that is a recipient,
+ * refreshing the realm once when the envelope names a newer policy version
+ * (as sd_secret_fetch does).  *policy_version_out (may be NULL) is the
+ * policy version it verified against.  Tombstones open with *value_out
+ * NULL (info->tombstone). */
+int sd_realm_envelope_open(struct sd_realm *realm, const char *json, size_t len, const char *name, uint64_t version,
+                           const struct sd_box_keypair *keys, size_t n_keys, struct sd_secret **value_out,
+                           struct sd_envelope_info *info, uint64_t *policy_version_out, sd_error *err);
+
 /* Newest verified version: of `versions` (ascending, as sd_store_history
  * gives them), open the newest one that verifies and is not below floor,
  * trying from the newest down.  Each version that fails is reported through

@@ -38,9 +38,10 @@
  *
  * All functions need CAP_SYS_ADMIN (mount) for create/destroy and work
  * fd-relative below root without following symlinks.  Calls on the same
- * instance serialise on an flock(2) of root/<id> (threads included).  None
- * of them keeps plaintext: values are written from the caller's sd_secret
- * and nothing is copied.
+ * instance serialise on an flock(2) of root/<id> (threads included); a
+ * copy from another instance holds that one's lock shared.  None of them
+ * keeps plaintext: values are written from the caller's sd_secret, or
+ * copied from another instance's file (see struct sd_tmpfs_file).
  *
  * Sizing: two generations coexist (always, after the first update), so
  * size_bytes must fit twice the files (each rounded up to a page), and
@@ -66,6 +67,20 @@ struct sd_tmpfs_params {
 struct sd_tmpfs_file {
         const char *name;                 /* visible file name; checked with sd_name_validate() */
         const struct sd_secret *value;
+        /* Or, with value NULL: a copy of file source_name of instance
+         * source_id (below the same root) as it is in that instance's
+         * generation source_generation, which must be source_len bytes.
+         * The bytes go from one tmpfs to the other inside the kernel
+         * (sendfile), or, where that is not allowed, through a locked
+         * buffer zeroed after use; the source is locked (shared) while it
+         * is read, so no update can change it under the copy.  -ESTALE if
+         * the source is at another generation now, -ENOENT if it or the
+         * file is gone, -EBADMSG if the file is not a regular file of that
+         * length. */
+        const char *source_id;
+        const char *source_name;
+        uint64_t source_generation;
+        size_t source_len;
 };
 
 /* Create instance id: directories, tmpfs, read-only view.  *ro_path_out
@@ -133,6 +148,28 @@ void sd_tmpfs_ids_free(char **ids, size_t n);
  * matched exactly after unescaping)? 1 yes, 0 no (also: no such instance
  * or root), negative on error (-EINVAL bad id). */
 int sd_tmpfs_instance_is_mounted(const char *root, const char *id);
+
+/* ---- the mount table ---- */
+
+/* One line of /proc/PID/mountinfo (proc(5)), paths unescaped.  The strings
+ * live only during the callback. */
+struct sd_mount_entry {
+        dev_t dev;                        /* MAJ:MIN of the mounted filesystem */
+        const char *root;                 /* the mount's root within it */
+        const char *mount_point;
+        const char *options;              /* per-mount options: "ro,nosuid,..." */
+        const char *fstype;               /* "" if the line has none */
+};
+
+/* Return 0 to go on, > 0 to stop (the walk then returns 0), < 0 to stop
+ * with that error. */
+typedef int (*sd_mount_entry_fn)(void *userdata, const struct sd_mount_entry *e);
+
+/* Call fn for every mount of process pid's mount namespace (pid 0: this
+ * process), in the table's order: of several mounts on one mount point
+ * the last is on top.  Lines that do not parse are skipped.  0, fn's
+ * error, or -errno (no such process: -ENOENT). */
+int sd_mount_table_foreach(pid_t pid, sd_mount_entry_fn fn, void *userdata);
 
 /* Current generation of an instance (0 if none published yet).
  * -EBADMSG if ..data is not a symlink to a generation directory (publish

@@ -28,6 +28,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
 # shellcheck source=../integration/agent-lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../integration/agent-lib.sh"
+# shellcheck source=bench-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 
 require_root
 require_cmd dockerd docker curl setpriv setsid python3
@@ -49,63 +51,12 @@ put_value() {
     put_secret "$1" "$TEST_TMP/values/$1" >/dev/null
 }
 
-# measure SECRET DIRLIST OUT: R puts of SECRET; after each, poll every file
-# DIR/SECRET (DIR from DIRLIST) until it holds the new value.  One line per
-# run in OUT: microseconds from put returning to the last instance readable.
-# Files are checked in order and a file that has the value is never read
-# again (values only move forward), so the poll costs about one pass; it
-# naps 0.2 ms after a miss instead of spinning.
-measure() {
-    python3 - "$1" "$2" "$3" "$runs" "$SECRETCTL" "$TEST_TMP/values" <<'EOF'
-import os, subprocess, sys, time
-secret, dirlist, out, runs, secretctl, values = sys.argv[1:7]
-dirs = [l.strip() for l in open(dirlist) if l.strip()]
-paths = [os.path.join(d, secret) for d in dirs]
-res = []
-for i in range(int(runs)):
-    want = ("%s-%d-%d\n" % (secret, i, time.time_ns())).encode()
-    vf = os.path.join(values, secret)
-    with open(vf, "wb") as f:
-        f.write(want)
-    with open(vf, "rb") as f:
-        subprocess.run([secretctl, "put", secret], stdin=f, stdout=subprocess.DEVNULL, check=True)
-    t0 = time.monotonic_ns()
-    k = 0
-    deadline = t0 + 30 * 10**9
-    while k < len(paths) and time.monotonic_ns() < deadline:
-        try:
-            with open(paths[k], "rb") as f:
-                got = f.read()
-        except OSError:
-            got = b""
-        if got == want:
-            k += 1
-        else:
-            # A reader spinning on one core would take it from the agent
-            # (this host has two); 0.2 ms bounds the resolution.
-            time.sleep(0.0002)
-    t1 = time.monotonic_ns()
-    if k < len(paths):
-        print("# run %d: only %d of %d instances got the value within 30 s" % (i, k, len(paths)), file=sys.stderr)
-        sys.exit(1)
-    res.append((t1 - t0) // 1000)
-with open(out, "w") as f:
-    f.write("".join("%d\n" % r for r in res))
-EOF
-}
+# measure SECRET DIRLIST OUT: R puts of SECRET, each until every instance
+# reads it (bench-lib.sh rotation_measure).
+measure() { rotation_measure "$1" "$2" "$3" "$runs" "$TEST_TMP/values"; }
 
 # stats FILE: "median p99" in ms (values in FILE are microseconds).
-stats() {
-    python3 - "$1" <<'EOF'
-import math, sys
-v = sorted(int(l) for l in open(sys.argv[1]) if l.strip())
-if not v:
-    print("- -"); sys.exit()
-med = v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
-p99 = v[max(0, math.ceil(0.99 * len(v)) - 1)]
-print("%.1f %.1f" % (med / 1000, p99 / 1000))
-EOF
-}
+stats() { bench_stats "$1" 99; }
 
 # agent_figure SECRET: median of the agent's "rotated into ... in X ms".
 agent_figure() {

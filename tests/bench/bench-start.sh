@@ -23,6 +23,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
 # shellcheck source=../integration/agent-lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../integration/agent-lib.sh"
+# shellcheck source=bench-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 
 require_root
 require_cmd dockerd docker curl setpriv setsid
@@ -39,41 +41,8 @@ AGENT_ARGS=(--max-size 16m)
 
 # -------------------------------------------------------------- helpers -----
 
-usec_now() { local t=${EPOCHREALTIME/./}; echo "$((10#$t))"; }
-
 # stats FILE: "median p90" in ms (values in FILE are microseconds).
-stats() {
-    local -a v
-    mapfile -t v < <(sort -n "$1")
-    local n=${#v[@]}
-    [ "$n" -gt 0 ] || { echo "- -"; return; }
-    local med p90i
-    if [ $((n % 2)) = 1 ]; then
-        med=${v[n / 2]}
-    else
-        med=$(((v[n / 2 - 1] + v[n / 2]) / 2))
-    fi
-    p90i=$(((90 * n + 99) / 100 - 1))
-    printf '%s %s\n' "$(ms "$med")" "$(ms "${v[p90i]}")"
-}
-ms() { printf '%d.%01d' $(($1 / 1000)) $(($1 % 1000 / 100)); }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-
-# timed_run OUT_PREFIX DOCKER_RUN_ARGS...: appends "to first read" and
-# "whole run" microseconds to OUT_PREFIX.first / OUT_PREFIX.total.
-timed_run() {
-    local prefix=$1 t0 t1 t2 first
-    shift
-    t0=$(usec_now)
-    # The reader stamps the moment the first line arrives, then drains.
-    first=$(docker run --rm --network none "$@" "$BUSYBOX_IMAGE" cat /run/secrets/x \
-        | { IFS= read -r line && [ "$line" = "$bench_value" ] && usec_now; cat >/dev/null; })
-    t2=$(usec_now)
-    [ -n "$first" ] || { diag "timed_run: no correct read ($*)"; return 1; }
-    t1=$first
-    echo $((t1 - t0)) >>"$prefix.first"
-    echo $((t2 - t0)) >>"$prefix.total"
-}
+stats() { bench_stats "$1" 90; }
 
 # ------------------------------------------------- table 1: docker run -------
 
@@ -95,15 +64,8 @@ install -m 0400 "$TEST_TMP/bench-value" "$host_dir/x"
 
 res=$TEST_TMP/results
 mkdir "$res"
-for i in 1 2 3; do
-    timed_run "$res/warm-secretd" -v "$vol:/run/secrets"
-    timed_run "$res/warm-bind" -v "$host_dir:/run/secrets:ro"
-done
-failures=0
-for i in $(seq "$runs"); do
-    timed_run "$res/secretd" -v "$vol:/run/secrets" || failures=$((failures + 1))
-    timed_run "$res/bind" -v "$host_dir:/run/secrets:ro" || failures=$((failures + 1))
-done
+failures=$(interleaved_starts "$res/secretd" "$vol:/run/secrets" "$res/bind" "$host_dir:/run/secrets:ro" "$runs" 3 \
+    "$bench_value")
 assert_eq "$failures" 0 "$runs interleaved runs each read the secret every time"
 check "no instance is left after the runs" wait_for 20 no_instances_left
 
@@ -113,11 +75,6 @@ read -r s_total_med s_total_p90 < <(stats "$res/secretd.total")
 read -r b_total_med b_total_p90 < <(stats "$res/bind.total")
 
 # --------------------------------------- table 2: Mount on the plugin socket -
-
-reply_ok() {
-    # Success: a JSON body whose Err is absent or empty.
-    grep -q '^{' "$1" && ! grep -Eq '"Err" *: *"[^"]' "$1"
-}
 
 mount_table=()
 for n in $mount_sizes; do

@@ -18,6 +18,12 @@
 #                            (secretd join --realm-file $AGENT_REALM with the
 #                            line `secretctl realm pin` prints); for a test
 #                            that moves to another store
+#   agent_use_etcd PREFIX    after agent_fixture and start_etcd: the store is
+#                            etcd://<the test's etcd>/PREFIX (exported as
+#                            SECRETD_STORE) with a realm of its own (secretctl
+#                            realm init: only an empty file store makes one by
+#                            itself), the agent its recipient "host" and
+#                            pinned to it
 #   put_secret NAME FILE     secretctl put NAME < FILE (value never in argv)
 #   agent_start [ARGS...]    starts `secretd run` (+ ARGS) in the background,
 #                            stderr appended to $AGENT_LOG; waits until the
@@ -133,6 +139,15 @@ agent_pin_realm() {
         || bail_out "secretctl realm pin failed: $(cat "$TEST_TMP/realm-pin.err")"
     "$SECRETD" join --realm-file "$AGENT_REALM" "$pin" >"$TEST_TMP/join.out" 2>&1 \
         || bail_out "secretd join failed: $(cat "$TEST_TMP/join.out")"
+}
+
+agent_use_etcd() {
+    export SECRETD_STORE=etcd://${ETCD_ENDPOINT#http://}/$1
+    "$SECRETCTL" realm init >"$TEST_TMP/realm-etcd.out" 2>&1 \
+        || bail_out "realm init on etcd failed: $(cat "$TEST_TMP/realm-etcd.out")"
+    "$SECRETCTL" recipient add host "$AGENT_PUB" >"$TEST_TMP/recipient-etcd.out" 2>&1 \
+        || bail_out "recipient add on etcd failed: $(cat "$TEST_TMP/recipient-etcd.out")"
+    agent_pin_realm
 }
 
 put_secret() {

@@ -29,15 +29,8 @@ require_cmd etcd curl base64 setpriv setsid
 start_etcd -- --max-request-bytes=1048576
 agent_fixture
 PREFIX=secretd-test
-STORE=etcd://${ETCD_ENDPOINT#http://}/$PREFIX
-export SECRETD_STORE=$STORE
-# etcd gets a realm of its own (only an empty file store makes one by
-# itself), and the agent is pinned to it.
-"$SECRETCTL" realm init >"$TEST_TMP/realm-etcd.out" 2>&1 \
-    || bail_out "realm init on etcd failed: $(cat "$TEST_TMP/realm-etcd.out")"
-"$SECRETCTL" recipient add host "$AGENT_PUB" >"$TEST_TMP/recipient-etcd.out" 2>&1 \
-    || bail_out "recipient add on etcd failed: $(cat "$TEST_TMP/recipient-etcd.out")"
-agent_pin_realm
+agent_use_etcd "$PREFIX"
+STORE=$SECRETD_STORE
 
 b64() { printf '%s' "$1" | base64 -w0; }
 # etcdctl-free access to the raw store, as an attacker with etcd access has.

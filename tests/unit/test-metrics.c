@@ -18,9 +18,11 @@
 #include <unistd.h>
 
 #include "admin.h"
-#include "agent.h"
+#include "agent-fixture.h"
 #include "audit.h"
+#include "delivery.h"
 #include "metrics.h"
+#include "notes.h"
 #include "secretd/config.h"
 
 /* ---- Prometheus text ---- */
@@ -197,12 +199,20 @@ Test(metrics, concurrent_increments_are_not_lost) {
         cr_assert_eq(find(s, n, "secretd_rotation_duration_seconds_count", NULL)->value, THREADS * PER_THREAD / 100);
 }
 
-Test(metrics, error_kinds_from_codes) {
-        cr_assert_eq(metrics_error_kind_for_code(-ESTALE), ERROR_ROLLBACK);
-        cr_assert_eq(metrics_error_kind_for_code(-EKEYREJECTED), ERROR_VERIFY);
-        cr_assert_eq(metrics_error_kind_for_code(ENOKEY), ERROR_VERIFY);
-        cr_assert_eq(metrics_error_kind_for_code(-EBADMSG), ERROR_VERIFY);
-        cr_assert_eq(metrics_error_kind_for_code(-ECONNREFUSED), ERROR_STORE);
+Test(metrics, error_kinds_by_the_step_that_failed) {
+        /* The store: whatever its error, also an etcd reply that makes no
+         * sense (EPROTO), which is a store error and not a forgery. */
+        cr_assert_eq(delivery_error_kind(DELIVERY_GET, -EPROTO), ERROR_STORE);
+        cr_assert_eq(delivery_error_kind(DELIVERY_GET, -ECONNREFUSED), ERROR_STORE);
+        cr_assert_eq(delivery_error_kind(DELIVERY_GET, -EBADMSG), ERROR_STORE);
+        cr_assert_eq(delivery_error_kind(DELIVERY_OPEN, -EKEYREJECTED), ERROR_VERIFY);
+        cr_assert_eq(delivery_error_kind(DELIVERY_OPEN, ENOKEY), ERROR_VERIFY);
+        cr_assert_eq(delivery_error_kind(DELIVERY_OPEN, -EBADMSG), ERROR_VERIFY);
+        /* A deleted secret is the store's answer, wherever it shows. */
+        cr_assert_eq(delivery_error_kind(DELIVERY_OPEN, -ENOENT), ERROR_STORE);
+        cr_assert_eq(delivery_error_kind(DELIVERY_DECIDE, -ESTALE), ERROR_ROLLBACK);
+        cr_assert_eq(delivery_error_kind(DELIVERY_DECIDE, -EUCLEAN), ERROR_STATE);
+        cr_assert_eq(delivery_error_kind(DELIVERY_WRITE, -EFBIG), ERROR_TMPFS);
         cr_assert_str_eq(metrics_error_kind_name(ERROR_TMPFS), "tmpfs");
 }
 
@@ -247,16 +257,8 @@ static json_t *parse_line(const char *line) {
 }
 
 static char *read_all(const char *path) {
-        FILE *f = fopen(path, "re");
-        cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-        char *text = NULL;
-        size_t cap = 0;
-        ssize_t n = getdelim(&text, &cap, '\0', f);
-        fclose(f);
-        if (n < 0) {
-                free(text);
-                return strdup("");
-        }
+        char *text = fixture_read_path(path, NULL);
+        cr_assert_not_null(text, "%s: %s", path, strerror(errno));
         return text;
 }
 
@@ -435,50 +437,38 @@ Test(audit, concurrent_writers_produce_whole_lines) {
 
 /* ---- admin routing and status ---- */
 
-static void fill_agent(struct agent *a) {
-        agent_init(a);
-        a->status.driver = "secretd";
-        a->status.store_url = "file:///var/lib/secretd/store";
-        struct volume *v = calloc(1, sizeof(*v));
-        cr_assert_not_null(v);
-        (void) snprintf(v->name, sizeof(v->name), "app");
-        v->spec.n_secrets = 1;
-        (void) snprintf(v->spec.secrets[0].name, sizeof(v->spec.secrets[0].name), "db_password");
-        (void) snprintf(v->spec.secrets[0].file, sizeof(v->spec.secrets[0].file), "db_password");
-        v->spec.mode = 0400;
-        v->spec.size = 1 << 20;
-        a->volumes = calloc(1, sizeof(*a->volumes));
-        a->volumes[0] = v;
-        a->n_volumes = 1;
-
-        struct mount_record *m = calloc(1, sizeof(*m));
-        cr_assert_not_null(m);
-        (void) snprintf(m->id, sizeof(m->id), "eb115a7bebb47d7b");
-        (void) snprintf(m->volume, sizeof(m->volume), "app");
-        (void) snprintf(m->container_id, sizeof(m->container_id), "0123456789abcdef");
-        (void) snprintf(m->container_name, sizeof(m->container_name), "web");
-        m->refcount = 1;
-        m->generation = 2;
-        m->n_versions = 1;
-        (void) snprintf(m->versions[0].name, sizeof(m->versions[0].name), "db_password");
-        m->versions[0].version = 3;
-        m->mountpoint = strdup("/run/secretd/instances/eb115a7bebb47d7b/ro");
-        a->mounts = calloc(1, sizeof(*a->mounts));
-        a->mounts[0] = m;
-        a->n_mounts = 1;
+/* A volume "app" delivering db_password (v3) and one instance of it,
+ * linked to container "web". */
+#define WEB_ID "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+static void fill_agent(struct agent_fixture *f, char id[65]) {
+        fixture_setup(f);
+        fixture_put(f, "db_password", "canary-admin-1");
+        fixture_put(f, "db_password", "canary-admin-2");
+        fixture_put(f, "db_password", "canary-admin-3");
+        char *t = fixture_call(f, "/VolumeDriver.Create", NULL, "{\"Name\":\"app\",\"Opts\":{\"secrets\":\"db_password\"}}");
+        cr_assert_str_eq(t, "{}");
+        free(t);
+        fixture_mount_id(0xeb115a7b, id);
+        t = fixture_call(f, "/VolumeDriver.Mount", NULL, "{\"Name\":\"app\",\"ID\":\"%s\"}", id);
+        cr_assert(strstr(t, "Mountpoint"), "%s", t);
+        free(t);
+        sd_error err = { 0 };
+        cr_assert_eq(registry_link(f->registry, id, WEB_ID, "web", 0, &err), 1, "%s", err.message);
 }
 
 Test(admin, status_lists_volumes_instances_and_connection_states) {
-        struct agent a;
-        fill_agent(&a);
-        agent_status_store(&a, false, "store 'x': connection refused");
-        agent_status_docker(&a, true, NULL);
-        agent_status_docker_event(&a);
+        struct agent_fixture f;
+        char id[65];
+        fill_agent(&f, id);
+        notes_store(&f.notes, false, "store 'x': connection refused");
+        notes_docker(&f.notes, true, NULL);
+        notes_docker_event(&f.notes);
+        struct admin adm = { .registry = f.registry, .notes = &f.notes };
 
         unsigned status = 0;
         const char *type = NULL;
         char *body = NULL;
-        cr_assert_eq(admin_dispatch(&a, "GET", "/v1/status", &status, &type, &body), 0);
+        cr_assert_eq(admin_dispatch(&adm, "GET", "/v1/status", &status, &type, &body), 0);
         cr_assert_eq(status, 200);
         cr_assert_str_eq(type, "application/json");
         json_error_t jerr;
@@ -487,7 +477,7 @@ Test(admin, status_lists_volumes_instances_and_connection_states) {
 
         json_t *agent = json_object_get(st, "agent");
         cr_assert_eq(json_integer_value(json_object_get(agent, "pid")), getpid());
-        cr_assert_str_eq(json_string_value(json_object_get(agent, "driver")), "secretd");
+        cr_assert_str_eq(json_string_value(json_object_get(agent, "driver")), "test-driver");
         cr_assert(json_is_string(json_object_get(agent, "version")));
         json_t *store = json_object_get(st, "store");
         cr_assert_str_eq(json_string_value(json_object_get(store, "state")), "error");
@@ -495,34 +485,38 @@ Test(admin, status_lists_volumes_instances_and_connection_states) {
         json_t *docker = json_object_get(st, "docker");
         cr_assert_str_eq(json_string_value(json_object_get(docker, "state")), "connected");
         cr_assert(json_is_string(json_object_get(docker, "last_event_at")));
-        cr_assert_eq(json_integer_value(json_object_get(docker, "events")), 1);
+        cr_assert_geq(json_integer_value(json_object_get(docker, "events")), 1);
 
         json_t *v = json_array_get(json_object_get(st, "volumes"), 0);
         cr_assert_str_eq(json_string_value(json_object_get(v, "name")), "app");
         cr_assert_str_eq(json_string_value(json_array_get(json_object_get(v, "secrets"), 0)), "db_password");
         cr_assert(json_is_object(json_object_get(v, "opts")));
         json_t *m = json_array_get(json_object_get(st, "instances"), 0);
-        cr_assert_str_eq(json_string_value(json_object_get(m, "container_id")), "0123456789abcdef");
+        cr_assert_str_eq(json_string_value(json_object_get(m, "id")), id);
+        cr_assert_str_eq(json_string_value(json_object_get(m, "container_id")), WEB_ID);
         cr_assert_str_eq(json_string_value(json_object_get(m, "container_name")), "web");
         cr_assert_eq(json_integer_value(json_object_get(m, "refcount")), 1);
-        cr_assert_eq(json_integer_value(json_object_get(m, "generation")), 2);
+        cr_assert_eq(json_integer_value(json_object_get(m, "generation")), 1);
+        cr_assert(json_is_true(json_object_get(m, "live")));
         cr_assert_eq(json_integer_value(json_object_get(json_object_get(m, "delivered"), "db_password")), 3);
+        cr_assert_null(strstr(body, "canary-admin"), "no value in the status");
 
         /* A later success clears the state but keeps the last error. */
-        agent_status_store(&a, true, NULL);
-        json_t *again = admin_status_json(&a);
+        notes_store(&f.notes, true, NULL);
+        json_t *again = admin_status_json(f.registry, &f.notes);
         store = json_object_get(again, "store");
         cr_assert_str_eq(json_string_value(json_object_get(store, "state")), "ok");
         cr_assert(json_is_string(json_object_get(store, "last_ok_at")));
         json_decref(again);
         json_decref(st);
         free(body);
-        agent_done(&a);
+        fixture_teardown(&f);
 }
 
 Test(admin, only_get_on_two_paths) {
-        struct agent a;
-        agent_init(&a);
+        struct notes notes;
+        notes_init(&notes, NULL, "secretd", "file:///x");
+        struct admin adm = { .notes = &notes };
         static const struct {
                 const char *method, *path;
                 unsigned status;
@@ -535,7 +529,7 @@ Test(admin, only_get_on_two_paths) {
                 unsigned status = 0;
                 const char *type = NULL;
                 char *body = NULL;
-                cr_assert_eq(admin_dispatch(&a, cases[i].method, cases[i].path, &status, &type, &body), 0);
+                cr_assert_eq(admin_dispatch(&adm, cases[i].method, cases[i].path, &status, &type, &body), 0);
                 cr_assert_eq(status, cases[i].status, "%s %s: %u", cases[i].method, cases[i].path, status);
                 cr_assert_not_null(body);
                 if (strcmp(cases[i].path, "/metrics") == 0 && status == 200)
@@ -544,7 +538,7 @@ Test(admin, only_get_on_two_paths) {
                         cr_assert_str_eq(type, "application/json");
                 free(body);
         }
-        agent_done(&a);
+        notes_done(&notes);
 }
 
 Test(admin, notes_count_and_audit_without_values) {
@@ -553,19 +547,21 @@ Test(admin, notes_count_and_audit_without_values) {
         char log[64];
         (void) snprintf(log, sizeof(log), "%s/audit.log", path);
         metrics_reset();
-        struct agent a;
-        fill_agent(&a);
         sd_error err = { 0 };
-        cr_assert_eq(audit_open(log, &a.audit, &err), 0, "%s", err.message);
+        struct audit *audit = NULL;
+        cr_assert_eq(audit_open(log, &audit, &err), 0, "%s", err.message);
+        struct notes notes;
+        notes_init(&notes, audit, "secretd", "file:///x");
 
-        const char writers[VOLUME_SECRETS_MAX][SD_KEY_ID_CHARS + 1] = { "2d9f5e3424d8a1d2" };
-        agent_note_delivery(&a, a.mounts[0], writers);
-        agent_note_wipe(&a, a.mounts[0], "unmount");
-        sd_error refused = { 0 };
-        sd_error_set(&refused, ESTALE, "volume 'app': secret 'db_password': refusing a rollback");
-        agent_note_refusal(&a, "app", "eb115a7bebb47d7b", ERROR_ROLLBACK, &refused);
-        audit_close(a.audit);
-        a.audit = NULL;
+        const struct note_instance in = {
+                .id = "eb115a7bebb47d7b", .volume = "app", .container_id = WEB_ID, .container_name = "web",
+        };
+        note_delivery(&notes, &in, "db_password", 3, "2d9f5e3424d8a1d2");
+        note_wipe(&notes, &in, "unmount");
+        const struct note_instance mounting = { .id = "eb115a7bebb47d7b", .volume = "app" };
+        note_refusal(&notes, ERROR_ROLLBACK, "app", NULL, &mounting, 1,
+                     "volume 'app': secret 'db_password': refusing a rollback");
+        audit_close(audit);
 
         cr_assert_eq(metrics_get(METRIC_DELIVERIES), 1);
         cr_assert_eq(metrics_get(METRIC_WIPES), 1);
@@ -581,8 +577,9 @@ Test(admin, notes_count_and_audit_without_values) {
                 json_t *obj = parse_line(line);
                 cr_assert_str_eq(json_string_value(json_object_get(obj, "event")), expect[n]);
                 cr_assert_str_eq(json_string_value(json_object_get(obj, "volume")), "app");
+                cr_assert_str_eq(json_string_value(json_object_get(obj, "instance")), "eb115a7bebb47d7b");
                 if (n < 2) {
-                        cr_assert_str_eq(json_string_value(json_object_get(obj, "container")), "0123456789abcdef");
+                        cr_assert_str_eq(json_string_value(json_object_get(obj, "container")), WEB_ID);
                         cr_assert_str_eq(json_string_value(json_object_get(obj, "container_name")), "web");
                 }
                 if (n == 0) {
@@ -594,7 +591,7 @@ Test(admin, notes_count_and_audit_without_values) {
         }
         cr_assert_eq(n, 3);
         free(text);
-        agent_done(&a);
+        notes_done(&notes);
         char cmd[96];
         (void) snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
         cr_assert_eq(system(cmd), 0);

@@ -12,7 +12,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "agent-fixture.h"
+#include "driver.h"
+#include "httpd.h"
 #include "log.h"
 #include "request.h"
 
@@ -267,88 +269,79 @@ static void quiet(void) {
         log_set_level(SD_LOG_ERROR);
 }
 
-static char *dispatch(struct agent *a, const char *path, const char *body, unsigned *status) {
-        json_t *reply = plugin_dispatch(a, path, body, strlen(body), status);
-        cr_assert_not_null(reply);
-        char *text = json_dumps(reply, JSON_COMPACT | JSON_SORT_KEYS);
-        json_decref(reply);
-        return text;
-}
-
 Test(plugin_dispatch, handshake_unknown_paths_and_unknown_volumes, .init = quiet) {
-        struct agent a;
-        agent_init(&a);
-        a.limits = limits;
+        struct agent_fixture fx;
+        fixture_setup(&fx);
         unsigned status;
         char *t;
 
-        t = dispatch(&a, "/Plugin.Activate", "", &status);
+        t = fixture_call(&fx, "/Plugin.Activate", &status, "%s", "");
         cr_assert_eq(status, 200);
         cr_assert_str_eq(t, "{\"Implements\":[\"VolumeDriver\"]}");
         free(t);
-        t = dispatch(&a, "/VolumeDriver.Capabilities", "{}\n", &status);
+        t = fixture_call(&fx, "/VolumeDriver.Capabilities", &status, "{}\n");
         cr_assert_str_eq(t, "{\"Capabilities\":{\"Scope\":\"local\"}}");
         free(t);
-        t = dispatch(&a, "/VolumeDriver.List", "{}\n", &status);
+        t = fixture_call(&fx, "/VolumeDriver.List", &status, "{}\n");
         cr_assert_str_eq(t, "{\"Volumes\":[]}");
         free(t);
-        t = dispatch(&a, "/VolumeDriver.Get", "{\"Name\":\"nope\"}\n", &status);
+        t = fixture_call(&fx, "/VolumeDriver.Get", &status, "{\"Name\":\"nope\"}\n");
         cr_assert_eq(status, 500, "an Err reply is not a 200, so dockerd names the endpoint");
         cr_assert_str_eq(t, "{\"Err\":\"no such volume\"}");
         free(t);
-        t = dispatch(&a, "/VolumeDriver.Mount", "{\"Name\":\"nope\",\"ID\":\"abc\"}\n", &status);
+        t = fixture_call(&fx, "/VolumeDriver.Mount", &status, "{\"Name\":\"nope\",\"ID\":\"abc\"}\n");
         cr_assert(strstr(t, "\"Err\":\"no such volume 'nope'\""), "%s", t);
         free(t);
-        t = dispatch(&a, "/VolumeDriver.Unmount", "{\"Name\":\"nope\",\"ID\":\"abc\"}\n", &status);
+        t = fixture_call(&fx, "/VolumeDriver.Unmount", &status, "{\"Name\":\"nope\",\"ID\":\"abc\"}\n");
         cr_assert_str_eq(t, "{}", "an unknown mount id unmounts successfully (dockerd would retry)");
         free(t);
-        t = dispatch(&a, "/VolumeDriver.Bogus", "{}", &status);
+        t = fixture_call(&fx, "/VolumeDriver.Bogus", &status, "{}");
         cr_assert_eq(status, 404);
         cr_assert(strstr(t, "unknown endpoint '/VolumeDriver.Bogus'"), "%s", t);
         free(t);
-        t = dispatch(&a, "/VolumeDriver.Get", "{\"Name\":", &status);
+        t = fixture_call(&fx, "/VolumeDriver.Get", &status, "{\"Name\":");
         cr_assert_eq(status, 400);
         cr_assert(strstr(t, "\"Err\":\"request body is not valid JSON"), "%s", t);
         free(t);
-        t = dispatch(&a, "/VolumeDriver.Create", "{\"Name\":\"v\",\"Opts\":{\"secrets\":\"a\",\"mode\":\"0044\"}}", &status);
+        t = fixture_call(&fx, "/VolumeDriver.Create", &status,
+                         "{\"Name\":\"v\",\"Opts\":{\"secrets\":\"a\",\"mode\":\"0044\"}}");
         cr_assert_eq(status, 400);
         cr_assert(strstr(t, "does not let the owner read"), "%s", t);
         free(t);
-        t = dispatch(&a, "/VolumeDriver.Create", "{\"Name\":\"v\",\"Opts\":{\"secrets\":\"a\"}}", &status);
-        cr_assert(strstr(t, "\"Err\":\"volume 'v': no store is open\""), "%s", t);
+        t = fixture_call(&fx, "/VolumeDriver.Create", &status, "{\"Name\":\"v\",\"Opts\":{\"secrets\":\"a\"}}");
+        cr_assert(strstr(t, "\"Err\":\"volume 'v': ") && strstr(t, "secret 'a' not found"), "%s", t);
         free(t);
-        agent_done(&a);
+        fixture_teardown(&fx);
 }
 
 /* ---- the HTTP server on a temporary socket (no dockerd needed) ---- */
 
 struct server_fixture {
+        struct agent_fixture fx;
         char dir[64];
         char *socket_path;
-        struct agent agent;
-        struct plugin_server *server;
+        struct httpd *server;
 };
 
 static void server_start(struct server_fixture *f) {
         quiet();
+        fixture_setup(&f->fx);
         strcpy(f->dir, "/tmp/secretd-plugin-XXXXXX");
         cr_assert_not_null(mkdtemp(f->dir));
-        agent_init(&f->agent);
-        f->agent.limits = limits;
         sd_error err = { 0 };
-        int fd = plugin_socket_listen(f->dir, "test-driver", &f->socket_path, &err);
+        int fd = driver_socket_listen(f->dir, "test-driver", &f->socket_path, &err);
         cr_assert_geq(fd, 0, "%s", err.message);
         struct stat st;
         cr_assert_eq(stat(f->socket_path, &st), 0);
         cr_assert_eq(st.st_mode & 0777, 0600, "socket is root-only");
-        cr_assert_eq(plugin_server_start(&f->agent, fd, f->socket_path, &f->server, &err), 0, "%s", err.message);
+        cr_assert_eq(driver_serve(&f->fx.driver, fd, f->socket_path, 0, &f->server, &err), 0, "%s", err.message);
 }
 
 static void server_stop(struct server_fixture *f) {
-        plugin_server_stop(f->server);
+        httpd_stop(f->server);
         struct stat st;
         cr_assert_neq(lstat(f->socket_path, &st), 0, "the socket is unlinked on stop");
-        agent_done(&f->agent);
+        fixture_teardown(&f->fx);
         free(f->socket_path);
         rmdir(f->dir);
 }
@@ -500,7 +493,7 @@ Test(plugin_server, replaces_only_a_stale_socket) {
         server_start(&f);
         sd_error err = { 0 };
         char *path = NULL;
-        cr_assert_eq(plugin_socket_listen(f.dir, "test-driver", &path, &err), -EADDRINUSE,
+        cr_assert_eq(driver_socket_listen(f.dir, "test-driver", &path, &err), -EADDRINUSE,
                      "a live socket was taken over");
         cr_assert(strstr(err.message, "another process is serving"), "%s", err.message);
 
@@ -510,7 +503,7 @@ Test(plugin_server, replaces_only_a_stale_socket) {
         FILE *fp = fopen(file, "we");
         cr_assert_not_null(fp);
         fclose(fp);
-        cr_assert_eq(plugin_socket_listen(f.dir, "plain", &path, &err), -EEXIST);
+        cr_assert_eq(driver_socket_listen(f.dir, "plain", &path, &err), -EEXIST);
         cr_assert(strstr(err.message, "is not a socket"), "%s", err.message);
         unlink(file);
 
@@ -522,7 +515,7 @@ Test(plugin_server, replaces_only_a_stale_socket) {
         int s = socket(AF_UNIX, SOCK_STREAM, 0);
         cr_assert_eq(bind(s, (struct sockaddr *) &addr, sizeof(addr)), 0);
         close(s);
-        int fd = plugin_socket_listen(f.dir, "stale", &path, &err);
+        int fd = driver_socket_listen(f.dir, "stale", &path, &err);
         cr_assert_geq(fd, 0, "%s", err.message);
         cr_assert_str_eq(path, stale);
         close(fd);

@@ -413,7 +413,7 @@ Test(tmpfs, container_bind_is_read_only_and_sees_updates) {
         _cleanup_free_ char *ro = create_default(ID, &default_params);
         _cleanup_secret_ struct sd_secret *v1 = secret_of("one", 3);
         _cleanup_secret_ struct sd_secret *v2 = secret_of("two!", 4);
-        struct sd_tmpfs_file f1[] = { { "db_password", v1 } }, f2[] = { { "db_password", v2 } };
+        struct sd_tmpfs_file f1[] = { { .name = "db_password", .value = v1 } }, f2[] = { { .name = "db_password", .value = v2 } };
         sd_error err = { 0 };
         cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &default_params, f1, 1, 1, &err), 0, "%s", err.message);
 
@@ -448,7 +448,7 @@ Test(tmpfs, publish_three_files_with_mode_and_owner) {
         _cleanup_secret_ struct sd_secret *s1 = secret_of(crt, sizeof(crt) - 1);
         _cleanup_secret_ struct sd_secret *s2 = secret_of(key, sizeof(key));
         _cleanup_secret_ struct sd_secret *s3 = secret_of(pw, sizeof(pw) - 1);
-        struct sd_tmpfs_file files[] = { { "tls.crt", s1 }, { "tls.key", s2 }, { "db_password", s3 } };
+        struct sd_tmpfs_file files[] = { { .name = "tls.crt", .value = s1 }, { .name = "tls.key", .value = s2 }, { .name = "db_password", .value = s3 } };
         sd_error err = { 0 };
         cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &default_params, files, 3, 1, &err), 0, "%s", err.message);
 
@@ -499,8 +499,8 @@ Test(tmpfs, publish_generation_two_changes_and_removes) {
         _cleanup_secret_ struct sd_secret *a2 = secret_of("a-two-longer", 12);
         _cleanup_secret_ struct sd_secret *b = secret_of("bee", 3);
         _cleanup_secret_ struct sd_secret *c = secret_of("sea", 3);
-        struct sd_tmpfs_file g1[] = { { "a", a1 }, { "b", b }, { "c", c } };
-        struct sd_tmpfs_file g2[] = { { "a", a2 }, { "b", b } };
+        struct sd_tmpfs_file g1[] = { { .name = "a", .value = a1 }, { .name = "b", .value = b }, { .name = "c", .value = c } };
+        struct sd_tmpfs_file g2[] = { { .name = "a", .value = a2 }, { .name = "b", .value = b } };
         sd_error err = { 0 };
         cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &default_params, g1, 3, 1, &err), 0, "%s", err.message);
         cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &default_params, g2, 2, 2, &err), 0, "%s", err.message);
@@ -545,7 +545,7 @@ Test(tmpfs, old_generation_is_zeroed_for_readers_holding_it_open_two_publishes_l
         _cleanup_secret_ struct sd_secret *v = secret_of(value, sizeof(value));
         _cleanup_secret_ struct sd_secret *w = secret_of("new", 3);
         _cleanup_secret_ struct sd_secret *x = secret_of("newer", 5);
-        struct sd_tmpfs_file g1[] = { { "token", v } }, g2[] = { { "token", w } }, g3[] = { { "token", x } };
+        struct sd_tmpfs_file g1[] = { { .name = "token", .value = v } }, g2[] = { { .name = "token", .value = w } }, g3[] = { { .name = "token", .value = x } };
         sd_error err = { 0 };
         cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &default_params, g1, 1, 1, &err), 0, "%s", err.message);
         _cleanup_free_ char *p = path_of(ro, "token");
@@ -575,8 +575,8 @@ Test(tmpfs, update_keeps_unchanged_files_changes_others_and_removes_left_out) {
         _cleanup_secret_ struct sd_secret *a2 = secret_of("a-two", 5);
         _cleanup_secret_ struct sd_secret *b = secret_of("bee", 3);
         _cleanup_secret_ struct sd_secret *c = secret_of("sea", 3);
-        struct sd_tmpfs_file g1[] = { { "a", a1 }, { "b", b }, { "c", c } };
-        struct sd_tmpfs_file g2[] = { { "a", a2 }, { "b", NULL } };
+        struct sd_tmpfs_file g1[] = { { .name = "a", .value = a1 }, { .name = "b", .value = b }, { .name = "c", .value = c } };
+        struct sd_tmpfs_file g2[] = { { .name = "a", .value = a2 }, { .name = "b", .value = NULL } };
         sd_error err = { 0 };
         cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &params, g1, 3, 1, &err), 0, "%s", err.message);
         cr_assert_eq(sd_tmpfs_instance_update(root, ID, &params, g2, 2, 2, &err), 0, "%s", err.message);
@@ -590,7 +590,7 @@ Test(tmpfs, update_keeps_unchanged_files_changes_others_and_removes_left_out) {
 
         /* Kept through several generations: still right after the one it
          * was first written in is wiped. */
-        struct sd_tmpfs_file keep_all[] = { { "a", NULL }, { "b", NULL } };
+        struct sd_tmpfs_file keep_all[] = { { .name = "a", .value = NULL }, { .name = "b", .value = NULL } };
         for (uint64_t g = 3; g <= 5; g++)
                 cr_assert_eq(sd_tmpfs_instance_update(root, ID, &params, keep_all, 2, g, &err), 0, "%s", err.message);
         assert_content(ro, "a", "a-two", 5);
@@ -599,7 +599,7 @@ Test(tmpfs, update_keeps_unchanged_files_changes_others_and_removes_left_out) {
 
         /* A name to keep that the current generation lacks: refused,
          * nothing changes. */
-        struct sd_tmpfs_file missing[] = { { "a", a1 }, { "zz", NULL } };
+        struct sd_tmpfs_file missing[] = { { .name = "a", .value = a1 }, { .name = "zz", .value = NULL } };
         cr_assert_eq(sd_tmpfs_instance_update(root, ID, &params, missing, 2, 6, &err), -ENOENT);
         cr_assert(strstr(err.message, "'zz'"), "%s", err.message);
         assert_content(ro, "a", "a-two", 5);
@@ -614,7 +614,7 @@ Test(tmpfs, update_keeps_unchanged_files_changes_others_and_removes_left_out) {
 Test(tmpfs, update_of_a_fresh_instance_has_nothing_to_keep) {
         require_mounts();
         _cleanup_free_ char *ro = create_default(ID, &default_params);
-        struct sd_tmpfs_file keep[] = { { "a", NULL } };
+        struct sd_tmpfs_file keep[] = { { .name = "a", .value = NULL } };
         sd_error err = { 0 };
         cr_assert_eq(sd_tmpfs_instance_update(root, ID, &default_params, keep, 1, 1, &err), -ENOENT);
         cr_assert(strstr(err.message, "no current generation"), "%s", err.message);
@@ -628,8 +628,8 @@ Test(tmpfs, destroy_zeroes_files_shared_by_two_generations) {
         memset(value, 'K', sizeof(value));
         _cleanup_secret_ struct sd_secret *k = secret_of(value, sizeof(value));
         _cleanup_secret_ struct sd_secret *c2 = secret_of("c2", 2);
-        struct sd_tmpfs_file g1[] = { { "cert", c2 }, { "key", k } };
-        struct sd_tmpfs_file g2[] = { { "cert", c2 }, { "key", NULL } };
+        struct sd_tmpfs_file g1[] = { { .name = "cert", .value = c2 }, { .name = "key", .value = k } };
+        struct sd_tmpfs_file g2[] = { { .name = "cert", .value = c2 }, { .name = "key", .value = NULL } };
         sd_error err = { 0 };
         cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &default_params, g1, 2, 1, &err), 0, "%s", err.message);
         cr_assert_eq(sd_tmpfs_instance_update(root, ID, &default_params, g2, 2, 2, &err), 0, "%s", err.message);
@@ -664,13 +664,13 @@ Test(tmpfs, publish_refuses_bad_names_modes_and_duplicates) {
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 struct sd_tmpfs_params params = default_params;
                 params.mode = cases[i].mode;
-                struct sd_tmpfs_file files[] = { { cases[i].name, v } };
+                struct sd_tmpfs_file files[] = { { .name = cases[i].name, .value = v } };
                 sd_error err = { 0 };
                 cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &params, files, 1, cases[i].generation, &err),
                              -EINVAL, "case %zu accepted", i);
                 cr_assert(strstr(err.message, cases[i].expect), "case %zu: %s", i, err.message);
         }
-        struct sd_tmpfs_file dup[] = { { "x", v }, { "x", v } };
+        struct sd_tmpfs_file dup[] = { { .name = "x", .value = v }, { .name = "x", .value = v } };
         sd_error err = { 0 };
         cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &default_params, dup, 2, 1, &err), -EINVAL);
         cr_assert(strstr(err.message, "twice"), "%s", err.message);
@@ -811,7 +811,7 @@ Test(tmpfs, readers_never_see_a_cert_from_one_generation_with_a_key_from_another
         {
                 _cleanup_secret_ struct sd_secret *c = secret_of(cert, sizeof(cert));
                 _cleanup_secret_ struct sd_secret *k = secret_of(key, sizeof(key));
-                struct sd_tmpfs_file files[] = { { "cert", c }, { "key", k } };
+                struct sd_tmpfs_file files[] = { { .name = "cert", .value = c }, { .name = "key", .value = k } };
                 cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &default_params, files, 2, 1, &err), 0, "%s",
                              err.message);
         }
@@ -833,7 +833,7 @@ Test(tmpfs, readers_never_see_a_cert_from_one_generation_with_a_key_from_another
                 stamp(key, sizeof(key), g, "key");
                 _cleanup_secret_ struct sd_secret *cs = secret_of(cert, sizeof(cert));
                 _cleanup_secret_ struct sd_secret *ks = secret_of(key, sizeof(key));
-                struct sd_tmpfs_file files[] = { { "cert", cs }, { "key", ks } };
+                struct sd_tmpfs_file files[] = { { .name = "cert", .value = cs }, { .name = "key", .value = ks } };
                 int r = sd_tmpfs_instance_publish(root, ID, &default_params, files, 2, g, &err);
                 if (r < 0)
                         kill(pid, SIGKILL);
@@ -874,7 +874,7 @@ Test(tmpfs, over_the_size_cap_is_enospc_and_keeps_the_previous_generation) {
         _cleanup_free_ char *ro = create_default(ID, &params);
         _cleanup_free_ char *rw = instance_path(ID, "rw");
         _cleanup_secret_ struct sd_secret *small = secret_of("still here", 10);
-        struct sd_tmpfs_file g1[] = { { "small", small } };
+        struct sd_tmpfs_file g1[] = { { .name = "small", .value = small } };
         sd_error err = { 0 };
         cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &params, g1, 1, 1, &err), 0, "%s", err.message);
         struct statvfs before, after;
@@ -883,7 +883,7 @@ Test(tmpfs, over_the_size_cap_is_enospc_and_keeps_the_previous_generation) {
         _cleanup_secret_ struct sd_secret *big = NULL;
         cr_assert_eq(sd_secret_new(100 * 1024, &big), 0);
         memset(big->data, 'B', big->len);
-        struct sd_tmpfs_file g2[] = { { "small", small }, { "big", big } };
+        struct sd_tmpfs_file g2[] = { { .name = "small", .value = small }, { .name = "big", .value = big } };
         cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &params, g2, 2, 2, &err), -ENOSPC, "%s", err.message);
         cr_log_info("size cap message: %s", err.message);
         cr_assert(strstr(err.message, ID), "names the instance: %s", err.message);
@@ -914,7 +914,7 @@ Test(tmpfs, over_the_inode_cap_is_enospc_and_keeps_the_previous_generation) {
         _cleanup_free_ char *ro = create_default(ID, &params);
         _cleanup_free_ char *rw = instance_path(ID, "rw");
         _cleanup_secret_ struct sd_secret *v = secret_of("x", 1);
-        struct sd_tmpfs_file g1[] = { { "one", v } };
+        struct sd_tmpfs_file g1[] = { { .name = "one", .value = v } };
         sd_error err = { 0 };
         cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &params, g1, 1, 1, &err), 0, "%s", err.message);
         struct statvfs before, after;
@@ -924,7 +924,7 @@ Test(tmpfs, over_the_inode_cap_is_enospc_and_keeps_the_previous_generation) {
         struct sd_tmpfs_file many[40];
         for (size_t i = 0; i < 40; i++) {
                 snprintf(names[i], sizeof(names[i]), "f%02zu", i);
-                many[i] = (struct sd_tmpfs_file) { names[i], v };
+                many[i] = (struct sd_tmpfs_file) { .name = names[i], .value = v };
         }
         cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &params, many, 40, 2, &err), -ENOSPC, "%s", err.message);
         cr_log_info("inode cap message: %s", err.message);
@@ -956,7 +956,7 @@ Test(tmpfs, destroy_wipes_unmounts_and_removes) {
         require_mounts();
         _cleanup_free_ char *ro = create_default(ID, &default_params);
         _cleanup_secret_ struct sd_secret *v = secret_of("plaintext", 9);
-        struct sd_tmpfs_file files[] = { { "db_password", v } };
+        struct sd_tmpfs_file files[] = { { .name = "db_password", .value = v } };
         sd_error err = { 0 };
         cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &default_params, files, 1, 1, &err), 0, "%s", err.message);
 
@@ -1031,7 +1031,7 @@ Test(tmpfs, publish_refuses_an_unmounted_instance) {
         cr_assert_eq(umount2(ro, MNT_DETACH), 0);
         cr_assert_eq(umount2(rw, MNT_DETACH), 0);
         _cleanup_secret_ struct sd_secret *v = secret_of("plaintext", 9);
-        struct sd_tmpfs_file files[] = { { "db_password", v } };
+        struct sd_tmpfs_file files[] = { { .name = "db_password", .value = v } };
         sd_error err = { 0 };
         cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &default_params, files, 1, 1, &err), -ENOTCONN);
         cr_assert(strstr(err.message, "not a mounted tmpfs"), "%s", err.message);
@@ -1149,7 +1149,7 @@ Test(tmpfs, planted_symlinks_below_root_are_never_followed) {
         cr_assert_eq(symlink(out.dir, rw_link), 0);
         cr_assert_eq(sd_tmpfs_instance_create(root, "planted-rw", &default_params, &ro, &err), -EEXIST);
         _cleanup_secret_ struct sd_secret *v = secret_of("secret", 6);
-        struct sd_tmpfs_file files[] = { { "sentinel", v } };
+        struct sd_tmpfs_file files[] = { { .name = "sentinel", .value = v } };
         cr_assert_eq(sd_tmpfs_instance_publish(root, "planted-rw", &default_params, files, 1, 1, &err), -ENOTCONN,
                      "%s", err.message);
         cr_assert_eq(sd_tmpfs_instance_destroy(root, "planted-rw", &err), 0, "%s", err.message);
@@ -1176,7 +1176,7 @@ Test(tmpfs, planted_data_and_name_links_are_replaced_not_followed) {
         _cleanup_free_ char *rw = instance_path(ID, "rw");
         _cleanup_secret_ struct sd_secret *v1 = secret_of("one", 3);
         _cleanup_secret_ struct sd_secret *v2 = secret_of("two", 3);
-        struct sd_tmpfs_file g1[] = { { "sentinel", v1 } }, g2[] = { { "sentinel", v2 }, { "other", v2 } };
+        struct sd_tmpfs_file g1[] = { { .name = "sentinel", .value = v1 } }, g2[] = { { .name = "sentinel", .value = v2 }, { .name = "other", .value = v2 } };
         sd_error err = { 0 };
         cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &default_params, g1, 1, 1, &err), 0, "%s", err.message);
 
@@ -1261,13 +1261,106 @@ Test(tmpfs, is_mounted_matches_escaped_mount_points_exactly) {
         /* A prefix of the id is a different instance. */
         cr_assert_eq(sd_tmpfs_instance_is_mounted(root, "0123456789abcdef"), 0);
         _cleanup_secret_ struct sd_secret *v = secret_of("v", 1);
-        struct sd_tmpfs_file files[] = { { "x", v } };
+        struct sd_tmpfs_file files[] = { { .name = "x", .value = v } };
         sd_error err = { 0 };
         cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &default_params, files, 1, 1, &err), 0, "%s", err.message);
         assert_content(ro, "x", "v", 1);
         cr_assert_eq(sd_tmpfs_instance_destroy(root, ID, &err), 0, "%s", err.message);
         cr_assert_eq(sd_tmpfs_instance_is_mounted(root, ID), 0);
         cr_assert_eq(mounts_below(base), 0);
+}
+
+Test(tmpfs, a_file_is_copied_from_another_instance_only_as_it_was_at_that_generation) {
+        require_mounts();
+        const char other[] = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+        _cleanup_free_ char *src_ro = create_default(other, &default_params);
+        _cleanup_free_ char *ro = create_default(ID, &default_params);
+        _cleanup_secret_ struct sd_secret *v = secret_of("copied value", 12);
+        _cleanup_secret_ struct sd_secret *w = secret_of("own", 3);
+        sd_error err = { 0 };
+        struct sd_tmpfs_file src[] = { { .name = "token", .value = v } };
+        cr_assert_eq(sd_tmpfs_instance_publish(root, other, &default_params, src, 1, 1, &err), 0, "%s", err.message);
+
+        struct sd_tmpfs_params mine = default_params;
+        mine.mode = 0440;
+        struct sd_tmpfs_file files[] = {
+                { .name = "t", .source_id = other, .source_name = "token", .source_generation = 1, .source_len = 12 },
+                { .name = "own", .value = w },
+        };
+        cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &mine, files, 2, 1, &err), 0, "%s", err.message);
+        assert_content(ro, "t", "copied value", 12);
+        assert_content(ro, "own", "own", 3);
+        struct stat st;
+        _cleanup_free_ char *t = path_of(ro, "t");
+        cr_assert_eq(stat(t, &st), 0);
+        cr_assert_eq(st.st_mode & 07777, 0440, "the copy gets this instance's mode");
+        cr_assert_eq(st.st_nlink, 1, "a copy, not a link into the other tmpfs");
+
+        /* The source moved on: refused, and this instance keeps what it has. */
+        cr_assert_eq(sd_tmpfs_instance_publish(root, other, &default_params, src, 1, 2, &err), 0, "%s", err.message);
+        cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &mine, files, 2, 2, &err), -ESTALE);
+        cr_assert(strstr(err.message, "cannot be copied from instance") && strstr(err.message, "changed meanwhile"),
+                  "%s", err.message);
+        assert_content(ro, "t", "copied value", 12);
+        files[0].source_generation = 2;
+        files[0].source_len = 11;
+        cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &mine, files, 2, 2, &err), -EBADMSG, "another length");
+        files[0].source_len = 12;
+        files[0].source_name = "nope";
+        cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &mine, files, 2, 2, &err), -ENOENT, "no such file");
+        files[0].source_id = ID;
+        cr_assert_eq(sd_tmpfs_instance_publish(root, ID, &mine, files, 2, 2, &err), -EINVAL, "not from itself");
+        cr_assert_eq(sd_tmpfs_instance_generation(root, ID, &(uint64_t) { 0 }), 0);
+        uint64_t gen = 0;
+        cr_assert_eq(sd_tmpfs_instance_generation(root, ID, &gen), 0);
+        cr_assert_eq(gen, 1, "every refused copy left generation 1 in place");
+        cr_assert_eq(sd_tmpfs_instance_destroy(root, ID, &err), 0, "%s", err.message);
+        cr_assert_eq(sd_tmpfs_instance_destroy(root, other, &err), 0, "%s", err.message);
+}
+
+struct table_walk {
+        const char *want;
+        unsigned hits;
+        dev_t dev;
+        bool read_only;
+};
+
+static int table_seen(void *userdata, const struct sd_mount_entry *e) {
+        struct table_walk *w = userdata;
+        if (strcmp(e->mount_point, w->want) != 0)
+                return 0;
+        w->hits++;
+        w->dev = e->dev;
+        w->read_only = strncmp(e->options, "ro", 2) == 0 && (e->options[2] == ',' || !e->options[2]);
+        return 0;
+}
+
+static int table_stop(void *userdata, const struct sd_mount_entry *e) {
+        unsigned *n = userdata;
+        (void) e;
+        return ++*n == 2 ? 1 : 0;
+}
+
+Test(tmpfs, the_mount_table_is_read_with_escapes_by_pid_and_stops_when_asked) {
+        require_mounts();
+        snprintf(root, sizeof(root), "%s/with space\tand tab", base);
+        _cleanup_free_ char *ro = create_default(ID, &default_params);
+        struct table_walk self = { .want = ro }, by_pid = { .want = ro };
+        cr_assert_eq(sd_mount_table_foreach(0, table_seen, &self), 0);
+        cr_assert_eq(sd_mount_table_foreach(getpid(), table_seen, &by_pid), 0);
+        cr_assert_eq(self.hits, 1, "the read-only view, unescaped: %s", ro);
+        cr_assert(self.read_only);
+        struct stat st;
+        cr_assert_eq(stat(ro, &st), 0);
+        cr_assert_eq(self.dev, st.st_dev, "the device is the tmpfs's");
+        cr_assert_eq(by_pid.hits, 1);
+        cr_assert_eq(by_pid.dev, self.dev);
+        unsigned n = 0;
+        cr_assert_eq(sd_mount_table_foreach(0, table_stop, &n), 0);
+        cr_assert_eq(n, 2, "a positive return stops the walk");
+        cr_assert_eq(sd_mount_table_foreach(INT32_MAX, table_stop, &n), -ENOENT);
+        sd_error err = { 0 };
+        cr_assert_eq(sd_tmpfs_instance_destroy(root, ID, &err), 0, "%s", err.message);
 }
 
 /* ---- scale ------------------------------------------------------------- */
@@ -1286,7 +1379,7 @@ Test(tmpfs, many_files_publish_and_read_back, .timeout = 120) {
         static struct sd_tmpfs_file files[100];
         for (size_t i = 0; i < 100; i++) {
                 snprintf(names[i], sizeof(names[i]), "file%03zu", i);
-                files[i] = (struct sd_tmpfs_file) { names[i], v };
+                files[i] = (struct sd_tmpfs_file) { .name = names[i], .value = v };
         }
         for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
                 char id[16];

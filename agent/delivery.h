@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Getting a secret from the store into a tmpfs instance, for Create, Mount
+ * and rotation alike, in steps each of them calls:
+ *
+ *   1. get      the envelope bytes of the latest version (the store; the
+ *               source is a seam, struct envelope_source, so a cache of
+ *               envelopes can stand in when the store is unreachable);
+ *   2. open     verify and decrypt them against the realm's current policy
+ *               (refreshed once when an envelope names a newer one), at
+ *               most once per envelope at a time (below);
+ *   3. decide   the rollback floor (registry.h: floor_decide), then
+ *               record;
+ *   4. write    the files into an instance, owned by the host ids the
+ *               container sees as the volume's uid/gid (userns.h), with
+ *               the tmpfs parameters of the volume.
+ *
+ * The kind of a failure (secretd_errors_total{kind}) is the step that
+ * failed, in delivery_error_kind() and nowhere else: a store that cannot be
+ * read (timeout, refused, an etcd reply that makes no sense: EPROTO) is
+ * "store" at Create, Mount and rotation alike; an envelope that does not
+ * verify or open is "verify"; a version below the floor is "rollback"; a
+ * floor that cannot be vouched for is "state"; the tmpfs "tmpfs".
+ *
+ * Opening once.  Opening an envelope costs a signature check, a sealed-box
+ * unwrap and two locked allocations (the unmaps of which shoot down TLBs
+ * on every core the agent runs on): most of a Mount.  So:
+ *   - Mounts that need the same envelope (same name, version and bytes:
+ *     BLAKE2b) at the same time share one open: the first opens, the
+ *     others wait for it and use its plaintext, which lives in
+ *     sodium_malloc()ed memory only while one of them still writes it,
+ *     and is zeroed and freed after the last one.
+ *   - Every envelope opened is remembered without its plaintext (name,
+ *     version, digest, writer, length; the latest version per name, and
+ *     only under the policy version it was checked against: a new policy
+ *     version, which may have removed its writer, checks it again).  A Mount or
+ *     Create that gets the very same bytes again needs no new check: a
+ *     Create needs nothing more, and a Mount copies the file from a live
+ *     instance that holds that version (struct sd_tmpfs_file's source:
+ *     from tmpfs to tmpfs), opening the envelope only when no instance
+ *     has it.
+ * No plaintext is kept in the agent beyond a Mount or rotation
+ * (tests/integration/test-memory.sh scans the agent after a delivery and
+ * finds none).  Keeping verified plaintext would also spare the open when
+ * no container holds the version, at the price of values in the agent's
+ * memory while nobody needs them; docs/agent.md "Performance".
+ *
+ * Thread-safe: the plugin threads and the rotation thread call it at once.
+ * No lock of the registry is held while any of this runs.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "metrics.h"
+#include "request.h"
+#include "secretd/error.h"
+#include "secretd/keys.h"
+#include "secretd/names.h"
+#include "secretd/secret.h"
+#include "secretd/store.h"
+#include "secretd/tmpfs.h"
+#include "secretd/realm.h"
+
+struct instances;
+struct notes;
+struct userns;
+
+/* Step 1's seam: the bytes of version `version` (0: the latest) of name's
+ * envelope, and the version they are.  The default reads the store
+ * (sd_store_get); a cache of envelopes for when the store is unreachable
+ * would stand in here.  *data_out malloc()ed. */
+struct envelope_source {
+        int (*get)(void *ctx, const char *name, uint64_t version, char **data_out, size_t *len_out,
+                   uint64_t *version_out, sd_error *err);
+        void *ctx;
+};
+
+struct delivery_config {
+        struct sd_store *store;           /* NULL (and no source): every get fails */
+        const struct envelope_source *source;  /* NULL: the store */
+        struct sd_realm *realm;           /* envelopes are verified against its current policy */
+        const struct sd_box_keypair *keys; /* and opened with the first of these that is a recipient */
+        size_t n_keys;
+        const char *pubkey_line;          /* "sda1:...", for advice in messages */
+        const struct instances *instances;
+        struct userns *userns;            /* NULL: files keep the volume's ids */
+        struct notes *notes;              /* store state */
+};
+
+enum delivery_step {
+        DELIVERY_GET,
+        DELIVERY_OPEN,
+        DELIVERY_DECIDE,
+        DELIVERY_WRITE,
+};
+
+/* The one classification of a failed delivery (see above). */
+enum error_kind delivery_error_kind(enum delivery_step step, int code);
+
+struct delivery;
+
+int delivery_new(const struct delivery_config *cfg, struct delivery **out, sd_error *err);
+void delivery_free(struct delivery *d);
+
+/* ---- steps 1 and 2 ---- */
+
+struct opened;
+
+/* The latest version of one secret, verified.  value is NULL for a
+ * tombstone.  Release with delivery_release(). */
+struct fetched {
+        char secret[SD_NAME_MAX + 1];
+        uint64_t version;
+        bool tombstone;
+        size_t len;
+        char writer[SD_KEY_ID_CHARS + 1];
+        /* NULL for a tombstone, and for an envelope verified before that
+         * was not opened again (DELIVERY_REUSE_VERIFIED): see
+         * delivery_open_fetched(). */
+        const struct sd_secret *value;
+        bool unopened;
+        char *envelope;                   /* the bytes, while unopened */
+        size_t envelope_len;
+        struct opened *opened;            /* shared plaintext; internal */
+};
+
+enum {
+        /* An envelope whose very bytes were verified before under the same
+         * policy version is not opened again: value is NULL and unopened set
+         * (Create needs no value, a Mount may copy it from an instance). */
+        DELIVERY_REUSE_VERIFIED = 1 << 0,
+        /* A tombstone is delivered (value NULL, tombstone set) instead of
+         * failing with -ENOENT. */
+        DELIVERY_ALLOW_TOMBSTONE = 1 << 1,
+};
+
+/* Get and open the latest version of secret (flags above).  A tombstone is
+ * -ENOENT ("secret 'x' was deleted in version N") unless allowed.  On
+ * failure *step_out (may be NULL) says which step failed and err says why
+ * with advice for the operator: this host's key line when it is not a
+ * recipient, the policy commands when the writer is not allowed. */
+int delivery_fetch(struct delivery *d, const char *secret, unsigned flags, struct fetched *out,
+                   enum delivery_step *step_out, sd_error *err);
+/* Open an unopened fetch after all (no instance to copy it from).  0 and
+ * nothing to do for one that has its value. */
+int delivery_open_fetched(struct delivery *d, struct fetched *f, sd_error *err);
+void delivery_release(struct delivery *d, struct fetched *f);
+
+/* Envelopes opened so far (each open is a signature check and an unwrap):
+ * for the tests and the benchmark. */
+unsigned long delivery_opens(struct delivery *d);
+
+/* ---- step 4 ---- */
+
+/* Two generations of files and their directories, the visible symlinks,
+ * ..data and its staging link (docs/tmpfs.md "Sizing the caps"): the
+ * nr_inodes of a volume's instances, checked against max-inodes. */
+uint64_t delivery_nr_inodes(const struct volume_spec *spec);
+
+/* tmpfs charges whole pages per file, and an update writes the new
+ * generation before wiping the old one: the size a volume needs for
+ * values of these lengths.  -EFBIG (message naming the volume and the fix)
+ * when spec->size is smaller. */
+int delivery_check_size(const char *volume, const struct volume_spec *spec, const size_t lengths[],
+                        uint64_t max_size, sd_error *err);
+
+/* The tmpfs parameters of spec's instances, owner mapped to the host ids
+ * the container sees as spec's uid/gid. */
+int delivery_params(struct delivery *d, const struct volume_spec *spec, struct sd_tmpfs_params *out,
+                    sd_error *err);
+
+/* Create instance id and publish generation 1 with files[0..n) (values,
+ * or copies from other instances).  *mountpoint_out malloc()ed.  An
+ * instance without a record (a crash between create and record) is
+ * destroyed and made again.  On failure nothing is left. */
+int delivery_write_new(struct delivery *d, const char *id, const struct sd_tmpfs_params *params,
+                       const struct sd_tmpfs_file *files, size_t n, char **mountpoint_out, sd_error *err);
+
+/* Publish generation (current + 1) of instance id with value (NULL:
+ * removed) as every file of secret, the instance's other files carried
+ * over (present: whether the instance has that secret's files).
+ * *generation_out is the generation published. */
+int delivery_write_update(struct delivery *d, const char *id, const struct volume_spec *spec,
+                          const struct sd_tmpfs_params *params, uint64_t current, const char *secret,
+                          const struct sd_secret *value, bool (*present)(void *ctx, const char *secret),
+                          void *present_ctx, uint64_t *generation_out, sd_error *err);

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Counters, audit lines and connection states (notes.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "audit.h"
+#include "notes.h"
+#include "secretd/clock.h"
+#include "secretd/cleanup.h"
+
+void notes_init(struct notes *n, struct audit *audit, const char *driver, const char *store_url) {
+        *n = (struct notes) {
+                .audit = audit,
+                .state = { .started_mono_ms = sd_monotonic_ms(), .driver = driver, .store_url = store_url },
+        };
+        (void) pthread_mutex_init(&n->lock, NULL);
+}
+
+void notes_done(struct notes *n) {
+        (void) pthread_mutex_destroy(&n->lock);
+}
+
+void notes_state_get(struct notes *n, struct notes_state *out) {
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&n->lock);
+        *out = n->state;
+}
+
+static void copy_message(char dst[NOTES_MESSAGE_MAX], const char *src) {
+        (void) snprintf(dst, NOTES_MESSAGE_MAX, "%s", src ? src : "");
+}
+
+void notes_store(struct notes *n, bool ok, const char *message) {
+        int64_t now = sd_realtime_ms();
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&n->lock);
+        n->state.store_ok = ok;
+        if (ok) {
+                n->state.store_ok_at = now;
+        } else {
+                copy_message(n->state.store_error, message);
+                n->state.store_error_at = now;
+        }
+}
+
+void notes_docker(struct notes *n, bool connected, const char *message) {
+        int64_t now = sd_realtime_ms();
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&n->lock);
+        n->state.docker_connected = connected;
+        n->state.docker_changed_at = now;
+        if (!connected)
+                copy_message(n->state.docker_error, message);
+}
+
+void notes_docker_event(struct notes *n) {
+        int64_t now = sd_realtime_ms();
+        metrics_inc(METRIC_EVENTS);
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&n->lock);
+        n->state.docker_event_at = now;
+}
+
+static const char *or_null(const char *s) {
+        return s && s[0] ? s : NULL;
+}
+
+static struct audit_event instance_event(enum audit_event_kind kind, const struct note_instance *in) {
+        return (struct audit_event) {
+                .kind = kind,
+                .container = or_null(in->container_id),
+                .container_name = or_null(in->container_name),
+                .volume = in->volume,
+                .instance = or_null(in->id),
+        };
+}
+
+void note_delivery(struct notes *n, const struct note_instance *in, const char *secret, uint64_t version,
+                   const char *writer) {
+        metrics_inc(METRIC_DELIVERIES);
+        struct audit_event ev = instance_event(AUDIT_DELIVER, in);
+        ev.secret = secret;
+        ev.version = version;
+        ev.writer = or_null(writer);
+        (void) audit_log(n->audit, &ev);
+}
+
+void note_rotation(struct notes *n, const struct note_instance *in, const char *secret, uint64_t version,
+                   const char *writer, const char *reason) {
+        struct audit_event ev = instance_event(AUDIT_ROTATE, in);
+        ev.secret = secret;
+        ev.version = version;
+        ev.writer = or_null(writer);
+        ev.reason = reason;
+        (void) audit_log(n->audit, &ev);
+}
+
+void note_rotations(struct notes *n, size_t n_instances, double seconds) {
+        (void) n;
+        metrics_add(METRIC_ROTATIONS, n_instances);
+        metrics_observe_rotation(seconds);
+}
+
+void note_wipe(struct notes *n, const struct note_instance *in, const char *why) {
+        metrics_inc(METRIC_WIPES);
+        struct audit_event ev = instance_event(AUDIT_WIPE, in);
+        ev.reason = why;
+        (void) audit_log(n->audit, &ev);
+}
+
+void note_refusal(struct notes *n, enum error_kind kind, const char *volume, const char *secret,
+                  const struct note_instance *in, size_t n_in, const char *message) {
+        metrics_inc(METRIC_REFUSALS);
+        metrics_error(kind);
+        const char *reason = message && message[0] ? message : "unknown error";
+        if (n_in == 0) {
+                const struct audit_event ev = {
+                        .kind = AUDIT_REFUSE, .volume = volume, .secret = secret, .reason = reason,
+                };
+                (void) audit_log(n->audit, &ev);
+                return;
+        }
+        for (size_t i = 0; i < n_in; i++) {
+                struct audit_event ev = instance_event(AUDIT_REFUSE, &in[i]);
+                ev.secret = secret;
+                ev.reason = reason;
+                (void) audit_log(n->audit, &ev);
+        }
+}

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * What the agent tells its operators about what it did and how its
+ * connections are: the counters (metrics.h), the audit log (audit.h) and
+ * the store/docker state that GET /v1/status serves (admin.h).  Each kind
+ * of event is counted and audited by exactly one function here, which every
+ * path that does it calls (Mount, rotation, Unmount and the events thread
+ * wipe through the same note_wipe()).  Nothing noted ever holds a value.
+ *
+ * Every function is thread-safe and cheap (a short mutex for the state
+ * fields, C11 atomics for counters, one write(2) per audit line).
+ */
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "metrics.h"
+
+struct audit;
+
+#define NOTES_MESSAGE_MAX 256
+
+/* The connection states shown by the admin API. */
+struct notes_state {
+        int64_t started_mono_ms;          /* CLOCK_MONOTONIC at notes_init */
+        const char *driver;               /* not owned */
+        const char *store_url;            /* not owned */
+
+        bool store_ok;
+        char store_error[NOTES_MESSAGE_MAX];  /* last error, "" if none */
+        int64_t store_error_at;           /* unix ms, 0 never */
+        int64_t store_ok_at;              /* last successful read or watch, unix ms, 0 never */
+
+        bool docker_connected;
+        char docker_error[NOTES_MESSAGE_MAX];
+        int64_t docker_changed_at;        /* unix ms of the last connect/disconnect */
+        int64_t docker_event_at;          /* unix ms of the last event, 0 never */
+};
+
+struct notes {
+        struct audit *audit;              /* NULL: audit log off; not owned */
+        pthread_mutex_t lock;             /* guards state */
+        struct notes_state state;
+};
+
+void notes_init(struct notes *n, struct audit *audit, const char *driver, const char *store_url);
+void notes_done(struct notes *n);
+
+/* A copy of the state fields, taken under the lock. */
+void notes_state_get(struct notes *n, struct notes_state *out);
+
+/* Store reads: ok records a successful read or watch (message ignored);
+ * !ok records the message (sd_error texts, never values). */
+void notes_store(struct notes *n, bool ok, const char *message);
+/* Docker events stream up or down (message: why it dropped, may be NULL). */
+void notes_docker(struct notes *n, bool connected, const char *message);
+/* One docker event received: its time, and secretd_docker_events_total. */
+void notes_docker_event(struct notes *n);
+
+/* One tmpfs instance, as the audit log names it.  Strings may be NULL or
+ * "" for unknown (a container is known once the events thread linked it). */
+struct note_instance {
+        const char *id;
+        const char *volume;
+        const char *container_id;
+        const char *container_name;
+};
+
+/* A secret written into a new instance at Mount: secretd_deliveries_total
+ * and a "deliver" line. */
+void note_delivery(struct notes *n, const struct note_instance *in, const char *secret, uint64_t version,
+                   const char *writer);
+
+/* A new version (or, with reason, a removal) written into a running
+ * instance: a "rotate" line.  The caller counts secretd_rotations_total once
+ * per rotation with note_rotations(). */
+void note_rotation(struct notes *n, const struct note_instance *in, const char *secret, uint64_t version,
+                   const char *writer, const char *reason);
+void note_rotations(struct notes *n, size_t n_instances, double seconds);
+
+/* An instance wiped (Unmount or the events thread): secretd_wipes_total and
+ * a "wipe" line. */
+void note_wipe(struct notes *n, const struct note_instance *in, const char *why);
+
+/* A Create, Mount or rotation refused: secretd_refusals_total and
+ * secretd_errors_total{kind} once, and one "refuse" line per instance of
+ * in[0..n_in) (one line without an instance when n_in is 0), naming volume
+ * (when in has none) and secret (may be NULL), with message as the reason. */
+void note_refusal(struct notes *n, enum error_kind kind, const char *volume, const char *secret,
+                  const struct note_instance *in, size_t n_in, const char *message);
