@@ -16,7 +16,6 @@
 #include "secretd/config.h"
 #include "secretd/keys.h"
 #include "secretd/realm.h"
-#include "secretd/trust-root.h"
 
 #define DEFAULT_KEY_PATH "/etc/secretd/agent.key"
 
@@ -359,13 +358,8 @@ static int verb_run(int argc, char **argv) {
                 return DAEMON_EXIT_FAILURE;
         }
         sd_error err = { 0 };
-        const char *path = config_path ? config_path : SD_CONFIG_DEFAULT_PATH;
-        /* The file names the trusted writers and the key: whoever can
-         * change it, owns the agent. */
-        int r = sd_trust_root_check(path, "config", &err);
-        if (r >= 0)
-                r = sd_config_load_file(&cfg, path, &err);
-        if (r < 0 && !(r == -ENOENT && !config_path)) {
+        int r = sd_config_load_agent_file(&cfg, config_path, &err);
+        if (r < 0) {
                 log_error("%s", err.message);
                 return DAEMON_EXIT_CONFIG;
         }

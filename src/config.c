@@ -15,6 +15,7 @@
 #include "secretd/names.h"
 #include "secretd/policy.h"
 #include "secretd/store.h"
+#include "secretd/trust-root.h"
 
 enum value_kind {
         VALUE_STRING,       /* any non-empty text */
@@ -214,6 +215,18 @@ void sd_config_free(struct sd_config *cfg) {
 
 static const char *unless_empty(const char *s) {
         return s && s[0] ? s : NULL;
+}
+
+int sd_config_load_agent_file(struct sd_config *cfg, const char *path, sd_error *err) {
+        const char *file = path ? path : SD_CONFIG_DEFAULT_PATH;
+        int r = sd_trust_root_check(file, "config", err);
+        if (r >= 0)
+                r = sd_config_load_file(cfg, file, err);
+        if (r == -ENOENT && !path) {
+                sd_error_clear(err);
+                return 0;
+        }
+        return r < 0 ? r : 0;
 }
 
 void sd_config_store_options(const struct sd_config *cfg, struct sd_store_options *out) {

@@ -121,6 +121,14 @@ int sd_config_parse_string(struct sd_config *cfg, const char *text, size_t len, 
  * caller ignores for the default path and reports for an explicit one. */
 int sd_config_load_file(struct sd_config *cfg, const char *path, sd_error *err);
 
+/* The agent's configuration file as the agent reads it: path, or
+ * SD_CONFIG_DEFAULT_PATH when NULL, checked as a root of trust
+ * (sd_trust_root_check(): whoever can change it owns the agent) and
+ * applied over cfg.  A missing default file leaves cfg as it is (the agent
+ * runs on the defaults); a missing explicit one is -ENOENT.  The errors of
+ * those two otherwise. */
+int sd_config_load_agent_file(struct sd_config *cfg, const char *path, sd_error *err);
+
 struct sd_store_options;
 /* The store options the configuration names (unset keys: NULL). */
 void sd_config_store_options(const struct sd_config *cfg, struct sd_store_options *out);
