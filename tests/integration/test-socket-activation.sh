@@ -5,7 +5,9 @@
 #   - a dockerd started after them, while no agent runs, finds the plugin:
 #     the first `docker volume create` starts the agent, which takes both
 #     sockets from LISTEN_FDS, and a container reads its secret (Mount);
-#   - the admin API answers on the passed admin socket;
+#   - the admin API answers on the passed admin socket, and `secretctl
+#     status --config FILE` finds it through the file's admin-socket (a file
+#     others can write, a misspelt key, a missing file: refused);
 #   - a stopped agent leaves the sockets in place (systemd owns them);
 #   - a passed socket at a path the configuration does not name stops the
 #     agent with a message naming both.
@@ -76,6 +78,30 @@ assert_eq "$output" "$canary" "a container reads its secret (Mount served on the
 
 run curl -sS --max-time 10 --unix-socket "$AGENT_ADMIN_SOCK" http://localhost/v1/status
 assert_contains "$output" "\"$vol\"" "the admin API answers on the passed admin socket"
+
+# ------------------------------- secretctl status finds it by the config file
+# The agent's configuration file names the admin socket; status reads it
+# there (as the agent does: root-owned, not writable by others).
+conf=$TEST_TMP/agent/secretd.conf
+printf '[secretd]\nadmin-socket = %s\n' "$AGENT_ADMIN_SOCK" >"$conf"
+chmod 0644 "$conf"
+run env -u SECRETD_ADMIN_SOCKET "$SECRETCTL" status --config "$conf"
+assert_eq "$status" 0 "secretctl status --config FILE reaches the agent at the file's admin-socket"
+assert_contains "$output" "  $vol  secrets: db_password" "... and lists the volume"
+run env -u SECRETD_ADMIN_SOCKET "$SECRETCTL" status --config "$conf" --admin-socket "$TEST_TMP/nothing.sock"
+assert_contains "$output" "$TEST_TMP/nothing.sock is unreachable" "--admin-socket overrides the file"
+chmod 0666 "$conf"
+run env -u SECRETD_ADMIN_SOCKET "$SECRETCTL" status --config "$conf"
+assert_eq "$status" 1 "a configuration file others can write is refused (exit 1)"
+assert_contains "$output" "chmod go-w $conf" "... with the chmod that fixes it"
+chmod 0644 "$conf"
+printf '[secretd]\nadmin_socket = %s\n' "$AGENT_ADMIN_SOCK" >"$conf"
+run env -u SECRETD_ADMIN_SOCKET "$SECRETCTL" status --config "$conf"
+assert_eq "$status" 2 "a configuration file with a misspelt key is refused (exit 2)"
+assert_contains "$output" "$conf:2" "... naming the file and line"
+run env -u SECRETD_ADMIN_SOCKET "$SECRETCTL" status --config "$TEST_TMP/missing.conf"
+assert_eq "$status" 3 "a missing --config file: exit 3"
+assert_contains "$output" "$TEST_TMP/missing.conf" "... naming it"
 
 run docker volume rm "$vol"
 assert_eq "$status" 0 "docker volume rm"
