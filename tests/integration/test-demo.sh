@@ -10,18 +10,11 @@
 require_root
 require_cmd dockerd docker
 
-host_dirs=(/etc/secretd /var/lib/secretd /run/secretd /var/log/secretd)
-declare -A existed=()
-for d in "${host_dirs[@]}"; do
-    if [ -e "$d" ]; then existed[$d]=1; else existed[$d]=0; fi
-done
-
 start_dockerd
 # The demo's image, imported from the harness's cached rootfs: the demo then
 # skips building one (slow on a loaded machine; not what is tested here).
 busybox_image secretd-demo-busybox
-marker=$TEST_TMP/marker
-touch "$marker"
+host_dirs_mark
 demo_tmp_before=$(find /tmp -maxdepth 1 -name 'secretd-demo.*' | sort)
 
 run env SECRETD_DEMO_BUILD="$SECRETD_BUILD_ROOT" "$SECRETD_SOURCE_ROOT/examples/demo.sh"
@@ -36,18 +29,7 @@ assert_contains "$output" "ok: the audit log records the delivery" \
     "the demo's agent writes its audit log in the demo's directory"
 assert_contains "$output" "agent:" "secretctl status answers on the demo's own admin socket"
 
-for d in "${host_dirs[@]}"; do
-    if [ "${existed[$d]}" = 0 ]; then
-        if [ -e "$d" ]; then
-            fail "the demo does not create $d" "$(find "$d" | head -20)"
-        else
-            ok "the demo does not create $d"
-        fi
-        continue
-    fi
-    changed=$(find "$d" \( -newer "$marker" -o -cnewer "$marker" \) -print 2>&1 | head -20)
-    assert_eq "$changed" "" "nothing under $d is new or changed after the demo"
-done
+assert_host_dirs_untouched "the demo"
 assert_eq "$(find /run/docker/plugins -maxdepth 1 -name 'secretd-demo-*' 2>/dev/null)" "" \
     "no plugin socket of the demo is left in /run/docker/plugins"
 assert_eq "$(find /tmp -maxdepth 1 -name 'secretd-demo.*' | sort)" "$demo_tmp_before" \
