@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <stdbool.h>
 
 #include "secretctl.h"
 
@@ -8,9 +7,7 @@ static int admin_add(struct ctl_context *ctx, int argc, char **argv) {
 }
 
 static int admin_rm(struct ctl_context *ctx, int argc, char **argv) {
-        bool published = false;
-        int r = ctl_entry_rm(ctx, &ctl_verb_admin, SD_POLICY_ADMINS, argc, argv, &published);
-        return r < 0 ? r : 0;
+        return ctl_entry_rm(ctx, &ctl_verb_admin, SD_POLICY_ADMINS, argc, argv);
 }
 
 static int admin_ls(struct ctl_context *ctx, int argc, char **argv) {

@@ -581,15 +581,35 @@ int ctl_entry_add(struct ctl_context *ctx, const struct ctl_verb *verb, enum sd_
         return r < 0 ? r : 0;
 }
 
+/* What removing an entry cannot undo, said after the change. */
+static void say_removal_note(struct ctl_context *ctx, enum sd_policy_list which, const char *name, bool in_force) {
+        const char *when = in_force ? "" : ", once the proposal is in force";
+        switch (which) {
+        case SD_POLICY_WRITERS:
+                /* Its versions already in the store fail verification. */
+                ctl_say(ctx, "note: agents and secretctl refuse the versions %s signed%s; an admin reseals those "
+                             "that must stay ('secretctl reseal NAME')\n",
+                        name, when);
+                break;
+        case SD_POLICY_RECIPIENTS:
+                /* A removed key keeps what it could already decrypt. */
+                ctl_say(ctx, "note: %s can still read the versions already sealed to it%s: put new values of those "
+                             "it must not know; 'secretctl reseal --all' seals the current versions again without it\n",
+                        name, in_force ? "" : " (and new ones until the proposal is in force)");
+                break;
+        case SD_POLICY_ADMINS:
+                break;
+        }
+}
+
 int ctl_entry_rm(struct ctl_context *ctx, const struct ctl_verb *verb, enum sd_policy_list which, int argc,
-                 char **argv, bool *published) {
+                 char **argv) {
         char verb_name[32];
         (void) snprintf(verb_name, sizeof(verb_name), "%s rm", sd_policy_list_noun(which));
         struct entry_options o = { .verb = verb_name };
-        *published = false;
         int r = parse_entry_options(ctx, verb, which, false, argc, argv, &o);
         if (r != 0)
-                return r < 0 ? r : 1;
+                return r < 0 ? r : 0;
         if (argc - optind != 1)
                 return ctl_usage_error(ctx, verb_name, "expected exactly one NAME");
         const char *name = argv[optind];
@@ -620,7 +640,7 @@ int ctl_entry_rm(struct ctl_context *ctx, const struct ctl_verb *verb, enum sd_p
         r = ctl_publish_policy(ctx, edit.store, edit.key, edit.cur, edit.draft);
         if (r < 0)
                 return r;
-        *published = r == 1;
+        say_removal_note(ctx, which, name, r == 1);
         return 0;
 }
 

@@ -1,7 +1,4 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <getopt.h>
-#include <stdbool.h>
-#include <stdio.h>
 
 #include "secretctl.h"
 
@@ -10,15 +7,7 @@ static int recipient_add(struct ctl_context *ctx, int argc, char **argv) {
 }
 
 static int recipient_rm(struct ctl_context *ctx, int argc, char **argv) {
-        bool published = false;
-        int r = ctl_entry_rm(ctx, &ctl_verb_recipient, SD_POLICY_RECIPIENTS, argc, argv, &published);
-        if (r != 0)
-                return r < 0 ? r : 0;
-        /* Removing a key cannot take back what it could already decrypt. */
-        ctl_say(ctx, "note: %s can still read the versions already sealed to it: put new values of those it must "
-                     "not know; 'secretctl reseal --all' seals the current versions again without it%s\n",
-                argv[optind], published ? "" : ", once the proposal is in force");
-        return 0;
+        return ctl_entry_rm(ctx, &ctl_verb_recipient, SD_POLICY_RECIPIENTS, argc, argv);
 }
 
 static int recipient_ls(struct ctl_context *ctx, int argc, char **argv) {

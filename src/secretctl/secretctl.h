@@ -184,12 +184,12 @@ int ctl_parse_entry_args(struct ctl_context *ctx, const char *verb, enum sd_poli
 /* `writer|recipient|admin add|rm|ls`: one implementation for the three
  * lists.  add takes NAME KEY and --pattern P (writers, recipients) or
  * --threshold N (admins); rm takes NAME (and --threshold N for admins) and
- * sets *published when the change is in force (not only proposed); ls
- * takes --json. */
+ * adds a note on what removing a writer or a recipient cannot undo; ls
+ * takes --json.  Each returns 0 or a negative errno. */
 int ctl_entry_add(struct ctl_context *ctx, const struct ctl_verb *verb, enum sd_policy_list which, int argc,
                   char **argv);
 int ctl_entry_rm(struct ctl_context *ctx, const struct ctl_verb *verb, enum sd_policy_list which, int argc,
-                 char **argv, bool *published);
+                 char **argv);
 int ctl_entry_ls(struct ctl_context *ctx, const struct ctl_verb *verb, enum sd_policy_list which, int argc,
                  char **argv);
 

@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <stdbool.h>
 
 #include "secretctl.h"
 
@@ -8,15 +7,7 @@ static int writer_add(struct ctl_context *ctx, int argc, char **argv) {
 }
 
 static int writer_rm(struct ctl_context *ctx, int argc, char **argv) {
-        bool published = false;
-        int r = ctl_entry_rm(ctx, &ctl_verb_writer, SD_POLICY_WRITERS, argc, argv, &published);
-        if (r != 0)
-                return r < 0 ? r : 0;
-        /* Its versions already in the store fail verification from now on. */
-        ctl_say(ctx, "note: agents and secretctl refuse the versions %s signed%s; an admin reseals those that must "
-                     "stay ('secretctl reseal NAME')\n",
-                argv[optind], published ? "" : ", once the proposal is in force");
-        return 0;
+        return ctl_entry_rm(ctx, &ctl_verb_writer, SD_POLICY_WRITERS, argc, argv);
 }
 
 static int writer_ls(struct ctl_context *ctx, int argc, char **argv) {

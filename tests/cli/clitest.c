@@ -524,27 +524,29 @@ int cli_runv(struct cli_result *res, const struct cli_opts *opts, const char *co
         return r;
 }
 
-int cli_run(struct cli_result *res, const struct cli_opts *opts, ...) {
-        const char *args[64];
+/* The NULL-terminated arguments of a variadic call, at most 63. */
+static void collect_args(const char *args[64], va_list ap) {
         size_t n = 0;
-        va_list ap;
-        va_start(ap, opts);
         for (const char *a; (a = va_arg(ap, const char *)) && n < 63;)
                 args[n++] = a;
-        va_end(ap);
         args[n] = NULL;
+}
+
+int cli_run(struct cli_result *res, const struct cli_opts *opts, ...) {
+        const char *args[64];
+        va_list ap;
+        va_start(ap, opts);
+        collect_args(args, ap);
+        va_end(ap);
         return cli_runv(res, opts, args);
 }
 
 int cli_run_as(struct cli_result *res, const char *who, const char *input, ...) {
         const char *args[64];
-        size_t n = 0;
         va_list ap;
         va_start(ap, input);
-        for (const char *a; (a = va_arg(ap, const char *)) && n < 63;)
-                args[n++] = a;
+        collect_args(args, ap);
         va_end(ap);
-        args[n] = NULL;
         char env[4200];
         (void) snprintf(env, sizeof(env), "XDG_CONFIG_HOME=%s/%s", cli.root, who ? who : "config");
         const char *envs[] = { env, NULL };
