@@ -166,7 +166,9 @@ int daemon_run(const struct sd_config *cfg) {
         log_info("agent key %s loaded: %s", cfg->key_path, pubkey);
 
         _cleanup_store_ struct sd_store *store = NULL;
-        r = sd_store_open(cfg->store_url, 0, &store, &err);
+        struct sd_store_options store_options;
+        sd_config_store_options(cfg, &store_options);
+        r = sd_store_open_with(cfg->store_url, 0, &store_options, &store, &err);
         if (r < 0) {
                 log_error("store %s: %s", cfg->store_url, err.message);
                 return DAEMON_EXIT_FAILURE;

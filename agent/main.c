@@ -66,6 +66,12 @@ static const char usage_run[] =
         "  --connection-timeout S  seconds an idle plugin connection is kept (default 150)\n"
         "  --admin-socket PATH     read-only admin API for root (default /run/secretd/admin.sock)\n"
         "  --audit-log PATH        JSON-lines audit log, \"\" for none (default /var/log/secretd/audit.log)\n"
+        "  --etcd-ca PATH          etcds:// stores: CA bundle (PEM) that signed etcd's certificates\n"
+        "                          (default: the system's CAs)\n"
+        "  --etcd-cert PATH        etcds:// stores: client certificate (PEM), with --etcd-key\n"
+        "  --etcd-key PATH         its private key (PEM); root-owned, mode 0600\n"
+        "  --etcd-auth-file PATH   etcd user and password (\"user = NAME\", \"password = PW\" lines);\n"
+        "                          root-owned, mode 0600\n"
         "  -h, --help              show this help\n";
 
 static const char usage_init[] =
@@ -309,6 +315,10 @@ static int verb_run(int argc, char **argv) {
                 { "connection-timeout", required_argument, NULL, 1 },
                 { "admin-socket", required_argument, NULL, 1 },
                 { "audit-log", required_argument, NULL, 1 },
+                { "etcd-ca", required_argument, NULL, 1 },
+                { "etcd-cert", required_argument, NULL, 1 },
+                { "etcd-key", required_argument, NULL, 1 },
+                { "etcd-auth-file", required_argument, NULL, 1 },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };

@@ -59,6 +59,10 @@ static const struct config_key config_keys[] = {
         STR_KEY("audit-log", VALUE_ABS_PATH_OR_EMPTY, audit_log),
         STR_KEY("seccomp", VALUE_BOOL, seccomp),
         STR_KEY("connection-timeout", VALUE_SECONDS, connection_timeout),
+        STR_KEY("etcd-ca", VALUE_ABS_PATH_OR_EMPTY, etcd_ca),
+        STR_KEY("etcd-cert", VALUE_ABS_PATH_OR_EMPTY, etcd_cert),
+        STR_KEY("etcd-key", VALUE_ABS_PATH_OR_EMPTY, etcd_key),
+        STR_KEY("etcd-auth-file", VALUE_ABS_PATH_OR_EMPTY, etcd_auth_file),
 };
 
 static const char *const level_names[] = {
@@ -180,7 +184,9 @@ int sd_config_init(struct sd_config *cfg) {
             strdup_into(&cfg->plugin_dir, "/run/docker/plugins") < 0 ||
             strdup_into(&cfg->floor_file, SD_CONFIG_DEFAULT_FLOOR_FILE) < 0 ||
             strdup_into(&cfg->admin_socket, "/run/secretd/admin.sock") < 0 ||
-            strdup_into(&cfg->audit_log, "/var/log/secretd/audit.log") < 0) {
+            strdup_into(&cfg->audit_log, "/var/log/secretd/audit.log") < 0 ||
+            strdup_into(&cfg->etcd_ca, "") < 0 || strdup_into(&cfg->etcd_cert, "") < 0 ||
+            strdup_into(&cfg->etcd_key, "") < 0 || strdup_into(&cfg->etcd_auth_file, "") < 0) {
                 sd_config_free(cfg);
                 return -ENOMEM;
         }
@@ -199,7 +205,24 @@ void sd_config_free(struct sd_config *cfg) {
         free(cfg->floor_file);
         free(cfg->admin_socket);
         free(cfg->audit_log);
+        free(cfg->etcd_ca);
+        free(cfg->etcd_cert);
+        free(cfg->etcd_key);
+        free(cfg->etcd_auth_file);
         *cfg = (struct sd_config) { 0 };
+}
+
+static const char *unless_empty(const char *s) {
+        return s && s[0] ? s : NULL;
+}
+
+void sd_config_store_options(const struct sd_config *cfg, struct sd_store_options *out) {
+        *out = (struct sd_store_options) {
+                .etcd_ca = unless_empty(cfg->etcd_ca),
+                .etcd_cert = unless_empty(cfg->etcd_cert),
+                .etcd_key = unless_empty(cfg->etcd_key),
+                .etcd_auth_file = unless_empty(cfg->etcd_auth_file),
+        };
 }
 
 static const struct config_key *config_key_find(const char *name) {
@@ -225,7 +248,8 @@ int sd_config_set(struct sd_config *cfg, const char *key, const char *value, sd_
                                     "unknown key '%s'; known keys: store, driver, key, realm, realm-file, "
                                     "state-dir, docker-socket, plugin-dir, default-size, max-size, log-level, "
                                     "max-volumes, max-instances-per-volume, max-inodes, max-total-tmpfs, floor-file, "
-                                    "seccomp, connection-timeout, admin-socket, audit-log",
+                                    "seccomp, connection-timeout, admin-socket, audit-log, etcd-ca, etcd-cert, etcd-key, "
+                                    "etcd-auth-file",
                                     shown_key);
         if (value[0] == '\0' && k->kind != VALUE_ABS_PATH_OR_EMPTY)
                 return sd_error_set(err, EINVAL, "%s: empty value", k->name);

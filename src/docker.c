@@ -7,38 +7,24 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
-#include "config.h"
 #include "secretd/clock.h"
 #include "secretd/cleanup.h"
+#include "json-read.h"
 #include "secretd/docker.h"
+#include "secretd/http.h"
 #include "secretd/names.h"
 
 /* ------------------------------------------------------------------------
  * Small helpers
  * ---------------------------------------------------------------------- */
-
-static inline void sd_curl_easy_cleanupp(CURL **h) {
-        if (*h)
-                curl_easy_cleanup(*h);
-}
-#define _cleanup_curl_ _cleanup_(sd_curl_easy_cleanupp)
-
-static inline void sd_curl_freep(char **p) {
-        if (*p)
-                curl_free(*p);
-}
-#define _cleanup_curl_free_ _cleanup_(sd_curl_freep)
 
 /* Concatenate NUL-terminated strings (list ends with NULL) into a malloc()ed
  * string; NULL when out of memory. */
@@ -136,95 +122,38 @@ static void *mfree(void *p) {
 }
 
 /* ------------------------------------------------------------------------
- * Field access with messages naming the field.
- *
- * `what` names the document ("docker event"), `prefix` the path down to the
- * object ("Actor.Attributes." or "[2].Mounts[0]."), `key` the member.
+ * Field access (src/json-read.h) with messages naming the field:
+ * "docker event: field 'Actor.ID': missing".  Every failure is -EBADMSG.
  * ---------------------------------------------------------------------- */
 
-struct where {
-        const char *what;
-        const char *prefix;
-};
-
-SD_PRINTF(4, 5)
-static int field_error(sd_error *err, const struct where *w, const char *key, const char *fmt, ...) {
-        char reason[256];
-        va_list ap;
-        va_start(ap, fmt);
-        (void) vsnprintf(reason, sizeof(reason), fmt, ap);
-        va_end(ap);
-        return sd_error_set(err, EBADMSG, "%s: field '%s%s': %s", w->what, w->prefix, key, reason);
-}
-
-static const char *json_type_name(const json_t *j) {
-        switch (json_typeof(j)) {
-        case JSON_OBJECT: return "an object";
-        case JSON_ARRAY: return "an array";
-        case JSON_STRING: return "a string";
-        case JSON_INTEGER: return "an integer";
-        case JSON_REAL: return "a real number";
-        case JSON_TRUE: return "true";
-        case JSON_FALSE: return "false";
-        case JSON_NULL: return "null";
-        }
-        return "something else";
-}
+#define WHERE(what, prefix) ((struct sd_peer_json_where) { (what), (prefix), EBADMSG })
 
 static int load_json(const char *what, const char *text, size_t len, json_t **out, sd_error *err) {
-        json_error_t jerr;
-        /* Duplicate keys would let two readers of the same line disagree. */
-        json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!root) {
-                char shown[160];
-                sd_escape_json_error(&jerr, shown, sizeof(shown));
-                return sd_error_set(err, EBADMSG, "%s: not valid JSON: %s (line %d, column %d)", what,
-                                    shown, jerr.line, jerr.column);
-        }
-        *out = root;
-        return 0;
+        const struct sd_peer_json_where w = WHERE(what, "");
+        return sd_peer_json_load(&w, text, len, false, out, err);
 }
 
 enum {
-        STR_REQUIRED = 1 << 0,   /* absent is an error */
-        STR_NONEMPTY = 1 << 1,
-        STR_PRINTABLE = 1 << 2,  /* no control bytes (log and message safety) */
-        STR_NO_SLASH = 1 << 3,
-        STR_HEX64 = 1 << 4,      /* a full container id */
+        STR_REQUIRED = SD_JSON_REQUIRED,
+        STR_NONEMPTY = SD_JSON_NONEMPTY,
+        STR_PRINTABLE = SD_JSON_PRINTABLE,
+        STR_NO_SLASH = SD_JSON_NO_SLASH,
+        STR_HEX64 = 1 << 8,      /* a full container id */
 };
 
-/* Find key in obj as a string.  1 found (*s, *len set), 0 absent (an error
- * with STR_REQUIRED), negative on a wrong type or failed check. */
+/* sd_peer_json_string(), plus the container id check. */
 static int get_string(const json_t *obj, const char *key, unsigned flags, size_t max,
-                      const struct where *w, const char **s, size_t *len, sd_error *err) {
-        json_t *v = json_object_get(obj, key);
-        if (!v) {
-                if (flags & STR_REQUIRED)
-                        return field_error(err, w, key, "missing");
-                return 0;
-        }
-        if (!json_is_string(v))
-                return field_error(err, w, key, "expected a string, got %s", json_type_name(v));
-
-        const char *str = json_string_value(v);
-        size_t l = json_string_length(v);
-        if (l > max)
-                return field_error(err, w, key, "%zu bytes long; the limit is %zu", l, max);
-        if ((flags & STR_NONEMPTY) && l == 0)
-                return field_error(err, w, key, "is empty");
+                      const struct sd_peer_json_where *w, const char **s, size_t *len, sd_error *err) {
+        const char *str = NULL;
+        size_t l = 0;
+        int r = sd_peer_json_string(obj, key, flags & ~(unsigned) STR_HEX64, max, w, &str, &l, err);
+        if (r <= 0)
+                return r;
         if ((flags & STR_HEX64) && !is_hex64(str, l)) {
                 char shown[80];
                 (void) render_printable(str, l, shown, sizeof(shown));
-                return field_error(err, w, key, "'%s' is not a container id (64 lowercase hex digits)",
-                                   shown);
-        }
-        for (size_t i = 0; i < l; i++) {
-                unsigned char c = (unsigned char) str[i];
-                /* jansson already refuses NUL bytes (no JSON_ALLOW_NUL). */
-                if ((flags & STR_PRINTABLE) && (c < 0x20 || c == 0x7f))
-                        return field_error(err, w, key, "contains control byte 0x%02x", c);
-                if ((flags & STR_NO_SLASH) && c == '/')
-                        return field_error(err, w, key, "contains '/'");
+                return sd_peer_json_field_error(err, w, key, "'%s' is not a container id (64 lowercase hex digits)",
+                                           shown);
         }
         *s = str;
         *len = l;
@@ -233,7 +162,7 @@ static int get_string(const json_t *obj, const char *key, unsigned flags, size_t
 
 /* get_string() into a fixed buffer of max+1 bytes; "" when absent. */
 static int copy_string(const json_t *obj, const char *key, unsigned flags, char *dst, size_t max,
-                       const struct where *w, sd_error *err) {
+                       const struct sd_peer_json_where *w, sd_error *err) {
         const char *s = NULL;
         size_t l = 0;
         int r = get_string(obj, key, flags, max, w, &s, &l, err);
@@ -247,7 +176,7 @@ static int copy_string(const json_t *obj, const char *key, unsigned flags, char 
 
 /* get_string() into a malloc()ed copy; NULL when absent. */
 static int dup_string(const json_t *obj, const char *key, unsigned flags, size_t max,
-                      const struct where *w, char **out, sd_error *err) {
+                      const struct sd_peer_json_where *w, char **out, sd_error *err) {
         const char *s = NULL;
         size_t l = 0;
         int r = get_string(obj, key, flags, max, w, &s, &l, err);
@@ -262,54 +191,10 @@ static int dup_string(const json_t *obj, const char *key, unsigned flags, size_t
         return 1;
 }
 
-static int get_integer(const json_t *obj, const char *key, bool required, long long min,
-                       long long max, const struct where *w, long long *out, sd_error *err) {
-        json_t *v = json_object_get(obj, key);
-        if (!v) {
-                if (required)
-                        return field_error(err, w, key, "missing");
-                return 0;
-        }
-        if (!json_is_integer(v))
-                return field_error(err, w, key, "expected an integer, got %s", json_type_name(v));
-        json_int_t i = json_integer_value(v);
-        if (i < min || i > max)
-                return field_error(err, w, key, "%lld is out of range [%lld, %lld]", (long long) i,
-                                   min, max);
-        *out = (long long) i;
-        return 1;
-}
-
-static int get_bool(const json_t *obj, const char *key, const struct where *w, bool *out,
-                    sd_error *err) {
-        json_t *v = json_object_get(obj, key);
-        if (!v)
-                return field_error(err, w, key, "missing");
-        if (!json_is_boolean(v))
-                return field_error(err, w, key, "expected true or false, got %s", json_type_name(v));
-        *out = json_is_true(v);
-        return 0;
-}
-
-/* An object member that may be absent or null (Labels, Attributes): *out is
- * NULL then. */
-static int get_optional_object(const json_t *obj, const char *key, const struct where *w,
-                               json_t **out, sd_error *err) {
-        json_t *v = json_object_get(obj, key);
-        if (!v || json_is_null(v)) {
-                *out = NULL;
-                return 0;
-        }
-        if (!json_is_object(v))
-                return field_error(err, w, key, "expected an object, got %s", json_type_name(v));
-        *out = v;
-        return 0;
-}
-
 /* The reload-signal label of a label map (container labels, or event
  * attributes, which carry all labels).  A bad label is recorded, not fatal:
  * the event or container around it still matters. */
-static int get_reload_signal(const json_t *labels, const struct where *w, int *signo_out,
+static int get_reload_signal(const json_t *labels, const struct sd_peer_json_where *w, int *signo_out,
                              char *shown, sd_error *err) {
         *signo_out = 0;
         shown[0] = '\0';
@@ -319,8 +204,8 @@ static int get_reload_signal(const json_t *labels, const struct where *w, int *s
         if (!v)
                 return 0;
         if (!json_is_string(v))
-                return field_error(err, w, SD_DOCKER_RELOAD_SIGNAL_LABEL, "expected a string, got %s",
-                                   json_type_name(v));
+                return sd_peer_json_field_error(err, w, SD_DOCKER_RELOAD_SIGNAL_LABEL, "expected a string, got %s",
+                                   sd_peer_json_type_name(v));
 
         const char *s = json_string_value(v);
         size_t l = json_string_length(v);
@@ -335,92 +220,6 @@ static int get_reload_signal(const json_t *labels, const struct where *w, int *s
         } else
                 signo = -EINVAL;
         *signo_out = signo;
-        return 0;
-}
-
-/* ------------------------------------------------------------------------
- * Line buffer
- * ---------------------------------------------------------------------- */
-
-void sd_line_buffer_init(struct sd_line_buffer *lb, size_t max_line) {
-        *lb = (struct sd_line_buffer) {
-                .max_line = max_line ? max_line : SD_DOCKER_EVENT_LINE_MAX,
-        };
-}
-
-void sd_line_buffer_done(struct sd_line_buffer *lb) {
-        free(lb->data);
-        lb->data = NULL;
-        lb->len = lb->cap = 0;
-        lb->discarding = false;
-}
-
-size_t sd_line_buffer_pending(const struct sd_line_buffer *lb) {
-        return lb->len;
-}
-
-static int line_overlong(struct sd_line_buffer *lb, size_t seen, sd_line_fn fn, void *userdata) {
-        sd_error why = { 0 };
-        (void) sd_error_set(&why, EMSGSIZE,
-                            "line longer than %zu bytes (%zu bytes and no newline yet); skipped up to the next newline",
-                            lb->max_line, seen);
-        lb->len = 0;
-        return fn(userdata, NULL, seen, &why);
-}
-
-int sd_line_buffer_feed(struct sd_line_buffer *lb, const char *data, size_t len, sd_line_fn fn,
-                        void *userdata, sd_error *err) {
-        while (len > 0) {
-                const char *nl = memchr(data, '\n', len);
-                size_t piece = nl ? (size_t) (nl - data) : len;
-                size_t consumed = nl ? piece + 1 : len;
-                int r = 0;
-
-                if (lb->discarding) {
-                        /* The rest of an over-long line, already reported. */
-                        if (nl)
-                                lb->discarding = false;
-                } else if (lb->len == 0 && nl) {
-                        /* A whole line inside the slice: no copy. */
-                        if (piece > lb->max_line)
-                                r = line_overlong(lb, piece, fn, userdata);
-                        else
-                                r = fn(userdata, data, piece, NULL);
-                } else if (lb->len + piece > lb->max_line) {
-                        size_t seen = lb->len + piece;
-                        lb->discarding = !nl;
-                        r = line_overlong(lb, seen, fn, userdata);
-                } else {
-                        if (lb->len + piece + 1 > lb->cap) {
-                                size_t want = lb->cap ? lb->cap : 1024;
-                                while (want < lb->len + piece + 1)
-                                        want *= 2;
-                                if (want > lb->max_line + 1)
-                                        want = lb->max_line + 1;
-                                char *p = realloc(lb->data, want);
-                                if (!p)
-                                        return sd_error_set(err, ENOMEM,
-                                                            "line buffer: out of memory for a %zu-byte line",
-                                                            lb->len + piece);
-                                lb->data = p;
-                                lb->cap = want;
-                        }
-                        memcpy(lb->data + lb->len, data, piece);
-                        lb->len += piece;
-                        lb->data[lb->len] = '\0';
-                        if (nl) {
-                                size_t l = lb->len;
-                                /* Reset first: fn may fail, and the line is
-                                 * complete either way. */
-                                lb->len = 0;
-                                r = fn(userdata, lb->data, l, NULL);
-                        }
-                }
-                data += consumed;
-                len -= consumed;
-                if (r < 0)
-                        return r;
-        }
         return 0;
 }
 
@@ -537,7 +336,7 @@ static bool is_action_char(char c) {
 
 /* Action is "verb" or "verb: detail" ("health_status: healthy",
  * "exec_start: sh -c ..."): the verb decides, the detail is informative. */
-static int parse_action(const json_t *root, const struct where *w, struct sd_docker_event *ev,
+static int parse_action(const json_t *root, const struct sd_peer_json_where *w, struct sd_docker_event *ev,
                         sd_error *err) {
         const char *s = NULL;
         size_t l = 0;
@@ -552,13 +351,13 @@ static int parse_action(const json_t *root, const struct where *w, struct sd_doc
         char shown[64];
         if (verb_len == 0 || verb_len > SD_DOCKER_ACTION_MAX) {
                 (void) render_printable(s, l, shown, sizeof(shown));
-                return field_error(err, w, "Action", "'%s' does not start with a verb of 1 to %d characters",
+                return sd_peer_json_field_error(err, w, "Action", "'%s' does not start with a verb of 1 to %d characters",
                                    shown, SD_DOCKER_ACTION_MAX);
         }
         for (size_t i = 0; i < verb_len; i++)
                 if (!is_action_char(s[i])) {
                         (void) render_printable(s, l, shown, sizeof(shown));
-                        return field_error(err, w, "Action", "'%s': the verb may only hold a-z, 0-9, '_' and '-'",
+                        return sd_peer_json_field_error(err, w, "Action", "'%s': the verb may only hold a-z, 0-9, '_' and '-'",
                                            shown);
                 }
         memcpy(ev->action_name, s, verb_len);
@@ -585,7 +384,7 @@ static int parse_action(const json_t *root, const struct where *w, struct sd_doc
 }
 
 static int parse_attr_decimal(const json_t *attrs, const char *key, long long min, long long max,
-                              const struct where *w, long long *out, sd_error *err) {
+                              const struct sd_peer_json_where *w, long long *out, sd_error *err) {
         const char *s = NULL;
         size_t l = 0;
         int r = get_string(attrs, key, 0, 32, w, &s, &l, err);
@@ -594,12 +393,12 @@ static int parse_attr_decimal(const json_t *attrs, const char *key, long long mi
         if (!parse_decimal(s, l, min, max, out)) {
                 char shown[48];
                 (void) render_printable(s, l, shown, sizeof(shown));
-                return field_error(err, w, key, "'%s' is not an integer in [%lld, %lld]", shown, min, max);
+                return sd_peer_json_field_error(err, w, key, "'%s' is not an integer in [%lld, %lld]", shown, min, max);
         }
         return 1;
 }
 
-static int parse_container_attributes(const json_t *attrs, const struct where *w,
+static int parse_container_attributes(const json_t *attrs, const struct sd_peer_json_where *w,
                                       struct sd_docker_event *ev, sd_error *err) {
         int r;
         const char *s = NULL;
@@ -632,7 +431,7 @@ static int parse_container_attributes(const json_t *attrs, const struct where *w
         return get_reload_signal(attrs, w, &ev->reload_signal, ev->reload_signal_label, err);
 }
 
-static int parse_volume_attributes(const json_t *attrs, const struct where *w,
+static int parse_volume_attributes(const json_t *attrs, const struct sd_peer_json_where *w,
                                    struct sd_docker_event *ev, sd_error *err) {
         bool mount_like = ev->action == SD_DOCKER_ACTION_MOUNT || ev->action == SD_DOCKER_ACTION_UNMOUNT;
         int r;
@@ -663,15 +462,15 @@ static int parse_volume_attributes(const json_t *attrs, const struct where *w,
                 else if (l == 5 && memcmp(s, "false", 5) == 0)
                         ev->rw = 0;
                 else
-                        return field_error(err, w, "read/write", "expected \"true\" or \"false\"");
+                        return sd_peer_json_field_error(err, w, "read/write", "expected \"true\" or \"false\"");
         }
         return 0;
 }
 
 int sd_docker_event_parse(const char *line, size_t len, struct sd_docker_event *out, sd_error *err) {
-        const struct where top = { "docker event", "" };
-        const struct where actor_w = { "docker event", "Actor." };
-        const struct where attr_w = { "docker event", "Actor.Attributes." };
+        const struct sd_peer_json_where top = { "docker event", "", EBADMSG };
+        const struct sd_peer_json_where actor_w = { "docker event", "Actor.", EBADMSG };
+        const struct sd_peer_json_where attr_w = { "docker event", "Actor.Attributes.", EBADMSG };
         _cleanup_json_ json_t *root = NULL;
         int r;
 
@@ -680,7 +479,7 @@ int sd_docker_event_parse(const char *line, size_t len, struct sd_docker_event *
                 return r;
         if (!json_is_object(root))
                 return sd_error_set(err, EBADMSG, "docker event: expected a JSON object, got %s",
-                                    json_type_name(root));
+                                    sd_peer_json_type_name(root));
 
         /* Large (the destination path); built here and copied out only whole. */
         _cleanup_free_ struct sd_docker_event *ev = calloc(1, sizeof(*ev));
@@ -705,9 +504,9 @@ int sd_docker_event_parse(const char *line, size_t len, struct sd_docker_event *
 
         json_t *actor = json_object_get(root, "Actor");
         if (!actor)
-                return field_error(err, &top, "Actor", "missing");
+                return sd_peer_json_field_error(err, &top, "Actor", "missing");
         if (!json_is_object(actor))
-                return field_error(err, &top, "Actor", "expected an object, got %s", json_type_name(actor));
+                return sd_peer_json_field_error(err, &top, "Actor", "expected an object, got %s", sd_peer_json_type_name(actor));
 
         switch (ev->type) {
         case SD_DOCKER_EVENT_CONTAINER:
@@ -733,7 +532,7 @@ int sd_docker_event_parse(const char *line, size_t len, struct sd_docker_event *
                 return r;
 
         json_t *attrs = NULL;
-        r = get_optional_object(actor, "Attributes", &actor_w, &attrs, err);
+        r = sd_peer_json_object(actor, "Attributes", SD_JSON_NULL_OK, &actor_w, &attrs, err);
         if (r < 0)
                 return r;
         /* Absent and null Attributes read as none. */
@@ -752,10 +551,10 @@ int sd_docker_event_parse(const char *line, size_t len, struct sd_docker_event *
                 return r;
 
         long long t = 0, tn = 0;
-        r = get_integer(root, "time", true, 0, INT64_MAX / 1000000000, &top, &t, err);
+        r = sd_peer_json_integer(root, "time", SD_JSON_REQUIRED, 0, INT64_MAX / 1000000000, &top, &t, err);
         if (r < 0)
                 return r;
-        r = get_integer(root, "timeNano", false, 0, INT64_MAX, &top, &tn, err);
+        r = sd_peer_json_integer(root, "timeNano", 0, 0, INT64_MAX, &top, &tn, err);
         if (r < 0)
                 return r;
         ev->time = t;
@@ -820,14 +619,14 @@ static enum sd_docker_state state_from_string(const char *s, size_t len) {
         return SD_DOCKER_STATE_UNKNOWN;
 }
 
-static int parse_mount(const json_t *m, const struct where *w, struct sd_docker_mount *out,
+static int parse_mount(const json_t *m, const struct sd_peer_json_where *w, struct sd_docker_mount *out,
                        sd_error *err) {
         if (!json_is_object(m))
                 return sd_error_set(err, EBADMSG, "%s: field '%s': expected an object, got %s", w->what,
-                                    w->prefix, json_type_name(m));
+                                    w->prefix, sd_peer_json_type_name(m));
         char prefix[64];
         (void) snprintf(prefix, sizeof(prefix), "%.60s.", w->prefix);
-        const struct where mw = { w->what, prefix };
+        const struct sd_peer_json_where mw = { w->what, prefix, EBADMSG };
 
         const char *s = NULL;
         size_t l = 0;
@@ -848,7 +647,7 @@ static int parse_mount(const json_t *m, const struct where *w, struct sd_docker_
         if (r < 0)
                 return r;
         if (type == SD_DOCKER_MOUNT_VOLUME && !name)
-                return field_error(err, &mw, "Name", "missing for a volume mount");
+                return sd_peer_json_field_error(err, &mw, "Name", "missing for a volume mount");
         r = dup_string(m, "Destination", STR_REQUIRED | STR_NONEMPTY | STR_PRINTABLE, SD_DOCKER_PATH_MAX,
                        &mw, &destination, err);
         if (r < 0)
@@ -857,7 +656,7 @@ static int parse_mount(const json_t *m, const struct where *w, struct sd_docker_
         if (r < 0)
                 return r;
         bool rw = false;
-        r = get_bool(m, "RW", &mw, &rw, err);
+        r = sd_peer_json_bool(m, "RW", SD_JSON_REQUIRED, &mw, &rw, err);
         if (r < 0)
                 return r;
 
@@ -877,18 +676,18 @@ static int parse_mount(const json_t *m, const struct where *w, struct sd_docker_
         return 0;
 }
 
-static int parse_mounts(const json_t *parent, const struct where *w, bool null_ok,
+static int parse_mounts(const json_t *parent, const struct sd_peer_json_where *w, bool null_ok,
                         struct sd_docker_mount **out, size_t *n_out, sd_error *err) {
         json_t *arr = json_object_get(parent, "Mounts");
         if (!arr)
-                return field_error(err, w, "Mounts", "missing");
+                return sd_peer_json_field_error(err, w, "Mounts", "missing");
         if (null_ok && json_is_null(arr)) {
                 *out = NULL;
                 *n_out = 0;
                 return 0;
         }
         if (!json_is_array(arr))
-                return field_error(err, w, "Mounts", "expected an array, got %s", json_type_name(arr));
+                return sd_peer_json_field_error(err, w, "Mounts", "expected an array, got %s", sd_peer_json_type_name(arr));
 
         size_t n = json_array_size(arr);
         struct sd_docker_mount *mounts = n ? calloc(n, sizeof(*mounts)) : NULL;
@@ -897,7 +696,7 @@ static int parse_mounts(const json_t *parent, const struct where *w, bool null_o
         for (size_t i = 0; i < n; i++) {
                 char prefix[64];
                 (void) snprintf(prefix, sizeof(prefix), "%.30sMounts[%zu]", w->prefix, i);
-                const struct where mw = { w->what, prefix };
+                const struct sd_peer_json_where mw = { w->what, prefix, EBADMSG };
                 int r = parse_mount(json_array_get(arr, i), &mw, &mounts[i], err);
                 if (r < 0) {
                         mounts_free(mounts, i);
@@ -910,7 +709,7 @@ static int parse_mounts(const json_t *parent, const struct where *w, bool null_o
 }
 
 /* Names: ["/web", "/other/alias"]; stored without the leading '/'. */
-static int add_name(struct sd_docker_container *c, const char *s, size_t l, const struct where *w,
+static int add_name(struct sd_docker_container *c, const char *s, size_t l, const struct sd_peer_json_where *w,
                     sd_error *err) {
         if (l > 0 && s[0] == '/') {
                 s++;
@@ -927,14 +726,14 @@ static int add_name(struct sd_docker_container *c, const char *s, size_t l, cons
         return 0;
 }
 
-static int parse_list_item(const json_t *item, const struct where *w, struct sd_docker_container *out,
+static int parse_list_item(const json_t *item, const struct sd_peer_json_where *w, struct sd_docker_container *out,
                            sd_error *err) {
         if (!json_is_object(item))
                 return sd_error_set(err, EBADMSG, "%s: element '%s': expected an object, got %s",
-                                    w->what, w->prefix, json_type_name(item));
+                                    w->what, w->prefix, sd_peer_json_type_name(item));
         char prefix[64];
         (void) snprintf(prefix, sizeof(prefix), "%.60s.", w->prefix);
-        const struct where iw = { w->what, prefix };
+        const struct sd_peer_json_where iw = { w->what, prefix, EBADMSG };
         _cleanup_docker_container_ struct sd_docker_container c = { 0 };
         int r;
 
@@ -944,24 +743,24 @@ static int parse_list_item(const json_t *item, const struct where *w, struct sd_
 
         json_t *names = json_object_get(item, "Names");
         if (!names)
-                return field_error(err, &iw, "Names", "missing");
+                return sd_peer_json_field_error(err, &iw, "Names", "missing");
         if (!json_is_array(names))
-                return field_error(err, &iw, "Names", "expected an array, got %s", json_type_name(names));
+                return sd_peer_json_field_error(err, &iw, "Names", "expected an array, got %s", sd_peer_json_type_name(names));
         for (size_t i = 0; i < json_array_size(names); i++) {
                 json_t *n = json_array_get(names, i);
                 char key[32];
                 (void) snprintf(key, sizeof(key), "Names[%zu]", i);
                 if (!json_is_string(n))
-                        return field_error(err, &iw, key, "expected a string, got %s", json_type_name(n));
+                        return sd_peer_json_field_error(err, &iw, key, "expected a string, got %s", sd_peer_json_type_name(n));
                 /* Checked through a one-member view so the message names it. */
                 const char *s = json_string_value(n);
                 size_t l = json_string_length(n);
                 if (l > SD_DOCKER_NAME_MAX + 1)
-                        return field_error(err, &iw, key, "%zu bytes long; the limit is %d", l,
+                        return sd_peer_json_field_error(err, &iw, key, "%zu bytes long; the limit is %d", l,
                                            SD_DOCKER_NAME_MAX + 1);
                 for (size_t k = 0; k < l; k++)
                         if ((unsigned char) s[k] < 0x20 || s[k] == 0x7f)
-                                return field_error(err, &iw, key, "contains control byte 0x%02x",
+                                return sd_peer_json_field_error(err, &iw, key, "contains control byte 0x%02x",
                                                    (unsigned char) s[k]);
                 r = add_name(&c, s, l, w, err);
                 if (r < 0)
@@ -978,12 +777,12 @@ static int parse_list_item(const json_t *item, const struct where *w, struct sd_
                     c.state == SD_DOCKER_STATE_RESTARTING;
 
         json_t *labels = NULL;
-        r = get_optional_object(item, "Labels", &iw, &labels, err);
+        r = sd_peer_json_object(item, "Labels", SD_JSON_NULL_OK, &iw, &labels, err);
         if (r < 0)
                 return r;
         char lprefix[96];
         (void) snprintf(lprefix, sizeof(lprefix), "%.60sLabels.", prefix);
-        const struct where lw = { w->what, lprefix };
+        const struct sd_peer_json_where lw = { w->what, lprefix, EBADMSG };
         r = get_reload_signal(labels, &lw, &c.reload_signal, c.reload_signal_label, err);
         if (r < 0)
                 return r;
@@ -1006,7 +805,7 @@ int sd_docker_containers_parse(const char *json, size_t len, struct sd_docker_co
                 return r;
         if (!json_is_array(root))
                 return sd_error_set(err, EBADMSG, "%s: expected a JSON array, got %s", what,
-                                    json_type_name(root));
+                                    sd_peer_json_type_name(root));
 
         _cleanup_docker_container_list_ struct sd_docker_container_list list = { 0 };
         size_t n = json_array_size(root);
@@ -1018,7 +817,7 @@ int sd_docker_containers_parse(const char *json, size_t len, struct sd_docker_co
         for (size_t i = 0; i < n; i++) {
                 char prefix[64];
                 (void) snprintf(prefix, sizeof(prefix), "[%zu]", i);
-                const struct where w = { what, prefix };
+                const struct sd_peer_json_where w = { what, prefix, EBADMSG };
                 r = parse_list_item(json_array_get(root, i), &w, &list.items[i], err);
                 if (r < 0)
                         return r;
@@ -1032,10 +831,10 @@ int sd_docker_containers_parse(const char *json, size_t len, struct sd_docker_co
 int sd_docker_container_inspect_parse(const char *json, size_t len, struct sd_docker_container *out,
                                       sd_error *err) {
         const char *what = "docker inspect";
-        const struct where top = { what, "" };
-        const struct where state_w = { what, "State." };
-        const struct where config_w = { what, "Config." };
-        const struct where labels_w = { what, "Config.Labels." };
+        const struct sd_peer_json_where top = { what, "", EBADMSG };
+        const struct sd_peer_json_where state_w = { what, "State.", EBADMSG };
+        const struct sd_peer_json_where config_w = { what, "Config.", EBADMSG };
+        const struct sd_peer_json_where labels_w = { what, "Config.Labels.", EBADMSG };
         _cleanup_json_ json_t *root = NULL;
         _cleanup_docker_container_ struct sd_docker_container c = { 0 };
         const char *s = NULL;
@@ -1047,7 +846,7 @@ int sd_docker_container_inspect_parse(const char *json, size_t len, struct sd_do
                 return r;
         if (!json_is_object(root))
                 return sd_error_set(err, EBADMSG, "%s: expected a JSON object, got %s", what,
-                                    json_type_name(root));
+                                    sd_peer_json_type_name(root));
 
         r = copy_string(root, "Id", STR_REQUIRED | STR_HEX64, c.id, SD_DOCKER_CONTAINER_ID_LEN, &top, err);
         if (r < 0)
@@ -1062,18 +861,18 @@ int sd_docker_container_inspect_parse(const char *json, size_t len, struct sd_do
 
         json_t *state = json_object_get(root, "State");
         if (!state)
-                return field_error(err, &top, "State", "missing");
+                return sd_peer_json_field_error(err, &top, "State", "missing");
         if (!json_is_object(state))
-                return field_error(err, &top, "State", "expected an object, got %s", json_type_name(state));
+                return sd_peer_json_field_error(err, &top, "State", "expected an object, got %s", sd_peer_json_type_name(state));
         r = get_string(state, "Status", STR_REQUIRED, 32, &state_w, &s, &l, err);
         if (r < 0)
                 return r;
         c.state = state_from_string(s, l);
-        r = get_bool(state, "Running", &state_w, &c.running, err);
+        r = sd_peer_json_bool(state, "Running", SD_JSON_REQUIRED, &state_w, &c.running, err);
         if (r < 0)
                 return r;
         long long pid = 0;
-        r = get_integer(state, "Pid", true, 0, INT_MAX, &state_w, &pid, err);
+        r = sd_peer_json_integer(state, "Pid", SD_JSON_REQUIRED, 0, INT_MAX, &state_w, &pid, err);
         if (r < 0)
                 return r;
         c.pid = (int) pid;
@@ -1084,11 +883,11 @@ int sd_docker_container_inspect_parse(const char *json, size_t len, struct sd_do
 
         json_t *config = json_object_get(root, "Config");
         if (!config)
-                return field_error(err, &top, "Config", "missing");
+                return sd_peer_json_field_error(err, &top, "Config", "missing");
         if (!json_is_object(config))
-                return field_error(err, &top, "Config", "expected an object, got %s", json_type_name(config));
+                return sd_peer_json_field_error(err, &top, "Config", "expected an object, got %s", sd_peer_json_type_name(config));
         json_t *labels = NULL;
-        r = get_optional_object(config, "Labels", &config_w, &labels, err);
+        r = sd_peer_json_object(config, "Labels", SD_JSON_NULL_OK, &config_w, &labels, err);
         if (r < 0)
                 return r;
         r = get_reload_signal(labels, &labels_w, &c.reload_signal, c.reload_signal_label, err);
@@ -1146,14 +945,28 @@ int sd_docker_error_from_response(const char *method, const char *path, long sta
 }
 
 /* ------------------------------------------------------------------------
- * Client
+ * Client: requests over the socket through the one transport (http.h)
  * ---------------------------------------------------------------------- */
 
 struct sd_docker {
         char socket_path[SD_DOCKER_SOCKET_PATH_MAX + 1];
         long connect_ms;
         long request_ms;
+        struct sd_http *http;
 };
+
+static int docker_http_new(struct sd_docker *d, struct sd_http **out, sd_error *err) {
+        char peer[SD_DOCKER_SOCKET_PATH_MAX + 16];
+        (void) snprintf(peer, sizeof(peer), "docker at %s", d->socket_path);
+        const struct sd_http_options o = {
+                .peer = peer,
+                .unreachable_hint = " (is dockerd running?)",
+                .unix_socket = d->socket_path,
+                .connect_timeout_ms = d->connect_ms,
+                .request_timeout_ms = d->request_ms,
+        };
+        return sd_http_new(&o, out, err);
+}
 
 int sd_docker_new(const char *host, struct sd_docker **out, sd_error *err) {
         const char *path = host ? host : SD_DOCKER_DEFAULT_SOCKET;
@@ -1174,186 +987,74 @@ int sd_docker_new(const char *host, struct sd_docker **out, sd_error *err) {
                                     "docker socket '%s': %zu bytes long; a unix socket path holds at most %d",
                                     shown, len, SD_DOCKER_SOCKET_PATH_MAX);
 
-        CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-        if (rc != CURLE_OK)
-                return sd_error_set(err, EIO, "docker: curl_global_init: %s", curl_easy_strerror(rc));
-
-        struct sd_docker *d = calloc(1, sizeof(*d));
-        if (!d) {
-                curl_global_cleanup();
+        _cleanup_free_ struct sd_docker *d = calloc(1, sizeof(*d));
+        if (!d)
                 return sd_error_set(err, ENOMEM, "docker: out of memory");
-        }
         memcpy(d->socket_path, path, len + 1);
         d->connect_ms = 5000;
         d->request_ms = 30000;
-        *out = d;
+        int r = docker_http_new(d, &d->http, err);
+        if (r < 0)
+                return r;
+        *out = steal_pointer(&d);
         return 0;
 }
 
 void sd_docker_free(struct sd_docker *d) {
         if (!d)
                 return;
+        sd_http_free(d->http);
         free(d);
-        curl_global_cleanup();
 }
 
 void sd_docker_set_timeouts(struct sd_docker *d, long connect_ms, long request_ms) {
+        long old_connect = d->connect_ms, old_request = d->request_ms;
         if (connect_ms > 0)
                 d->connect_ms = connect_ms;
         if (request_ms > 0)
                 d->request_ms = request_ms;
+        /* The transport is immutable: make a new one (no thread shares this
+         * client yet); out of memory keeps the old one and its timeouts. */
+        struct sd_http *fresh = NULL;
+        if (docker_http_new(d, &fresh, NULL) < 0) {
+                d->connect_ms = old_connect;
+                d->request_ms = old_request;
+                return;
+        }
+        sd_http_free(d->http);
+        d->http = fresh;
 }
 
 const char *sd_docker_socket_path(const struct sd_docker *d) {
         return d->socket_path;
 }
 
-static int curl_failed(CURLcode rc, const char *method, const char *path, const char *what,
-                       sd_error *err) {
-        return sd_error_set(err, rc == CURLE_OUT_OF_MEMORY ? ENOMEM : EIO, "docker: %s %s: %s: %s",
-                            method, path, what, curl_easy_strerror(rc));
-}
-
-#define SETOPT(h, opt, val)                                                           \
-        do {                                                                          \
-                CURLcode _rc = curl_easy_setopt((h), (opt), (val));                    \
-                if (_rc != CURLE_OK)                                                  \
-                        return curl_failed(_rc, method, shown_path, "setting " #opt, err); \
-        } while (0)
-
-/* An easy handle for http://localhost/v1.41<url_path> over the socket. */
-static int easy_new(const struct sd_docker *d, const char *method, const char *shown_path,
-                    const char *url_path, CURL **out, sd_error *err) {
-        _cleanup_curl_ CURL *h = curl_easy_init();
-        if (!h)
-                return sd_error_set(err, ENOMEM, "docker: %s %s: curl_easy_init failed", method, shown_path);
-        _cleanup_free_ char *url = str_join("http://localhost/" SD_DOCKER_API_VERSION, url_path, NULL);
-        if (!url)
-                return sd_error_set(err, ENOMEM, "docker: out of memory");
-
-        SETOPT(h, CURLOPT_UNIX_SOCKET_PATH, d->socket_path);
-        SETOPT(h, CURLOPT_URL, url);
-#if LIBCURL_VERSION_NUM >= 0x075500
-        SETOPT(h, CURLOPT_PROTOCOLS_STR, "http");
-#endif
-        /* An http_proxy in the environment must not send dockerd's API
-         * elsewhere. */
-        SETOPT(h, CURLOPT_PROXY, "");
-        SETOPT(h, CURLOPT_NOSIGNAL, 1L);
-        SETOPT(h, CURLOPT_CONNECTTIMEOUT_MS, d->connect_ms);
-        SETOPT(h, CURLOPT_USERAGENT, "secretd/" SECRETD_VERSION);
-        /* Only GET and POST are used; a POST here never has a body. */
-        if (strcmp(method, "POST") == 0) {
-                SETOPT(h, CURLOPT_POST, 1L);
-                SETOPT(h, CURLOPT_POSTFIELDS, "");
-                SETOPT(h, CURLOPT_POSTFIELDSIZE, 0L);
-        }
-        *out = steal_pointer(&h);
-        return 0;
-}
-
-/* A transfer that failed below HTTP. */
-static int transport_error(CURL *h, CURLcode rc, const struct sd_docker *d, const char *method,
-                           const char *path, sd_error *err) {
-        long os_errno = 0;
-        (void) curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
-
-        switch (rc) {
-        case CURLE_COULDNT_CONNECT:
-        case CURLE_COULDNT_RESOLVE_HOST:
-                if (os_errno == EACCES || os_errno == EPERM)
-                        return sd_error_set(err, EACCES, "docker: %s %s: cannot connect to %s: %s", method,
-                                            path, d->socket_path, strerror((int) os_errno));
-                /* ENOENT (no socket) and ECONNREFUSED (stale socket) both mean
-                 * dockerd is not there right now. */
-                return sd_error_set(err, ECONNREFUSED,
-                                    "docker: %s %s: cannot connect to %s: %s (is dockerd running?)", method,
-                                    path, d->socket_path,
-                                    os_errno ? strerror((int) os_errno) : curl_easy_strerror(rc));
-        case CURLE_OPERATION_TIMEDOUT:
-                return sd_error_set(err, ETIMEDOUT, "docker: %s %s: no answer from %s in time", method,
-                                    path, d->socket_path);
-        case CURLE_GOT_NOTHING:
-        case CURLE_RECV_ERROR:
-        case CURLE_SEND_ERROR:
-        case CURLE_PARTIAL_FILE:
-                return sd_error_set(err, ECONNRESET, "docker: %s %s: connection closed by dockerd (%s)",
-                                    method, path, curl_easy_strerror(rc));
-        case CURLE_OUT_OF_MEMORY:
-                return sd_error_set(err, ENOMEM, "docker: %s %s: out of memory", method, path);
-        default:
-                return sd_error_set(err, EPROTO, "docker: %s %s: %s", method, path, curl_easy_strerror(rc));
-        }
-}
-
-struct body {
-        char *data;
-        size_t len, cap, max;
-        bool too_big;
-};
-
-static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
-        struct body *b = userdata;
-        size_t n = size * nmemb;
-        if (b->len + n > b->max) {
-                b->too_big = true;
-                return 0;  /* CURLE_WRITE_ERROR ends the transfer */
-        }
-        if (b->len + n + 1 > b->cap) {
-                size_t want = b->cap ? b->cap : 4096;
-                while (want < b->len + n + 1)
-                        want *= 2;
-                char *p = realloc(b->data, want);
-                if (!p)
-                        return 0;
-                b->data = p;
-                b->cap = want;
-        }
-        memcpy(b->data + b->len, ptr, n);
-        b->len += n;
-        b->data[b->len] = '\0';
-        return n;
-}
-
-/* One request/response exchange.  *body_out is malloc()ed, NUL-terminated,
- * possibly empty (never NULL on success). */
+/* One request/response exchange on /v1.41<url_path>; shown_path is what
+ * messages show.  *body_out is malloc()ed, NUL-terminated, possibly empty. */
 static int docker_request(const struct sd_docker *d, const char *method, const char *shown_path,
                           const char *url_path, long *status_out, char **body_out, size_t *len_out,
                           sd_error *err) {
-        _cleanup_curl_ CURL *h = NULL;
-        int r = easy_new(d, method, shown_path, url_path, &h, err);
+        char what[160];
+        (void) snprintf(what, sizeof(what), "%s %s", method, shown_path);
+        _cleanup_free_ char *path = str_join("/" SD_DOCKER_API_VERSION, url_path, NULL);
+        if (!path)
+                return sd_error_set(err, ENOMEM, "docker: out of memory");
+        const struct sd_http_request rq = {
+                .method = method,
+                .path = path,
+                .what = what,
+                .max_reply = SD_DOCKER_RESPONSE_MAX,
+        };
+        struct sd_http_reply reply = { 0 };
+        int r = sd_http_request(d->http, &rq, &reply, err);
         if (r < 0)
                 return r;
-
-        struct body b = { .max = SD_DOCKER_RESPONSE_MAX };
-        _cleanup_free_ char *owned = NULL;
-        SETOPT(h, CURLOPT_TIMEOUT_MS, d->request_ms);
-        SETOPT(h, CURLOPT_WRITEFUNCTION, body_write);
-        SETOPT(h, CURLOPT_WRITEDATA, &b);
-
-        CURLcode rc = curl_easy_perform(h);
-        owned = b.data;
-        if (b.too_big)
-                return sd_error_set(err, EFBIG, "docker: %s %s: response larger than %zu bytes", method,
-                                    shown_path, (size_t) SD_DOCKER_RESPONSE_MAX);
-        if (rc == CURLE_WRITE_ERROR)
-                return sd_error_set(err, ENOMEM, "docker: %s %s: out of memory for the response", method,
-                                    shown_path);
-        if (rc != CURLE_OK)
-                return transport_error(h, rc, d, method, shown_path, err);
-
-        long status = 0;
-        (void) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        if (!owned) {
-                owned = strdup("");
-                if (!owned)
-                        return sd_error_set(err, ENOMEM, "docker: out of memory");
-        }
-        *status_out = status;
-        *len_out = b.len;
-        *body_out = steal_pointer(&owned);
+        *status_out = reply.status;
+        *len_out = reply.len;
+        *body_out = reply.body;
         return 0;
 }
+
 
 /* Container ids and names as dockerd allows them; nothing that needs URL
  * escaping or could change the path. */
@@ -1383,13 +1084,10 @@ static int escape_filters(const char *filters_json, char **out, sd_error *err) {
         if (!f || !json_is_object(f))
                 return sd_error_set(err, EINVAL, "docker filters: not a JSON object: %s",
                                     f ? "wrong type" : sd_escape_json_error(&jerr, shown, sizeof(shown)));
-        _cleanup_curl_free_ char *e = curl_easy_escape(NULL, filters_json, 0);
+        char *e = sd_http_escape(filters_json);
         if (!e)
                 return sd_error_set(err, ENOMEM, "docker filters: out of memory");
-        char *copy = strdup(e);
-        if (!copy)
-                return sd_error_set(err, ENOMEM, "docker filters: out of memory");
-        *out = copy;
+        *out = e;
         return 0;
 }
 
@@ -1529,83 +1227,12 @@ int sd_docker_kill(struct sd_docker *d, const char *id, const char *signal_name,
 }
 
 /* ------------------------------------------------------------------------
- * Events stream
+ * Events stream: sd_http_stream() with an event parser per line
  * ---------------------------------------------------------------------- */
-
-/* Bytes taken from curl per round before the transfer is paused until they
- * are handled; keeps memory bounded when events arrive faster than the
- * handlers run. */
-#define EVENTS_PENDING_MAX ((size_t) 1024 * 1024)
-/* Kept of a non-200 body, for the error message. */
-#define EVENTS_ERROR_BODY_MAX ((size_t) 64 * 1024)
 
 struct events_stream {
         const struct sd_docker_events_handler *h;
-        sd_error *err;
-        CURLM *multi;
-        CURL *easy;
-        bool added;
-        struct sd_line_buffer lines;
-        struct body pending;     /* delivered by curl, not yet split */
-        struct body error_body;  /* body of a non-200 answer */
-        bool paused;
-        bool headers_done;
-        long status;
-        bool established;
-        bool alloc_failed;
 };
-
-static void events_stream_done(struct events_stream *s) {
-        if (s->added)
-                (void) curl_multi_remove_handle(s->multi, s->easy);
-        if (s->easy)
-                curl_easy_cleanup(s->easy);
-        if (s->multi)
-                (void) curl_multi_cleanup(s->multi);
-        sd_line_buffer_done(&s->lines);
-        free(s->pending.data);
-        free(s->error_body.data);
-}
-
-static size_t events_header(char *ptr, size_t size, size_t nitems, void *userdata) {
-        struct events_stream *s = userdata;
-        size_t n = size * nitems;
-        /* The blank line ends a header block; an interim 1xx block is
-         * followed by another one. */
-        if ((n == 2 && ptr[0] == '\r' && ptr[1] == '\n') || (n == 1 && ptr[0] == '\n')) {
-                long status = 0;
-                (void) curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
-                if (status >= 200) {
-                        s->status = status;
-                        s->headers_done = true;
-                }
-        }
-        return n;
-}
-
-static size_t events_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
-        struct events_stream *s = userdata;
-        size_t n = size * nmemb;
-
-        if (s->status != 200) {
-                /* Keep the start of an error body; drop the rest quietly. */
-                size_t room = s->error_body.max - s->error_body.len;
-                if (room > 0 && body_write(ptr, 1, n < room ? n : room, &s->error_body) == 0)
-                        s->alloc_failed = true;
-                return n;
-        }
-        /* Handlers run outside curl's callbacks (they may call dockerd
-         * themselves): park the bytes, pause when enough are parked. */
-        if (s->pending.len > 0 && s->pending.len + n > EVENTS_PENDING_MAX) {
-                s->paused = true;
-                return CURL_WRITEFUNC_PAUSE;
-        }
-        if (body_write(ptr, 1, n, &s->pending) != n) {
-                s->alloc_failed = true;
-                return 0;
-        }
-        return n;
-}
 
 static bool is_blank(const char *line, size_t len) {
         for (size_t i = 0; i < len; i++)
@@ -1614,48 +1241,30 @@ static bool is_blank(const char *line, size_t len) {
         return true;
 }
 
-static int events_line(void *userdata, const char *line, size_t len, const sd_error *overlong) {
+static int events_opened(void *userdata, sd_error *err) {
         struct events_stream *s = userdata;
-        if (overlong)
-                return s->h->bad_line ? s->h->bad_line(s->h->userdata, overlong, s->err) : 0;
+        return s->h->connected ? s->h->connected(s->h->userdata, err) : 0;
+}
+
+static int events_line(void *userdata, const char *line, size_t len, const sd_error *broken, sd_error *err) {
+        struct events_stream *s = userdata;
+        if (broken) {
+                if (!s->h->bad_line)
+                        return 0;
+                if (broken->code != EBADMSG)
+                        return s->h->bad_line(s->h->userdata, broken, err);
+                sd_error why = { 0 };
+                (void) sd_error_set(&why, EBADMSG, "docker event: stream ended inside an event (%zu bytes)", len);
+                return s->h->bad_line(s->h->userdata, &why, err);
+        }
         if (is_blank(line, len))
                 return 0;
 
         struct sd_docker_event ev;
         sd_error why = { 0 };
         if (sd_docker_event_parse(line, len, &ev, &why) < 0)
-                return s->h->bad_line ? s->h->bad_line(s->h->userdata, &why, s->err) : 0;
-        return s->h->event(s->h->userdata, &ev, s->err);
-}
-
-/* Run the handlers for whatever curl delivered, outside its callbacks. */
-static int events_dispatch(struct events_stream *s) {
-        for (;;) {
-                if (s->headers_done && s->status == 200 && !s->established) {
-                        s->established = true;
-                        if (s->h->connected) {
-                                int r = s->h->connected(s->h->userdata, s->err);
-                                if (r < 0)
-                                        return r;
-                        }
-                }
-                if (s->pending.len > 0) {
-                        size_t n = s->pending.len;
-                        s->pending.len = 0;
-                        int r = sd_line_buffer_feed(&s->lines, s->pending.data, n, events_line, s, s->err);
-                        if (r < 0)
-                                return r;
-                }
-                if (!s->paused)
-                        return 0;
-                /* Unpausing may deliver the held-back data at once, into
-                 * pending: go round again. */
-                s->paused = false;
-                CURLcode rc = curl_easy_pause(s->easy, CURLPAUSE_CONT);
-                if (rc != CURLE_OK)
-                        return sd_error_set(s->err, EIO, "docker: GET /events: curl_easy_pause: %s",
-                                            curl_easy_strerror(rc));
-        }
+                return s->h->bad_line ? s->h->bad_line(s->h->userdata, &why, err) : 0;
+        return s->h->event(s->h->userdata, &ev, err);
 }
 
 static bool since_valid(const char *since) {
@@ -1675,14 +1284,6 @@ static bool since_valid(const char *since) {
         return digits >= 1 && digits <= 9 && since[i] == '\0';
 }
 
-#undef SETOPT
-#define SETOPT(h, opt, val)                                                            \
-        do {                                                                           \
-                CURLcode _rc = curl_easy_setopt((h), (opt), (val));                     \
-                if (_rc != CURLE_OK)                                                   \
-                        return curl_failed(_rc, "GET", "/events", "setting " #opt, err); \
-        } while (0)
-
 int sd_docker_events_run(struct sd_docker *d, const char *since, const char *filters_json,
                          const struct sd_docker_events_handler *h, int stop_fd, sd_error *err) {
         int r;
@@ -1699,95 +1300,18 @@ int sd_docker_events_run(struct sd_docker *d, const char *since, const char *fil
                            err);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *url_path = str_join("/events?filters=", escaped, since ? "&since=" : "",
-                                                 since ? since : "", NULL);
-        if (!url_path)
+        _cleanup_free_ char *path = str_join("/" SD_DOCKER_API_VERSION "/events?filters=", escaped,
+                                             since ? "&since=" : "", since ? since : "", NULL);
+        if (!path)
                 return sd_error_set(err, ENOMEM, "docker: out of memory");
 
-        _cleanup_(events_stream_done) struct events_stream s = {
-                .h = h,
-                .err = err,
-                .pending = { .max = SIZE_MAX },
-                .error_body = { .max = EVENTS_ERROR_BODY_MAX },
-        };
-        sd_line_buffer_init(&s.lines, SD_DOCKER_EVENT_LINE_MAX);
-
-        r = easy_new(d, "GET", "/events", url_path, &s.easy, err);
-        if (r < 0)
-                return r;
-        /* No CURLOPT_TIMEOUT: the stream is meant to last for days and may
-         * be idle for hours.  Only the wait for headers is bounded, below. */
-        SETOPT(s.easy, CURLOPT_HEADERFUNCTION, events_header);
-        SETOPT(s.easy, CURLOPT_HEADERDATA, &s);
-        SETOPT(s.easy, CURLOPT_WRITEFUNCTION, events_write);
-        SETOPT(s.easy, CURLOPT_WRITEDATA, &s);
-
-        s.multi = curl_multi_init();
-        if (!s.multi)
-                return sd_error_set(err, ENOMEM, "docker: GET /events: curl_multi_init failed");
-        CURLMcode mc = curl_multi_add_handle(s.multi, s.easy);
-        if (mc != CURLM_OK)
-                return sd_error_set(err, EIO, "docker: GET /events: %s", curl_multi_strerror(mc));
-        s.added = true;
-
-        int64_t headers_deadline = sd_monotonic_ms() + d->request_ms;
-        for (;;) {
-                int running = 0;
-                mc = curl_multi_perform(s.multi, &running);
-                if (mc != CURLM_OK)
-                        return sd_error_set(err, EIO, "docker: GET /events: %s", curl_multi_strerror(mc));
-                if (s.alloc_failed)
-                        return sd_error_set(err, ENOMEM, "docker: GET /events: out of memory");
-                r = events_dispatch(&s);
-                if (r < 0)
-                        return r;
-                if (!running)
-                        break;
-
-                int64_t wait_ms = 1000;
-                if (!s.established) {
-                        int64_t left = headers_deadline - sd_monotonic_ms();
-                        if (left <= 0)
-                                return sd_error_set(err, ETIMEDOUT,
-                                                    "docker: GET /events: no response from %s within %ld ms",
-                                                    d->socket_path, d->request_ms);
-                        if (left < wait_ms)
-                                wait_ms = left;
-                }
-                struct curl_waitfd extra = { .fd = stop_fd, .events = CURL_WAIT_POLLIN };
-                mc = curl_multi_poll(s.multi, stop_fd >= 0 ? &extra : NULL, stop_fd >= 0 ? 1 : 0,
-                                     (int) wait_ms, NULL);
-                if (mc != CURLM_OK)
-                        return sd_error_set(err, EIO, "docker: GET /events: %s", curl_multi_strerror(mc));
-                if (extra.revents & CURL_WAIT_POLLIN)
-                        return 0;
-        }
-
-        CURLcode rc = CURLE_OK;
-        int left_msgs = 0;
-        for (CURLMsg *m; (m = curl_multi_info_read(s.multi, &left_msgs));)
-                if (m->msg == CURLMSG_DONE && m->easy_handle == s.easy)
-                        rc = m->data.result;
-
-        if (!s.headers_done)
-                return transport_error(s.easy, rc == CURLE_OK ? CURLE_GOT_NOTHING : rc, d, "GET", "/events",
-                                       err);
-        if (s.status != 200)
-                return sd_docker_error_from_response("GET", "/events", s.status, s.error_body.data,
-                                                     s.error_body.len, err);
-
-        size_t tail = sd_line_buffer_pending(&s.lines);
-        if (tail > 0 && h->bad_line) {
-                sd_error why = { 0 };
-                (void) sd_error_set(&why, EBADMSG, "docker event: stream ended inside an event (%zu bytes)",
-                                    tail);
-                r = h->bad_line(h->userdata, &why, err);
-                if (r < 0)
-                        return r;
-        }
-        /* dockerd never ends the stream by itself (no until=): a clean end,
-         * a missing last chunk (PARTIAL_FILE) or a reset all mean it went
-         * away. */
-        return sd_error_set(err, ECONNRESET, "docker: GET /events: stream ended (%s)",
-                            rc == CURLE_OK ? "closed by dockerd" : curl_easy_strerror(rc));
+        struct events_stream s = { .h = h };
+        const struct sd_http_stream_handler sh = { .opened = events_opened, .line = events_line, .userdata = &s };
+        const struct sd_http_request rq = { .method = "GET", .path = path, .what = "GET /events" };
+        _cleanup_http_reply_ struct sd_http_reply refused = { 0 };
+        r = sd_http_stream(d->http, &rq, SD_DOCKER_EVENT_LINE_MAX, &sh, stop_fd, &refused, err);
+        if (r == -EPROTO && refused.status != 0)
+                return sd_docker_error_from_response("GET", "/events", refused.status, refused.body, refused.len,
+                                                     err);
+        return r;
 }

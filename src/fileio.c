@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,82 @@
 
 #include "fileio.h"
 #include "secretd/cleanup.h"
+
+int sd_buf_reserve(struct sd_buf *b, size_t want) {
+        if (want > b->max)
+                want = b->max;
+        if (want + 1 <= b->cap)
+                return 0;
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < want + 1)
+                cap = cap > SIZE_MAX / 2 ? want + 1 : cap * 2;
+        /* cap - 1, not max + 1: max may be SIZE_MAX. */
+        if (cap - 1 > b->max)
+                cap = b->max + 1;
+        char *p = realloc(b->data, cap);
+        if (!p)
+                return -ENOMEM;
+        b->data = p;
+        b->cap = cap;
+        b->data[b->len] = '\0';
+        return 0;
+}
+
+int sd_buf_append(struct sd_buf *b, const void *data, size_t n) {
+        if (n > b->max - b->len)
+                return -EFBIG;
+        int r = sd_buf_reserve(b, b->len + n);
+        if (r < 0)
+                return r;
+        memcpy(b->data + b->len, data, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return 0;
+}
+
+int sd_buf_read_fd(struct sd_buf *b, int fd) {
+        for (;;) {
+                /* One byte beyond max tells a file that is too large from one
+                 * that fills the buffer exactly. */
+                if (b->len + 1 >= b->cap) {
+                        if (b->len >= b->max) {
+                                char probe;
+                                ssize_t n = read(fd, &probe, 1);
+                                if (n < 0 && errno == EINTR)
+                                        continue;
+                                if (n < 0)
+                                        return -errno;
+                                return n == 0 ? 0 : -EFBIG;
+                        }
+                        int r = sd_buf_reserve(b, b->len + (b->cap ? b->cap : 4096));
+                        if (r < 0)
+                                return r;
+                }
+                ssize_t n = read(fd, b->data + b->len, b->cap - 1 - b->len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return 0;
+                b->len += (size_t) n;
+                b->data[b->len] = '\0';
+        }
+}
+
+char *sd_buf_steal(struct sd_buf *b) {
+        char *out = b->data ? b->data : strdup("");
+        if (out)
+                *b = (struct sd_buf) { .max = b->max };
+        return out;
+}
+
+void sd_buf_done(struct sd_buf *b) {
+        free(b->data);
+        b->data = NULL;
+        b->len = b->cap = 0;
+}
 
 int sd_write_all(int fd, const void *data, size_t len) {
         const unsigned char *p = data;
@@ -86,33 +163,22 @@ int sd_read_fd(int fd, const char *name, size_t max, char **out, size_t *len_out
                 return sd_error_set(err, EFBIG, "%s: %lld bytes, larger than the limit of %zu",
                                     name, (long long) st.st_size, max);
 
-        size_t cap = (size_t) st.st_size + 1, len = 0;
-        _cleanup_free_ char *buf = malloc(cap);
-        if (!buf)
+        _cleanup_buf_ struct sd_buf buf = { .max = max };
+        int r = sd_buf_reserve(&buf, (size_t) st.st_size);
+        if (r >= 0)
+                r = sd_buf_read_fd(&buf, fd);
+        /* -EFBIG here: the file grew after fstat. */
+        if (r == -EFBIG)
+                return sd_error_set(err, EFBIG, "%s: larger than the limit of %zu", name, max);
+        if (r == -ENOMEM)
                 return sd_error_set(err, ENOMEM, "%s: out of memory", name);
-        for (;;) {
-                if (len + 1 == cap) {
-                        /* The file grew after fstat; it cannot pass max. */
-                        if (cap > max)
-                                return sd_error_set(err, EFBIG, "%s: larger than the limit of %zu", name, max);
-                        char *bigger = realloc(buf, cap * 2 > max + 1 ? max + 1 : cap * 2);
-                        if (!bigger)
-                                return sd_error_set(err, ENOMEM, "%s: out of memory", name);
-                        buf = bigger;
-                        cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
-                }
-                ssize_t n = read(fd, buf + len, cap - 1 - len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return sd_error_set_errno(err, errno, "%s: read failed", name);
-                }
-                if (n == 0)
-                        break;
-                len += (size_t) n;
-        }
-        buf[len] = '\0';
-        *out = steal_pointer(&buf);
+        if (r < 0)
+                return sd_error_set_errno(err, -r, "%s: read failed", name);
+        size_t len = buf.len;
+        char *data = sd_buf_steal(&buf);
+        if (!data)
+                return sd_error_set(err, ENOMEM, "%s: out of memory", name);
+        *out = data;
         if (len_out)
                 *len_out = len;
         return 0;

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "secretd/cleanup.h"
 #include "secretd/error.h"
 
 /* Staging files start with this prefix; readers skip (and may report) them. */
@@ -16,6 +17,33 @@ enum {
         SD_WRITE_REPLACE = 1 << 0,   /* replace an existing name (else -EEXIST) */
         SD_WRITE_NO_SYNC = 1 << 1,   /* skip fsync (tmpfs targets) */
 };
+
+/* A growing buffer with a hard cap: the one place that accumulates bytes
+ * from a peer (an HTTP reply, a file) without trusting their count.  data
+ * is always NUL-terminated once anything was added (or reserved). */
+struct sd_buf {
+        char *data;
+        size_t len, cap;
+        size_t max;          /* most bytes it may hold (0: none) */
+};
+
+/* Append n bytes.  -EFBIG if len would pass max (nothing appended),
+ * -ENOMEM. */
+int sd_buf_append(struct sd_buf *b, const void *data, size_t n);
+
+/* Make room for `want` bytes in total (capped at max) without adding any. */
+int sd_buf_reserve(struct sd_buf *b, size_t want);
+
+/* Read fd up to EOF into b, retrying after EINTR.  -EFBIG once more than
+ * max bytes arrive, -errno of read(), -ENOMEM. */
+int sd_buf_read_fd(struct sd_buf *b, int fd);
+
+/* Hand the data out (malloc()ed, NUL-terminated, "" when empty) and reset
+ * b.  NULL when out of memory. */
+char *sd_buf_steal(struct sd_buf *b);
+
+void sd_buf_done(struct sd_buf *b);
+#define _cleanup_buf_ _cleanup_(sd_buf_done)
 
 /* Write all of data to fd, retrying after EINTR and short writes; -errno on
  * failure. */

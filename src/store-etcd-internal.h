@@ -14,7 +14,8 @@
  *     "more" when false;
  *   - key and value are standard base64 with padding.
  * Every parser returns 0 or -EPROTO (malformed or hostile input, err names
- * what was wrong) or -ENOMEM; it never trusts a length or a type.
+ * what was wrong: "etcd range reply: field 'kvs[0].key': missing") or
+ * -ENOMEM; it never trusts a length or a type.
  */
 
 #include <stdbool.h>
@@ -59,23 +60,50 @@ void sd_etcd_range_done(struct sd_etcd_range *r);
 int sd_etcd_parse_txn(const char *body, size_t len, bool *succeeded_out, int64_t *revision_out,
                       sd_error *err);
 
+/* A /v3/auth/authenticate reply: {"header":…,"token":"…"}.  The token
+ * (printable, 1..SD_ETCD_TOKEN_MAX bytes: it goes into a header line) into
+ * a malloc()ed *token_out. */
+#define SD_ETCD_TOKEN_MAX 4096
+int sd_etcd_parse_auth(const char *body, size_t len, char **token_out, sd_error *err);
+
 /* A /v3/kv/deleterange reply: *deleted is 0 when absent. */
 int sd_etcd_parse_deleterange(const char *body, size_t len, int64_t *deleted_out, sd_error *err);
+
+/* What an etcd error is about, from its gRPC code and message (etcd 3.4
+ * answers, recorded in docs/store.md). */
+enum sd_etcd_fault {
+        SD_ETCD_FAULT_NONE = 0,
+        SD_ETCD_FAULT_OTHER,
+        SD_ETCD_FAULT_INVALID,        /* InvalidArgument (3): we sent something etcd refused */
+        SD_ETCD_FAULT_TOO_LARGE,      /* "request is too large" */
+        SD_ETCD_FAULT_AUTH_REQUIRED,  /* auth is on and no token was sent: "user name is empty" (3) */
+        SD_ETCD_FAULT_AUTH_FAILED,    /* "authentication failed, invalid user ID or password" (3): a
+                                       * wrong password and an unknown user get this same answer */
+        SD_ETCD_FAULT_TOKEN,          /* "invalid auth token" (16): expired or revoked, authenticate again */
+        SD_ETCD_FAULT_PERMISSION,     /* PermissionDenied (7): the user's roles do not cover the key */
+        SD_ETCD_FAULT_DEADLINE,       /* DeadlineExceeded (4) */
+        SD_ETCD_FAULT_QUOTA,          /* ResourceExhausted (8): "database space exceeded" */
+        SD_ETCD_FAULT_COMPACTED,      /* OutOfRange (11) */
+        SD_ETCD_FAULT_UNAVAILABLE,    /* Unavailable (14), "leader changed", "no leader", "too many
+                                       * requests", "request timed out": try again, maybe elsewhere */
+};
+
+enum sd_etcd_fault sd_etcd_fault_of(int64_t code, const char *message);
 
 /* An error body {"error","message","code"} (or the stream form
  * {"error":{"grpc_code","http_code","message"}}) answered with HTTP status
  * http_status to `what` (e.g. "range secrets/db").  Always returns a
- * negative code and fills err with "etcd at <endpoint>: <what>: <message>":
- *   "request is too large"          -EFBIG
- *   InvalidArgument (3)             -EPROTO (we sent something etcd refused)
- *   OutOfRange (11, compacted)      -ESTALE
- *   ResourceExhausted (8)           -ENOSPC (etcd's quota: "database space exceeded")
- *   Unauthenticated (16), PermissionDenied (7)   -EACCES
- *   Unavailable (14)                -EAGAIN
- *   DeadlineExceeded (4)            -ETIMEDOUT
- *   anything else, or no JSON       -EPROTO */
+ * negative code and fills err with "etcd at <endpoint>: <what>: <message>";
+ * *fault_out (may be NULL) says what it is about:
+ *   TOO_LARGE                                   -EFBIG
+ *   INVALID, OTHER, or no JSON                  -EPROTO
+ *   COMPACTED                                   -ESTALE
+ *   QUOTA                                       -ENOSPC
+ *   AUTH_REQUIRED, AUTH_FAILED, TOKEN, PERMISSION   -EACCES
+ *   UNAVAILABLE                                 -EAGAIN
+ *   DEADLINE                                    -ETIMEDOUT */
 int sd_etcd_error_from_body(const char *endpoint, const char *what, long http_status, const char *body,
-                            size_t len, sd_error *err);
+                            size_t len, enum sd_etcd_fault *fault_out, sd_error *err);
 
 enum sd_etcd_watch_kind {
         SD_ETCD_WATCH_CREATED,   /* "created": true */
@@ -95,6 +123,7 @@ struct sd_etcd_watch_msg {
         int64_t revision;          /* header.revision; 0 when absent (canceled messages lack it) */
         int64_t compact_revision;
         char cancel_reason[128];   /* escaped for messages */
+        enum sd_etcd_fault cancel_fault;  /* PERMISSION, TOKEN or OTHER when canceled with a reason */
         struct sd_etcd_watch_event *events;
         size_t n_events;
 };
@@ -128,10 +157,39 @@ struct sd_etcd_key {
 int sd_etcd_key_parse(const char *prefix, const char *key, size_t key_len, struct sd_etcd_key *out,
                       sd_error *err);
 
-/* Split the part of an etcd:// URL after "etcd://" into host:port and a
- * normalised prefix.  host is a DNS name, IPv4 or [IPv6]; port defaults to
- * 2379; the prefix is the path without leading or trailing '/', must be
- * non-empty, made of [A-Za-z0-9._-] segments separated by single '/', no
- * "." or ".." segment.  Userinfo ("user:pw@"), a query or a fragment is
- * -EINVAL (credentials never come from a URL). */
-int sd_etcd_url_parse(const char *rest, char **endpoint_out, char **prefix_out, sd_error *err);
+/* Most endpoints in one URL. */
+#define SD_ETCD_ENDPOINTS_MAX 16
+
+struct sd_etcd_url {
+        char *endpoints[SD_ETCD_ENDPOINTS_MAX];   /* "host:port", in the order given */
+        size_t n_endpoints;
+        char *prefix;
+};
+void sd_etcd_url_done(struct sd_etcd_url *u);
+
+/* Split the part of an etcd:// or etcds:// URL after "://" into endpoints
+ * and a normalised prefix: host:port[,host:port...]/prefix.  host is a DNS
+ * name, IPv4 or [IPv6]; port defaults to 2379; an endpoint may not repeat;
+ * at most SD_ETCD_ENDPOINTS_MAX.  The prefix is the path without leading
+ * or trailing '/', non-empty, made of [A-Za-z0-9._-] segments separated by
+ * single '/', no "." or ".." segment.  Userinfo ("user:pw@"), a query or a
+ * fragment is -EINVAL (credentials never come from a URL).  *out is
+ * overwritten on success. */
+int sd_etcd_url_parse(const char *rest, struct sd_etcd_url *out, sd_error *err);
+
+/* Largest credentials file read. */
+#define SD_ETCD_AUTH_FILE_MAX ((size_t) 4096)
+#define SD_ETCD_USER_MAX 128
+#define SD_ETCD_PASSWORD_MAX 512
+
+/* The etcd-auth-file format:
+ *     # comment lines and blank lines are ignored
+ *     user = app
+ *     password = the password, to the end of the line
+ * Both keys exactly once; spaces around '=' and at the ends of the line are
+ * dropped; a user name is printable ASCII without spaces; the password may
+ * hold anything but a NUL, CR or LF.  *user_out is malloc()ed,
+ * *password_out sodium_malloc()ed (free it with sodium_free).  -EINVAL
+ * naming the line on anything else; the password never appears in a
+ * message. */
+int sd_etcd_auth_parse(const char *text, size_t len, char **user_out, char **password_out, sd_error *err);

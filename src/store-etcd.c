@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The etcd store backend (etcd://host:port/prefix), over etcd's v3 JSON
- * gateway (POST /v3/kv/range|put|txn|deleterange, streaming /v3/watch).
+ * The etcd store backend (etcd[s]://host:port[,host:port...]/prefix), over
+ * etcd's v3 JSON gateway (POST /v3/kv/range|put|txn|deleterange, streaming
+ * /v3/watch, /v3/auth/authenticate).
  *
  *   <prefix>/secrets/<name>/<%020llu>    one envelope per version
  *   <prefix>/recipients/<name>           one signed recipient entry per agent
@@ -16,13 +17,15 @@
  * not asked); a key of another shape inside it is warned about and skipped,
  * as the file backend does with unexpected directory entries.
  *
- * One libcurl easy handle per store, reused under a mutex (the agent calls
- * the store from several plugin threads); the watch runs in its own thread
- * with its own handle and reports through an eventfd.  Layout, the CAS
- * argument and recorded gateway behaviour: docs/store.md.
+ * Requests go through the thread-safe transport of secretd/http.h, so the
+ * agent's plugin threads call the store at the same time; the client sticks
+ * to one member and moves to the next on a connection failure or a 503.
+ * The watch runs in its own thread and reports through an eventfd.  Layout,
+ * the CAS argument, failover, TLS, authentication and recorded gateway
+ * behaviour: docs/store.md.
  */
-#include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <poll.h>
@@ -34,14 +37,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "base64.h"
-#include "config.h"
+#include "fileio.h"
+#include "json-read.h"
 #include "secretd/cleanup.h"
-#include "secretd/docker.h"
 #include "secretd/envelope.h"
+#include "secretd/http.h"
 #include "secretd/names.h"
 #include "store-etcd-internal.h"
 #include "store-internal.h"
@@ -69,18 +75,8 @@
 #define WATCH_WARNINGS_MAX 16
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-
-static inline void sd_curl_easy_cleanupp(CURL **h) {
-        if (*h)
-                curl_easy_cleanup(*h);
-}
-#define _cleanup_curl_ _cleanup_(sd_curl_easy_cleanupp)
-
-static inline void sd_curl_slist_freep(struct curl_slist **l) {
-        if (*l)
-                curl_slist_free_all(*l);
-}
-#define _cleanup_slist_ _cleanup_(sd_curl_slist_freep)
+/* A CA bundle, certificate, key or credentials file. */
+#define OPTION_FILE_MAX ((size_t) 1 << 20)
 
 static inline void sd_etcd_range_donep(struct sd_etcd_range *r) {
         sd_etcd_range_done(r);
@@ -107,132 +103,78 @@ static char *escape(const char *in, size_t len, char *out, size_t out_size) {
 }
 
 /* ------------------------------------------------------------------------
- * Pure parsers
+ * Pure parsers.  Field access goes through src/json-read.h, so messages
+ * read "etcd range reply: field 'kvs[0].key': missing"; every failure is
+ * -EPROTO.
  * ---------------------------------------------------------------------- */
 
-static int get_object(json_t *parent, const char *field, bool required, const char *where, json_t **out,
-                      sd_error *err) {
-        json_t *v = json_object_get(parent, field);
-        if (!v || json_is_null(v)) {
-                if (required)
-                        return sd_error_set(err, EPROTO, "%s: no '%s'", where, field);
-                *out = NULL;
-                return 0;
-        }
-        if (!json_is_object(v))
-                return sd_error_set(err, EPROTO, "%s: '%s' is not an object", where, field);
-        *out = v;
-        return 0;
+#define WHERE(what, prefix) ((struct sd_peer_json_where) { (what), (prefix), EPROTO })
+
+/* Absent and null both mean "the zero value" on the gateway. */
+#define OPTIONAL SD_JSON_NULL_OK
+
+static int load_object(const char *body, size_t len, const char *what, json_t **out, sd_error *err) {
+        const struct sd_peer_json_where w = WHERE(what, "");
+        return sd_peer_json_load(&w, body, len, true, out, err);
 }
 
-/* The gateway writes int64 as a JSON string ("42") and omits zero; older
- * and hand-written peers send numbers.  Both are accepted, nothing else:
- * no sign, no blanks, no fraction, no overflow. */
-static int get_int64(json_t *obj, const char *field, const char *where, int64_t *out, sd_error *err) {
-        json_t *v = json_object_get(obj, field);
-        if (!v || json_is_null(v)) {
-                *out = 0;
-                return 0;
-        }
-        if (json_is_integer(v)) {
-                json_int_t n = json_integer_value(v);
-                if (n < 0)
-                        return sd_error_set(err, EPROTO, "%s: '%s' is negative", where, field);
-                *out = (int64_t) n;
-                return 0;
-        }
-        if (!json_is_string(v))
-                return sd_error_set(err, EPROTO, "%s: '%s' is neither an integer nor a string", where, field);
-        const char *s = json_string_value(v);
-        size_t len = json_string_length(v);
-        if (len == 0 || len > 19)
-                return sd_error_set(err, EPROTO, "%s: '%s' is not an int64 (%zu characters)", where, field,
-                                    len);
-        int64_t n = 0;
-        for (size_t i = 0; i < len; i++) {
-                if (s[i] < '0' || s[i] > '9') {
-                        char shown[64];
-                        return sd_error_set(err, EPROTO, "%s: '%s' is not an integer: '%s'", where, field,
-                                            escape(s, len, shown, sizeof(shown)));
-                }
-                int d = s[i] - '0';
-                if (n > (INT64_MAX - d) / 10)
-                        return sd_error_set(err, EPROTO, "%s: '%s' overflows int64", where, field);
-                n = n * 10 + d;
-        }
-        *out = n;
-        return 0;
-}
-
-static int get_bool(json_t *obj, const char *field, const char *where, bool *out, sd_error *err) {
-        json_t *v = json_object_get(obj, field);
-        if (!v || json_is_null(v)) {
-                *out = false;
-                return 0;
-        }
-        if (!json_is_boolean(v))
-                return sd_error_set(err, EPROTO, "%s: '%s' is not a boolean", where, field);
-        *out = json_is_true(v);
-        return 0;
-}
-
-/* Decode a base64 byte field into a malloc()ed NUL-terminated buffer. */
-static int get_bytes(json_t *v, const char *where, const char *field, size_t max, bool allow_nul, char **out,
-                     size_t *len_out, sd_error *err) {
-        if (!json_is_string(v))
-                return sd_error_set(err, EPROTO, "%s: '%s' is not a string", where, field);
-        const char *text = json_string_value(v);
-        size_t text_len = json_string_length(v);
+/* The base64 byte field obj.field decoded into a malloc()ed NUL-terminated
+ * buffer: 1 found, 0 absent (an error with SD_JSON_REQUIRED). */
+static int get_bytes(const json_t *obj, const char *field, unsigned flags, size_t max, bool allow_nul,
+                     const struct sd_peer_json_where *w, char **out, size_t *len_out, sd_error *err) {
+        const char *text = NULL;
+        size_t text_len = 0;
+        int r = sd_peer_json_string(obj, field, flags, SIZE_MAX, w, &text, &text_len, err);
+        if (r <= 0)
+                return r;
         size_t cap = text_len / 4 * 3;
         if (cap > max + 2)
-                return sd_error_set(err, EPROTO, "%s: '%s' decodes to more than %zu bytes", where, field, max);
+                return sd_peer_json_field_error(err, w, field, "decodes to more than %zu bytes", max);
         _cleanup_free_ char *buf = malloc(cap + 1);
         if (!buf)
                 return sd_error_set(err, ENOMEM, "out of memory");
         long n = sd_b64_decode(text, text_len, buf, cap, SD_B64_STD);
         if (n < 0)
-                return sd_error_set(err, EPROTO, "%s: '%s' is not valid padded base64", where, field);
+                return sd_peer_json_field_error(err, w, field, "not valid padded base64");
         if ((size_t) n > max)
-                return sd_error_set(err, EPROTO, "%s: '%s' decodes to more than %zu bytes", where, field, max);
+                return sd_peer_json_field_error(err, w, field, "decodes to more than %zu bytes", max);
         if (!allow_nul && memchr(buf, '\0', (size_t) n))
-                return sd_error_set(err, EPROTO, "%s: '%s' contains a NUL byte", where, field);
+                return sd_peer_json_field_error(err, w, field, "contains a NUL byte");
         buf[n] = '\0';
         *out = steal_pointer(&buf);
         *len_out = (size_t) n;
+        return 1;
+}
+
+/* A key: required, decoded, non-empty, no NUL, at most SD_ETCD_KEY_MAX. */
+static int get_key(const json_t *obj, const struct sd_peer_json_where *w, char **out, size_t *len_out, sd_error *err) {
+        int r = get_bytes(obj, "key", SD_JSON_REQUIRED, SD_ETCD_KEY_MAX, false, w, out, len_out, err);
+        if (r < 0)
+                return r;
+        if (*len_out == 0) {
+                free(*out);
+                *out = NULL;
+                return sd_peer_json_field_error(err, w, "key", "empty key");
+        }
         return 0;
 }
 
-static int load_object(const char *body, size_t len, const char *what, json_t **out, sd_error *err) {
-        json_error_t jerr;
-        json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!root) {
-                char shown[160];
-                return sd_error_set(err, EPROTO, "%s is not JSON: %s (at byte %d)", what,
-                                    sd_escape_json_error(&jerr, shown, sizeof(shown)), jerr.position);
-        }
-        if (!json_is_object(root)) {
-                json_decref(root);
-                return sd_error_set(err, EPROTO, "%s is not a JSON object", what);
-        }
-        *out = root;
-        return 0;
-}
-
-static int get_header_revision(json_t *root, bool required, const char *what, int64_t *out, sd_error *err) {
+static int get_header_revision(const json_t *root, bool required, const char *what, int64_t *out, sd_error *err) {
+        const struct sd_peer_json_where w = WHERE(what, "");
+        const struct sd_peer_json_where hw = WHERE(what, "header.");
+        unsigned flags = OPTIONAL | (required ? SD_JSON_REQUIRED : 0);
         json_t *header = NULL;
-        int r = get_object(root, "header", required, what, &header, err);
+        int r = sd_peer_json_object(root, "header", flags, &w, &header, err);
         if (r < 0)
                 return r;
         int64_t rev = 0;
         if (header) {
-                char where[96];
-                (void) snprintf(where, sizeof(where), "%s header", what);
-                r = get_int64(header, "revision", where, &rev, err);
+                r = sd_peer_json_uint63(header, "revision", flags, &hw, &rev, err);
                 if (r < 0)
                         return r;
+                if (required && rev == 0)
+                        return sd_peer_json_field_error(err, &hw, "revision", "is 0; revisions start at 1");
         }
-        if (required && rev <= 0)
-                return sd_error_set(err, EPROTO, "%s: header has no revision", what);
         *out = rev;
         return 0;
 }
@@ -250,60 +192,56 @@ void sd_etcd_range_done(struct sd_etcd_range *r) {
 
 int sd_etcd_parse_range(const char *body, size_t len, size_t max_value, struct sd_etcd_range *out,
                         sd_error *err) {
+        static const char what[] = "etcd range reply";
+        const struct sd_peer_json_where w = WHERE(what, "");
         _cleanup_json_ json_t *root = NULL;
-        int r = load_object(body, len, "etcd range reply", &root, err);
+        int r = load_object(body, len, what, &root, err);
         if (r < 0)
                 return r;
         _cleanup_range_ struct sd_etcd_range res = { 0 };
-        r = get_header_revision(root, true, "etcd range reply", &res.revision, err);
+        r = get_header_revision(root, true, what, &res.revision, err);
         if (r < 0)
                 return r;
-        r = get_bool(root, "more", "etcd range reply", &res.more, err);
+        r = sd_peer_json_bool(root, "more", OPTIONAL, &w, &res.more, err);
         if (r < 0)
                 return r;
-        r = get_int64(root, "count", "etcd range reply", &res.count, err);
+        r = sd_peer_json_uint63(root, "count", OPTIONAL, &w, &res.count, err);
         if (r < 0)
                 return r;
 
-        json_t *kvs = json_object_get(root, "kvs");
-        if (kvs && !json_is_null(kvs)) {
-                if (!json_is_array(kvs))
-                        return sd_error_set(err, EPROTO, "etcd range reply: 'kvs' is not an array");
-                size_t n = json_array_size(kvs);
-                if (n > 0) {
-                        res.kvs = calloc(n, sizeof(*res.kvs));
-                        if (!res.kvs)
-                                return sd_error_set(err, ENOMEM, "out of memory");
+        json_t *kvs = NULL;
+        r = sd_peer_json_array(root, "kvs", OPTIONAL, &w, &kvs, err);
+        if (r < 0)
+                return r;
+        size_t n = kvs ? json_array_size(kvs) : 0;
+        if (n > 0) {
+                res.kvs = calloc(n, sizeof(*res.kvs));
+                if (!res.kvs)
+                        return sd_error_set(err, ENOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < n; i++) {
+                char prefix[32];
+                (void) snprintf(prefix, sizeof(prefix), "kvs[%zu].", i);
+                const struct sd_peer_json_where kw = WHERE(what, prefix);
+                json_t *kv = json_array_get(kvs, i);
+                if (!json_is_object(kv)) {
+                        prefix[strlen(prefix) - 1] = '\0';
+                        return sd_peer_json_field_error(err, &w, prefix, "expected an object, got %s",
+                                                   sd_peer_json_type_name(kv));
                 }
-                for (size_t i = 0; i < n; i++) {
-                        char where[64];
-                        (void) snprintf(where, sizeof(where), "etcd range reply kvs[%zu]", i);
-                        json_t *kv = json_array_get(kvs, i);
-                        if (!json_is_object(kv))
-                                return sd_error_set(err, EPROTO, "%s is not an object", where);
-                        struct sd_etcd_kv *e = &res.kvs[res.n_kvs++];
-                        json_t *key = json_object_get(kv, "key");
-                        if (!key)
-                                return sd_error_set(err, EPROTO, "%s has no key", where);
-                        r = get_bytes(key, where, "key", SD_ETCD_KEY_MAX, false, &e->key, &e->key_len, err);
-                        if (r < 0)
-                                return r;
-                        if (e->key_len == 0)
-                                return sd_error_set(err, EPROTO, "%s: empty key", where);
-                        json_t *value = json_object_get(kv, "value");
-                        if (value) {
-                                r = get_bytes(value, where, "value", max_value, true, &e->value, &e->value_len,
-                                              err);
-                                if (r < 0)
-                                        return r;
-                        }
-                        r = get_int64(kv, "create_revision", where, &e->create_revision, err);
-                        if (r < 0)
-                                return r;
-                        r = get_int64(kv, "mod_revision", where, &e->mod_revision, err);
-                        if (r < 0)
-                                return r;
-                }
+                struct sd_etcd_kv *e = &res.kvs[res.n_kvs++];
+                r = get_key(kv, &kw, &e->key, &e->key_len, err);
+                if (r < 0)
+                        return r;
+                r = get_bytes(kv, "value", 0, max_value, true, &kw, &e->value, &e->value_len, err);
+                if (r < 0)
+                        return r;
+                r = sd_peer_json_uint63(kv, "create_revision", OPTIONAL, &kw, &e->create_revision, err);
+                if (r < 0)
+                        return r;
+                r = sd_peer_json_uint63(kv, "mod_revision", OPTIONAL, &kw, &e->mod_revision, err);
+                if (r < 0)
+                        return r;
         }
         *out = res;
         res = (struct sd_etcd_range) { 0 };
@@ -312,68 +250,125 @@ int sd_etcd_parse_range(const char *body, size_t len, size_t max_value, struct s
 
 int sd_etcd_parse_txn(const char *body, size_t len, bool *succeeded_out, int64_t *revision_out,
                       sd_error *err) {
+        static const char what[] = "etcd txn reply";
+        const struct sd_peer_json_where w = WHERE(what, "");
         _cleanup_json_ json_t *root = NULL;
-        int r = load_object(body, len, "etcd txn reply", &root, err);
+        int r = load_object(body, len, what, &root, err);
         if (r < 0)
                 return r;
         int64_t rev = 0;
-        r = get_header_revision(root, true, "etcd txn reply", &rev, err);
+        r = get_header_revision(root, true, what, &rev, err);
         if (r < 0)
                 return r;
         bool ok = false;
-        r = get_bool(root, "succeeded", "etcd txn reply", &ok, err);
+        r = sd_peer_json_bool(root, "succeeded", OPTIONAL, &w, &ok, err);
         if (r < 0)
                 return r;
-        json_t *responses = json_object_get(root, "responses");
-        if (responses && !json_is_null(responses) && !json_is_array(responses))
-                return sd_error_set(err, EPROTO, "etcd txn reply: 'responses' is not an array");
+        json_t *responses = NULL;
+        r = sd_peer_json_array(root, "responses", OPTIONAL, &w, &responses, err);
+        if (r < 0)
+                return r;
         /* A success with no response to our one put is not what etcd does. */
         if (ok && json_array_size(responses) != 1)
-                return sd_error_set(err, EPROTO, "etcd txn reply: succeeded with %zu responses, expected 1",
-                                    json_array_size(responses));
+                return sd_peer_json_field_error(err, &w, "responses", "succeeded with %zu responses, expected 1",
+                                           json_array_size(responses));
         *succeeded_out = ok;
         if (revision_out)
                 *revision_out = rev;
         return 0;
 }
 
-int sd_etcd_parse_deleterange(const char *body, size_t len, int64_t *deleted_out, sd_error *err) {
+int sd_etcd_parse_auth(const char *body, size_t len, char **token_out, sd_error *err) {
+        static const char what[] = "etcd authenticate reply";
+        const struct sd_peer_json_where w = WHERE(what, "");
         _cleanup_json_ json_t *root = NULL;
-        int r = load_object(body, len, "etcd deleterange reply", &root, err);
+        int r = load_object(body, len, what, &root, err);
+        if (r < 0)
+                return r;
+        const char *token = NULL;
+        size_t token_len = 0;
+        /* It goes into a header line: printable, bounded. */
+        r = sd_peer_json_string(root, "token", SD_JSON_REQUIRED | SD_JSON_NONEMPTY | SD_JSON_PRINTABLE,
+                               SD_ETCD_TOKEN_MAX, &w, &token, &token_len, err);
+        if (r < 0)
+                return r;
+        char *copy = strndup(token, token_len);
+        if (!copy)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        *token_out = copy;
+        return 0;
+}
+
+int sd_etcd_parse_deleterange(const char *body, size_t len, int64_t *deleted_out, sd_error *err) {
+        static const char what[] = "etcd deleterange reply";
+        const struct sd_peer_json_where w = WHERE(what, "");
+        _cleanup_json_ json_t *root = NULL;
+        int r = load_object(body, len, what, &root, err);
         if (r < 0)
                 return r;
         int64_t rev = 0;
-        r = get_header_revision(root, true, "etcd deleterange reply", &rev, err);
+        r = get_header_revision(root, true, what, &rev, err);
         if (r < 0)
                 return r;
         int64_t deleted = 0;
-        r = get_int64(root, "deleted", "etcd deleterange reply", &deleted, err);
+        r = sd_peer_json_uint63(root, "deleted", OPTIONAL, &w, &deleted, err);
         if (r < 0)
                 return r;
         *deleted_out = deleted;
         return 0;
 }
 
-static int map_grpc_code(int64_t code, const char *message) {
+enum sd_etcd_fault sd_etcd_fault_of(int64_t code, const char *message) {
         if (message && strstr(message, "request is too large"))
-                return EFBIG;
+                return SD_ETCD_FAULT_TOO_LARGE;
+        if (message && strstr(message, "user name is empty"))
+                return SD_ETCD_FAULT_AUTH_REQUIRED;
+        if (message && strstr(message, "authentication failed"))
+                return SD_ETCD_FAULT_AUTH_FAILED;
+        if (message && strstr(message, "invalid auth token"))
+                return SD_ETCD_FAULT_TOKEN;
+        /* 3.4 answers these with codes that do not say "try again"
+         * (ResourceExhausted, Unknown): the message does. */
+        if (message && (strstr(message, "too many requests") || strstr(message, "leader changed") ||
+                        strstr(message, "no leader") || strstr(message, "request timed out")))
+                return SD_ETCD_FAULT_UNAVAILABLE;
         switch (code) {
-        case 3: return EPROTO;          /* InvalidArgument */
-        case 4: return ETIMEDOUT;       /* DeadlineExceeded */
-        case 7: return EACCES;          /* PermissionDenied */
-        case 8: return ENOSPC;          /* ResourceExhausted: the backend quota */
-        case 11: return ESTALE;         /* OutOfRange: revision compacted */
-        case 14: return EAGAIN;         /* Unavailable: no leader, shutting down */
-        case 16: return EACCES;         /* Unauthenticated */
-        default: return EPROTO;
+        case 3: return SD_ETCD_FAULT_INVALID;
+        case 4: return SD_ETCD_FAULT_DEADLINE;
+        case 7: return SD_ETCD_FAULT_PERMISSION;
+        case 8: return SD_ETCD_FAULT_QUOTA;
+        case 11: return SD_ETCD_FAULT_COMPACTED;
+        case 14: return SD_ETCD_FAULT_UNAVAILABLE;
+        case 16: return SD_ETCD_FAULT_TOKEN;
+        default: return SD_ETCD_FAULT_OTHER;
         }
 }
 
+static int fault_errno(enum sd_etcd_fault f) {
+        switch (f) {
+        case SD_ETCD_FAULT_TOO_LARGE: return EFBIG;
+        case SD_ETCD_FAULT_AUTH_REQUIRED:
+        case SD_ETCD_FAULT_AUTH_FAILED:
+        case SD_ETCD_FAULT_TOKEN:
+        case SD_ETCD_FAULT_PERMISSION: return EACCES;
+        case SD_ETCD_FAULT_DEADLINE: return ETIMEDOUT;
+        case SD_ETCD_FAULT_QUOTA: return ENOSPC;
+        case SD_ETCD_FAULT_COMPACTED: return ESTALE;
+        case SD_ETCD_FAULT_UNAVAILABLE: return EAGAIN;
+        case SD_ETCD_FAULT_INVALID:
+        case SD_ETCD_FAULT_OTHER:
+        case SD_ETCD_FAULT_NONE: break;
+        }
+        return EPROTO;
+}
+
 int sd_etcd_error_from_body(const char *endpoint, const char *what, long http_status, const char *body,
-                            size_t len, sd_error *err) {
+                            size_t len, enum sd_etcd_fault *fault_out, sd_error *err) {
         json_error_t jerr;
         _cleanup_json_ json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
         char shown[160];
+        if (fault_out)
+                *fault_out = SD_ETCD_FAULT_OTHER;
         if (!root || !json_is_object(root))
                 return sd_error_set(err, EPROTO, "etcd at %s: %s: HTTP %ld with a body that is not an etcd error: '%s'",
                                     endpoint, what, http_status, escape(body, len < 120 ? len : 120, shown,
@@ -397,14 +392,16 @@ int sd_etcd_error_from_body(const char *endpoint, const char *what, long http_st
         int64_t c = json_is_integer(code) ? (int64_t) json_integer_value(code) : -1;
         const char *m = json_string_value(message);
         escape(m, json_string_length(message), shown, sizeof(shown));
-        int e = map_grpc_code(c, m);
-        if (e == EFBIG)
+        enum sd_etcd_fault f = sd_etcd_fault_of(c, m);
+        if (fault_out)
+                *fault_out = f;
+        if (f == SD_ETCD_FAULT_TOO_LARGE)
                 return sd_error_set(err, EFBIG,
                                     "etcd at %s: %s: refused as too large ('%s'; etcd accepts requests up to "
                                     "--max-request-bytes, 1.5 MiB by default)",
                                     endpoint, what, shown);
-        return sd_error_set(err, e, "etcd at %s: %s: %s (code %" PRId64 ", HTTP %ld)", endpoint, what, shown, c,
-                            http_status);
+        return sd_error_set(err, fault_errno(f), "etcd at %s: %s: %s (code %" PRId64 ", HTTP %ld)", endpoint, what,
+                            shown, c, http_status);
 }
 
 void sd_etcd_watch_msg_done(struct sd_etcd_watch_msg *m) {
@@ -419,81 +416,95 @@ void sd_etcd_watch_msg_done(struct sd_etcd_watch_msg *m) {
 
 int sd_etcd_parse_watch(const char *endpoint, const char *line, size_t len, struct sd_etcd_watch_msg *out,
                         sd_error *err) {
+        static const char what[] = "etcd watch message";
+        const struct sd_peer_json_where w = WHERE(what, "");
+        const struct sd_peer_json_where rw = WHERE(what, "result.");
         _cleanup_json_ json_t *root = NULL;
-        int r = load_object(line, len, "etcd watch message", &root, err);
+        int r = load_object(line, len, what, &root, err);
         if (r < 0)
                 return r;
         if (json_object_get(root, "error"))
-                return sd_etcd_error_from_body(endpoint, "watch", 200, line, len, err);
+                return sd_etcd_error_from_body(endpoint, "watch", 200, line, len, NULL, err);
 
         json_t *result = NULL;
-        r = get_object(root, "result", true, "etcd watch message", &result, err);
+        r = sd_peer_json_object(root, "result", SD_JSON_REQUIRED | OPTIONAL, &w, &result, err);
         if (r < 0)
                 return r;
         _cleanup_watch_msg_ struct sd_etcd_watch_msg m = { 0 };
-        r = get_header_revision(result, false, "etcd watch message", &m.revision, err);
+        r = get_header_revision(result, false, what, &m.revision, err);
         if (r < 0)
                 return r;
         bool created = false, canceled = false;
-        r = get_bool(result, "created", "etcd watch message", &created, err);
+        r = sd_peer_json_bool(result, "created", OPTIONAL, &rw, &created, err);
         if (r < 0)
                 return r;
-        r = get_bool(result, "canceled", "etcd watch message", &canceled, err);
+        r = sd_peer_json_bool(result, "canceled", OPTIONAL, &rw, &canceled, err);
         if (r < 0)
                 return r;
-        r = get_int64(result, "compact_revision", "etcd watch message", &m.compact_revision, err);
+        r = sd_peer_json_uint63(result, "compact_revision", OPTIONAL, &rw, &m.compact_revision, err);
         if (r < 0)
                 return r;
-        json_t *reason = json_object_get(result, "cancel_reason");
-        if (reason && !json_is_null(reason)) {
-                if (!json_is_string(reason))
-                        return sd_error_set(err, EPROTO, "etcd watch message: 'cancel_reason' is not a string");
-                escape(json_string_value(reason), json_string_length(reason), m.cancel_reason,
-                       sizeof(m.cancel_reason));
+        const char *reason = NULL;
+        size_t reason_len = 0;
+        r = sd_peer_json_string(result, "cancel_reason", OPTIONAL, SIZE_MAX, &rw, &reason, &reason_len, err);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                escape(reason, reason_len, m.cancel_reason, sizeof(m.cancel_reason));
+                /* "rpc error: code = PermissionDenied desc = etcdserver:
+                 * permission denied" */
+                m.cancel_fault = strstr(reason, "PermissionDenied") ? SD_ETCD_FAULT_PERMISSION
+                               : strstr(reason, "Unauthenticated") || strstr(reason, "invalid auth token")
+                                       ? SD_ETCD_FAULT_TOKEN
+                                       : SD_ETCD_FAULT_OTHER;
         }
         m.kind = canceled ? SD_ETCD_WATCH_CANCELED : created ? SD_ETCD_WATCH_CREATED : SD_ETCD_WATCH_EVENTS;
 
-        json_t *events = json_object_get(result, "events");
-        if (events && !json_is_null(events)) {
-                if (!json_is_array(events))
-                        return sd_error_set(err, EPROTO, "etcd watch message: 'events' is not an array");
-                size_t n = json_array_size(events);
-                if (n > 0) {
-                        m.events = calloc(n, sizeof(*m.events));
-                        if (!m.events)
-                                return sd_error_set(err, ENOMEM, "out of memory");
+        json_t *events = NULL;
+        r = sd_peer_json_array(result, "events", OPTIONAL, &rw, &events, err);
+        if (r < 0)
+                return r;
+        size_t n = events ? json_array_size(events) : 0;
+        if (n > 0) {
+                m.events = calloc(n, sizeof(*m.events));
+                if (!m.events)
+                        return sd_error_set(err, ENOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < n; i++) {
+                char prefix[48], kv_prefix[48];
+                (void) snprintf(prefix, sizeof(prefix), "result.events[%zu].", i);
+                (void) snprintf(kv_prefix, sizeof(kv_prefix), "result.events[%zu].kv.", i);
+                const struct sd_peer_json_where ew = WHERE(what, prefix);
+                const struct sd_peer_json_where kw = WHERE(what, kv_prefix);
+                json_t *ev = json_array_get(events, i);
+                if (!json_is_object(ev)) {
+                        prefix[strlen(prefix) - 1] = '\0';
+                        return sd_peer_json_field_error(err, &w, prefix, "expected an object, got %s",
+                                                   sd_peer_json_type_name(ev));
                 }
-                for (size_t i = 0; i < n; i++) {
-                        char where[64];
-                        (void) snprintf(where, sizeof(where), "etcd watch message events[%zu]", i);
-                        json_t *ev = json_array_get(events, i);
-                        if (!json_is_object(ev))
-                                return sd_error_set(err, EPROTO, "%s is not an object", where);
-                        struct sd_etcd_watch_event *e = &m.events[m.n_events++];
-                        json_t *type = json_object_get(ev, "type");
-                        /* PUT is the zero value, hence usually absent. */
-                        if (type && !json_is_null(type)) {
-                                if (json_is_string(type) && strcmp(json_string_value(type), "DELETE") == 0)
-                                        e->is_delete = true;
-                                else if (!json_is_string(type) || strcmp(json_string_value(type), "PUT") != 0)
-                                        return sd_error_set(err, EPROTO, "%s: unknown type", where);
-                        }
-                        json_t *kv = NULL;
-                        r = get_object(ev, "kv", true, where, &kv, err);
-                        if (r < 0)
-                                return r;
-                        json_t *key = json_object_get(kv, "key");
-                        if (!key)
-                                return sd_error_set(err, EPROTO, "%s has no key", where);
-                        r = get_bytes(key, where, "key", SD_ETCD_KEY_MAX, false, &e->key, &e->key_len, err);
-                        if (r < 0)
-                                return r;
-                        if (e->key_len == 0)
-                                return sd_error_set(err, EPROTO, "%s: empty key", where);
-                        r = get_int64(kv, "mod_revision", where, &e->mod_revision, err);
-                        if (r < 0)
-                                return r;
+                struct sd_etcd_watch_event *e = &m.events[m.n_events++];
+                const char *type = NULL;
+                size_t type_len = 0;
+                r = sd_peer_json_string(ev, "type", OPTIONAL, 16, &ew, &type, &type_len, err);
+                if (r < 0)
+                        return r;
+                /* PUT is the zero value, hence usually absent. */
+                if (r > 0) {
+                        if (type_len == 6 && memcmp(type, "DELETE", 6) == 0)
+                                e->is_delete = true;
+                        else if (type_len != 3 || memcmp(type, "PUT", 3) != 0)
+                                return sd_peer_json_field_error(err, &ew, "type", "unknown type");
                 }
+                json_t *kv = NULL;
+                r = sd_peer_json_object(ev, "kv", SD_JSON_REQUIRED | OPTIONAL, &ew, &kv, err);
+                if (r < 0)
+                        return r;
+                r = get_key(kv, &kw, &e->key, &e->key_len, err);
+                if (r < 0)
+                        return r;
+                r = sd_peer_json_uint63(kv, "mod_revision", OPTIONAL, &kw, &e->mod_revision, err);
+                if (r < 0)
+                        return r;
         }
         *out = m;
         m.events = NULL;
@@ -592,7 +603,60 @@ static bool is_prefix_char(char c) {
                c == '-' || c == '_';
 }
 
-int sd_etcd_url_parse(const char *rest, char **endpoint_out, char **prefix_out, sd_error *err) {
+void sd_etcd_url_done(struct sd_etcd_url *u) {
+        for (size_t i = 0; i < u->n_endpoints; i++)
+                free(u->endpoints[i]);
+        free(u->prefix);
+        *u = (struct sd_etcd_url) { 0 };
+}
+
+/* One "host[:port]" of the list; shown is the whole URL for messages. */
+static int parse_endpoint(const char *s, size_t len, const char *shown, char **out, sd_error *err) {
+        size_t host_len = 0;
+        if (len == 0)
+                return sd_error_set(err, EINVAL, "store URL '%s': an empty endpoint in the list", shown);
+        if (s[0] == '[') {
+                const char *close = memchr(s, ']', len);
+                if (!close)
+                        return sd_error_set(err, EINVAL, "store URL '%s': unterminated [IPv6] host", shown);
+                host_len = (size_t) (close - s) + 1;
+                for (size_t i = 1; i + 1 < host_len; i++)
+                        if (!strchr("0123456789abcdefABCDEF:.", s[i]))
+                                return sd_error_set(err, EINVAL, "store URL '%s': bad IPv6 host", shown);
+                if (host_len == 2)
+                        return sd_error_set(err, EINVAL, "store URL '%s': empty host", shown);
+        } else {
+                while (host_len < len && is_host_char(s[host_len]))
+                        host_len++;
+                if (host_len == 0)
+                        return sd_error_set(err, EINVAL, "store URL '%s': no host", shown);
+        }
+        const char *port = DEFAULT_PORT;
+        size_t port_len = strlen(DEFAULT_PORT);
+        if (host_len < len) {
+                if (s[host_len] != ':')
+                        return sd_error_set(err, EINVAL, "store URL '%s': bad character in the host", shown);
+                port = s + host_len + 1;
+                port_len = len - host_len - 1;
+                unsigned long p = 0;
+                if (port_len == 0 || port_len > 5)
+                        return sd_error_set(err, EINVAL, "store URL '%s': bad port", shown);
+                for (size_t i = 0; i < port_len; i++) {
+                        if (port[i] < '0' || port[i] > '9')
+                                return sd_error_set(err, EINVAL, "store URL '%s': bad port", shown);
+                        p = p * 10 + (unsigned long) (port[i] - '0');
+                }
+                if (p == 0 || p > 65535)
+                        return sd_error_set(err, EINVAL, "store URL '%s': port out of range", shown);
+        }
+        char *e = str_printf("%.*s:%.*s", (int) host_len, s, (int) port_len, port);
+        if (!e)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        *out = e;
+        return 0;
+}
+
+int sd_etcd_url_parse(const char *rest, struct sd_etcd_url *out, sd_error *err) {
         char shown[256];
         escape(rest, strlen(rest), shown, sizeof(shown));
         const char *slash = strchr(rest, '/');
@@ -601,51 +665,34 @@ int sd_etcd_url_parse(const char *rest, char **endpoint_out, char **prefix_out, 
                 /* Not echoed: what precedes '@' is likely a password. */
                 return sd_error_set(err, EINVAL,
                                     "etcd store URL: credentials do not belong in a URL (it shows in argv and "
-                                    "logs)");
+                                    "logs); use etcd-auth-file");
         if (strpbrk(rest, "?#"))
-                return sd_error_set(err, EINVAL, "store URL 'etcd://%s': a query or fragment is not supported",
-                                    shown);
+                return sd_error_set(err, EINVAL, "store URL '%s': a query or fragment is not supported", shown);
         if (!slash)
                 return sd_error_set(err, EINVAL,
-                                    "store URL 'etcd://%s' has no key prefix; expected etcd://host:port/prefix",
+                                    "store URL '%s' has no key prefix; expected etcd://host:port[,host:port...]/prefix",
                                     shown);
 
-        /* host: a DNS name or IPv4 literal, or an [IPv6] literal. */
-        size_t host_len = 0;
-        if (auth_len > 0 && rest[0] == '[') {
-                const char *close = memchr(rest, ']', auth_len);
-                if (!close)
-                        return sd_error_set(err, EINVAL, "store URL 'etcd://%s': unterminated [IPv6] host", shown);
-                host_len = (size_t) (close - rest) + 1;
-                for (size_t i = 1; i + 1 < host_len; i++)
-                        if (!strchr("0123456789abcdefABCDEF:.", rest[i]))
-                                return sd_error_set(err, EINVAL, "store URL 'etcd://%s': bad IPv6 host", shown);
-                if (host_len == 2)
-                        return sd_error_set(err, EINVAL, "store URL 'etcd://%s': empty host", shown);
-        } else {
-                while (host_len < auth_len && is_host_char(rest[host_len]))
-                        host_len++;
-                if (host_len == 0)
-                        return sd_error_set(err, EINVAL, "store URL 'etcd://%s': no host", shown);
-        }
-        const char *port = DEFAULT_PORT;
-        size_t port_len = strlen(DEFAULT_PORT);
-        if (host_len < auth_len) {
-                if (rest[host_len] != ':')
-                        return sd_error_set(err, EINVAL, "store URL 'etcd://%s': bad character in the host",
-                                            shown);
-                port = rest + host_len + 1;
-                port_len = auth_len - host_len - 1;
-                unsigned long p = 0;
-                if (port_len == 0 || port_len > 5)
-                        return sd_error_set(err, EINVAL, "store URL 'etcd://%s': bad port", shown);
-                for (size_t i = 0; i < port_len; i++) {
-                        if (port[i] < '0' || port[i] > '9')
-                                return sd_error_set(err, EINVAL, "store URL 'etcd://%s': bad port", shown);
-                        p = p * 10 + (unsigned long) (port[i] - '0');
-                }
-                if (p == 0 || p > 65535)
-                        return sd_error_set(err, EINVAL, "store URL 'etcd://%s': port out of range", shown);
+        _cleanup_(sd_etcd_url_done) struct sd_etcd_url u = { 0 };
+        for (const char *p = rest; p <= slash;) {
+                const char *comma = memchr(p, ',', (size_t) (slash - p));
+                const char *end = comma ? comma : slash;
+                if (u.n_endpoints == SD_ETCD_ENDPOINTS_MAX)
+                        return sd_error_set(err, EINVAL, "store URL '%s': more than %d endpoints", shown,
+                                            SD_ETCD_ENDPOINTS_MAX);
+                char *e = NULL;
+                int r = parse_endpoint(p, (size_t) (end - p), shown, &e, err);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < u.n_endpoints; i++)
+                        if (strcmp(u.endpoints[i], e) == 0) {
+                                int q = sd_error_set(err, EINVAL, "store URL '%s': endpoint %s is listed twice", shown,
+                                                     e);
+                                free(e);
+                                return q;
+                        }
+                u.endpoints[u.n_endpoints++] = e;
+                p = end + 1;
         }
 
         /* prefix: segments of [A-Za-z0-9._-] joined by single '/'; trailing
@@ -656,10 +703,9 @@ int sd_etcd_url_parse(const char *rest, char **endpoint_out, char **prefix_out, 
                 path_len--;
         if (path_len == 0)
                 return sd_error_set(err, EINVAL,
-                                    "store URL 'etcd://%s' has an empty key prefix; expected etcd://host:port/prefix",
-                                    shown);
+                                    "store URL '%s' has an empty key prefix; expected etcd://host:port/prefix", shown);
         if (path_len > SD_ETCD_PREFIX_MAX)
-                return sd_error_set(err, EINVAL, "store URL 'etcd://%s': the prefix is over %d bytes", shown,
+                return sd_error_set(err, EINVAL, "store URL '%s': the prefix is over %d bytes", shown,
                                     SD_ETCD_PREFIX_MAX);
         size_t seg_start = 0;
         for (size_t i = 0; i <= path_len; i++) {
@@ -668,148 +714,177 @@ int sd_etcd_url_parse(const char *rest, char **endpoint_out, char **prefix_out, 
                         if (seg == 0 || (seg == 1 && path[seg_start] == '.') ||
                             (seg == 2 && path[seg_start] == '.' && path[seg_start + 1] == '.'))
                                 return sd_error_set(err, EINVAL,
-                                                    "store URL 'etcd://%s': empty, '.' or '..' component in the prefix",
-                                                    shown);
+                                                    "store URL '%s': empty, '.' or '..' component in the prefix", shown);
                         seg_start = i + 1;
                 } else if (!is_prefix_char(path[i])) {
                         return sd_error_set(err, EINVAL,
-                                            "store URL 'etcd://%s': the prefix may hold only letters, digits, '.', "
-                                            "'-', '_' and '/'",
+                                            "store URL '%s': the prefix may hold only letters, digits, '.', '-', '_' "
+                                            "and '/'",
                                             shown);
                 }
         }
-
-        _cleanup_free_ char *endpoint = str_printf("%.*s:%.*s", (int) host_len, rest, (int) port_len, port);
-        _cleanup_free_ char *prefix = strndup(path, path_len);
-        if (!endpoint || !prefix)
+        u.prefix = strndup(path, path_len);
+        if (!u.prefix)
                 return sd_error_set(err, ENOMEM, "out of memory");
-        *endpoint_out = steal_pointer(&endpoint);
-        *prefix_out = steal_pointer(&prefix);
+        *out = u;
+        u = (struct sd_etcd_url) { 0 };
         return 0;
 }
 
-/* ------------------------------------------------------------------------
- * HTTP
- * ---------------------------------------------------------------------- */
+static bool is_blank_char(char c) {
+        return c == ' ' || c == '\t';
+}
 
-struct reply_buf {
-        char *data;
-        size_t len, cap, max;
-        bool too_big;
-        bool no_memory;
-};
-
-static size_t reply_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
-        struct reply_buf *b = userdata;
-        size_t n = size * nmemb;
-        if (n > b->max - b->len) {
-                b->too_big = true;
-                return 0;
-        }
-        if (b->len + n + 1 > b->cap) {
-                size_t cap = b->cap ? b->cap : 4096;
-                while (cap < b->len + n + 1)
-                        cap *= 2;
-                char *d = realloc(b->data, cap);
-                if (!d) {
-                        b->no_memory = true;
-                        return 0;
+int sd_etcd_auth_parse(const char *text, size_t len, char **user_out, char **password_out, sd_error *err) {
+        if (len > SD_ETCD_AUTH_FILE_MAX)
+                return sd_error_set(err, EINVAL, "etcd-auth-file: %zu bytes; the limit is %zu", len,
+                                    SD_ETCD_AUTH_FILE_MAX);
+        if (memchr(text, '\0', len))
+                return sd_error_set(err, EINVAL, "etcd-auth-file: contains a NUL byte");
+        _cleanup_free_ char *user = NULL;
+        char *password = NULL;
+        int line_no = 0;
+        for (size_t pos = 0; pos < len;) {
+                const char *line = text + pos;
+                const char *nl = memchr(line, '\n', len - pos);
+                size_t l = nl ? (size_t) (nl - line) : len - pos;
+                pos += l + (nl ? 1 : 0);
+                line_no++;
+                if (l > 0 && line[l - 1] == '\r')
+                        l--;
+                size_t b = 0;
+                while (b < l && is_blank_char(line[b]))
+                        b++;
+                while (l > b && is_blank_char(line[l - 1]))
+                        l--;
+                if (b == l || line[b] == '#')
+                        continue;
+                const char *eq = memchr(line + b, '=', l - b);
+                if (!eq) {
+                        sodium_free(password);
+                        return sd_error_set(err, EINVAL, "etcd-auth-file line %d: expected 'user = NAME' or "
+                                            "'password = PASSWORD'", line_no);
                 }
-                b->data = d;
-                b->cap = cap;
+                size_t key_end = (size_t) (eq - line);
+                while (key_end > b && is_blank_char(line[key_end - 1]))
+                        key_end--;
+                size_t v = (size_t) (eq - line) + 1;
+                while (v < l && is_blank_char(line[v]))
+                        v++;
+                size_t key_len = key_end - b, value_len = l - v;
+                const char *value = line + v;
+                /* A CR left inside a line (not the one before LF) would end
+                 * up in a header or a password nobody can type. */
+                if (memchr(line, '\r', l)) {
+                        sodium_free(password);
+                        return sd_error_set(err, EINVAL, "etcd-auth-file line %d: contains a carriage return",
+                                            line_no);
+                }
+                if (key_len == 4 && memcmp(line + b, "user", 4) == 0) {
+                        char shown[64];
+                        if (user) {
+                                sodium_free(password);
+                                return sd_error_set(err, EINVAL, "etcd-auth-file line %d: 'user' given twice", line_no);
+                        }
+                        if (value_len == 0 || value_len > SD_ETCD_USER_MAX) {
+                                sodium_free(password);
+                                return sd_error_set(err, EINVAL, "etcd-auth-file line %d: the user name must be 1 to %d "
+                                                    "bytes", line_no, SD_ETCD_USER_MAX);
+                        }
+                        for (size_t i = 0; i < value_len; i++)
+                                if ((unsigned char) value[i] <= 0x20 || (unsigned char) value[i] >= 0x7f) {
+                                        sodium_free(password);
+                                        return sd_error_set(err, EINVAL,
+                                                            "etcd-auth-file line %d: user '%s' holds a space or a "
+                                                            "non-printable byte",
+                                                            line_no, escape(value, value_len, shown, sizeof(shown)));
+                                }
+                        user = strndup(value, value_len);
+                        if (!user) {
+                                sodium_free(password);
+                                return sd_error_set(err, ENOMEM, "out of memory");
+                        }
+                } else if (key_len == 8 && memcmp(line + b, "password", 8) == 0) {
+                        if (password) {
+                                sodium_free(password);
+                                return sd_error_set(err, EINVAL, "etcd-auth-file line %d: 'password' given twice",
+                                                    line_no);
+                        }
+                        if (value_len == 0 || value_len > SD_ETCD_PASSWORD_MAX)
+                                return sd_error_set(err, EINVAL, "etcd-auth-file line %d: the password must be 1 to %d "
+                                                    "bytes", line_no, SD_ETCD_PASSWORD_MAX);
+                        password = sodium_malloc(value_len + 1);
+                        if (!password)
+                                return sd_error_set(err, ENOMEM, "out of memory");
+                        memcpy(password, value, value_len);
+                        password[value_len] = '\0';
+                } else {
+                        char shown[32];
+                        sodium_free(password);
+                        return sd_error_set(err, EINVAL, "etcd-auth-file line %d: unknown key '%s' (expected user or "
+                                            "password)", line_no, escape(line + b, key_len, shown, sizeof(shown)));
+                }
         }
-        memcpy(b->data + b->len, ptr, n);
-        b->len += n;
-        b->data[b->len] = '\0';
-        return n;
-}
-
-static int transport_error(const char *endpoint, const char *what, CURLcode rc, const char *errbuf,
-                           const struct reply_buf *b, sd_error *err) {
-        const char *why = errbuf && *errbuf ? errbuf : curl_easy_strerror(rc);
-        if (b && b->too_big)
-                return sd_error_set(err, EPROTO, "etcd at %s: %s: reply over %zu bytes", endpoint, what, b->max);
-        if (b && b->no_memory)
-                return sd_error_set(err, ENOMEM, "etcd at %s: %s: out of memory", endpoint, what);
-        switch (rc) {
-        case CURLE_COULDNT_CONNECT:
-                return sd_error_set(err, ECONNREFUSED, "etcd at %s is unreachable: %s", endpoint, why);
-        case CURLE_COULDNT_RESOLVE_HOST:
-                return sd_error_set(err, EHOSTUNREACH, "etcd at %s is unreachable: %s", endpoint, why);
-        case CURLE_OPERATION_TIMEDOUT:
-                return sd_error_set(err, ETIMEDOUT, "etcd at %s did not answer (%s): %s", endpoint, what, why);
-        case CURLE_GOT_NOTHING:
-        case CURLE_RECV_ERROR:
-        case CURLE_SEND_ERROR:
-        case CURLE_PARTIAL_FILE:
-                return sd_error_set(err, ECONNRESET, "etcd at %s: %s: connection lost: %s", endpoint, what, why);
-        default:
-                return sd_error_set(err, EIO, "etcd at %s: %s: %s", endpoint, what, why);
+        if (!user || !password) {
+                sodium_free(password);
+                return sd_error_set(err, EINVAL, "etcd-auth-file: needs both 'user = NAME' and 'password = PASSWORD'");
         }
-}
-
-#define SETOPT(h, opt, val)                                                                   \
-        do {                                                                                  \
-                CURLcode _rc = curl_easy_setopt((h), (opt), (val));                          \
-                if (_rc != CURLE_OK)                                                          \
-                        return sd_error_set(err, EIO, "etcd: setting " #opt ": %s",          \
-                                            curl_easy_strerror(_rc));                         \
-        } while (0)
-
-/* Options every handle of ours carries, unary or streaming. */
-static int easy_setup(CURL *h, char *errbuf, sd_error *err) {
-#if LIBCURL_VERSION_NUM >= 0x075500
-        SETOPT(h, CURLOPT_PROTOCOLS_STR, "http");
-#endif
-        /* An http_proxy in the environment must not route the store. */
-        SETOPT(h, CURLOPT_PROXY, "");
-        SETOPT(h, CURLOPT_NOSIGNAL, 1L);
-        SETOPT(h, CURLOPT_FOLLOWLOCATION, 0L);
-        SETOPT(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-        SETOPT(h, CURLOPT_USERAGENT, "secretd/" SECRETD_VERSION);
-        SETOPT(h, CURLOPT_ERRORBUFFER, errbuf);
-        SETOPT(h, CURLOPT_TCP_KEEPALIVE, 1L);
-        SETOPT(h, CURLOPT_TCP_KEEPIDLE, 10L);
-        SETOPT(h, CURLOPT_TCP_KEEPINTVL, 5L);
-        return 0;
-}
-
-/* Prepare h for one POST of body to url. */
-static int easy_prepare(CURL *h, const char *url, const char *body, struct curl_slist *headers,
-                        curl_write_callback write_fn, void *write_data, long timeout_ms, sd_error *err) {
-        SETOPT(h, CURLOPT_URL, url);
-        SETOPT(h, CURLOPT_POST, 1L);
-        SETOPT(h, CURLOPT_POSTFIELDS, body);
-        SETOPT(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(body));
-        SETOPT(h, CURLOPT_HTTPHEADER, headers);
-        SETOPT(h, CURLOPT_WRITEFUNCTION, write_fn);
-        SETOPT(h, CURLOPT_WRITEDATA, write_data);
-        SETOPT(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+        *user_out = steal_pointer(&user);
+        *password_out = password;
         return 0;
 }
 
 /* ------------------------------------------------------------------------
- * The store
+ * The store: endpoints, credentials, one call with failover
  * ---------------------------------------------------------------------- */
 
 struct etcd_watch;
 
+struct etcd_endpoint {
+        char *name;           /* host:port */
+        char *base_url;       /* http(s)://host:port */
+        char *peer;           /* "etcd at host:port", for messages */
+};
+
 struct etcd_store {
         struct sd_store *s;   /* for warnings; valid as long as the store */
-        char *endpoint;       /* host:port, for messages */
-        char *base_url;       /* http://host:port */
+        struct etcd_endpoint ep[SD_ETCD_ENDPOINTS_MAX];
+        size_t n_ep;
         char *prefix;         /* normalised, no trailing '/' */
+        bool tls;
+        struct sd_http *http; /* thread-safe: requests from any thread */
 
-        pthread_mutex_t lock; /* guards easy: the agent's plugin threads share the store */
-        CURL *easy;
-        struct curl_slist *headers;
-        char errbuf[CURL_ERROR_SIZE];
+        /* TLS material handed to libcurl from memory, read and checked once
+         * at open (before the agent's seccomp filter; never re-read). */
+        char *ca_pem, *cert_pem, *key_pem;   /* key_pem: sodium_malloc() */
+        size_t ca_len, cert_len, key_len;
+        char *cert_path;
+
+        /* Credentials (etcd-auth-file); password in sodium_malloc() memory. */
+        char *user;
+        char *password;
+
+        pthread_mutex_t lock; /* guards the fields below */
+        size_t current;       /* the member we stick to */
+        uint64_t failovers;
+        char *token;          /* NULL: none yet (or auth off) */
+        bool auth_off;        /* the cluster said auth is not enabled */
 
         struct etcd_watch *watch;
 };
 
 static struct etcd_store *impl_of(struct sd_store *s) {
         return s->impl;
+}
+
+static size_t current_endpoint(struct etcd_store *es) {
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&es->lock);
+        return es->current;
+}
+
+/* The member in use, for messages (names never change once open). */
+static const char *endpoint_name(struct etcd_store *es) {
+        return es->ep[current_endpoint(es)].name;
 }
 
 static json_t *b64_json(const char *bytes, size_t len) {
@@ -821,39 +896,255 @@ static json_t *b64_json_str(const char *s) {
         return b64_json(s, strlen(s));
 }
 
-/* POST req (a JSON object) to path; *body_out is the 200 reply.  Any other
- * status becomes the mapped error of its body. */
-static int etcd_call(struct etcd_store *es, const char *path, json_t *req, const char *what, char **body_out,
-                     size_t *len_out, sd_error *err) {
-        _cleanup_free_ char *body = json_dumps(req, JSON_COMPACT);
-        _cleanup_free_ char *url = str_printf("%s%s", es->base_url, path);
-        if (!body || !url)
-                return sd_error_set(err, ENOMEM, "out of memory");
 
-        _cleanup_unlock_ pthread_mutex_t *locked = sd_lock(&es->lock);
-        _cleanup_free_ char *reply_data = NULL;
-        struct reply_buf b = { .max = REPLY_MAX };
-        es->errbuf[0] = '\0';
-        int r = easy_prepare(es->easy, url, body, es->headers, reply_write, &b, REQUEST_TIMEOUT_MS, err);
+/* idx failed with a connection-level error: move on to the next member
+ * (once per failure: concurrent callers that failed on the same member
+ * do not skip the next one). */
+static void note_failover(struct etcd_store *es, size_t idx) {
+        if (es->n_ep < 2)
+                return;
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&es->lock);
+        if (es->current == idx) {
+                es->current = (idx + 1) % es->n_ep;
+                es->failovers++;
+        }
+}
+
+static void stick_to(struct etcd_store *es, size_t idx) {
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&es->lock);
+        es->current = idx;
+}
+
+/* A connection-level failure: another member may well answer. */
+static bool fails_over(int r) {
+        return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -ECONNRESET || r == -EAGAIN;
+}
+
+/* Append s as a JSON string (quoted, escaped) at out[*pos]; out has room
+ * for 6 bytes per input byte plus 2. */
+static void json_quote_into(char *out, size_t *pos, const char *s) {
+        size_t p = *pos;
+        out[p++] = '"';
+        for (const unsigned char *c = (const unsigned char *) s; *c; c++) {
+                if (*c == '"' || *c == '\\') {
+                        out[p++] = '\\';
+                        out[p++] = (char) *c;
+                } else if (*c < 0x20) {
+                        static const char hex[] = "0123456789abcdef";
+                        memcpy(out + p, "\\u00", 4);
+                        out[p + 4] = hex[*c >> 4];
+                        out[p + 5] = hex[*c & 15];
+                        p += 6;
+                } else {
+                        out[p++] = (char) *c;
+                }
+        }
+        out[p++] = '"';
+        *pos = p;
+}
+
+/* POST /v3/auth/authenticate on member idx; stores the token.  The request
+ * body holds the password: built in locked memory, never logged. */
+static int authenticate(struct etcd_store *es, size_t idx, sd_error *err) {
+        const struct etcd_endpoint *ep = &es->ep[idx];
+        size_t cap = 32 + 6 * (strlen(es->user) + strlen(es->password)) + 4;
+        char *body = sodium_malloc(cap);
+        if (!body)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        size_t pos = 0;
+        memcpy(body, "{\"name\":", 8);
+        pos = 8;
+        json_quote_into(body, &pos, es->user);
+        memcpy(body + pos, ",\"password\":", 12);
+        pos += 12;
+        json_quote_into(body, &pos, es->password);
+        body[pos++] = '}';
+        body[pos] = '\0';
+
+        char what[160];
+        (void) snprintf(what, sizeof(what), "authenticating as user '%s'", es->user);
+        const struct sd_http_request rq = { .method = "POST", .base = ep->base_url, .path = "/v3/auth/authenticate",
+                                            .what = what, .body = body, .body_len = pos, .max_reply = ERROR_BODY_MAX,
+                                            .timeout_ms = REQUEST_TIMEOUT_MS, .peer = ep->peer };
+        _cleanup_http_reply_ struct sd_http_reply reply = { 0 };
+        int r = sd_http_request(es->http, &rq, &reply, err);
+        sodium_free(body);
         if (r < 0)
                 return r;
-        CURLcode rc = curl_easy_perform(es->easy);
-        reply_data = b.data;
-        if (rc != CURLE_OK)
-                return transport_error(es->endpoint, what, rc, es->errbuf, &b, err);
-        long status = 0;
-        (void) curl_easy_getinfo(es->easy, CURLINFO_RESPONSE_CODE, &status);
-        if (status != 200)
-                return sd_etcd_error_from_body(es->endpoint, what, status, reply_data ? reply_data : "", b.len,
-                                               err);
-        if (!reply_data) {
-                reply_data = strdup("");
-                if (!reply_data)
-                        return sd_error_set(err, ENOMEM, "out of memory");
+        if (reply.status != 200) {
+                enum sd_etcd_fault f = SD_ETCD_FAULT_NONE;
+                sd_error why = { 0 };
+                r = sd_etcd_error_from_body(ep->name, what, reply.status, reply.body, reply.len, &f, &why);
+                if (f == SD_ETCD_FAULT_AUTH_FAILED)
+                        /* etcd 3.4 gives a wrong password and an unknown user the
+                         * same answer, on purpose. */
+                        return sd_error_set(err, EACCES,
+                                            "etcd at %s: authentication as user '%s' failed: wrong password or no "
+                                            "such user (etcd does not say which); check etcd-auth-file",
+                                            ep->name, es->user);
+                if (strstr(why.message, "authentication is not enabled")) {
+                        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&es->lock);
+                        es->auth_off = true;
+                        return 0;
+                }
+                if (err)
+                        *err = why;
+                return r;
         }
-        *body_out = steal_pointer(&reply_data);
-        *len_out = b.len;
+        char *copy = NULL;
+        r = sd_etcd_parse_auth(reply.body, reply.len, &copy, err);
+        if (r < 0)
+                return sd_error_prefix(err, r, "etcd at %s", ep->name);
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&es->lock);
+        free(es->token);
+        es->token = copy;
         return 0;
+}
+
+/* The token to send (a malloc()ed copy) or NULL without credentials;
+ * authenticates on member idx when there is none. */
+static int token_for(struct etcd_store *es, size_t idx, char **out, sd_error *err) {
+        *out = NULL;
+        if (!es->user)
+                return 0;
+        for (int round = 0; round < 2; round++) {
+                {
+                        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&es->lock);
+                        if (es->auth_off)
+                                return 0;
+                        if (es->token) {
+                                *out = strdup(es->token);
+                                return *out ? 0 : sd_error_set(err, ENOMEM, "out of memory");
+                        }
+                }
+                if (round == 0) {
+                        int r = authenticate(es, idx, err);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+/* Drop a token etcd called invalid (expired, or revoked by a restart of
+ * the member that issued it), unless another thread replaced it already. */
+static void token_invalidate(struct etcd_store *es, const char *used) {
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&es->lock);
+        if (es->token && used && strcmp(es->token, used) == 0) {
+                free(es->token);
+                es->token = NULL;
+        }
+}
+
+/* The message for an etcd error that is about who we are. */
+static int access_error(struct etcd_store *es, size_t idx, const char *what, enum sd_etcd_fault f, const sd_error *why,
+                        sd_error *err) {
+        const char *ep = es->ep[idx].name;
+        if (f == SD_ETCD_FAULT_AUTH_REQUIRED && !es->user)
+                return sd_error_set(err, EACCES,
+                                    "etcd at %s: %s: etcd has authentication enabled and no credentials are "
+                                    "configured (etcd-auth-file)",
+                                    ep, what);
+        if (f == SD_ETCD_FAULT_PERMISSION)
+                return sd_error_set(err, EACCES,
+                                    "etcd at %s: %s: user '%s' has no permission on the prefix '%s/' (grant its role "
+                                    "readwrite on it: etcdctl role grant-permission --prefix=true ROLE readwrite %s/)",
+                                    ep, what, es->user ? es->user : "(none)", es->prefix, es->prefix);
+        if (err)
+                *err = *why;
+        return -why->code;
+}
+
+/*
+ * POST req to path, sticking to the current member and moving to the next
+ * one on a connection-level failure or 503 (no leader, leader changed).
+ * An expired or revoked token is replaced once.  *body_out is the 200
+ * reply.
+ *
+ * idempotent: whether the request may be sent again after its outcome
+ * became unknown (sent, then a timeout, a reset or a 503).  For the one
+ * that may not (the put txn) the call stops there and sets *unknown_out;
+ * a refused connection (nothing was sent) still moves on.
+ */
+static int etcd_call_ex(struct etcd_store *es, const char *path, json_t *req, const char *what, bool idempotent,
+                        char **body_out, size_t *len_out, bool *unknown_out, sd_error *err) {
+        _cleanup_free_ char *body = json_dumps(req, JSON_COMPACT);
+        if (!body)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        if (unknown_out)
+                *unknown_out = false;
+        size_t start = current_endpoint(es);
+        int token_retries = 0;
+        sd_error last = { 0 };
+        for (size_t tries = 0; tries < es->n_ep;) {
+                size_t idx = (start + tries) % es->n_ep;
+                const struct etcd_endpoint *ep = &es->ep[idx];
+                _cleanup_free_ char *token = NULL;
+                sd_error e = { 0 };
+                int r = token_for(es, idx, &token, &e);
+                if (r < 0) {
+                        if (!fails_over(r)) {
+                                if (err)
+                                        *err = e;
+                                return r;
+                        }
+                        note_failover(es, idx);
+                        last = e;
+                        tries++;
+                        continue;
+                }
+                const struct sd_http_request rq = { .method = "POST", .base = ep->base_url, .path = path, .what = what,
+                                                    .body = body, .body_len = strlen(body), .authorization = token,
+                                                    .max_reply = REPLY_MAX, .timeout_ms = REQUEST_TIMEOUT_MS,
+                                                    .peer = ep->peer };
+                _cleanup_http_reply_ struct sd_http_reply reply = { 0 };
+                r = sd_http_request(es->http, &rq, &reply, &e);
+                if (r >= 0 && reply.status == 200) {
+                        stick_to(es, idx);
+                        *len_out = reply.len;
+                        *body_out = steal_pointer(&reply.body);
+                        return 0;
+                }
+                enum sd_etcd_fault f = SD_ETCD_FAULT_NONE;
+                if (r >= 0)
+                        r = sd_etcd_error_from_body(ep->name, what, reply.status, reply.body, reply.len, &f, &e);
+                if (f == SD_ETCD_FAULT_TOKEN && token_retries++ < 2) {
+                        token_invalidate(es, token);
+                        continue;
+                }
+                /* Authentication was turned on since we were told it was
+                 * off: authenticate from now on. */
+                if (f == SD_ETCD_FAULT_AUTH_REQUIRED && es->user && !token && token_retries++ < 2) {
+                        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&es->lock);
+                        es->auth_off = false;
+                        continue;
+                }
+                if (f == SD_ETCD_FAULT_AUTH_REQUIRED || f == SD_ETCD_FAULT_PERMISSION)
+                        return access_error(es, idx, what, f, &e, err);
+                if (!fails_over(r)) {
+                        if (err)
+                                *err = e;
+                        return r;
+                }
+                note_failover(es, idx);
+                if (!idempotent && r != -ECONNREFUSED) {
+                        if (unknown_out)
+                                *unknown_out = true;
+                        if (err)
+                                *err = e;
+                        return r;
+                }
+                last = e;
+                tries++;
+        }
+        if (err)
+                *err = last;
+        return -last.code;
+}
+
+static int etcd_call(struct etcd_store *es, const char *path, json_t *req, const char *what, char **body_out,
+                     size_t *len_out, sd_error *err) {
+        return etcd_call_ex(es, path, req, what, true, body_out, len_out, NULL, err);
 }
 
 /* Range [key, range_end) (range_end NULL: the key alone).  A reply whose
@@ -897,7 +1188,7 @@ static int etcd_range(struct etcd_store *es, const struct range_opts *o, const c
                 return r;
         r = sd_etcd_parse_range(body, len, o->max_value ? o->max_value : SD_ENVELOPE_MAX_BYTES, out, err);
         if (r < 0)
-                return sd_error_prefix(err, r, "etcd at %s: %s", es->endpoint, what);
+                return sd_error_prefix(err, r, "etcd at %s: %s", endpoint_name(es), what);
         return 0;
 }
 
@@ -941,14 +1232,14 @@ static int range_each(struct etcd_store *es, const char *start, const char *end,
                         return 0;
                 if (rr.n_kvs == 0)
                         return sd_error_set(err, EPROTO, "etcd at %s: %s: 'more' set on an empty page",
-                                            es->endpoint, what);
+                                            endpoint_name(es), what);
                 const struct sd_etcd_kv *last = &rr.kvs[rr.n_kvs - 1];
                 /* A hostile peer must not keep us paging for ever: each page
                  * must move forward and stay below range_end. */
                 if (bytes_cmp(last->key, last->key_len, from, from_len) < 0 ||
                     bytes_cmp(last->key, last->key_len, end, strlen(end)) >= 0)
                         return sd_error_set(err, EPROTO, "etcd at %s: %s: a page ended outside the range asked",
-                                            es->endpoint, what);
+                                            endpoint_name(es), what);
                 /* The next page starts right after the last key: key + "\0". */
                 char *next = malloc(last->key_len + 2);
                 if (!next)
@@ -980,37 +1271,137 @@ static int classify(struct etcd_store *es, const char *key, size_t key_len, stru
         return 0;
 }
 
+/* Read a file named by an option into memory.  A private one (a key, a
+ * password) must be a regular file, not a symlink, owned by this process's
+ * user (root for the agent) and closed to group and others: anyone else
+ * who can write it can impersonate us, anyone who can read it can too. */
+static int read_option_file(const char *option, const char *path, bool private, char **out, size_t *len_out,
+                            sd_error *err) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | (private ? O_NOFOLLOW : 0));
+        if (fd < 0) {
+                if (errno == ELOOP)
+                        return sd_error_set(err, EPERM, "%s %s: is a symbolic link; name the file itself", option,
+                                            path);
+                return sd_error_set_errno(err, errno, "%s %s: cannot open", option, path);
+        }
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return sd_error_set_errno(err, errno, "%s %s: cannot stat", option, path);
+        if (!S_ISREG(st.st_mode))
+                return sd_error_set(err, EINVAL, "%s %s: not a regular file", option, path);
+        if (private && (st.st_uid != geteuid() || (st.st_mode & 0077) != 0))
+                return sd_error_set(err, EPERM,
+                                    "%s %s: owned by uid %u with mode %04o; it must be owned by uid %u and mode 0600 "
+                                    "(chown %u %s && chmod 0600 %s)",
+                                    option, path, (unsigned) st.st_uid, (unsigned) (st.st_mode & 07777),
+                                    (unsigned) geteuid(), (unsigned) geteuid(), path, path);
+        if ((size_t) st.st_size > OPTION_FILE_MAX)
+                return sd_error_set(err, EFBIG, "%s %s: larger than %zu bytes", option, path, OPTION_FILE_MAX);
+        _cleanup_buf_ struct sd_buf buf = { .max = OPTION_FILE_MAX };
+        /* One allocation of the final size: no copy of a key left behind
+         * by realloc. */
+        int r = sd_buf_reserve(&buf, (size_t) st.st_size);
+        if (r >= 0)
+                r = sd_buf_read_fd(&buf, fd);
+        if (r < 0) {
+                if (buf.data)
+                        sodium_memzero(buf.data, buf.cap);
+                return sd_error_set_errno(err, -r, "%s %s: cannot read", option, path);
+        }
+        char *copy = private ? sodium_malloc(buf.len + 1) : malloc(buf.len + 1);
+        if (copy) {
+                memcpy(copy, buf.data ? buf.data : "", buf.len);
+                copy[buf.len] = '\0';
+        }
+        if (buf.data)
+                sodium_memzero(buf.data, buf.cap);
+        if (!copy)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        *out = copy;
+        *len_out = buf.len;
+        return 0;
+}
+
 static void etcd_free(void *impl);
 
 static int etcd_open(struct sd_store *s, const char *url, const char *rest, int create, void **impl_out,
                      sd_error *err) {
-        (void) url;
         (void) create;  /* an etcd prefix needs no creation */
-        _cleanup_free_ char *endpoint = NULL, *prefix = NULL;
-        int r = sd_etcd_url_parse(rest, &endpoint, &prefix, err);
+        const struct sd_store_options *o = s->open_options;
+        bool tls = strncmp(url, "etcds://", 8) == 0;
+        if (!tls && (o->etcd_ca || o->etcd_cert || o->etcd_key))
+                return sd_error_set(err, EINVAL,
+                                    "store '%s': etcd-ca, etcd-cert and etcd-key need an etcds:// URL (TLS)", url);
+        if (!o->etcd_cert != !o->etcd_key)
+                return sd_error_set(err, EINVAL, "store '%s': etcd-cert and etcd-key go together", url);
+
+        _cleanup_(sd_etcd_url_done) struct sd_etcd_url u = { 0 };
+        int r = sd_etcd_url_parse(rest, &u, err);
         if (r < 0)
                 return r;
-        CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-        if (rc != CURLE_OK)
-                return sd_error_set(err, EIO, "etcd: curl_global_init: %s", curl_easy_strerror(rc));
+        /* The key and the password live in sodium_malloc() memory. */
+        if (sodium_init() < 0)
+                return sd_error_set(err, EIO, "store '%s': libsodium failed to initialise", url);
 
         struct etcd_store *es = calloc(1, sizeof(*es));
-        if (!es) {
-                curl_global_cleanup();
+        if (!es)
                 return sd_error_set(err, ENOMEM, "out of memory");
-        }
         (void) pthread_mutex_init(&es->lock, NULL);
         es->s = s;
-        es->endpoint = steal_pointer(&endpoint);
-        es->prefix = steal_pointer(&prefix);
-        es->base_url = str_printf("http://%s", es->endpoint);
-        es->easy = curl_easy_init();
-        es->headers = curl_slist_append(NULL, "Content-Type: application/json");
-        if (!es->base_url || !es->easy || !es->headers) {
-                etcd_free(es);
-                return sd_error_set(err, ENOMEM, "out of memory");
+        es->tls = tls;
+        es->prefix = steal_pointer(&u.prefix);
+        for (size_t i = 0; i < u.n_endpoints; i++) {
+                struct etcd_endpoint *ep = &es->ep[es->n_ep++];
+                ep->name = steal_pointer(&u.endpoints[i]);
+                ep->base_url = str_printf("%s://%s", tls ? "https" : "http", ep->name);
+                ep->peer = str_printf("etcd at %s", ep->name);
+                if (!ep->base_url || !ep->peer) {
+                        etcd_free(es);
+                        return sd_error_set(err, ENOMEM, "out of memory");
+                }
         }
-        r = easy_setup(es->easy, es->errbuf, err);
+        u.n_endpoints = 0;
+
+        if (o->etcd_ca)
+                r = read_option_file("etcd-ca", o->etcd_ca, false, &es->ca_pem, &es->ca_len, err);
+        if (r >= 0 && o->etcd_cert)
+                r = read_option_file("etcd-cert", o->etcd_cert, false, &es->cert_pem, &es->cert_len, err);
+        if (r >= 0 && o->etcd_key)
+                r = read_option_file("etcd-key", o->etcd_key, true, &es->key_pem, &es->key_len, err);
+        if (r >= 0 && o->etcd_auth_file) {
+                char *text = NULL;
+                size_t len = 0;
+                r = read_option_file("etcd-auth-file", o->etcd_auth_file, true, &text, &len, err);
+                if (r >= 0) {
+                        r = sd_etcd_auth_parse(text, len, &es->user, &es->password, err);
+                        if (r < 0)
+                                (void) sd_error_prefix(err, r, "%s", o->etcd_auth_file);
+                        sodium_free(text);
+                }
+        }
+        es->cert_path = o->etcd_cert ? strdup(o->etcd_cert) : NULL;
+        if (r >= 0 && o->etcd_cert && !es->cert_path)
+                r = sd_error_set(err, ENOMEM, "out of memory");
+        if (r < 0) {
+                etcd_free(es);
+                return r;
+        }
+
+        char peer[96];
+        (void) snprintf(peer, sizeof(peer), "etcd at %s", es->ep[0].name);
+        const struct sd_http_pem ca = { es->ca_pem, es->ca_len }, cert = { es->cert_pem, es->cert_len },
+                                 key = { es->key_pem, es->key_len };
+        const struct sd_http_options ho = {
+                .peer = peer,
+                .connect_timeout_ms = CONNECT_TIMEOUT_MS,
+                .request_timeout_ms = REQUEST_TIMEOUT_MS,
+                .https = tls,
+                .ca = es->ca_pem ? &ca : NULL,
+                .client_cert = es->cert_pem ? &cert : NULL,
+                .client_key = es->key_pem ? &key : NULL,
+                .client_cert_name = es->cert_path,
+        };
+        r = sd_http_new(&ho, &es->http, err);
         if (r < 0) {
                 etcd_free(es);
                 return r;
@@ -1026,16 +1417,48 @@ static void etcd_free(void *impl) {
         if (!es)
                 return;
         watch_stop(es->watch);
-        if (es->easy)
-                curl_easy_cleanup(es->easy);
-        if (es->headers)
-                curl_slist_free_all(es->headers);
+        sd_http_free(es->http);
+        for (size_t i = 0; i < es->n_ep; i++) {
+                free(es->ep[i].name);
+                free(es->ep[i].base_url);
+                free(es->ep[i].peer);
+        }
         (void) pthread_mutex_destroy(&es->lock);
-        free(es->endpoint);
-        free(es->base_url);
         free(es->prefix);
+        free(es->ca_pem);
+        free(es->cert_pem);
+        sodium_free(es->key_pem);
+        free(es->cert_path);
+        free(es->user);
+        sodium_free(es->password);
+        free(es->token);
         free(es);
-        curl_global_cleanup();
+}
+
+static void etcd_health(struct sd_store *s, struct sd_store_health *out) {
+        struct etcd_store *es = impl_of(s);
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&es->lock);
+        (void) snprintf(out->endpoint, sizeof(out->endpoint), "%s", es->ep[es->current].name);
+        out->failovers = es->failovers;
+}
+
+/* key holds exactly our bytes (1), other bytes (-EEXIST), or nothing (0).
+ * Envelopes and signed records carry a random nonce or a signature, so equal
+ * bytes are ours. */
+static int read_back(struct etcd_store *es, const char *key, const char *data, size_t len, sd_error *err) {
+        _cleanup_range_ struct sd_etcd_range rr = { 0 };
+        struct range_opts o = { .key = key, .key_len = strlen(key) };
+        int r = etcd_range(es, &o, "range (reading back a put)", &rr, err);
+        if (r < 0)
+                return r;
+        if (rr.n_kvs == 0)
+                return 0;
+        const struct sd_etcd_kv *kv = &rr.kvs[0];
+        if (kv->key_len != strlen(key) || memcmp(kv->key, key, kv->key_len) != 0)
+                return sd_error_set(err, EPROTO, "etcd at %s answered another key when reading back '%s'",
+                                    endpoint_name(es), key);
+        size_t got = kv->value ? kv->value_len : 0;
+        return got == len && (len == 0 || memcmp(kv->value, data, len) == 0) ? 1 : -EEXIST;
 }
 
 /*
@@ -1055,6 +1478,14 @@ static void etcd_free(void *impl) {
  *   - of two writers racing for N, the second txn to apply sees N present
  *     (create_revision > 0) and fails: its payload is never stored.
  * A failed txn is -EEXIST "conflict"; sd_secret_put() re-reads and retries.
+ *
+ * When the txn's outcome is unknown (sent, then a timeout, a reset, or a
+ * 503 "leader changed"; it may still be applied), it is never simply sent
+ * again: version N is read back first (on the next member).  Our bytes
+ * there: it was applied, success.  Other bytes: we lost, -EEXIST.
+ * Nothing: the txn is sent again, which is safe because it is conditional
+ * (if the first one lands meanwhile, the second fails and the next read
+ * back finds our bytes).
  */
 /* The compare-and-swap above for any versioned key: store key iff prev
  * (NULL for version 1) exists and key does not.  *succeeded is false when
@@ -1077,15 +1508,40 @@ static int txn_put_next(struct etcd_store *es, const char *key, const char *prev
         if (fail)
                 return sd_error_set(err, ENOMEM, "out of memory");
 
-        _cleanup_free_ char *body = NULL;
-        size_t body_len = 0;
-        int r = etcd_call(es, "/v3/kv/txn", req, what, &body, &body_len, err);
-        if (r < 0)
-                return r;
-        r = sd_etcd_parse_txn(body, body_len, succeeded, NULL, err);
-        if (r < 0)
-                return sd_error_prefix(err, r, "etcd at %s", es->endpoint);
-        return 0;
+        for (int attempt = 0;; attempt++) {
+                _cleanup_free_ char *body = NULL;
+                size_t body_len = 0;
+                bool unknown = false;
+                int r = etcd_call_ex(es, "/v3/kv/txn", req, what, false, &body, &body_len, &unknown, err);
+                if (r >= 0) {
+                        bool ok = false;
+                        r = sd_etcd_parse_txn(body, body_len, &ok, NULL, err);
+                        if (r < 0)
+                                return sd_error_prefix(err, r, "etcd at %s", endpoint_name(es));
+                        if (ok || attempt == 0) {
+                                *succeeded = ok;
+                                return 0;
+                        }
+                        /* Lost, unless an earlier attempt of ours landed. */
+                        r = read_back(es, key, data, len, err);
+                        if (r < 0 && r != -EEXIST)
+                                return r;
+                        *succeeded = r == 1;
+                        return 0;
+                }
+                if (!unknown)
+                        return r;
+                if (attempt >= 3)
+                        return sd_error_prefix(err, r, "%s: the outcome stayed unknown", what);
+                r = read_back(es, key, data, len, err);
+                if (r == 1 || r == -EEXIST) {
+                        *succeeded = r == 1;
+                        return 0;
+                }
+                if (r < 0)
+                        return sd_error_prefix(err, r, "%s: the outcome is unknown and reading it back failed", what);
+                /* Nothing there: sending the conditional txn again is safe. */
+        }
 }
 
 static int etcd_put(struct sd_store *s, const char *name, uint64_t version, const char *data, size_t len,
@@ -1142,7 +1598,7 @@ static int latest_scan_kv(struct etcd_store *es, const struct sd_etcd_kv *kv, vo
         if (k.kind != SD_ETCD_KEY_SECRET || strcmp(k.name, ls->name) != 0) {
                 char shown[160];
                 return sd_error_set(err, EPROTO, "etcd at %s returned key '%s' outside the range of secret '%s'",
-                                    es->endpoint, escape(kv->key, kv->key_len, shown, sizeof(shown)), ls->name);
+                                    endpoint_name(es), escape(kv->key, kv->key_len, shown, sizeof(shown)), ls->name);
         }
         if (k.version > ls->latest)
                 ls->latest = k.version;
@@ -1237,7 +1693,7 @@ static int get_exact(struct etcd_store *es, const char *name, uint64_t version, 
         if (rr.n_kvs != 1 || rr.kvs[0].key_len != strlen(key) || memcmp(rr.kvs[0].key, key, rr.kvs[0].key_len)) {
                 char shown[160];
                 return sd_error_set(err, EPROTO, "store '%s': etcd at %s answered key '%s' for '%s'", es->s->url,
-                                    es->endpoint, escape(rr.kvs[0].key, rr.kvs[0].key_len, shown, sizeof(shown)),
+                                    endpoint_name(es), escape(rr.kvs[0].key, rr.kvs[0].key_len, shown, sizeof(shown)),
                                     key);
         }
         /* An absent value is an empty one (the gateway omits empty bytes);
@@ -1314,7 +1770,7 @@ static int name_list_kv(struct etcd_store *es, const struct sd_etcd_kv *kv, void
                 return r < 0 ? r : 0;
         if (k.kind != SD_ETCD_KEY_SECRET) {
                 char shown[160];
-                return sd_error_set(err, EPROTO, "etcd at %s returned key '%s' outside secrets/", es->endpoint,
+                return sd_error_set(err, EPROTO, "etcd at %s returned key '%s' outside secrets/", endpoint_name(es),
                                     escape(kv->key, kv->key_len, shown, sizeof(shown)));
         }
         /* A name's keys are contiguous in key order. */
@@ -1380,7 +1836,7 @@ static int etcd_recipient_put(struct sd_store *s, const char *name, const char *
         r = load_object(body, body_len, "etcd put reply", &root, err);
         if (r < 0)
                 return sd_error_prefix(err, r, "store '%s': recipient '%s': etcd at %s", s->url, name,
-                                       es->endpoint);
+                                       endpoint_name(es));
         return 0;
 }
 
@@ -1401,7 +1857,7 @@ static int etcd_recipient_remove(struct sd_store *s, const char *name, sd_error 
         r = sd_etcd_parse_deleterange(body, body_len, &deleted, err);
         if (r < 0)
                 return sd_error_prefix(err, r, "store '%s': recipient '%s': etcd at %s", s->url, name,
-                                       es->endpoint);
+                                       endpoint_name(es));
         if (deleted == 0)
                 return sd_error_set(err, ENOENT, "store '%s': no recipient '%s'", s->url, name);
         return 0;
@@ -1420,7 +1876,7 @@ static int blob_list_kv(struct etcd_store *es, const struct sd_etcd_kv *kv, void
                 return r < 0 ? r : 0;
         if (k.kind != SD_ETCD_KEY_RECIPIENT) {
                 char shown[160];
-                return sd_error_set(err, EPROTO, "etcd at %s returned key '%s' outside recipients/", es->endpoint,
+                return sd_error_set(err, EPROTO, "etcd at %s returned key '%s' outside recipients/", endpoint_name(es),
                                     escape(kv->key, kv->key_len, shown, sizeof(shown)));
         }
         if (bl->n == bl->cap) {
@@ -1500,7 +1956,7 @@ static int area_scan_kv(struct etcd_store *es, const struct sd_etcd_kv *kv, void
                 return r < 0 ? r : 0;
         if (k.kind != as->kind) {
                 char shown[160];
-                return sd_error_set(err, EPROTO, "etcd at %s returned key '%s' outside the range asked", es->endpoint,
+                return sd_error_set(err, EPROTO, "etcd at %s returned key '%s' outside the range asked", endpoint_name(es),
                                     escape(kv->key, kv->key_len, shown, sizeof(shown)));
         }
         return versions_push(&as->versions, &as->n, &as->cap, k.version, err);
@@ -1551,7 +2007,7 @@ static int etcd_area_get(struct sd_store *s, enum sd_store_area area, uint64_t v
         if (rr.n_kvs != 1 || rr.kvs[0].key_len != strlen(key) || memcmp(rr.kvs[0].key, key, rr.kvs[0].key_len)) {
                 char shown[160];
                 return sd_error_set(err, EPROTO, "store '%s': etcd at %s answered key '%s' for '%s'", s->url,
-                                    es->endpoint, escape(rr.kvs[0].key, rr.kvs[0].key_len, shown, sizeof(shown)), key);
+                                    endpoint_name(es), escape(rr.kvs[0].key, rr.kvs[0].key_len, shown, sizeof(shown)), key);
         }
         char *data = rr.kvs[0].value ? steal_pointer(&rr.kvs[0].value) : strdup("");
         if (!data)
@@ -1595,7 +2051,7 @@ static int etcd_area_put(struct sd_store *s, enum sd_store_area area, uint64_t v
         _cleanup_json_ json_t *root = NULL;
         r = load_object(body, body_len, "etcd put reply", &root, err);
         if (r < 0)
-                return sd_error_prefix(err, r, "store '%s': etcd at %s", s->url, es->endpoint);
+                return sd_error_prefix(err, r, "store '%s': etcd at %s", s->url, endpoint_name(es));
         return 0;
 }
 
@@ -1615,7 +2071,7 @@ static int etcd_area_remove(struct sd_store *s, enum sd_store_area area, uint64_
         int64_t deleted = 0;
         r = sd_etcd_parse_deleterange(body, body_len, &deleted, err);
         if (r < 0)
-                return sd_error_prefix(err, r, "store '%s': etcd at %s", s->url, es->endpoint);
+                return sd_error_prefix(err, r, "store '%s': etcd at %s", s->url, endpoint_name(es));
         if (deleted == 0)
                 return sd_error_set(err, ENOENT, "store '%s': no %s v%" PRIu64, s->url, area_subject(area), version);
         return 0;
@@ -1627,31 +2083,33 @@ static int etcd_area_remove(struct sd_store *s, enum sd_store_area area, uint64_
  * A thread runs POST /v3/watch over "<prefix>/" and turns events into
  * secret names in a queue, then signals an eventfd (the fd handed out).
  * It resumes after the last mod_revision seen, so a reconnect loses
- * nothing; after a compaction (the stream is canceled with
- * compact_revision) it cannot know what it missed, so it reads the current
- * revision, watches from there, and asks watch_read to report every name
- * (which the caller's re-read then settles).  Reconnects back off from
- * 100 ms to 5 s; free() wakes the thread through stop_fd and joins it.
+ * nothing, on whichever member answers: revisions are cluster-wide, so the
+ * stream resumes on another member where it stopped on the first.  After
+ * a compaction (the stream is canceled with compact_revision) it cannot
+ * know what it missed, so it reads the current revision, watches from
+ * there, and asks watch_read to report every name (which the caller's
+ * re-read then settles).  A failed member is left for the next one at
+ * once; once every member has failed in a row, reconnects back off from
+ * 100 ms to 5 s.  free() wakes the thread through stop_fd and joins it.
  * ---------------------------------------------------------------------- */
 
 struct etcd_watch {
-        char *endpoint, *prefix, *watch_url, *range_url;
-        int event_fd;          /* handed out; readable when there is news */
+        struct etcd_store *es;  /* outlives the watch: etcd_free stops it first */
+        int event_fd;           /* handed out; readable when there is news */
         int stop_fd;
         pthread_t thread;
         bool started;
 
-        pthread_mutex_t lock;  /* guards the fields below */
+        pthread_mutex_t lock;   /* guards the fields below */
         char **names;
         size_t n_names;
-        bool resync;           /* report every name */
+        bool resync;            /* report every name */
         char *warnings[WATCH_WARNINGS_MAX];
         size_t n_warnings;
 
         /* thread only */
         int64_t next_revision;
-        bool failure_reported; /* a "reconnecting" warning is out */
-        char errbuf[CURL_ERROR_SIZE];
+        bool failure_reported;  /* a "reconnecting" warning is out */
 };
 
 static void watch_signal(struct etcd_watch *w) {
@@ -1670,11 +2128,15 @@ static void watch_warn(struct etcd_watch *w, const char *fmt, ...) {
         va_end(ap);
         if (n < 0)
                 return;
-        _cleanup_unlock_ pthread_mutex_t *locked = sd_lock(&w->lock);
-        if (w->n_warnings < WATCH_WARNINGS_MAX)
-                w->warnings[w->n_warnings++] = msg;
-        else
-                free(msg);
+        {
+                _cleanup_unlock_ pthread_mutex_t *locked = sd_lock(&w->lock);
+                if (w->n_warnings < WATCH_WARNINGS_MAX) {
+                        w->warnings[w->n_warnings++] = msg;
+                        msg = NULL;
+                }
+        }
+        free(msg);
+        watch_signal(w);
 }
 
 static void watch_queue_name(struct etcd_watch *w, const char *name) {
@@ -1702,32 +2164,31 @@ static void watch_request_resync(struct etcd_watch *w) {
 }
 
 enum stream_end {
-        STREAM_FAILED,         /* transport or protocol error: back off, resume */
+        STREAM_FAILED,         /* transport or protocol error: next member, back off, resume */
         STREAM_COMPACTED,      /* resume point compacted: re-read the revision, resync */
+        STREAM_TOKEN,          /* the token expired or was revoked: authenticate, resume */
         STREAM_STOPPED,
 };
 
 struct watch_stream {
         struct etcd_watch *w;
-        CURL *easy;
-        long status;
-        bool status_known;
-        struct reply_buf error_body;
-        struct sd_line_buffer lines;
+        const char *endpoint;
         enum stream_end end;
-        bool canceled;
         bool got_created;
-        sd_error err;
+        sd_error err;          /* why the stream ended, when a line ended it */
 };
 
-static int watch_line(void *userdata, const char *line, size_t len, const sd_error *overlong) {
+static int watch_line(void *userdata, const char *line, size_t len, const sd_error *broken, sd_error *err) {
         struct watch_stream *st = userdata;
         struct etcd_watch *w = st->w;
-        if (overlong) {
+        (void) err;
+        if (broken) {
                 /* The events in it are lost: report every name. */
                 watch_request_resync(w);
                 watch_signal(w);
-                (void) sd_error_set(&st->err, EPROTO, "etcd at %s: watch message over %zu bytes", w->endpoint,
+                if (broken->code == EBADMSG)
+                        return 0;  /* the stream's end follows */
+                (void) sd_error_set(&st->err, EPROTO, "etcd at %s: watch message over %zu bytes", st->endpoint,
                                     WATCH_LINE_MAX);
                 return -EPROTO;
         }
@@ -1736,25 +2197,32 @@ static int watch_line(void *userdata, const char *line, size_t len, const sd_err
         if (len == 0)
                 return 0;
         _cleanup_watch_msg_ struct sd_etcd_watch_msg m = { 0 };
-        int r = sd_etcd_parse_watch(w->endpoint, line, len, &m, &st->err);
+        int r = sd_etcd_parse_watch(st->endpoint, line, len, &m, &st->err);
         if (r < 0) {
                 if (r == -EPROTO && st->err.code == EPROTO && !strstr(st->err.message, "etcd at"))
-                        (void) sd_error_prefix(&st->err, r, "etcd at %s", w->endpoint);
+                        (void) sd_error_prefix(&st->err, r, "etcd at %s", st->endpoint);
                 /* A malformed message may have carried events. */
                 watch_request_resync(w);
                 watch_signal(w);
                 return r;
         }
         if (m.kind == SD_ETCD_WATCH_CANCELED) {
-                st->canceled = true;
                 if (m.compact_revision > 0) {
                         st->end = STREAM_COMPACTED;
                         (void) sd_error_set(&st->err, ESTALE,
                                             "etcd at %s: watch from revision %" PRId64
                                             " canceled: compacted up to revision %" PRId64,
-                                            w->endpoint, w->next_revision, m.compact_revision);
+                                            st->endpoint, w->next_revision, m.compact_revision);
+                } else if (m.cancel_fault == SD_ETCD_FAULT_TOKEN) {
+                        st->end = STREAM_TOKEN;
+                        (void) sd_error_set(&st->err, EACCES, "etcd at %s: watch canceled: %s", st->endpoint,
+                                            m.cancel_reason);
+                } else if (m.cancel_fault == SD_ETCD_FAULT_PERMISSION) {
+                        const sd_error why = { EACCES, "" };
+                        (void) access_error(w->es, current_endpoint(w->es), "watch", SD_ETCD_FAULT_PERMISSION, &why,
+                                            &st->err);
                 } else {
-                        (void) sd_error_set(&st->err, ECANCELED, "etcd at %s: watch canceled: %s", w->endpoint,
+                        (void) sd_error_set(&st->err, ECANCELED, "etcd at %s: watch canceled: %s", st->endpoint,
                                             m.cancel_reason[0] ? m.cancel_reason : "no reason given");
                 }
                 return -ECANCELED;
@@ -1762,9 +2230,8 @@ static int watch_line(void *userdata, const char *line, size_t len, const sd_err
         if (m.kind == SD_ETCD_WATCH_CREATED) {
                 st->got_created = true;
                 if (w->failure_reported) {
-                        watch_warn(w, "etcd watch at %s restored (from revision %" PRId64 ")", w->endpoint,
+                        watch_warn(w, "etcd watch at %s restored (from revision %" PRId64 ")", st->endpoint,
                                    w->next_revision);
-                        watch_signal(w);
                         w->failure_reported = false;
                 }
                 return 0;
@@ -1776,7 +2243,7 @@ static int watch_line(void *userdata, const char *line, size_t len, const sd_err
                         w->next_revision = e->mod_revision + 1;
                 struct sd_etcd_key k;
                 sd_error why = { 0 };
-                if (sd_etcd_key_parse(w->prefix, e->key, e->key_len, &k, &why) < 0) {
+                if (sd_etcd_key_parse(w->es->prefix, e->key, e->key_len, &k, &why) < 0) {
                         watch_warn(w, "watch: %s; skipped", why.message);
                         continue;
                 }
@@ -1793,59 +2260,12 @@ static int watch_line(void *userdata, const char *line, size_t len, const sd_err
         return 0;
 }
 
-static size_t watch_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
-        struct watch_stream *st = userdata;
-        size_t n = size * nmemb;
-        if (!st->status_known) {
-                (void) curl_easy_getinfo(st->easy, CURLINFO_RESPONSE_CODE, &st->status);
-                st->status_known = true;
-        }
-        if (st->status != 200)
-                return reply_write(ptr, size, nmemb, &st->error_body);
-        int r = sd_line_buffer_feed(&st->lines, ptr, n, watch_line, st, &st->err);
-        return r < 0 ? 0 : n;
-}
-
-/* Drive one transfer on easy until it ends or stop_fd fires.  Returns 1 if
- * stopped, else 0 with *rc the transfer's result. */
-static int perform_until_stop(struct etcd_watch *w, CURLM *multi, CURL *easy, CURLcode *rc) {
-        if (curl_multi_add_handle(multi, easy) != CURLM_OK) {
-                *rc = CURLE_OUT_OF_MEMORY;
-                return 0;
-        }
-        int stopped = 0;
-        *rc = CURLE_OK;
-        for (;;) {
-                int running = 0;
-                if (curl_multi_perform(multi, &running) != CURLM_OK) {
-                        *rc = CURLE_RECV_ERROR;
-                        break;
-                }
-                if (!running) {
-                        int left = 0;
-                        for (CURLMsg *m; (m = curl_multi_info_read(multi, &left));)
-                                if (m->msg == CURLMSG_DONE && m->easy_handle == easy)
-                                        *rc = m->data.result;
-                        break;
-                }
-                struct curl_waitfd extra = { .fd = w->stop_fd, .events = CURL_WAIT_POLLIN };
-                if (curl_multi_poll(multi, &extra, 1, 1000, NULL) != CURLM_OK) {
-                        *rc = CURLE_RECV_ERROR;
-                        break;
-                }
-                if (extra.revents & CURL_WAIT_POLLIN) {
-                        stopped = 1;
-                        break;
-                }
-        }
-        (void) curl_multi_remove_handle(multi, easy);
-        return stopped;
-}
-
-static enum stream_end watch_stream_once(struct etcd_watch *w, CURLM *multi, CURL *easy, struct curl_slist *headers,
-                                         bool *created_out, sd_error *err) {
-        _cleanup_free_ char *key = str_printf("%s/", w->prefix);
-        _cleanup_free_ char *end = str_printf("%s0", w->prefix);
+/* One stream on member idx, from w->next_revision. */
+static enum stream_end watch_stream_once(struct etcd_watch *w, size_t idx, bool *created_out, sd_error *err) {
+        struct etcd_store *es = w->es;
+        const struct etcd_endpoint *ep = &es->ep[idx];
+        _cleanup_free_ char *key = str_printf("%s/", es->prefix);
+        _cleanup_free_ char *end = str_printf("%s0", es->prefix);
         if (!key || !end) {
                 (void) sd_error_set(err, ENOMEM, "out of memory");
                 return STREAM_FAILED;
@@ -1858,73 +2278,40 @@ static enum stream_end watch_stream_once(struct etcd_watch *w, CURLM *multi, CUR
                 (void) sd_error_set(err, ENOMEM, "out of memory");
                 return STREAM_FAILED;
         }
-        struct watch_stream st = { .w = w, .easy = easy, .error_body = { .max = ERROR_BODY_MAX },
-                                   .end = STREAM_FAILED };
-        sd_line_buffer_init(&st.lines, WATCH_LINE_MAX);
-        _cleanup_free_ char *error_data = NULL;
-
-        /* No total timeout: the stream is meant to last; TCP keepalive (set
-         * in easy_setup) notices a peer that vanished. */
-        int r = easy_prepare(easy, w->watch_url, body, headers, watch_write, &st, 0L, err);
-        if (r < 0) {
-                sd_line_buffer_done(&st.lines);
+        _cleanup_free_ char *token = NULL;
+        int r = token_for(es, idx, &token, err);
+        if (r < 0)
                 return STREAM_FAILED;
-        }
-        CURLcode rc = CURLE_OK;
-        int stopped = perform_until_stop(w, multi, easy, &rc);
-        error_data = st.error_body.data;
-        sd_line_buffer_done(&st.lines);
+
+        struct watch_stream st = { .w = w, .endpoint = ep->name, .end = STREAM_FAILED };
+        const struct sd_http_stream_handler h = { .line = watch_line, .userdata = &st };
+        const struct sd_http_request rq = { .method = "POST", .base = ep->base_url, .path = "/v3/watch",
+                                            .what = "watch", .body = body, .body_len = strlen(body),
+                                            .authorization = token, .timeout_ms = REQUEST_TIMEOUT_MS,
+                                            .peer = ep->peer };
+        _cleanup_http_reply_ struct sd_http_reply refused = { 0 };
+        r = sd_http_stream(es->http, &rq, WATCH_LINE_MAX, &h, w->stop_fd, &refused, err);
         *created_out = st.got_created;
-        if (stopped)
+        if (r == 0)
                 return STREAM_STOPPED;
         if (st.err.code != 0) {
                 *err = st.err;
+                if (st.end == STREAM_TOKEN)
+                        token_invalidate(es, token);
                 return st.end;
         }
-        if (st.status_known && st.status != 200) {
-                (void) sd_etcd_error_from_body(w->endpoint, "watch", st.status, error_data ? error_data : "",
-                                               st.error_body.len, err);
-                return STREAM_FAILED;
+        if (r == -EPROTO && refused.status != 0) {
+                enum sd_etcd_fault f = SD_ETCD_FAULT_NONE;
+                sd_error why = { 0 };
+                (void) sd_etcd_error_from_body(ep->name, "watch", refused.status, refused.body, refused.len, &f, &why);
+                if (f == SD_ETCD_FAULT_TOKEN) {
+                        token_invalidate(es, token);
+                        *err = why;
+                        return STREAM_TOKEN;
+                }
+                (void) access_error(es, idx, "watch", f, &why, err);
         }
-        if (rc == CURLE_OK)
-                (void) sd_error_set(err, ECONNRESET, "etcd at %s: watch stream ended", w->endpoint);
-        else
-                (void) transport_error(w->endpoint, "watch", rc, w->errbuf, &st.error_body, err);
         return STREAM_FAILED;
-}
-
-/* The current revision, with the thread's handle (a count-only range). */
-static int watch_current_revision(struct etcd_watch *w, CURLM *multi, CURL *easy, struct curl_slist *headers,
-                                  int64_t *out, sd_error *err) {
-        _cleanup_free_ char *key = str_printf("%s/", w->prefix);
-        _cleanup_free_ char *end = str_printf("%s0", w->prefix);
-        _cleanup_json_ json_t *req = key && end ? json_pack("{s:o,s:o,s:b}", "key", b64_json_str(key), "range_end",
-                                                            b64_json_str(end), "count_only", 1)
-                                                : NULL;
-        _cleanup_free_ char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-        if (!body)
-                return sd_error_set(err, ENOMEM, "out of memory");
-        struct reply_buf b = { .max = ERROR_BODY_MAX };
-        int r = easy_prepare(easy, w->range_url, body, headers, reply_write, &b, REQUEST_TIMEOUT_MS, err);
-        if (r < 0)
-                return r;
-        CURLcode rc = CURLE_OK;
-        int stopped = perform_until_stop(w, multi, easy, &rc);
-        _cleanup_free_ char *data = b.data;
-        if (stopped)
-                return sd_error_set(err, ECANCELED, "stopped");
-        if (rc != CURLE_OK)
-                return transport_error(w->endpoint, "range revision", rc, NULL, &b, err);
-        long status = 0;
-        (void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-        if (status != 200)
-                return sd_etcd_error_from_body(w->endpoint, "range revision", status, data ? data : "", b.len, err);
-        _cleanup_range_ struct sd_etcd_range rr = { 0 };
-        r = sd_etcd_parse_range(data ? data : "", b.len, 0, &rr, err);
-        if (r < 0)
-                return sd_error_prefix(err, r, "etcd at %s", w->endpoint);
-        *out = rr.revision;
-        return 0;
 }
 
 static bool wait_stop(struct etcd_watch *w, int ms) {
@@ -1932,62 +2319,68 @@ static bool wait_stop(struct etcd_watch *w, int ms) {
         return poll(&p, 1, ms) > 0;
 }
 
+/* The current revision of the prefix (a count-only range). */
+static int current_revision(struct etcd_store *es, int64_t *out, sd_error *err);
+
 static void *watch_thread(void *userdata) {
         struct etcd_watch *w = userdata;
-        _cleanup_curl_ CURL *easy = curl_easy_init();
-        CURLM *multi = curl_multi_init();
-        _cleanup_slist_ struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+        struct etcd_store *es = w->es;
         sd_error err = { 0 };
-        if (!easy || !multi || !headers || easy_setup(easy, w->errbuf, &err) < 0) {
-                watch_warn(w, "etcd watch at %s cannot start: %s", w->endpoint,
-                           err.code ? err.message : "out of memory");
-                watch_signal(w);
-                if (multi)
-                        (void) curl_multi_cleanup(multi);
-                return NULL;
-        }
         int backoff = BACKOFF_MIN_MS;
+        size_t failures_in_a_row = 0;
+        int token_retries = 0;
         for (;;) {
                 sd_error_clear(&err);
+                size_t idx = current_endpoint(es);
                 if (w->next_revision == 0) {
                         /* No resume point (compacted, or etcd was down when
                          * the watch began): start from now and report every
                          * name, since what changed before is unknown. */
                         int64_t rev = 0;
-                        int r = watch_current_revision(w, multi, easy, headers, &rev, &err);
-                        if (r == -ECANCELED)
-                                break;
-                        if (r == 0) {
+                        if (current_revision(es, &rev, &err) == 0) {
                                 w->next_revision = rev + 1;
                                 watch_request_resync(w);
                                 watch_signal(w);
                                 continue;
                         }
+                        failures_in_a_row = es->n_ep;  /* etcd_call tried every member */
                 } else {
                         bool created = false;
-                        enum stream_end end = watch_stream_once(w, multi, easy, headers, &created, &err);
+                        enum stream_end end = watch_stream_once(w, idx, &created, &err);
                         if (end == STREAM_STOPPED)
                                 break;
-                        if (created)
+                        if (created) {
                                 backoff = BACKOFF_MIN_MS;
+                                failures_in_a_row = 0;
+                        }
                         if (end == STREAM_COMPACTED) {
                                 watch_warn(w, "%s; reporting every secret and watching from the current revision",
                                            err.message);
-                                watch_signal(w);
                                 w->next_revision = 0;
                                 continue;
                         }
+                        if (end == STREAM_TOKEN && token_retries++ < 2)
+                                continue;  /* authenticate again at once */
+                        if (created)
+                                token_retries = 0;
+                        failures_in_a_row++;
+                        if (fails_over(-err.code) && es->n_ep > 1) {
+                                note_failover(es, idx);
+                                watch_warn(w, "%s; resuming from revision %" PRId64 " on %s", err.message,
+                                           w->next_revision, es->ep[current_endpoint(es)].name);
+                        }
                 }
+                if (failures_in_a_row < es->n_ep)
+                        continue;
                 if (!w->failure_reported) {
                         watch_warn(w, "%s; reconnecting", err.message);
-                        watch_signal(w);
                         w->failure_reported = true;
                 }
                 if (wait_stop(w, backoff))
                         break;
                 backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+                failures_in_a_row = 0;
         }
-        (void) curl_multi_cleanup(multi);
         return NULL;
 }
 
@@ -2009,15 +2402,25 @@ static void watch_stop(struct etcd_watch *w) {
         for (size_t i = 0; i < w->n_warnings; i++)
                 free(w->warnings[i]);
         (void) pthread_mutex_destroy(&w->lock);
-        free(w->endpoint);
-        free(w->prefix);
-        free(w->watch_url);
-        free(w->range_url);
         free(w);
 }
 
 static inline void watch_stopp(struct etcd_watch **w) {
         watch_stop(*w);
+}
+
+static int current_revision(struct etcd_store *es, int64_t *out, sd_error *err) {
+        _cleanup_free_ char *key = str_printf("%s/", es->prefix);
+        _cleanup_free_ char *end = str_printf("%s0", es->prefix);
+        if (!key || !end)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        _cleanup_range_ struct sd_etcd_range rr = { 0 };
+        struct range_opts o = { .key = key, .key_len = strlen(key), .range_end = end, .count_only = true };
+        int r = etcd_range(es, &o, "range revision", &rr, err);
+        if (r < 0)
+                return r;
+        *out = rr.revision;
+        return 0;
 }
 
 static int etcd_watch_fd(struct sd_store *s, int *fd_out, sd_error *err) {
@@ -2028,14 +2431,9 @@ static int etcd_watch_fd(struct sd_store *s, int *fd_out, sd_error *err) {
         }
         /* Start after what the caller can read now: it re-reads after
          * getting the fd, and every later change is an event. */
-        _cleanup_free_ char *key = str_printf("%s/", es->prefix);
-        _cleanup_free_ char *end = str_printf("%s0", es->prefix);
-        if (!key || !end)
-                return sd_error_set(err, ENOMEM, "out of memory");
-        _cleanup_range_ struct sd_etcd_range rr = { 0 };
-        struct range_opts o = { .key = key, .key_len = strlen(key), .range_end = end, .count_only = true };
+        int64_t rev = 0;
         sd_error why = { 0 };
-        int r = etcd_range(es, &o, "range revision", &rr, &why);
+        int r = current_revision(es, &rev, &why);
         if (r == -ENOMEM)
                 return sd_error_set(err, ENOMEM, "store '%s': watch: out of memory", s->url);
         /* etcd down now must not mean "never watched": the thread finds
@@ -2048,17 +2446,12 @@ static int etcd_watch_fd(struct sd_store *s, int *fd_out, sd_error *err) {
                 return sd_error_set(err, ENOMEM, "out of memory");
         w->event_fd = w->stop_fd = -1;
         (void) pthread_mutex_init(&w->lock, NULL);
-        w->endpoint = strdup(es->endpoint);
-        w->prefix = strdup(es->prefix);
-        w->watch_url = str_printf("%s/v3/watch", es->base_url);
-        w->range_url = str_printf("%s/v3/kv/range", es->base_url);
-        if (!w->endpoint || !w->prefix || !w->watch_url || !w->range_url)
-                return sd_error_set(err, ENOMEM, "out of memory");
+        w->es = es;
         w->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (w->event_fd < 0 || w->stop_fd < 0)
                 return sd_error_set_errno(err, errno, "store '%s': watch: eventfd", s->url);
-        w->next_revision = r < 0 ? 0 : rr.revision + 1;
+        w->next_revision = r < 0 ? 0 : rev + 1;
 
         /* Signals stay with the caller's threads. */
         sigset_t all, old;
@@ -2142,4 +2535,5 @@ const struct sd_store_backend sd_store_etcd_backend = {
         .area_remove = etcd_area_remove,
         .watch_fd = etcd_watch_fd,
         .watch_read = etcd_watch_read,
+        .health = etcd_health,
 };

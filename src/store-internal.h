@@ -16,6 +16,8 @@
  * scheme table in store.c; callers of include/secretd/store.h never change.
  */
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,7 +34,9 @@ struct sd_store_backend {
         /* url is the full URL; rest is what follows "scheme://".  On success
          * *impl_out is the backend's private state (given back as s->impl).
          * s->url is already set (warn is not yet: sd_store_set_warn() comes
-         * after open). */
+         * after open), and so is s->open_options (never NULL; valid during
+         * open only).  A backend that takes no options is never given any:
+         * store.c refuses them. */
         int (*open)(struct sd_store *s, const char *url, const char *rest, int create,
                     void **impl_out, sd_error *err);
         void (*free)(void *impl);
@@ -88,6 +92,10 @@ struct sd_store_backend {
         int (*watch_fd)(struct sd_store *s, int *fd_out, sd_error *err);
         int (*watch_read)(struct sd_store *s, sd_store_change_fn fn, void *userdata,
                           sd_error *err);
+
+        /* May be NULL.  Fills out->endpoint and out->failovers; store.c
+         * keeps the rest. */
+        void (*health)(struct sd_store *s, struct sd_store_health *out);
 };
 
 struct sd_store {
@@ -96,6 +104,12 @@ struct sd_store {
         void *impl;
         sd_warn_fn warn;
         void *warn_userdata;
+
+        const struct sd_store_options *open_options;
+
+        pthread_mutex_t health_lock;  /* guards the two below */
+        int64_t last_contact_ms;
+        bool unreachable;
 };
 
 /* Report a non-fatal problem through the store's warn callback, prefixed

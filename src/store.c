@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "secretd/cleanup.h"
+#include "secretd/clock.h"
 #include "secretd/envelope.h"
 #include "secretd/names.h"
 #include "secretd/store.h"
@@ -26,7 +27,7 @@ struct scheme {
 static const struct scheme schemes[] = {
         { "file", &sd_store_file_backend, NULL },
         { "etcd", &sd_store_etcd_backend, NULL },
-        { "etcds", NULL, "TLS to etcd is not supported yet; use etcd:// on a trusted network" },
+        { "etcds", &sd_store_etcd_backend, NULL },
 };
 
 void sd_store_warnf(struct sd_store *s, const char *fmt, ...) {
@@ -42,7 +43,19 @@ void sd_store_warnf(struct sd_store *s, const char *fmt, ...) {
 }
 
 int sd_store_open(const char *url, int create, struct sd_store **out, sd_error *err) {
+        return sd_store_open_with(url, create, NULL, out, err);
+}
+
+static bool has_etcd_options(const struct sd_store_options *o) {
+        return o->etcd_ca || o->etcd_cert || o->etcd_key || o->etcd_auth_file;
+}
+
+int sd_store_open_with(const char *url, int create, const struct sd_store_options *o, struct sd_store **out,
+                       sd_error *err) {
+        static const struct sd_store_options none = { 0 };
         char shown[256];
+        if (!o)
+                o = &none;
 
         if (!url || !*url)
                 return sd_error_set(err, EINVAL, "store URL is empty");
@@ -67,6 +80,11 @@ int sd_store_open(const char *url, int create, struct sd_store **out, sd_error *
         if (!found->backend)
                 return sd_error_set(err, EPROTONOSUPPORT, "store URL '%s': %s", shown,
                                     found->why_not_built);
+        if (found->backend != &sd_store_etcd_backend && has_etcd_options(o))
+                return sd_error_set(err, EINVAL,
+                                    "store URL '%s': etcd-ca, etcd-cert, etcd-key and etcd-auth-file apply only to "
+                                    "etcd:// and etcds:// stores",
+                                    shown);
 
         _cleanup_free_ struct sd_store *s = calloc(1, sizeof(*s));
         if (!s)
@@ -75,9 +93,13 @@ int sd_store_open(const char *url, int create, struct sd_store **out, sd_error *
         if (!s->url)
                 return sd_error_set(err, ENOMEM, "out of memory");
         s->backend = found->backend;
+        s->open_options = o;
+        (void) pthread_mutex_init(&s->health_lock, NULL);
 
         int r = s->backend->open(s, url, sep + 3, create, &s->impl, err);
+        s->open_options = NULL;
         if (r < 0) {
+                (void) pthread_mutex_destroy(&s->health_lock);
                 free(s->url);
                 return r;
         }
@@ -90,8 +112,44 @@ void sd_store_free(struct sd_store *s) {
                 return;
         if (s->backend && s->impl)
                 s->backend->free(s->impl);
+        (void) pthread_mutex_destroy(&s->health_lock);
         free(s->url);
         free(s);
+}
+
+bool sd_store_error_is_transient(int negative_errno) {
+        switch (-negative_errno) {
+        case ECONNREFUSED:
+        case ETIMEDOUT:
+        case ECONNRESET:
+        case EAGAIN:
+        case EHOSTUNREACH:
+        case ENETUNREACH:
+                return true;
+        default:
+                return false;
+        }
+}
+
+/* Every backend call passes through here: one place records whether the
+ * store answered. */
+static int noted(struct sd_store *s, int r) {
+        bool contact = r >= 0 || !sd_store_error_is_transient(r);
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&s->health_lock);
+        s->unreachable = !contact;
+        if (contact)
+                s->last_contact_ms = sd_realtime_ms();
+        return r;
+}
+
+void sd_store_health(struct sd_store *s, struct sd_store_health *out) {
+        *out = (struct sd_store_health) { .reachable = true };
+        (void) snprintf(out->endpoint, sizeof(out->endpoint), "%s", s->url);
+        if (s->backend->health)
+                s->backend->health(s, out);
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&s->health_lock);
+        out->last_contact_ms = s->last_contact_ms;
+        out->reachable = !s->unreachable;
 }
 
 void sd_store_set_warn(struct sd_store *s, sd_warn_fn fn, void *userdata) {
@@ -134,7 +192,7 @@ int sd_store_put(struct sd_store *s, const char *name, uint64_t version, const c
         r = check_data(s, "secret", name, data, len, err);
         if (r < 0)
                 return r;
-        return s->backend->put(s, name, version, data, len, err);
+        return noted(s, s->backend->put(s, name, version, data, len, err));
 }
 
 int sd_store_get(struct sd_store *s, const char *name, uint64_t version, char **data_out,
@@ -145,7 +203,7 @@ int sd_store_get(struct sd_store *s, const char *name, uint64_t version, char **
         _cleanup_free_ char *data = NULL;
         size_t len = 0;
         uint64_t got = 0;
-        r = s->backend->get(s, name, version, &data, &len, &got, err);
+        r = noted(s, s->backend->get(s, name, version, &data, &len, &got, err));
         if (r < 0)
                 return r;
         if (version != 0 && got != version)
@@ -166,7 +224,7 @@ int sd_store_latest(struct sd_store *s, const char *name, uint64_t *version_out,
         if (r < 0)
                 return r;
         uint64_t v = 0;
-        r = s->backend->latest(s, name, &v, err);
+        r = noted(s, s->backend->latest(s, name, &v, err));
         if (r < 0)
                 return r;
         *version_out = v;
@@ -184,7 +242,7 @@ void sd_store_names_free(struct sd_store_name *names, size_t n) {
 int sd_store_list(struct sd_store *s, struct sd_store_name **out, size_t *n_out, sd_error *err) {
         struct sd_store_name *names = NULL;
         size_t n = 0;
-        int r = s->backend->list(s, &names, &n, err);
+        int r = noted(s, s->backend->list(s, &names, &n, err));
         if (r < 0)
                 return r;
         *out = names;
@@ -199,7 +257,7 @@ int sd_store_history(struct sd_store *s, const char *name, uint64_t **versions_o
                 return r;
         uint64_t *versions = NULL;
         size_t n = 0;
-        r = s->backend->history(s, name, &versions, &n, err);
+        r = noted(s, s->backend->history(s, name, &versions, &n, err));
         if (r < 0)
                 return r;
         *versions_out = versions;
@@ -215,14 +273,14 @@ int sd_store_recipient_put(struct sd_store *s, const char *name, const char *dat
         r = check_data(s, "recipient", name, data, len, err);
         if (r < 0)
                 return r;
-        return s->backend->recipient_put(s, name, data, len, err);
+        return noted(s, s->backend->recipient_put(s, name, data, len, err));
 }
 
 int sd_store_recipient_remove(struct sd_store *s, const char *name, sd_error *err) {
         int r = check_recipient_name(name, err);
         if (r < 0)
                 return r;
-        return s->backend->recipient_remove(s, name, err);
+        return noted(s, s->backend->recipient_remove(s, name, err));
 }
 
 void sd_store_blobs_free(struct sd_store_blob *blobs, size_t n) {
@@ -239,7 +297,7 @@ int sd_store_recipient_list(struct sd_store *s, struct sd_store_blob **out, size
                             sd_error *err) {
         struct sd_store_blob *blobs = NULL;
         size_t n = 0;
-        int r = s->backend->recipient_list(s, &blobs, &n, err);
+        int r = noted(s, s->backend->recipient_list(s, &blobs, &n, err));
         if (r < 0)
                 return r;
         *out = blobs;

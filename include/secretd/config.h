@@ -28,6 +28,10 @@
  *   audit-log = /var/log/secretd/audit.log   (JSON lines; empty disables)
  *   seccomp = yes                (yes|no; a system-call allow-list)
  *   connection-timeout = 150     (seconds an idle plugin connection lives)
+ *   etcd-ca = /etc/secretd/etcd-ca.pem      (etcds://: the CA; empty: system CAs)
+ *   etcd-cert = /etc/secretd/etcd-client.pem  (etcds://: client certificate)
+ *   etcd-key = /etc/secretd/etcd-client.key   (its key: root-owned, 0600)
+ *   etcd-auth-file = /etc/secretd/etcd-auth   (etcd user and password: root-owned, 0600)
  *
  * Unknown sections and keys are errors (a typo must not silently fall back
  * to a default); every message names the file, the line and the key.
@@ -88,6 +92,12 @@ struct sd_config {
         char *audit_log;        /* audit-log (absolute, or "" for none) */
         bool seccomp;                 /* seccomp: yes|no (default yes when built with libseccomp) */
         unsigned connection_timeout;  /* connection-timeout, seconds, 1..3600 */
+        /* etcd-ca, etcd-cert, etcd-key, etcd-auth-file: absolute paths, ""
+         * when unset (struct sd_store_options, docs/store.md). */
+        char *etcd_ca;
+        char *etcd_cert;
+        char *etcd_key;
+        char *etcd_auth_file;
 };
 
 /* Fill cfg with the built-in defaults (strings malloc()ed).  -ENOMEM. */
@@ -110,6 +120,10 @@ int sd_config_parse_string(struct sd_config *cfg, const char *text, size_t len, 
 /* Read path and apply it over cfg.  A missing file is -ENOENT, which the
  * caller ignores for the default path and reports for an explicit one. */
 int sd_config_load_file(struct sd_config *cfg, const char *path, sd_error *err);
+
+struct sd_store_options;
+/* The store options the configuration names (unset keys: NULL). */
+void sd_config_store_options(const struct sd_config *cfg, struct sd_store_options *out);
 
 /* Checks across keys, run once everything is applied: default-size must not
  * exceed max-size, nor max-size max-total-tmpfs. */

@@ -12,24 +12,25 @@
  *
  *   - Pure parsers (no I/O, no allocation beyond their outputs) for event
  *     lines, the container list, container inspect, error bodies, signal
- *     names, and a line splitter for the chunked stream.  Everything dockerd
+ *     names.  Everything dockerd
  *     says is treated as hostile input: strings are bounded, ids are checked
  *     (a container id is 64 lowercase hex digits), numbers must be integers
  *     in range, duplicate JSON keys are refused.  A failure is -EBADMSG with a
  *     message naming the field ("docker event: field 'Actor.ID': ...").
+ *     The stream's line splitter is struct sd_line_buffer (secretd/http.h).
  *
- *   - I/O over dockerd's unix socket with libcurl, API version /v1.41 (Docker
- *     20.10; every later engine still serves it).
+ *   - I/O over dockerd's unix socket through the one HTTP transport
+ *     (secretd/http.h), API version /v1.41 (Docker 20.10; every later engine
+ *     still serves it).
  *
  * Everything here follows error.h: negative errno on failure, *err filled,
  * outputs untouched on failure, nothing printed.
  *
  * Threads: a struct sd_docker is immutable once sd_docker_set_timeouts() has
- * been called (if at all), and every call opens its own connection, so one
- * client may be shared by threads: typically one thread sits in
- * sd_docker_events_run() while another calls sd_docker_kill().  The parsers
- * are reentrant.  libcurl >= 7.84 makes curl_global_init() thread-safe;
- * sd_docker_new() calls it.
+ * been called (if at all), and its requests go through the thread-safe
+ * transport of secretd/http.h, so one client may be shared by threads:
+ * typically one thread sits in sd_docker_events_run() while another calls
+ * sd_docker_kill().  The parsers are reentrant.
  */
 
 #include <stdbool.h>
@@ -38,6 +39,7 @@
 
 #include "secretd/cleanup.h"
 #include "secretd/error.h"
+#include "secretd/http.h"
 
 #define SD_DOCKER_DEFAULT_SOCKET "/var/run/docker.sock"
 #define SD_DOCKER_API_VERSION "v1.41"
@@ -63,54 +65,9 @@
 
 /* Longest event line sd_docker_events_run() accepts.  Container events carry
  * every label of the container, so this is generous. */
-#define SD_DOCKER_EVENT_LINE_MAX ((size_t) 256 * 1024)
+#define SD_DOCKER_EVENT_LINE_MAX SD_LINE_MAX_DEFAULT
 /* Largest response body of a request (the container list of a big host). */
 #define SD_DOCKER_RESPONSE_MAX ((size_t) 16 * 1024 * 1024)
-
-/* ------------------------------------------------------------------------
- * Line splitter for newline-delimited streams.
- *
- * libcurl hands the de-chunked body over in slices of up to 16 KiB that
- * ignore line boundaries; a line may span many slices and a slice may hold
- * many lines.  sd_line_buffer_feed() takes any slice (even 1 byte) and calls
- * fn once per complete '\n'-terminated line, in order.  Lines wholly inside
- * a slice are passed without copying; only the unfinished tail of a slice is
- * kept (at most max_line bytes).
- *
- * A line longer than max_line is reported once, through fn with line == NULL
- * and `overlong` describing it, as soon as it crosses the limit; its bytes are
- * dropped until the next '\n', where splitting resumes (resynchronisation).
- * Memory stays bounded by max_line whatever the peer sends.
- * ---------------------------------------------------------------------- */
-
-struct sd_line_buffer {
-        char *data;          /* the unfinished line carried between slices */
-        size_t len, cap;
-        size_t max_line;     /* longest line accepted, '\n' excluded */
-        bool discarding;     /* inside an over-long line: drop until '\n' */
-};
-
-/* line/len: one line without its '\n' (not NUL-terminated; valid only during
- * the call).  When overlong is non-NULL, line is NULL and len is the number of
- * bytes seen of that line so far.  Return 0 to go on, or a negative errno to
- * make sd_line_buffer_feed() stop and return it. */
-typedef int (*sd_line_fn)(void *userdata, const char *line, size_t len, const sd_error *overlong);
-
-/* max_line 0 means SD_DOCKER_EVENT_LINE_MAX.  No allocation happens here. */
-void sd_line_buffer_init(struct sd_line_buffer *lb, size_t max_line);
-
-/* Free the carried data; the buffer may be initialised again. */
-void sd_line_buffer_done(struct sd_line_buffer *lb);
-#define _cleanup_line_buffer_ _cleanup_(sd_line_buffer_done)
-
-/* Split data[0..len) as described above.  Returns 0, -ENOMEM (err filled),
- * or the negative value fn returned (err untouched: fn has its own channel).
- * After an error the buffer is consistent but the rest of the slice is lost. */
-int sd_line_buffer_feed(struct sd_line_buffer *lb, const char *data, size_t len, sd_line_fn fn,
-                        void *userdata, sd_error *err);
-
-/* Bytes of an unfinished line held (at the end of a stream: a truncated line). */
-size_t sd_line_buffer_pending(const struct sd_line_buffer *lb);
 
 /* ------------------------------------------------------------------------
  * Events
@@ -297,7 +254,9 @@ int sd_docker_error_from_response(const char *method, const char *path, long sta
 /* ------------------------------------------------------------------------
  * Client
  *
- * Transport errors, the same for every call below:
+ * Transport errors, the same for every call below (secretd/http.h; messages
+ * "docker at <socket> is unreachable: GET /_ping: <reason> (is dockerd
+ * running?)"):
  *   -ECONNREFUSED  dockerd is down: the socket is missing or nobody listens
  *                  (retry with backoff)
  *   -EACCES        the socket exists but this process may not connect

@@ -9,7 +9,8 @@
  *
  * URLs:
  *   file:///var/lib/secretd/store   a directory on this host (the default)
- *   etcd://host:2379/prefix         etcd v3 JSON gateway
+ *   etcd://host:2379[,host:2379...]/prefix    etcd v3 JSON gateway
+ *   etcds://host:2379[,...]/prefix  the same over TLS (struct sd_store_options)
  *
  * Every backend offers the same operations, so callers never know which one
  * they hold.  Versions start at 1 and have no gaps: put() of version N
@@ -17,13 +18,21 @@
  * anything else is a lost compare-and-swap and fails with -EEXIST, which
  * callers handle by re-reading the latest version and retrying.
  *
- * Threads: every call on one struct sd_store may be made from several
- * threads at once (the agent's plugin, rotation and watch threads share
- * one), except sd_store_free() and sd_store_set_warn(), which the owner
- * calls alone, and sd_store_watch_fd()/sd_store_watch_read(), which one
- * thread at a time uses.
+ * Threads: once sd_store_open() has returned, every call below may be made
+ * from several threads at once on one store (the agent runs Mounts in
+ * parallel): both backends keep no per-call state in the store, the etcd
+ * backend's transport and token are shared under a lock that is never held
+ * across I/O.  Exceptions: sd_store_set_warn() must be called before the
+ * store is shared, sd_store_free() after every other call has returned,
+ * and sd_store_watch_fd()/sd_store_watch_read() belong to one thread (the
+ * one that polls the fd).  The warn callback may be called from any thread
+ * that makes a call.
+ *
+ * Errors that mean "transient, retry later (with backoff)": see
+ * sd_store_error_is_transient().  Every other error is final for that call.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,11 +43,33 @@
 
 struct sd_store;  /* opaque */
 
+/* Options of the network backends.  Paths are read once, at open (never
+ * again: renewed certificates need a new open, i.e. an agent restart). */
+struct sd_store_options {
+        const char *etcd_ca;         /* PEM CA bundle for etcds://; NULL: the system's CAs */
+        const char *etcd_cert;       /* PEM client certificate, with etcd_key */
+        const char *etcd_key;        /* its PEM private key */
+        const char *etcd_auth_file;  /* "user = NAME" / "password = PW" (docs/store.md) */
+};
+
 /* Open the store at url.  -EINVAL for an unknown scheme or malformed URL,
  * -ENOENT if a file store directory does not exist and create is false,
  * -EPERM if a file store directory is writable by group/others or is a
- * symlink.  A file store directory is created (0700) when create is true. */
+ * symlink.  A file store directory is created (0700) when create is true.
+ * Same as sd_store_open_with(url, create, NULL, out, err). */
 int sd_store_open(const char *url, int create, struct sd_store **out, sd_error *err);
+
+/* sd_store_open() with options (o may be NULL).  Besides the above:
+ *   -EINVAL  etcd-ca/cert/key with a URL that is not etcds://, a cert
+ *            without its key, any etcd option with a file:// URL, a
+ *            malformed etcd-auth-file (naming the line)
+ *   -EPERM   etcd_key or etcd_auth_file is a symlink, not owned by this
+ *            process's effective uid (root for the agent), or open to group
+ *            or others (the message names the file, its owner and mode)
+ *   -ENOENT, -EACCES  a file that cannot be opened
+ * Nothing is sent to etcd here; the first call authenticates. */
+int sd_store_open_with(const char *url, int create, const struct sd_store_options *o, struct sd_store **out,
+                       sd_error *err);
 void sd_store_free(struct sd_store *s);
 static inline void sd_store_freep(struct sd_store **s) {
         sd_store_free(*s);
@@ -132,6 +163,32 @@ int sd_store_recipient_remove(struct sd_store *s, const char *name, sd_error *er
 int sd_store_recipient_list(struct sd_store *s, struct sd_store_blob **out, size_t *n_out,
                             sd_error *err);
 void sd_store_blobs_free(struct sd_store_blob *blobs, size_t n);
+
+/* ---- health ----
+ *
+ * What the agent shows in status and /metrics.  store.c records, for every
+ * call, whether the store answered: a call that succeeded or failed with a
+ * final error (not found, conflict, refused) counts as contact; a
+ * transient error (sd_store_error_is_transient) marks it unreachable. */
+struct sd_store_health {
+        char endpoint[280];      /* the etcd member in use ("host:port"), or the file store's path */
+        uint64_t failovers;      /* times the client moved to another member */
+        int64_t last_contact_ms; /* CLOCK_REALTIME ms of the last call etcd answered; 0: none yet */
+        bool reachable;          /* the last call reached the store (true before any call) */
+};
+void sd_store_health(struct sd_store *s, struct sd_store_health *out);
+
+/* True for the errors that say "the store is unavailable right now; retry,
+ * with backoff": -ECONNREFUSED (no member listening or resolvable),
+ * -ETIMEDOUT (no answer in time), -ECONNRESET (the connection broke),
+ * -EAGAIN (etcd answered 503 Unavailable: no leader, "leader changed"
+ * during an election, too many requests), -EHOSTUNREACH, -ENETUNREACH.
+ * False for everything else, which retrying cannot fix: -EACCES (TLS or
+ * credentials refused, no permission), -EPROTO (a malformed answer, a TLS
+ * certificate that does not verify), -EBADMSG/-EKEYREJECTED/-ENOKEY
+ * (verification), -ENOENT, -EEXIST, -EINVAL, -EFBIG, -ENOSPC (etcd's
+ * quota), -ESTALE (compacted), -ENOMEM. */
+bool sd_store_error_is_transient(int negative_errno);
 
 /* ---- watch ----
  *

@@ -44,7 +44,7 @@ _secretctl_options() {
 _secretctl_option_argument() {
         case $1:$2 in
         :-s | :--store) echo word ;;
-        :-i | :--identity) echo file ;;
+        :-i | :--identity | :--etcd-ca | :--etcd-cert | :--etcd-key | :--etcd-auth-file) echo file ;;
         put:--file | status:--admin-socket | compose:-f | compose:--file | compose:--env-file | compose:-o | compose:--output)
                 echo file ;;
         export:-* | import:-*) echo none ;;
@@ -72,7 +72,7 @@ _secretctl() {
                         store=(--store "${COMP_WORDS[i + 1]}")
                         i=$((i + 1))
                         ;;
-                -i | --identity) i=$((i + 1)) ;;
+                -i | --identity | --etcd-ca | --etcd-cert | --etcd-key | --etcd-auth-file) i=$((i + 1)) ;;
                 -*) ;;
                 *)
                         verb=$word
@@ -93,7 +93,7 @@ _secretctl() {
 
         if [[ -z $verb ]]; then
                 if [[ $cur == -* ]]; then
-                        mapfile -t COMPREPLY < <(compgen -W "--store --identity --help --version" -- "$cur")
+                        mapfile -t COMPREPLY < <(compgen -W "--store --identity --etcd-ca --etcd-cert --etcd-key --etcd-auth-file --help --version" -- "$cur")
                 else
                         mapfile -t COMPREPLY < <(compgen -W "$(_secretctl_verbs)" -- "$cur")
                 fi

@@ -144,7 +144,7 @@ int ctl_load_identity(struct ctl_context *ctx, struct sd_writer_key **out) {
 
 int ctl_open_store(struct ctl_context *ctx, bool create, struct sd_store **out) {
         struct sd_store *store = NULL;
-        int r = sd_store_open(ctx->store_url, create ? 1 : 0, &store, &ctx->err);
+        int r = sd_store_open_with(ctx->store_url, create ? 1 : 0, &ctx->store_options, &store, &ctx->err);
         if (r == -ENOENT && !create)
                 return sd_error_set(&ctx->err, ENOENT, "store %s does not exist", ctx->store_url);
         if (r < 0)

@@ -69,6 +69,10 @@ static const char files_environment_text[] =
         "  XDG_CONFIG_HOME, HOME  where the identity and the realm records are\n"
         "  SECRETD_ADMIN_SOCKET   the agent's admin socket for 'status' when\n"
         "                         --admin-socket is not given\n"
+        "  SECRETD_ETCD_CA, SECRETD_ETCD_CERT, SECRETD_ETCD_KEY, SECRETD_ETCD_AUTH_FILE\n"
+        "                         files for an etcd store when the --etcd-* option is\n"
+        "                         not given (they name files; no secret is ever taken\n"
+        "                         from the environment or the command line)\n"
         "They are ignored when secretctl runs set-user-ID or set-group-ID\n"
         "(secure_getenv).\n";
 
@@ -94,8 +98,15 @@ static void print_main_help(FILE *f) {
                    "             environment variables secretctl uses");
         fputs("\n"
               "Global options (before COMMAND):\n"
-              "  -s, --store URL       the store: file:///PATH (a directory on this host)\n"
-              "                        or etcd://HOST:PORT/PREFIX (etcd v3, plain HTTP)\n"
+              "  -s, --store URL       the store: file:///PATH (a directory on this host),\n"
+              "                        etcd://HOST:PORT[,HOST:PORT...]/PREFIX (etcd v3, plain\n"
+              "                        HTTP) or etcds://... (the same over TLS)\n"
+              "  --etcd-ca PATH        etcds://: the CA bundle (PEM) that signed etcd's\n"
+              "                        certificates (default: the system's CAs)\n"
+              "  --etcd-cert PATH      etcds://: client certificate (PEM), with --etcd-key\n"
+              "  --etcd-key PATH       its private key (PEM): owned by you, mode 0600\n"
+              "  --etcd-auth-file PATH etcd user and password, two lines \"user = NAME\" and\n"
+              "                        \"password = PASSWORD\": owned by you, mode 0600\n"
               "  -i, --identity PATH   the writer identity file to use\n"
               "  -h, --help            show this help\n"
               "  -V, --version         show the version\n"
@@ -152,9 +163,24 @@ static int run(struct ctl_context *ctx, int argc, char **argv) {
                 { "identity", required_argument, NULL, 'i' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
+                { "etcd-ca", required_argument, NULL, 1 },
+                { "etcd-cert", required_argument, NULL, 2 },
+                { "etcd-key", required_argument, NULL, 3 },
+                { "etcd-auth-file", required_argument, NULL, 4 },
                 { NULL, 0, NULL, 0 },
         };
         const char *store_arg = NULL, *identity_arg = NULL;
+        /* Option, then environment variable: both name files. */
+        struct {
+                const char *arg;
+                const char *env;
+                const char **field;
+        } etcd_files[] = {
+                { NULL, "SECRETD_ETCD_CA", &ctx->store_options.etcd_ca },
+                { NULL, "SECRETD_ETCD_CERT", &ctx->store_options.etcd_cert },
+                { NULL, "SECRETD_ETCD_KEY", &ctx->store_options.etcd_key },
+                { NULL, "SECRETD_ETCD_AUTH_FILE", &ctx->store_options.etcd_auth_file },
+        };
 
         /* '+': stop at the first non-option, the verb; its options are its own. */
         opterr = 0;
@@ -168,6 +194,12 @@ static int run(struct ctl_context *ctx, int argc, char **argv) {
                         break;
                 case 'i':
                         identity_arg = optarg;
+                        break;
+                case 1:
+                case 2:
+                case 3:
+                case 4:
+                        etcd_files[opt - 1].arg = optarg;
                         break;
                 case 'h':
                         print_main_help(stdout);
@@ -231,6 +263,10 @@ static int run(struct ctl_context *ctx, int argc, char **argv) {
                         store_arg = SD_STORE_DEFAULT_URL;
         }
         ctx->store_url = store_arg;
+        for (size_t i = 0; i < SD_ARRAY_SIZE(etcd_files); i++) {
+                const char *v = etcd_files[i].arg ? etcd_files[i].arg : secure_getenv(etcd_files[i].env);
+                *etcd_files[i].field = v && v[0] ? v : NULL;
+        }
 
         _cleanup_free_ char *dir = NULL;
         int r = config_dir(ctx, &dir);

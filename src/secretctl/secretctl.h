@@ -41,6 +41,7 @@ enum {
 
 struct ctl_context {
         const char *store_url;     /* --store, $SECRETD_STORE, or the default */
+        struct sd_store_options store_options;  /* --etcd-*, $SECRETD_ETCD_* (file names only) */
         char *identity_path;       /* --identity or <config>/identity */
         char *trusted_path;        /* <config>/trusted (legacy: read by realm init) */
         char *realms_dir;          /* <config>/realms: one record per store */

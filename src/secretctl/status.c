@@ -4,7 +4,6 @@
  * (GET /v1/status, docs/agent.md "Admin API").  Read-only; needs root,
  * because the socket is 0600 root and the agent checks the peer's uid.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -14,6 +13,7 @@
 
 #include "config.h"
 #include "secretd/cleanup.h"
+#include "secretd/http.h"
 #include "secretctl.h"
 
 #define STATUS_DEFAULT_SOCKET "/run/secretd/admin.sock"
@@ -35,87 +35,47 @@ static int status_option(struct ctl_context *ctx, int opt, const char *arg, void
         return 0;
 }
 
-static inline void curl_easy_cleanupp(CURL **h) {
-        if (*h)
-                curl_easy_cleanup(*h);
-}
-
-struct body {
-        char *data;
-        size_t len;
-        bool too_big;
-};
-
-static void body_free(struct body *b) {
-        free(b->data);
-}
-
-static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
-        struct body *b = userdata;
-        size_t n = size * nmemb;
-        if (n > STATUS_BODY_MAX - b->len) {
-                b->too_big = true;
-                return 0;
-        }
-        char *bigger = realloc(b->data, b->len + n + 1);
-        if (!bigger)
-                return 0;
-        memcpy(bigger + b->len, ptr, n);
-        b->data = bigger;
-        b->len += n;
-        b->data[b->len] = '\0';
-        return n;
-}
-
-static int unreachable(struct ctl_context *ctx, const char *path, const char *reason) {
-        return sd_error_set(&ctx->err, ECONNREFUSED,
-                            "cannot reach the secretd agent at %s: %s; is it running? are you root?", path, reason);
-}
-
 /* GET /v1/status on the socket; the body (NUL-terminated) into *body_out. */
 static int fetch_status(struct ctl_context *ctx, const char *path, char **body_out) {
-        _cleanup_(curl_easy_cleanupp) CURL *h = curl_easy_init();
-        if (!h)
-                return sd_error_set(&ctx->err, ENOMEM, "out of memory");
-        _cleanup_(body_free) struct body b = { 0 };
-        char curl_error[CURL_ERROR_SIZE] = "";
-        if (curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, path) != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_URL, "http://localhost/v1/status") != CURLE_OK ||
-            /* An http_proxy in the environment must not send the request
-             * elsewhere. */
-            curl_easy_setopt(h, CURLOPT_PROXY, "") != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, STATUS_TIMEOUT_MS) != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_USERAGENT, "secretctl/" SECRETD_VERSION) != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_error) != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_write) != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_WRITEDATA, &b) != CURLE_OK)
-                return sd_error_set(&ctx->err, ENOMEM, "cannot set up the request to %s", path);
-
-        CURLcode rc = curl_easy_perform(h);
-        if (rc != CURLE_OK) {
-                long os_errno = 0;
-                (void) curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
-                if (b.too_big)
-                        return sd_error_set(&ctx->err, EFBIG, "the secretd agent at %s sent a status over %zu bytes",
-                                            path, STATUS_BODY_MAX);
-                if (rc == CURLE_COULDNT_CONNECT && os_errno != 0)
-                        return unreachable(ctx, path, strerror((int) os_errno));
-                return unreachable(ctx, path, curl_error[0] ? curl_error : curl_easy_strerror(rc));
+        char peer[160];
+        (void) snprintf(peer, sizeof(peer), "the secretd agent at %s", path);
+        const struct sd_http_options ho = {
+                .peer = peer,
+                .unreachable_hint = "; is it running? are you root?",
+                .unix_socket = path,
+                .request_timeout_ms = STATUS_TIMEOUT_MS,
+                .user_agent = "secretctl/" SECRETD_VERSION,
+        };
+        _cleanup_http_ struct sd_http *http = NULL;
+        int r = sd_http_new(&ho, &http, &ctx->err);
+        if (r < 0)
+                return r;
+        const struct sd_http_request rq = {
+                .method = "GET",
+                .path = "/v1/status",
+                .what = "GET /v1/status",
+                .max_reply = STATUS_BODY_MAX,
+        };
+        _cleanup_http_reply_ struct sd_http_reply reply = { 0 };
+        r = sd_http_request(http, &rq, &reply, &ctx->err);
+        if (r == -EACCES) {
+                char why[SD_ERROR_MESSAGE_MAX];
+                (void) snprintf(why, sizeof(why), "%s", ctx->err.message);
+                return sd_error_set(&ctx->err, EACCES, "%s; are you root?", why);
         }
-        long code = 0;
-        (void) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-        if (code == 403)
+        if (r < 0)
+                return r;
+        if (reply.status == 403)
                 return sd_error_set(&ctx->err, EACCES,
                                     "the secretd agent at %s refused the request: permission denied (only root may "
                                     "use the admin socket; are you root?)",
                                     path);
-        if (code != 200)
+        if (reply.status != 200)
                 return sd_error_set(&ctx->err, EPROTO, "the secretd agent at %s answered HTTP %ld to GET /v1/status",
-                                    path, code);
-        if (!b.data)
+                                    path, reply.status);
+        if (reply.len == 0)
                 return sd_error_set(&ctx->err, EPROTO, "the secretd agent at %s sent an empty status", path);
-        *body_out = steal_pointer(&b.data);
+        *body_out = steal_pointer(&reply.body);
         return 0;
 }
 

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "secretd/docker.h"
+#include <sodium.h>
+
+#include "secretd/http.h"
 #include "secretd/names.h"
 #include "store-etcd-internal.h"
 
@@ -105,10 +107,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 abort();
 
         sd_error_clear(&err);
-        r = sd_etcd_error_from_body("127.0.0.1:2379", "range", 400, text, size, &err);
+        enum sd_etcd_fault fault = SD_ETCD_FAULT_NONE;
+        r = sd_etcd_error_from_body("127.0.0.1:2379", "range", 400, text, size, &fault, &err);
+        if (fault == SD_ETCD_FAULT_NONE)
+                abort();
         if (r >= 0)
                 abort();
         check_message(&err, r);
+
+        char *token = NULL;
+        sd_error_clear(&err);
+        r = sd_etcd_parse_auth(text, size, &token, &err);
+        check_message(&err, r);
+        if (r == 0) {
+                if (!token[0] || strlen(token) > SD_ETCD_TOKEN_MAX || strpbrk(token, "\r\n"))
+                        abort();
+                free(token);
+        }
 
         /* The watch stream, cut into slices of 1..256 bytes. */
         struct sd_line_buffer lb;
@@ -129,12 +144,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 memcpy(copy, data, size);
                 copy[size] = '\0';
                 check_key(copy, size);
-                char *endpoint = NULL, *prefix = NULL;
+                struct sd_etcd_url u = { 0 };
                 sd_error_clear(&err);
-                r = sd_etcd_url_parse(copy, &endpoint, &prefix, &err);
+                r = sd_etcd_url_parse(copy, &u, &err);
                 check_message(&err, r);
                 if (r == 0) {
                         /* Segments like "...x" are fine; "." and ".." are not. */
+                        const char *prefix = u.prefix;
                         size_t plen = strlen(prefix);
                         if (plen == 0 || prefix[0] == '/' || prefix[plen - 1] == '/' || strstr(prefix, "//"))
                                 abort();
@@ -143,9 +159,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 if ((sl == 1 && seg[0] == '.') || (sl == 2 && seg[0] == '.' && seg[1] == '.'))
                                         abort();
                         }
-                        free(endpoint);
-                        free(prefix);
-                } else if (endpoint || prefix) {
+                        if (u.n_endpoints == 0 || u.n_endpoints > SD_ETCD_ENDPOINTS_MAX)
+                                abort();
+                        for (size_t i = 0; i < u.n_endpoints; i++)
+                                if (!strchr(u.endpoints[i], ':') || strchr(u.endpoints[i], ','))
+                                        abort();
+                        sd_etcd_url_done(&u);
+                } else if (u.n_endpoints || u.prefix) {
                         abort();
                 }
                 free(copy);

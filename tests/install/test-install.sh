@@ -227,7 +227,7 @@ assert_eq "$undocumented" "" "docs/secretctl.md documents every option of every 
 assert_eq "$unknown" "" "every option of a synopsis in docs/secretctl.md is one --help lists"
 main_opts=$("$SECRETCTL" --help | sed -n '/^Global options/,/^$/p' | grep -Eo -- '--[a-z-]+' | sort -u)
 doc_opts=$(md_section_global() { awk '$0 == "## Global options" { on = 1; next } on && /^## / { exit } on { print }' "$md"; }
-    md_section_global | grep -Eo -- '^`-[a-zA-Z]`, `--[a-z-]+`' | grep -Eo -- '--[a-z-]+' | sort -u)
+    md_section_global | grep -E '^`-' | grep -Eo -- '`--[a-z-]+`' | tr -d '`' | sort -u)
 assert_eq "$doc_opts" "$main_opts" "docs/secretctl.md's global options are those of secretctl --help"
 
 # ----------------------------------------------------------- completion ---

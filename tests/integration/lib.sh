@@ -108,6 +108,41 @@
 #                            (below the ephemeral range, so outgoing
 #                            connections do not grab it meanwhile)
 #
+# etcd cluster (three members on loopback, reused across the cases of a file)
+#   start_etcd_cluster [N] [-- EXTRA_ETCD_ARGS...]
+#                            N (default 3) members started together, data in
+#                            $TEST_TMP/etcd-cluster/mI; waits until every
+#                            member answers /health (a couple of seconds);
+#                            sets ETCD_CLUSTER_ENDPOINTS ("127.0.0.1:P1,
+#                            127.0.0.1:P2,..." for an etcd:// URL),
+#                            ETCD_MEMBER_PIDS[i], ETCD_MEMBER_PORTS[i],
+#                            ETCD_MEMBER_LOGS[i] (i from 0)
+#   stop_etcd_member I [--kill]   stop member I (SIGTERM, or SIGKILL)
+#   start_etcd_member I      start member I again on its data and ports
+#                            (rejoins the cluster); waits for its /health
+#   etcd_cluster_leader      prints the index of the current leader (asks
+#                            each live member's /v3/maintenance/status)
+#   etcd_member_of_endpoint HOST:PORT  prints the index of that member
+#
+# etcd with TLS and users (one member)
+#   make_test_pki DIR        a CA, a server certificate for IP:127.0.0.1 and a
+#                            client certificate (openssl, EC P-256, 2 days):
+#                            DIR/ca.pem ca.key server.pem server.key
+#                            client.pem client.key (keys 0600); a second,
+#                            unrelated CA in DIR/other/ (same files)
+#   start_etcd_tls_auth [PREFIX]
+#                            one member with https client URLs,
+#                            --client-cert-auth and authentication on; users
+#                            root, app (role app-rw: readwrite on PREFIX/,
+#                            default secretd-test) and noperm (no role);
+#                            exports ETCD_ENDPOINT (https://...), and
+#                            ETCD_PKI (the make_test_pki dir),
+#                            ETCD_AUTH_APP, ETCD_AUTH_BAD_PASSWORD,
+#                            ETCD_AUTH_UNKNOWN_USER, ETCD_AUTH_NOPERM
+#                            (etcd-auth-file files, root-owned 0600),
+#                            ETCD_ROOT_PASSWORD; etcdctl_tls ARGS... runs
+#                            etcdctl against it as root
+#
 # Variables set for tests: TEST_TMP, TEST_RUN_ID, DOCKER_HOST, DOCKER_SOCK,
 #   DOCKER_DATA_ROOT, DOCKER_EXEC_ROOT, DOCKER_CGROUP_PARENT, DOCKERD_PID,
 #   DOCKERD_LOG, BUSYBOX_IMAGE, BUSYBOX_IMAGE_ID, ETCD_ENDPOINT, ETCD_PID, ...
@@ -703,31 +738,41 @@ _etcd_ready() {
         | grep -q '"health":"true"'
 }
 
-# A lone member still waits one election timeout (default 1 s, plus jitter)
-# before it serves, on every start: shortened since there is no network to
-# be patient with.
-_etcd_launch() {
-    local unset_env=() v
+# _etcd_spawn NAME DATA_DIR CLIENT_URL PEER_PORT INITIAL_CLUSTER STATE LOG
+#             [EXTRA...]: one member in the background, pid in _etcd_spawned.
+_etcd_spawn() {
+    local name=$1 data=$2 client=$3 peer=$4 initial=$5 state=$6 log=$7 unset_env=() v
+    shift 7
     # etcd reads any ETCD_* variable as a flag (ETCD_ENDPOINT included) and
     # complains or, worse, obeys; hand it a clean environment.
     for v in $(compgen -e); do
         [[ "$v" == ETCD_* ]] && unset_env+=(-u "$v")
     done
-    echo "=== start_etcd $(date -u +%FT%T.%NZ) ===" >>"$ETCD_LOG"
     env "${unset_env[@]}" setsid setpriv --pdeathsig TERM -- etcd \
-        --name secretd-test \
-        --data-dir "$ETCD_DATA_DIR" \
-        --listen-client-urls "$ETCD_ENDPOINT" \
-        --advertise-client-urls "$ETCD_ENDPOINT" \
-        --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-        --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-        --initial-cluster "secretd-test=http://127.0.0.1:$ETCD_PEER_PORT" \
-        --initial-cluster-state new \
+        --name "$name" \
+        --data-dir "$data" \
+        --listen-client-urls "$client" \
+        --advertise-client-urls "$client" \
+        --listen-peer-urls "http://127.0.0.1:$peer" \
+        --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+        --initial-cluster "$initial" \
+        --initial-cluster-state "$state" \
+        --initial-cluster-token "secretd-$TEST_RUN_ID" \
         --heartbeat-interval 20 --election-timeout 200 \
         --logger zap --log-outputs stderr \
-        "${_etcd_args[@]}" \
-        </dev/null >>"$ETCD_LOG" 2>&1 {_secretd_out}>&- {_secretd_err}>&- &
-    ETCD_PID=$!
+        "$@" \
+        </dev/null >>"$log" 2>&1 {_secretd_out}>&- {_secretd_err}>&- &
+    _etcd_spawned=$!
+}
+
+# A lone member still waits one election timeout (default 1 s, plus jitter)
+# before it serves, on every start: shortened since there is no network to
+# be patient with.
+_etcd_launch() {
+    echo "=== start_etcd $(date -u +%FT%T.%NZ) ===" >>"$ETCD_LOG"
+    _etcd_spawn secretd-test "$ETCD_DATA_DIR" "$ETCD_ENDPOINT" "$ETCD_PEER_PORT" \
+        "secretd-test=http://127.0.0.1:$ETCD_PEER_PORT" new "$ETCD_LOG" "${_etcd_args[@]}"
+    ETCD_PID=$_etcd_spawned
     _etcd_died=0
     if ! wait_for 30 _etcd_ready || [ "$_etcd_died" = 1 ]; then
         wait "$ETCD_PID" 2>/dev/null || true
@@ -807,6 +852,192 @@ _stop_pid_sig() {
         wait_for 5 _pid_gone "$pid" || true
     fi
     wait "$pid" 2>/dev/null || true
+}
+
+# ------------------------------------------------------- etcd cluster -------
+
+ETCD_MEMBER_PIDS=()
+ETCD_MEMBER_PORTS=()
+ETCD_MEMBER_PEER_PORTS=()
+ETCD_MEMBER_LOGS=()
+_etcd_cluster_args=()
+_etcd_cluster_initial=""
+_etcd_cluster_registered=0
+
+_etcd_member_launch() {
+    local i=$1 state=$2
+    echo "=== start member $i $(date -u +%FT%T.%NZ) ===" >>"${ETCD_MEMBER_LOGS[i]}"
+    _etcd_spawn "m$i" "$TEST_TMP/etcd-cluster/m$i" "http://127.0.0.1:${ETCD_MEMBER_PORTS[i]}" \
+        "${ETCD_MEMBER_PEER_PORTS[i]}" "$_etcd_cluster_initial" "$state" "${ETCD_MEMBER_LOGS[i]}" \
+        "${_etcd_cluster_args[@]}"
+    ETCD_MEMBER_PIDS[i]=$_etcd_spawned
+}
+
+_etcd_member_healthy() {
+    curl -s --max-time 2 "http://127.0.0.1:${ETCD_MEMBER_PORTS[$1]}/health" | grep -q '"health":"true"'
+}
+
+_etcd_members_healthy() {
+    local i
+    for i in "${!ETCD_MEMBER_PIDS[@]}"; do
+        [ -n "${ETCD_MEMBER_PIDS[i]}" ] || continue
+        _etcd_member_healthy "$i" || return 1
+    done
+}
+
+start_etcd_cluster() {
+    local n=3 i t0=$EPOCHREALTIME
+    if [ $# -gt 0 ] && [ "$1" != -- ]; then n=$1; shift; fi
+    [ "${1:-}" = -- ] && shift
+    _etcd_cluster_args=("$@")
+    mkdir -p "$TEST_TMP/etcd-cluster"
+    _etcd_cluster_initial=""
+    for ((i = 0; i < n; i++)); do
+        ETCD_MEMBER_PORTS[i]=$(free_port)
+        ETCD_MEMBER_PEER_PORTS[i]=$(free_port)
+        ETCD_MEMBER_LOGS[i]=$TEST_TMP/etcd-cluster/m$i.log
+        _etcd_cluster_initial+="${_etcd_cluster_initial:+,}m$i=http://127.0.0.1:${ETCD_MEMBER_PEER_PORTS[i]}"
+    done
+    if [ "$_etcd_cluster_registered" = 0 ]; then
+        _etcd_cluster_registered=1
+        on_exit "_stop_etcd_cluster"
+    fi
+    for ((i = 0; i < n; i++)); do
+        _etcd_member_launch "$i" new
+    done
+    if ! wait_for 30 _etcd_members_healthy; then
+        for ((i = 0; i < n; i++)); do diag_file "${ETCD_MEMBER_LOGS[i]}" 15; done
+        return 1
+    fi
+    ETCD_CLUSTER_ENDPOINTS=""
+    for ((i = 0; i < n; i++)); do
+        ETCD_CLUSTER_ENDPOINTS+="${ETCD_CLUSTER_ENDPOINTS:+,}127.0.0.1:${ETCD_MEMBER_PORTS[i]}"
+    done
+    export ETCD_CLUSTER_ENDPOINTS
+    diag "etcd cluster of $n ready in $(elapsed "$t0")s: $ETCD_CLUSTER_ENDPOINTS"
+}
+
+stop_etcd_member() {
+    local i=$1 sig=TERM
+    [ "${2:-}" = --kill ] && sig=KILL
+    [ -n "${ETCD_MEMBER_PIDS[i]:-}" ] || return 0
+    _stop_pid_sig "${ETCD_MEMBER_PIDS[i]}" "$sig" "etcd member $i"
+    ETCD_MEMBER_PIDS[i]=""
+}
+
+start_etcd_member() {
+    local i=$1
+    _etcd_member_launch "$i" existing
+    wait_for 30 _etcd_member_healthy "$i" || {
+        diag_file "${ETCD_MEMBER_LOGS[i]}" 15
+        return 1
+    }
+}
+
+_stop_etcd_cluster() {
+    local i
+    for i in "${!ETCD_MEMBER_PIDS[@]}"; do
+        stop_etcd_member "$i" || true
+    done
+}
+
+etcd_cluster_leader() {
+    local i status member leader
+    for i in "${!ETCD_MEMBER_PIDS[@]}"; do
+        [ -n "${ETCD_MEMBER_PIDS[i]}" ] || continue
+        status=$(curl -s --max-time 2 "http://127.0.0.1:${ETCD_MEMBER_PORTS[i]}/v3/maintenance/status" -d '{}') || continue
+        member=$(sed -n 's/.*"member_id":"\([0-9]*\)".*/\1/p' <<<"$status")
+        leader=$(sed -n 's/.*"leader":"\([0-9]*\)".*/\1/p' <<<"$status")
+        if [ -n "$member" ] && [ "$member" = "$leader" ]; then
+            echo "$i"
+            return 0
+        fi
+    done
+    return 1
+}
+
+etcd_member_of_endpoint() {
+    local i
+    for i in "${!ETCD_MEMBER_PORTS[@]}"; do
+        if [ "127.0.0.1:${ETCD_MEMBER_PORTS[i]}" = "$1" ]; then
+            echo "$i"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# ------------------------------------------------- etcd TLS and users -------
+
+_make_ca_and_certs() {
+    local d=$1
+    mkdir -p "$d"
+    (
+        cd "$d"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
+            -days 2 -subj "/CN=secretd test CA $TEST_RUN_ID" 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
+            -subj /CN=etcd 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 \
+            -extfile server.ext 2>/dev/null
+        # No CN: with authentication on, etcd's gateway refuses client
+        # certificates that carry one (it would take it as the user name).
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout client.key -out client.csr \
+            -subj /O=secretd 2>/dev/null
+        printf 'extendedKeyUsage=clientAuth\n' >client.ext
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2 \
+            -extfile client.ext 2>/dev/null
+        chmod 0600 ./*.key
+    )
+}
+
+make_test_pki() {
+    _make_ca_and_certs "$1"
+    _make_ca_and_certs "$1/other"
+}
+
+etcdctl_tls() {
+    env -u ETCDCTL_API etcdctl --endpoints "$ETCD_ENDPOINT" --cacert "$ETCD_PKI/ca.pem" \
+        --cert "$ETCD_PKI/client.pem" --key "$ETCD_PKI/client.key" --user "root:$ETCD_ROOT_PASSWORD" "$@"
+}
+
+_auth_file() {
+    local f=$1
+    printf 'user = %s\npassword = %s\n' "$2" "$3" >"$f"
+    chmod 0600 "$f"
+}
+
+start_etcd_tls_auth() {
+    local prefix=${1:-secretd-test} pw
+    ETCD_PKI=$TEST_TMP/pki
+    make_test_pki "$ETCD_PKI"
+    start_etcd --scheme https --curl-opt --cacert --curl-opt "$ETCD_PKI/ca.pem" \
+        --curl-opt --cert --curl-opt "$ETCD_PKI/client.pem" --curl-opt --key --curl-opt "$ETCD_PKI/client.key" \
+        -- --cert-file "$ETCD_PKI/server.pem" --key-file "$ETCD_PKI/server.key" \
+        --trusted-ca-file "$ETCD_PKI/ca.pem" --client-cert-auth || return 1
+    ETCD_ROOT_PASSWORD=root-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+    pw=app-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+    # etcdctl user add reads NAME:PASSWORD; without auth on, no --user yet.
+    env -u ETCDCTL_API etcdctl --endpoints "$ETCD_ENDPOINT" --cacert "$ETCD_PKI/ca.pem" \
+        --cert "$ETCD_PKI/client.pem" --key "$ETCD_PKI/client.key" user add "root:$ETCD_ROOT_PASSWORD" >/dev/null
+    local plain=(env -u ETCDCTL_API etcdctl --endpoints "$ETCD_ENDPOINT" --cacert "$ETCD_PKI/ca.pem"
+        --cert "$ETCD_PKI/client.pem" --key "$ETCD_PKI/client.key")
+    "${plain[@]}" role add app-rw >/dev/null
+    "${plain[@]}" role grant-permission --prefix=true app-rw readwrite "$prefix/" >/dev/null
+    "${plain[@]}" user add "app:$pw" >/dev/null
+    "${plain[@]}" user grant-role app app-rw >/dev/null
+    "${plain[@]}" user add "noperm:$pw" >/dev/null
+    "${plain[@]}" auth enable >/dev/null 2>&1
+    ETCD_AUTH_APP=$TEST_TMP/etcd-auth-app
+    ETCD_AUTH_BAD_PASSWORD=$TEST_TMP/etcd-auth-bad-password
+    ETCD_AUTH_UNKNOWN_USER=$TEST_TMP/etcd-auth-unknown-user
+    ETCD_AUTH_NOPERM=$TEST_TMP/etcd-auth-noperm
+    _auth_file "$ETCD_AUTH_APP" app "$pw"
+    _auth_file "$ETCD_AUTH_BAD_PASSWORD" app "not-$pw"
+    _auth_file "$ETCD_AUTH_UNKNOWN_USER" nosuchuser "$pw"
+    _auth_file "$ETCD_AUTH_NOPERM" noperm "$pw"
+    export ETCD_PKI ETCD_ROOT_PASSWORD ETCD_AUTH_APP ETCD_AUTH_BAD_PASSWORD ETCD_AUTH_UNKNOWN_USER ETCD_AUTH_NOPERM
 }
 
 # ---------------------------------------------------------- teardown -------

@@ -132,7 +132,7 @@ run as_nobody curl -sS -o /dev/null -w '%{http_code}' --unix-socket "$AGENT_ADMI
 assert_eq "$status" 7 "uid 65534 cannot connect to the 0600 socket (curl: couldn't connect)"
 run as_nobody "$SECRETCTL" status --admin-socket "$AGENT_ADMIN_SOCK"
 assert_eq "$status" 1 "secretctl status as nobody exits 1"
-assert_contains "$output" "cannot reach the secretd agent at $AGENT_ADMIN_SOCK: Permission denied; is it running? are you root?" \
+assert_contains "$output" "the secretd agent at $AGENT_ADMIN_SOCK: GET /v1/status: permission denied connecting to it (Permission denied); are you root?" \
     "secretctl status as nobody explains"
 
 chmod 0666 "$AGENT_ADMIN_SOCK"
@@ -147,7 +147,7 @@ chmod "$tmp_mode" "$TEST_TMP"
 chmod "$agent_dir_mode" "$TEST_TMP/agent"
 
 run "$SECRETCTL" status --admin-socket "$TEST_TMP/no-such.sock"
-assert_contains "$output" "cannot reach the secretd agent at $TEST_TMP/no-such.sock: No such file or directory" \
+assert_contains "$output" "the secretd agent at $TEST_TMP/no-such.sock is unreachable: GET /v1/status: No such file or directory; is it running? are you root?" \
     "a missing socket is named"
 
 # ------------------------------------------------------------ stop ---------

@@ -140,7 +140,7 @@ else
     fail "reconnect: while dockerd is down the driver sees ECONNREFUSED" "$(tail -5 "$events_out")"
 fi
 run "$driver" ping
-assert_contains "$output" "error ECONNREFUSED docker: GET /_ping: cannot connect to $DOCKER_SOCK" \
+assert_contains "$output" "error ECONNREFUSED docker at $DOCKER_SOCK is unreachable: GET /_ping: " \
     "reconnect: ping says dockerd is down"
 
 start_dockerd

@@ -1151,12 +1151,13 @@ Test(docker_client, missing_socket_means_dockerd_is_down) {
         sd_error err = { 0 };
 
         cr_assert_eq(sd_docker_ping(d, &err), -ECONNREFUSED, "%s", err.message);
-        cr_assert(strstr(err.message, "docker: GET /_ping: cannot connect to "), "%s", err.message);
+        cr_assert(strstr(err.message, "docker at /") && strstr(err.message, " is unreachable: GET /_ping: "), "%s",
+                  err.message);
         cr_assert(strstr(err.message, "No such file or directory (is dockerd running?)"), "%s", err.message);
 
         const struct sd_docker_events_handler h = { .event = never_event };
         cr_assert_eq(sd_docker_events_run(d, NULL, NULL, &h, -1, &err), -ECONNREFUSED, "%s", err.message);
-        cr_assert(strstr(err.message, "docker: GET /events: cannot connect"), "%s", err.message);
+        cr_assert(strstr(err.message, " is unreachable: GET /events: "), "%s", err.message);
 
         /* A stale socket file (dockerd crashed without unlinking it). */
         char path[128];

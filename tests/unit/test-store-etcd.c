@@ -13,6 +13,9 @@
 #include <string.h>
 
 #include "base64.h"
+#include <sodium.h>
+
+#include "secretd/store.h"
 #include "store-etcd-internal.h"
 
 #define ENDPOINT "127.0.0.1:2379"
@@ -147,28 +150,28 @@ Test(etcd_range, hostile_replies_are_eproto_naming_the_fault) {
         strcpy(big + off + big_len, "\"}]}");
         (void) snprintf(huge, sizeof(huge), "{\"header\":{\"revision\":\"99999999999999999999\"}}");
         const struct hostile cases[] = {
-                { "", "not JSON" },
-                { "[]", "not a JSON object" },
-                { "{\"kvs\":[]}", "no 'header'" },
-                { "{\"header\":{}}", "no revision" },
-                { "{\"header\":[]}", "'header' is not an object" },
+                { "", "not valid JSON" },
+                { "[]", "expected a JSON object" },
+                { "{\"kvs\":[]}", "field 'header': missing" },
+                { "{\"header\":{}}", "field 'header.revision': missing" },
+                { "{\"header\":[]}", "field 'header': expected an object, got an array" },
                 { "{\"header\":{\"revision\":\"-1\"}}", "not an integer" },
                 { "{\"header\":{\"revision\":-1}}", "negative" },
-                { "{\"header\":{\"revision\":1.5}}", "neither an integer nor a string" },
+                { "{\"header\":{\"revision\":1.5}}", "expected an integer or a string of digits, got a real number" },
                 { "{\"header\":{\"revision\":\"12x\"}}", "not an integer" },
                 { huge, "not an int64" },
-                { "{\"header\":{\"revision\":\"1\"},\"kvs\":{}}", "'kvs' is not an array" },
-                { "{\"header\":{\"revision\":\"1\"},\"kvs\":[1]}", "kvs[0] is not an object" },
-                { "{\"header\":{\"revision\":\"1\"},\"kvs\":[{}]}", "kvs[0] has no key" },
-                { "{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":5}]}", "'key' is not a string" },
+                { "{\"header\":{\"revision\":\"1\"},\"kvs\":{}}", "field 'kvs': expected an array, got an object" },
+                { "{\"header\":{\"revision\":\"1\"},\"kvs\":[1]}", "field 'kvs[0]': expected an object, got an integer" },
+                { "{\"header\":{\"revision\":\"1\"},\"kvs\":[{}]}", "field 'kvs[0].key': missing" },
+                { "{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":5}]}", "field 'kvs[0].key': expected a string, got an integer" },
                 { "{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":\"YQ\"}]}", "not valid padded base64" },
                 { "{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":\"!!!!\"}]}", "not valid padded base64" },
                 { "{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":\"\"}]}", "empty key" },
                 { "{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":\"YQBi\"}]}", "NUL byte" },
                 { "{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":\"YQ==\",\"value\":\"*\"}]}",
-                  "'value' is not valid padded base64" },
-                { "{\"header\":{\"revision\":\"1\"},\"more\":\"yes\"}", "'more' is not a boolean" },
-                { "{\"header\":{\"revision\":\"1\"},\"header\":{\"revision\":\"2\"}}", "not JSON" },
+                  "field 'kvs[0].value': not valid padded base64" },
+                { "{\"header\":{\"revision\":\"1\"},\"more\":\"yes\"}", "field 'more': expected true or false, got a string" },
+                { "{\"header\":{\"revision\":\"1\"},\"header\":{\"revision\":\"2\"}}", "not valid JSON" },
                 { big, "decodes to more than 1048576 bytes" },
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -197,11 +200,11 @@ Test(etcd_txn, success_and_omitted_failure) {
 
 Test(etcd_txn, hostile) {
         const struct hostile cases[] = {
-                { "{\"succeeded\":true}", "no 'header'" },
-                { "{\"header\":{\"revision\":\"2\"},\"succeeded\":\"true\"}", "not a boolean" },
+                { "{\"succeeded\":true}", "field 'header': missing" },
+                { "{\"header\":{\"revision\":\"2\"},\"succeeded\":\"true\"}", "expected true or false" },
                 { "{\"header\":{\"revision\":\"2\"},\"succeeded\":true}", "succeeded with 0 responses" },
-                { "{\"header\":{\"revision\":\"2\"},\"succeeded\":true,\"responses\":{}}", "not an array" },
-                { "null", "not JSON" },
+                { "{\"header\":{\"revision\":\"2\"},\"succeeded\":true,\"responses\":{}}", "expected an array" },
+                { "null", "not valid JSON" },
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 bool ok = false;
@@ -248,7 +251,7 @@ Test(etcd_error, mapped_codes_and_messages) {
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 sd_error err = { 0 };
                 int r = sd_etcd_error_from_body(ENDPOINT, "range", cases[i].status, cases[i].body,
-                                                strlen(cases[i].body), &err);
+                                                strlen(cases[i].body), NULL, &err);
                 cr_assert_eq(r, cases[i].code, "case %zu: %d", i, r);
                 cr_assert(strstr(err.message, cases[i].expect), "case %zu: '%s' lacks '%s'", i, err.message,
                           cases[i].expect);
@@ -298,18 +301,18 @@ Test(etcd_watch, error_lines_and_hostile_messages) {
                 { "{\"error\":\"illegal base64 data at input byte 0\",\"message\":\"illegal base64 data at input "
                   "byte 0\",\"code\":2}",
                   -EPROTO, "illegal base64" },
-                { "{}", -EPROTO, "no 'result'" },
+                { "{}", -EPROTO, "field 'result': missing" },
                 { "{\"result\":{\"events\":[{\"type\":\"EXPLODE\",\"kv\":{\"key\":\"YQ==\"}}]}}", -EPROTO,
                   "unknown type" },
-                { "{\"result\":{\"events\":[{\"type\":\"PUT\"}]}}", -EPROTO, "no 'kv'" },
-                { "{\"result\":{\"events\":[{\"kv\":{\"value\":\"YQ==\"}}]}}", -EPROTO, "has no key" },
+                { "{\"result\":{\"events\":[{\"type\":\"PUT\"}]}}", -EPROTO, "field 'result.events[0].kv': missing" },
+                { "{\"result\":{\"events\":[{\"kv\":{\"value\":\"YQ==\"}}]}}", -EPROTO, "field 'result.events[0].kv.key': missing" },
                 { "{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ=\"}}]}}", -EPROTO, "base64" },
-                { "{\"result\":{\"events\":\"many\"}}", -EPROTO, "'events' is not an array" },
-                { "{\"result\":{\"canceled\":1}}", -EPROTO, "'canceled' is not a boolean" },
+                { "{\"result\":{\"events\":\"many\"}}", -EPROTO, "field 'result.events': expected an array" },
+                { "{\"result\":{\"canceled\":1}}", -EPROTO, "field 'result.canceled': expected true or false" },
                 { "{\"result\":{\"compact_revision\":\"1e3\"}}", -EPROTO, "not an integer" },
                 { "{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"x\"}}]}}", -EPROTO,
-                  "'mod_revision' is not an integer" },
-                { "{\"result\":", -EPROTO, "not JSON" },
+                  "field 'result.events[0].kv.mod_revision': 'x' is not an integer" },
+                { "{\"result\":", -EPROTO, "not valid JSON" },
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 struct sd_etcd_watch_msg m = { 0 };
@@ -399,14 +402,13 @@ Test(etcd_url, accepted) {
                 { "[::1]:2379/p_x.y-z", "[::1]:2379", "p_x.y-z" },
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                char *endpoint = NULL, *prefix = NULL;
+                struct sd_etcd_url u = { 0 };
                 sd_error err = { 0 };
-                cr_assert_eq(sd_etcd_url_parse(cases[i].rest, &endpoint, &prefix, &err), 0, "case %zu: %s", i,
-                             err.message);
-                cr_assert_str_eq(endpoint, cases[i].endpoint);
-                cr_assert_str_eq(prefix, cases[i].prefix);
-                free(endpoint);
-                free(prefix);
+                cr_assert_eq(sd_etcd_url_parse(cases[i].rest, &u, &err), 0, "case %zu: %s", i, err.message);
+                cr_assert_eq(u.n_endpoints, 1);
+                cr_assert_str_eq(u.endpoints[0], cases[i].endpoint);
+                cr_assert_str_eq(u.prefix, cases[i].prefix);
+                sd_etcd_url_done(&u);
         }
 }
 
@@ -428,20 +430,210 @@ Test(etcd_url, refused) {
                 { "h/a/../b", "empty, '.' or '..' component" },
                 { "h/a b", "only letters" },
                 { "h/a\nb", "only letters" },
+                { "a:1,,b:2/p", "an empty endpoint" },
+                { "a:1,/p", "an empty endpoint" },
+                { ",a:1/p", "an empty endpoint" },
+                { "a:1,a:1/p", "endpoint a:1 is listed twice" },
+                { "a,a:2379/p", "endpoint a:2379 is listed twice" },
+                { "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17/p", "more than 16 endpoints" },
+                { "a:1,b:x/p", "bad port" },
+                { "a:1,u:pw@b:2/p", "credentials" },
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                char *endpoint = NULL, *prefix = NULL;
+                struct sd_etcd_url u = { 0 };
                 sd_error err = { 0 };
-                cr_assert_eq(sd_etcd_url_parse(cases[i].text, &endpoint, &prefix, &err), -EINVAL, "case %zu", i);
+                cr_assert_eq(sd_etcd_url_parse(cases[i].text, &u, &err), -EINVAL, "case %zu", i);
                 cr_assert(strstr(err.message, cases[i].expect), "case %zu: '%s' lacks '%s'", i, err.message,
                           cases[i].expect);
-                cr_assert_null(endpoint);
-                cr_assert_null(prefix);
+                cr_assert_eq(u.n_endpoints, 0);
+                cr_assert_null(u.prefix);
         }
         /* The password never reaches the message either. */
-        char *endpoint = NULL, *prefix = NULL;
+        struct sd_etcd_url u = { 0 };
         sd_error err = { 0 };
-        (void) sd_etcd_url_parse("root:hunter2@h:1/p", &endpoint, &prefix, &err);
+        (void) sd_etcd_url_parse("root:hunter2@h:1/p", &u, &err);
         cr_assert(strstr(err.message, "credentials"));
         cr_assert_null(strstr(err.message, "hunter2"), "'%s' shows the password", err.message);
+}
+
+Test(etcd_url, several_endpoints) {
+        struct sd_etcd_url u = { 0 };
+        sd_error err = { 0 };
+        cr_assert_eq(sd_etcd_url_parse("10.0.0.1:2379,etcd-b,[::1]:23790/team/p", &u, &err), 0, "%s", err.message);
+        cr_assert_eq(u.n_endpoints, 3);
+        cr_assert_str_eq(u.endpoints[0], "10.0.0.1:2379");
+        cr_assert_str_eq(u.endpoints[1], "etcd-b:2379");
+        cr_assert_str_eq(u.endpoints[2], "[::1]:23790");
+        cr_assert_str_eq(u.prefix, "team/p");
+        sd_etcd_url_done(&u);
+
+        char many[256] = "";
+        for (int i = 1; i <= SD_ETCD_ENDPOINTS_MAX; i++)
+                snprintf(many + strlen(many), sizeof(many) - strlen(many), "%sh%d", i > 1 ? "," : "", i);
+        strcat(many, "/p");
+        cr_assert_eq(sd_etcd_url_parse(many, &u, &err), 0, "%s", err.message);
+        cr_assert_eq(u.n_endpoints, SD_ETCD_ENDPOINTS_MAX);
+        sd_etcd_url_done(&u);
+}
+
+static void auth_ok(const char *text, const char *user, const char *password) {
+        char *u = NULL, *p = NULL;
+        sd_error err = { 0 };
+        cr_assert_eq(sd_etcd_auth_parse(text, strlen(text), &u, &p, &err), 0, "'%s': %s", text, err.message);
+        cr_assert_str_eq(u, user);
+        cr_assert_str_eq(p, password);
+        free(u);
+        sodium_free(p);
+}
+
+Test(etcd_auth_file, accepted) {
+        cr_assert_geq(sodium_init(), 0);
+        auth_ok("user = app\npassword = s3cret\n", "app", "s3cret");
+        auth_ok("# etcd credentials\n\n  user=app  \r\npassword =  two words = and more \r\n", "app",
+                "two words = and more");
+        auth_ok("password = p#not-a-comment\nuser = u\n", "u", "p#not-a-comment");
+        auth_ok("user = app\npassword = \"quoted\\\"\n", "app", "\"quoted\\\"");
+}
+
+Test(etcd_auth_file, refused_without_showing_the_password) {
+        cr_assert_geq(sodium_init(), 0);
+        const struct hostile cases[] = {
+                { "", "needs both" },
+                { "user = app\n", "needs both" },
+                { "password = hunter2\n", "needs both" },
+                { "user = a\nuser = b\npassword = hunter2\n", "line 2: 'user' given twice" },
+                { "user = a\npassword = hunter2\npassword = hunter2\n", "line 3: 'password' given twice" },
+                { "user = a b\npassword = hunter2\n", "line 1: user 'a b' holds a space" },
+                { "user = \npassword = hunter2\n", "line 1: the user name must be 1 to 128 bytes" },
+                { "user = a\npassword =\n", "line 2: the password must be 1 to 512 bytes" },
+                { "user = a\nhunter2\n", "line 2: expected 'user = NAME' or 'password = PASSWORD'" },
+                { "usr = a\npassword = hunter2\n", "line 1: unknown key 'usr'" },
+                { "user = a\npassword = hun\rter2\n", "line 2: contains a carriage return" },
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char *u = NULL, *p = NULL;
+                sd_error err = { 0 };
+                cr_assert_eq(sd_etcd_auth_parse(cases[i].text, strlen(cases[i].text), &u, &p, &err), -EINVAL,
+                             "case %zu", i);
+                cr_assert(strstr(err.message, cases[i].expect), "case %zu: '%s' lacks '%s'", i, err.message,
+                          cases[i].expect);
+                cr_assert_null(strstr(err.message, "hunter2"), "case %zu shows the password: %s", i, err.message);
+                cr_assert_null(u);
+                cr_assert_null(p);
+        }
+        char nul[] = "user = a\npassword = x\0y\n";
+        char *u = NULL, *p = NULL;
+        sd_error err = { 0 };
+        cr_assert_eq(sd_etcd_auth_parse(nul, sizeof(nul) - 1, &u, &p, &err), -EINVAL);
+        cr_assert(strstr(err.message, "NUL"), "%s", err.message);
+}
+
+Test(etcd_auth, reply_and_refusals) {
+        char *token = NULL;
+        sd_error err = { 0 };
+        const char ok[] = "{\"header\":{\"revision\":\"1\"},\"token\":\"NSuBeCaiJXTWTGaj.15\"}";
+        cr_assert_eq(sd_etcd_parse_auth(ok, strlen(ok), &token, &err), 0, "%s", err.message);
+        cr_assert_str_eq(token, "NSuBeCaiJXTWTGaj.15");
+        free(token);
+        const struct hostile cases[] = {
+                { "{}", "field 'token': missing" },
+                { "{\"token\":\"\"}", "field 'token': is empty" },
+                { "{\"token\":\"a\\r\\nX-Evil: 1\"}", "field 'token': contains control byte 0x0d" },
+                { "{\"token\":7}", "field 'token': expected a string" },
+                { "[]", "expected a JSON object" },
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                token = NULL;
+                cr_assert_eq(sd_etcd_parse_auth(cases[i].text, strlen(cases[i].text), &token, &err), -EPROTO,
+                             "case %zu", i);
+                cr_assert(strstr(err.message, cases[i].expect), "case %zu: '%s' lacks '%s'", i, err.message,
+                          cases[i].expect);
+                cr_assert_null(token);
+        }
+}
+
+/* What etcd 3.4 answers, recorded from a run (docs/store.md). */
+Test(etcd_error, auth_answers_and_their_faults) {
+        const struct {
+                const char *body;
+                long status;
+                enum sd_etcd_fault fault;
+                int code;
+        } cases[] = {
+                { "{\"error\":\"etcdserver: authentication failed, invalid user ID or password\",\"message\":"
+                  "\"etcdserver: authentication failed, invalid user ID or password\",\"code\":3}",
+                  400, SD_ETCD_FAULT_AUTH_FAILED, -EACCES },
+                { "{\"error\":\"etcdserver: user name is empty\",\"message\":\"etcdserver: user name is empty\","
+                  "\"code\":3}",
+                  400, SD_ETCD_FAULT_AUTH_REQUIRED, -EACCES },
+                { "{\"error\":\"etcdserver: invalid auth token\",\"message\":\"etcdserver: invalid auth token\","
+                  "\"code\":16}",
+                  401, SD_ETCD_FAULT_TOKEN, -EACCES },
+                { "{\"error\":\"etcdserver: permission denied\",\"message\":\"etcdserver: permission denied\","
+                  "\"code\":7}",
+                  403, SD_ETCD_FAULT_PERMISSION, -EACCES },
+                { "{\"error\":\"etcdserver: leader changed\",\"message\":\"etcdserver: leader changed\",\"code\":14}",
+                  503, SD_ETCD_FAULT_UNAVAILABLE, -EAGAIN },
+                { "{\"error\":\"etcdserver: too many requests\",\"message\":\"etcdserver: too many requests\","
+                  "\"code\":8}",
+                  429, SD_ETCD_FAULT_UNAVAILABLE, -EAGAIN },
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                enum sd_etcd_fault f = SD_ETCD_FAULT_NONE;
+                sd_error err = { 0 };
+                int r = sd_etcd_error_from_body(ENDPOINT, "range", cases[i].status, cases[i].body,
+                                                strlen(cases[i].body), &f, &err);
+                cr_assert_eq(f, cases[i].fault, "case %zu: fault %d", i, f);
+                cr_assert_eq(r, cases[i].code, "case %zu: %d", i, r);
+        }
+        struct sd_etcd_watch_msg m = { 0 };
+        sd_error err = { 0 };
+        const char canceled[] = "{\"result\":{\"header\":{\"revision\":\"1\"},\"watch_id\":\"-1\",\"created\":true,"
+                                "\"canceled\":true,\"cancel_reason\":\"rpc error: code = PermissionDenied desc = "
+                                "etcdserver: permission denied\"}}";
+        cr_assert_eq(sd_etcd_parse_watch(ENDPOINT, canceled, strlen(canceled), &m, &err), 0, "%s", err.message);
+        cr_assert_eq(m.kind, SD_ETCD_WATCH_CANCELED);
+        cr_assert_eq(m.cancel_fault, SD_ETCD_FAULT_PERMISSION);
+        sd_etcd_watch_msg_done(&m);
+}
+
+Test(store, transient_errors_are_the_documented_ones) {
+        const int transient[] = { -ECONNREFUSED, -ETIMEDOUT, -ECONNRESET, -EAGAIN, -EHOSTUNREACH, -ENETUNREACH };
+        const int final[] = { -EACCES, -EPROTO, -EBADMSG, -EKEYREJECTED, -ENOKEY, -ENOENT, -EEXIST,
+                              -EINVAL, -EFBIG, -ENOSPC, -ESTALE, -ENOMEM, 0 };
+        for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++)
+                cr_assert(sd_store_error_is_transient(transient[i]), "%d", transient[i]);
+        for (size_t i = 0; i < sizeof(final) / sizeof(final[0]); i++)
+                cr_assert(!sd_store_error_is_transient(final[i]), "%d", final[i]);
+}
+
+/* Refused before any request: nothing listens on port 9 here. */
+Test(store, etcd_options_checked_at_open) {
+        cr_assert_geq(sodium_init(), 0);
+        struct sd_store *s = NULL;
+        sd_error err = { 0 };
+        const struct sd_store_options half = { .etcd_cert = "/etc/hostname" };
+        cr_assert_eq(sd_store_open_with("etcds://127.0.0.1:9/p", 0, &half, &s, &err), -EINVAL);
+        cr_assert(strstr(err.message, "etcd-cert and etcd-key go together"), "%s", err.message);
+        const struct sd_store_options ca = { .etcd_ca = "/etc/hostname" };
+        cr_assert_eq(sd_store_open_with("etcd://127.0.0.1:9/p", 0, &ca, &s, &err), -EINVAL);
+        cr_assert(strstr(err.message, "need an etcds:// URL"), "%s", err.message);
+        const struct sd_store_options missing = { .etcd_auth_file = "/nonexistent/etcd-auth" };
+        cr_assert_eq(sd_store_open_with("etcd://127.0.0.1:9/p", 0, &missing, &s, &err), -ENOENT);
+        cr_assert(strstr(err.message, "etcd-auth-file /nonexistent/etcd-auth: cannot open"), "%s", err.message);
+        cr_assert_null(s);
+
+        /* Open succeeds without contacting etcd; the first call fails over
+         * every member and says the store is unreachable. */
+        cr_assert_eq(sd_store_open("etcd://127.0.0.1:9,127.0.0.1:7/p", 0, &s, &err), 0, "%s", err.message);
+        uint64_t v = 0;
+        int r = sd_store_latest(s, "x", &v, &err);
+        cr_assert_eq(r, -ECONNREFUSED, "%d %s", r, err.message);
+        cr_assert(strstr(err.message, "is unreachable"), "%s", err.message);
+        struct sd_store_health h;
+        sd_store_health(s, &h);
+        cr_assert(!h.reachable);
+        cr_assert_eq(h.last_contact_ms, 0);
+        cr_assert_geq(h.failovers, 1);
+        sd_store_free(s);
 }

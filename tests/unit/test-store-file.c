@@ -46,6 +46,14 @@ static void teardown(void) {
 TestSuite(store_file, .init = setup, .fini = teardown);
 
 static struct sd_store *open_store(void) {
+        /* etcd's options never apply to a file store, quietly or not. */
+        const struct sd_store_options etcd_only = { .etcd_auth_file = "/etc/secretd/etcd-auth" };
+        struct sd_store *f = NULL;
+        sd_error ferr = { 0 };
+        cr_assert_eq(sd_store_open_with("file:///tmp/x", 1, &etcd_only, &f, &ferr), -EINVAL);
+        cr_assert(strstr(ferr.message, "apply only to etcd:// and etcds:// stores"), "%s", ferr.message);
+        cr_assert_null(f);
+
         struct sd_store *s = NULL;
         sd_error err = { 0 };
         cr_assert_eq(sd_store_open(url, 1, &s, &err), 0, "%s", err.message);
@@ -479,7 +487,7 @@ Test(store_file, root_writable_by_others_is_refused) {
 
 Test(store_file, open_missing_without_create_and_bad_urls) {
         const struct { const char *url; int expect; const char *message; } cases[] = {
-                { "etcds://127.0.0.1:2379/secretd", -EPROTONOSUPPORT, "TLS to etcd is not supported yet" },
+                { "etcds://127.0.0.1:2379", -EINVAL, "has no key prefix" },
                 { "bogus://x/y", -EINVAL, "bogus://x/y" },
                 { "file://otherhost/srv/store", -EINVAL, "absolute path" },
                 { "/var/lib/secretd/store", -EINVAL, "no scheme" },
