@@ -258,9 +258,12 @@ done_testing() {
     fi
 }
 
+# A description is one TAP line: a newline in it (a command's output quoted
+# in the message) would start a line meson cannot parse.
 ok() {
+    local desc="$*"
     _tap_count=$((_tap_count + 1))
-    echo "ok $_tap_count - $*"
+    echo "ok $_tap_count - ${desc//$'\n'/ }"
 }
 
 fail() {
@@ -268,7 +271,7 @@ fail() {
     shift
     _tap_count=$((_tap_count + 1))
     _tap_failed=$((_tap_failed + 1))
-    echo "not ok $_tap_count - $desc"
+    echo "not ok $_tap_count - ${desc//$'\n'/ }"
     if [ $# -gt 0 ]; then
         diag "$@"
     fi
