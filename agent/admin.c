@@ -7,6 +7,7 @@
  * and error messages only.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -137,6 +138,47 @@ json_t *admin_status_json(struct registry *reg, struct notes *notes) {
                          "docker", status_docker_json(&st), "volumes", volumes, "instances", instances);
 }
 
+/* ---- /metrics ---- */
+
+/* The registry's gauges, read at scrape time (the counters of metrics.h
+ * are bumped as things happen; these are states). */
+static void render_registry_gauges(FILE *out, struct registry *reg) {
+        struct registry_gauges g = { 0 };
+        if (reg)
+                registry_gauges_get(reg, &g);
+        static const char gauge_fmt[] = "# HELP %s %s\n# TYPE %s gauge\n%s %" PRIu64 "\n";
+        fprintf(out, gauge_fmt, "secretd_volumes", "Volumes defined (docker volume create).", "secretd_volumes",
+                "secretd_volumes", g.volumes);
+        fprintf(out, gauge_fmt, "secretd_instances", "Per-container tmpfs instances mounted.", "secretd_instances",
+                "secretd_instances", g.instances);
+        fprintf(out, gauge_fmt, "secretd_dead_instances",
+                "Instances whose wipe failed; their tmpfs is still mounted.", "secretd_dead_instances",
+                "secretd_dead_instances", g.dead_instances);
+        fprintf(out, gauge_fmt, "secretd_tmpfs_size_bytes",
+                "Size caps of all tmpfs instances: the host memory they may take, bounded by max-total-tmpfs.",
+                "secretd_tmpfs_size_bytes", "secretd_tmpfs_size_bytes", g.tmpfs_size_bytes);
+}
+
+int admin_metrics_text(struct registry *reg, char **text_out) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        int r = metrics_render(f);
+        render_registry_gauges(f, reg);
+        if (ferror(f))
+                r = -ENOMEM;
+        if (fclose(f) != 0 && r == 0)
+                r = -ENOMEM;
+        if (r < 0) {
+                free(text);
+                return r;
+        }
+        *text_out = text;
+        return 0;
+}
+
 /* ---- routing ---- */
 
 #define CONTENT_JSON "application/json"
@@ -182,7 +224,7 @@ int admin_dispatch(struct admin *adm, const char *method, const char *path, unsi
         if (is_status)
                 return json_body(admin_status_json(adm->registry, adm->notes), body_out);
         *content_type_out = CONTENT_PROMETHEUS;
-        return metrics_render_string(body_out, NULL);
+        return admin_metrics_text(adm->registry, body_out);
 }
 
 /* ---- the socket ---- */
