@@ -12,6 +12,8 @@ packages=(
   lowdown
   # tests
   libcriterion-dev valgrind curl python3 procps util-linux
+  # tests/integration/prom-parse.py: /metrics through a real Prometheus parser
+  python3-prometheus-client
   # tests/install: rendering the man pages, systemd-analyze verify, zsh -n;
   # tests/integration/test-socket-activation: systemd-socket-activate
   man-db groff-base systemd zsh

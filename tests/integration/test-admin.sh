@@ -3,6 +3,9 @@
 #   - `secretctl status --json` shows the volume and, while a container
 #     runs, its instance with the container's id and the delivered version;
 #     the readable summary names them too;
+#   - GET /metrics parses with prometheus_client; its gauges show the volume,
+#     the instance and its tmpfs size cap while the container runs, and no
+#     instance after;
 #   - GET /metrics counts the delivery and, after the container stops, the
 #     wipe;
 #   - the audit log has a deliver line (volume, secret, version, writer) and
@@ -82,11 +85,27 @@ assert_contains "$output" "volume $vol  container ${cid:0:12} (adm-$TEST_RUN_ID)
     "the summary has one line for the instance with its container"
 assert_contains "$output" "db_password v1" "the summary shows the delivered version"
 
+# The gauges, through the parser Prometheus' own Python client uses.
+prom_parse() {
+    admin_get /metrics | /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/prom-parse.py"
+}
+run prom_parse
+assert_eq "$status" 0 "prometheus_client parses /metrics"
+assert_contains "$output" "secretd_volumes 1 gauge" "metrics: secretd_volumes 1 (a gauge)"
+assert_contains "$output" "secretd_instances 1 gauge" "metrics: secretd_instances 1 while the container runs"
+assert_contains "$output" "secretd_tmpfs_size_bytes 1048576 gauge" \
+    "metrics: secretd_tmpfs_size_bytes is the instance's size cap (default-size, 1 MiB)"
+assert_contains "$output" "secretd_deliveries_total 1 counter" "... and the counters parse too"
+
 # ------------------------------------------------------------ wipe ---------
 run docker stop -t 1 "$cid"
 assert_eq "$status" 0 "docker stop"
 check "the instance leaves the status once the container stopped" wait_for 20 no_instance_of_container "$cid"
 docker rm "$cid" >/dev/null
+
+run prom_parse
+assert_contains "$output" "secretd_instances 0 gauge" "metrics: secretd_instances 0 after the wipe"
+assert_contains "$output" "secretd_tmpfs_size_bytes 0 gauge" "metrics: secretd_tmpfs_size_bytes 0 after the wipe"
 
 deliveries=$(metric secretd_deliveries_total)
 wipes=$(metric secretd_wipes_total)
