@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "notes.h"
 #include "registry.h"
+#include "secretd/config.h"
 #include "secretd/clock.h"
 #include "secretd/cleanup.h"
 
@@ -209,9 +210,13 @@ static int error_body(const char *message, char **body_out) {
 
 int admin_dispatch(struct admin *adm, const char *method, const char *path, unsigned *status_out,
                    const char **content_type_out, char **body_out) {
-        bool is_status = strcmp(path, "/v1/status") == 0;
+        bool is_status = strcmp(path, "/v1/status") == 0 && !adm->metrics_only;
         bool is_metrics = strcmp(path, "/metrics") == 0;
         *content_type_out = CONTENT_JSON;
+        if (!is_status && !is_metrics && adm->metrics_only) {
+                *status_out = MHD_HTTP_NOT_FOUND;
+                return error_body("not found: metrics-listen serves only GET /metrics", body_out);
+        }
         if (!is_status && !is_metrics) {
                 *status_out = MHD_HTTP_NOT_FOUND;
                 return error_body("not found: the admin API serves GET /v1/status and GET /metrics", body_out);
@@ -268,9 +273,11 @@ int admin_socket_listen(const char *socket_path, sd_error *err) {
         return httpd_listen(socket_path, ADMIN_CONNECTION_LIMIT, err);
 }
 
-int admin_serve(struct admin *adm, int listen_fd, const char *socket_path, struct httpd **out, sd_error *err) {
+static int serve(struct admin *adm, int listen_fd, const char *socket_path, bool any_local_peer, struct httpd **out,
+                 sd_error *err) {
         const struct httpd_options o = {
-                .what = "admin",
+                .what = any_local_peer ? "metrics" : "admin",
+                .any_local_peer = any_local_peer,
                 .handler = handle,
                 .userdata = adm,
                 .error_body = admin_error_body,
@@ -288,4 +295,21 @@ int admin_serve(struct admin *adm, int listen_fd, const char *socket_path, struc
                 .connection_memory = ADMIN_CONNECTION_MEMORY,
         };
         return httpd_start(&o, listen_fd, socket_path, out, err);
+}
+
+int admin_serve(struct admin *adm, int listen_fd, const char *socket_path, struct httpd **out, sd_error *err) {
+        return serve(adm, listen_fd, socket_path, false, out, err);
+}
+
+int admin_serve_metrics(struct admin *adm, int listen_fd, struct httpd **out, sd_error *err) {
+        return serve(adm, listen_fd, NULL, true, out, err);
+}
+
+int admin_metrics_listen(const char *listen_address, sd_error *err) {
+        struct sockaddr_storage addr;
+        socklen_t len;
+        int r = sd_config_loopback_address(listen_address, &addr, &len, err);
+        if (r < 0)
+                return r;
+        return httpd_listen_tcp((const struct sockaddr *) &addr, len, listen_address, ADMIN_CONNECTION_LIMIT, err);
 }

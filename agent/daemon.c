@@ -249,10 +249,12 @@ int daemon_run(const struct sd_config *cfg) {
         }
         struct driver driver = { .registry = registry, .delivery = delivery, .notes = &notes };
         struct admin admin_api = { .registry = registry, .notes = &notes };
+        struct admin metrics_api = { .registry = registry, .notes = &notes, .metrics_only = true };
 
         __attribute__((cleanup(agent_sockets_close))) struct agent_sockets sockets = {
                 .plugin = { .fd = -1 },
                 .admin = { .fd = -1 },
+                .metrics_fd = -1,
         };
         if (agent_sockets_open(cfg, &sockets, &err) < 0) {
                 log_error("%s", err.message);
@@ -285,6 +287,14 @@ int daemon_run(const struct sd_config *cfg) {
         }
         sockets.admin.served = true;
         log_info("admin API (status, metrics) for root on %s", cfg->admin_socket);
+        __attribute__((cleanup(httpd_stopp))) struct httpd *metrics_server = NULL;
+        if (sockets.metrics_fd >= 0) {
+                if (admin_serve_metrics(&metrics_api, steal_fd(&sockets.metrics_fd), &metrics_server, &err) < 0) {
+                        log_error("%s", err.message);
+                        return DAEMON_EXIT_FAILURE;
+                }
+                log_info("GET /metrics on %s (metrics-listen; loopback only)", cfg->metrics_listen);
+        }
         /* After the plugin server: the first reconcile may take a while
          * and must not delay dockerd's Mounts. */
         __attribute__((cleanup(events_stopp))) struct events *events = NULL;
@@ -336,6 +346,7 @@ int daemon_run(const struct sd_config *cfg) {
          * written on every change, so nothing is left to flush. */
         rotator_stop(steal_pointer(&rotator));
         events_stop(steal_pointer(&events));
+        httpd_stop(steal_pointer(&metrics_server));
         httpd_stop(steal_pointer(&admin));
         httpd_stop(steal_pointer(&server));
         log_info("stopped");

@@ -125,7 +125,7 @@ static int passed_sockets(struct agent_sockets *s, sd_error *err) {
 }
 
 int agent_sockets_open(const struct sd_config *cfg, struct agent_sockets *out, sd_error *err) {
-        struct agent_sockets s = { .plugin = { .fd = -1 }, .admin = { .fd = -1 } };
+        struct agent_sockets s = { .plugin = { .fd = -1 }, .admin = { .fd = -1 }, .metrics_fd = -1 };
         if (driver_socket_path(cfg->plugin_dir, cfg->driver, &s.plugin.path) < 0 ||
             !(s.admin.path = strdup(cfg->admin_socket))) {
                 agent_sockets_close(&s);
@@ -146,6 +146,11 @@ int agent_sockets_open(const struct sd_config *cfg, struct agent_sockets *out, s
                         s.admin.fd = r;
                         s.admin.bound_here = true;
                 }
+        }
+        if (r >= 0 && cfg->metrics_listen[0]) {
+                r = admin_metrics_listen(cfg->metrics_listen, err);
+                if (r >= 0)
+                        s.metrics_fd = r;
         }
         if (r < 0) {
                 agent_sockets_close(&s);
@@ -175,4 +180,7 @@ static void agent_socket_close(struct agent_socket *sock) {
 void agent_sockets_close(struct agent_sockets *s) {
         agent_socket_close(&s->plugin);
         agent_socket_close(&s->admin);
+        if (s->metrics_fd >= 0)
+                (void) close(s->metrics_fd);
+        s->metrics_fd = -1;
 }

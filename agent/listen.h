@@ -3,8 +3,9 @@
 
 /*
  * The agent's listening sockets, all opened before the seccomp filter goes
- * on: the plugin socket (<plugin-dir>/<driver>.sock) and the admin socket
- * (admin-socket).
+ * on: the plugin socket (<plugin-dir>/<driver>.sock), the admin socket
+ * (admin-socket) and, when metrics-listen is set, a loopback TCP socket
+ * for GET /metrics (never passed by systemd: it is bound here).
  *
  * Socket activation.  Under secretd.socket, systemd holds both sockets
  * from early boot, before dockerd starts, and passes them with LISTEN_FDS
@@ -34,6 +35,7 @@ struct agent_socket {
 
 struct agent_sockets {
         struct agent_socket plugin, admin;
+        int metrics_fd;           /* metrics-listen's loopback TCP socket, or -1 */
 };
 
 /* Sort sockets passed by systemd, fds[0..n), into s->plugin and s->admin
@@ -49,8 +51,8 @@ int listen_sockets_adopt(const int *fds, size_t n, struct agent_sockets *s, sd_e
 
 /* Every socket the configuration asks for: those systemd passed (as
  * above), the others bound here (the plugin directory created 0755 and
- * the admin socket's 0700 if missing).  On failure nothing is left open
- * or bound. */
+ * the admin socket's 0700 if missing), and the metrics socket when
+ * metrics-listen is set.  On failure nothing is left open or bound. */
 int agent_sockets_open(const struct sd_config *cfg, struct agent_sockets *out, sd_error *err);
 
 /* The path httpd_stop() must unlink for this socket: its own path when the

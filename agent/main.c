@@ -71,6 +71,9 @@ static const char usage_run[] =
         "  --etcd-key PATH         its private key (PEM); root-owned, mode 0600\n"
         "  --etcd-auth-file PATH   etcd user and password (\"user = NAME\", \"password = PW\" lines);\n"
         "                          root-owned, mode 0600\n"
+        "  --metrics-listen ADDR:PORT\n"
+        "                          also serve GET /metrics on this loopback TCP address\n"
+        "                          (127.0.0.1:PORT or [::1]:PORT; default \"\": off)\n"
         "  -h, --help              show this help\n";
 
 static const char usage_init[] =
@@ -318,6 +321,7 @@ static int verb_run(int argc, char **argv) {
                 { "etcd-cert", required_argument, NULL, 1 },
                 { "etcd-key", required_argument, NULL, 1 },
                 { "etcd-auth-file", required_argument, NULL, 1 },
+                { "metrics-listen", required_argument, NULL, 1 },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };

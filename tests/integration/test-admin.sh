@@ -12,7 +12,9 @@
 #     a wipe line for that container, and never the value;
 #   - a non-root peer is refused twice over: by the socket's 0600 mode, and
 #     by the SO_PEERCRED check when the mode is loosened to 0666;
-#   - only GET is served; the socket is removed when the agent stops.
+#   - only GET is served; the socket is removed when the agent stops;
+#   - with --metrics-listen 127.0.0.1:PORT any local user reads /metrics
+#     (and only that) over TCP; 0.0.0.0 or a host name stops the start.
 
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -168,6 +170,31 @@ chmod "$agent_dir_mode" "$TEST_TMP/agent"
 run "$SECRETCTL" status --admin-socket "$TEST_TMP/no-such.sock"
 assert_contains "$output" "the secretd agent at $TEST_TMP/no-such.sock is unreachable: GET /v1/status: No such file or directory; is it running? are you root?" \
     "a missing socket is named"
+
+# ---------------------------------------------------- metrics-listen -------
+# /metrics alone over loopback TCP, to any local user (a Prometheus that is
+# not root); a non-loopback address stops the start.
+agent_stop
+port=$(free_port)
+agent_start --metrics-listen "127.0.0.1:$port"
+run as_nobody curl -sS --max-time 10 "http://127.0.0.1:$port/metrics"
+assert_eq "$status" 0 "uid 65534 reads GET /metrics on --metrics-listen 127.0.0.1:PORT"
+run /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/prom-parse.py" <<<"$output"
+assert_eq "$status" 0 "... and prometheus_client parses it"
+assert_contains "$output" "secretd_volumes 1 gauge" "... with the gauges (secretd_volumes 1)"
+run curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/status"
+assert_eq "$output" 404 "the TCP listener does not serve /v1/status (404)"
+run curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/metrics"
+assert_eq "$output" 405 "... nor POST (405)"
+agent_stop
+check "the TCP listener is closed when the agent stops" eval '! curl -s --max-time 5 "http://127.0.0.1:$port/metrics" >/dev/null'
+agent_refused --metrics-listen "0.0.0.0:$port"
+assert_eq "$status" 3 "--metrics-listen 0.0.0.0:PORT: the agent refuses to start (exit 3)"
+assert_contains "$output" "0.0.0.0 is not a loopback address" "... saying why"
+agent_refused --metrics-listen "localhost:$port"
+assert_eq "$status" 3 "--metrics-listen localhost:PORT (a name): refused (exit 3)"
+assert_contains "$output" "names are not resolved" "... saying to use a numeric address"
+agent_start
 
 # ------------------------------------------------------------ stop ---------
 docker volume rm "$vol" >/dev/null
