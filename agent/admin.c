@@ -142,41 +142,25 @@ json_t *admin_status_json(struct registry *reg, struct notes *notes) {
 /* ---- /metrics ---- */
 
 /* The registry's gauges, read at scrape time (the counters of metrics.h
- * are bumped as things happen; these are states). */
-static void render_registry_gauges(FILE *out, struct registry *reg) {
+ * are bumped as things happen; these are states), after the counters. */
+int admin_metrics_text(struct registry *reg, char **text_out) {
+        _cleanup_free_ char *counters = NULL;
+        int r = metrics_render_string(&counters, NULL);
+        if (r < 0)
+                return r;
         struct registry_gauges g = { 0 };
         if (reg)
                 registry_gauges_get(reg, &g);
-        static const char gauge_fmt[] = "# HELP %s %s\n# TYPE %s gauge\n%s %" PRIu64 "\n";
-        fprintf(out, gauge_fmt, "secretd_volumes", "Volumes defined (docker volume create).", "secretd_volumes",
-                "secretd_volumes", g.volumes);
-        fprintf(out, gauge_fmt, "secretd_instances", "Per-container tmpfs instances mounted.", "secretd_instances",
-                "secretd_instances", g.instances);
-        fprintf(out, gauge_fmt, "secretd_dead_instances",
-                "Instances whose wipe failed; their tmpfs is still mounted.", "secretd_dead_instances",
-                "secretd_dead_instances", g.dead_instances);
-        fprintf(out, gauge_fmt, "secretd_tmpfs_size_bytes",
-                "Size caps of all tmpfs instances: the host memory they may take, bounded by max-total-tmpfs.",
-                "secretd_tmpfs_size_bytes", "secretd_tmpfs_size_bytes", g.tmpfs_size_bytes);
-}
-
-int admin_metrics_text(struct registry *reg, char **text_out) {
-        char *text = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&text, &len);
-        if (!f)
+#define GAUGE(name, help) "# HELP " name " " help "\n# TYPE " name " gauge\n" name " %" PRIu64 "\n"
+        static const char gauges_fmt[] =
+                "%s" GAUGE("secretd_volumes", "Volumes defined (docker volume create).")
+                GAUGE("secretd_instances", "Per-container tmpfs instances mounted.")
+                GAUGE("secretd_dead_instances", "Instances whose wipe failed; their tmpfs is still mounted.")
+                GAUGE("secretd_tmpfs_size_bytes",
+                      "Size caps of all tmpfs instances: the host memory they may take, bounded by max-total-tmpfs.");
+        if (asprintf(text_out, gauges_fmt, counters, g.volumes, g.instances, g.dead_instances, g.tmpfs_size_bytes) < 0)
                 return -ENOMEM;
-        int r = metrics_render(f);
-        render_registry_gauges(f, reg);
-        if (ferror(f))
-                r = -ENOMEM;
-        if (fclose(f) != 0 && r == 0)
-                r = -ENOMEM;
-        if (r < 0) {
-                free(text);
-                return r;
-        }
-        *text_out = text;
+#undef GAUGE
         return 0;
 }
 
