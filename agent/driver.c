@@ -578,15 +578,21 @@ static void handle(void *userdata, const struct httpd_request *req, struct httpd
         reply->body = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
 }
 
+int driver_socket_path(const char *plugin_dir, const char *driver_name, char **path_out) {
+        char *path;
+        if (asprintf(&path, "%s/%s.sock", plugin_dir, driver_name) < 0)
+                return -ENOMEM;
+        *path_out = path;
+        return 0;
+}
+
 int driver_socket_listen(const char *plugin_dir, const char *driver_name, char **path_out, sd_error *err) {
         int r = sd_mkdir_p(plugin_dir, 0755);
         if (r < 0)
                 return sd_error_set_errno(err, -r, "plugin directory %s: cannot create", plugin_dir);
         _cleanup_free_ char *path = NULL;
-        if (asprintf(&path, "%s/%s.sock", plugin_dir, driver_name) < 0) {
-                path = NULL;
+        if (driver_socket_path(plugin_dir, driver_name, &path) < 0)
                 return sd_error_set(err, ENOMEM, "out of memory");
-        }
         int fd = httpd_listen(path, CONNECTION_LIMIT, err);
         if (fd < 0)
                 return fd;

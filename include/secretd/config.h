@@ -32,6 +32,7 @@
  *   etcd-cert = /etc/secretd/etcd-client.pem  (etcds://: client certificate)
  *   etcd-key = /etc/secretd/etcd-client.key   (its key: root-owned, 0600)
  *   etcd-auth-file = /etc/secretd/etcd-auth   (etcd user and password: root-owned, 0600)
+ *   metrics-listen = 127.0.0.1:9101   (GET /metrics over loopback TCP; empty: off)
  *
  * Unknown sections and keys are errors (a typo must not silently fall back
  * to a default); every message names the file, the line and the key.
@@ -40,6 +41,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "secretd/cleanup.h"
 #include "secretd/error.h"
@@ -98,6 +100,9 @@ struct sd_config {
         char *etcd_cert;
         char *etcd_key;
         char *etcd_auth_file;
+        /* metrics-listen: "" (off, the default), or a loopback address and
+         * port, "127.0.0.1:9101" or "[::1]:9101" (sd_config_loopback_address). */
+        char *metrics_listen;
 };
 
 /* Fill cfg with the built-in defaults (strings malloc()ed).  -ENOMEM. */
@@ -121,9 +126,26 @@ int sd_config_parse_string(struct sd_config *cfg, const char *text, size_t len, 
  * caller ignores for the default path and reports for an explicit one. */
 int sd_config_load_file(struct sd_config *cfg, const char *path, sd_error *err);
 
+/* The agent's configuration file as the agent reads it: path, or
+ * SD_CONFIG_DEFAULT_PATH when NULL, checked as a root of trust
+ * (sd_trust_root_check(): whoever can change it owns the agent) and
+ * applied over cfg.  A missing default file leaves cfg as it is (the agent
+ * runs on the defaults); a missing explicit one is -ENOENT.  The errors of
+ * those two otherwise. */
+int sd_config_load_agent_file(struct sd_config *cfg, const char *path, sd_error *err);
+
 struct sd_store_options;
 /* The store options the configuration names (unset keys: NULL). */
 void sd_config_store_options(const struct sd_config *cfg, struct sd_store_options *out);
+
+/* The metrics-listen value text as a socket address: "IPV4:PORT" or
+ * "[IPV6]:PORT", numeric only, the address a loopback one (127.0.0.0/8 or
+ * ::1: /metrics has no authentication, so it is never served beyond this
+ * host) and the port 1..65535.  Fills *addr and *len_out.  -EINVAL naming
+ * the value and what is wrong (a non-loopback address says so and what to
+ * use instead). */
+int sd_config_loopback_address(const char *text, struct sockaddr_storage *addr, socklen_t *len_out,
+                               sd_error *err);
 
 /* Checks across keys, run once everything is applied: default-size must not
  * exceed max-size, nor max-size max-total-tmpfs. */
