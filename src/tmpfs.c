@@ -692,8 +692,10 @@ static int file_copy_bytes(int rootfd, int fd, const struct sd_tmpfs_file *file,
         return r;
 }
 
+/* chown_files: the files go to params->uid/gid, who are not the agent
+ * (asked once per publish, not per file: two system calls each). */
 static int file_write(int rootfd, int genfd, const struct sd_tmpfs_file *file, const struct sd_tmpfs_params *params,
-                      struct copy_buffer *buffer) {
+                      bool chown_files, struct copy_buffer *buffer) {
         /* 0600 and exclusive until complete; the final mode and owner are
          * applied to the open fd, so no path is ever re-resolved. */
         _cleanup_close_ int fd = openat(genfd, file->name,
@@ -713,7 +715,7 @@ static int file_write(int rootfd, int genfd, const struct sd_tmpfs_file *file, c
         /* The container user may own the file, which would let it chmod the
          * file writable, but only through a writable mount: it only ever
          * sees the read-only one. */
-        if ((params->uid != geteuid() || params->gid != getegid()) && fchown(fd, params->uid, params->gid) < 0)
+        if (chown_files && fchown(fd, params->uid, params->gid) < 0)
                 return -errno;
         return 0;
 }
@@ -974,10 +976,11 @@ static int publish_generation(const char *root, const char *id, const struct sd_
         if (genfd < 0)
                 return publish_error(err, errno, rwfd, id, "generation directory", generation_dir, "open");
         _cleanup_(copy_buffer_free) struct copy_buffer buffer = { 0 };
+        bool chown_files = params->uid != geteuid() || params->gid != getegid();
 
         for (size_t i = 0; i < n_files; i++) {
                 if (files[i].value || files[i].source_id) {
-                        r = file_write(rootfd, genfd, &files[i], params, &buffer);
+                        r = file_write(rootfd, genfd, &files[i], params, chown_files, &buffer);
                         if (files[i].source_id && (r == -ESTALE || r == -ENOENT || r == -EBADMSG))
                                 return sd_error_set(err, -r,
                                                     "instance '%s': file '%s' cannot be copied from instance '%s': %s",
