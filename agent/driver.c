@@ -28,7 +28,11 @@
  * stack, so the cap stays well below RLIMIT_NOFILE (1024) and keeps memory
  * bounded.  tests/integration/test-sockets.sh holds 200 at once. */
 #define CONNECTION_LIMIT 256
-#define CONNECTION_MEMORY 65536
+/* libmicrohttpd's per-connection pool holds the headers and its read
+ * buffer (bodies are copied out as they arrive, up to PLUGIN_BODY_MAX).
+ * Above 32 KiB it mmaps the pool and munmaps it at close: a TLB shootdown
+ * on every core for each of dockerd's calls; at 32 KiB it is malloc()ed. */
+#define CONNECTION_MEMORY 32768
 /* A Mount that lost the race against a rotation of one of its secrets
  * fetches again; more than this many losses in a row is a store that
  * changes faster than it can be read. */
