@@ -72,6 +72,9 @@ static const char usage_run[] =
         "  --etcd-key PATH         its private key (PEM); root-owned, mode 0600\n"
         "  --etcd-auth-file PATH   etcd user and password (\"user = NAME\", \"password = PW\" lines);\n"
         "                          root-owned, mode 0600\n"
+        "  --on-unverifiable previous|refuse\n"
+        "                          when a secret's newest version does not verify, deliver\n"
+        "                          the newest one that does (default previous) or refuse\n"
         "  -h, --help              show this help\n";
 
 static const char usage_init[] =
@@ -319,6 +322,7 @@ static int verb_run(int argc, char **argv) {
                 { "etcd-cert", required_argument, NULL, 1 },
                 { "etcd-key", required_argument, NULL, 1 },
                 { "etcd-auth-file", required_argument, NULL, 1 },
+                { "on-unverifiable", required_argument, NULL, 1 },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };

@@ -28,6 +28,7 @@ enum value_kind {
         VALUE_BOOL,         /* yes/no, true/false, 1/0 */
         VALUE_SECONDS,      /* 1..3600 */
         VALUE_PIN,          /* a realm pin line, sdr1:... */
+        VALUE_ON_UNVERIFIABLE,  /* previous|refuse */
 };
 
 struct config_key {
@@ -63,6 +64,7 @@ static const struct config_key config_keys[] = {
         STR_KEY("etcd-cert", VALUE_ABS_PATH_OR_EMPTY, etcd_cert),
         STR_KEY("etcd-key", VALUE_ABS_PATH_OR_EMPTY, etcd_key),
         STR_KEY("etcd-auth-file", VALUE_ABS_PATH_OR_EMPTY, etcd_auth_file),
+        STR_KEY("on-unverifiable", VALUE_ON_UNVERIFIABLE, on_unverifiable),
 };
 
 static const char *const level_names[] = {
@@ -86,6 +88,28 @@ int sd_log_level_parse(const char *text, enum sd_log_level *out, sd_error *err) 
                 }
         char shown[64];
         return sd_error_set(err, EINVAL, "log-level '%s' is not one of error, warn, info, debug",
+                            sd_escape_for_message(text, strlen(text), shown, sizeof(shown)));
+}
+
+static const char *const on_unverifiable_names[] = {
+        [SD_ON_UNVERIFIABLE_PREVIOUS] = "previous",
+        [SD_ON_UNVERIFIABLE_REFUSE] = "refuse",
+};
+
+const char *sd_on_unverifiable_name(enum sd_on_unverifiable v) {
+        if ((size_t) v >= SD_ARRAY_SIZE(on_unverifiable_names))
+                return "?";
+        return on_unverifiable_names[v];
+}
+
+int sd_on_unverifiable_parse(const char *text, enum sd_on_unverifiable *out, sd_error *err) {
+        for (size_t i = 0; i < SD_ARRAY_SIZE(on_unverifiable_names); i++)
+                if (strcmp(text, on_unverifiable_names[i]) == 0) {
+                        *out = (enum sd_on_unverifiable) i;
+                        return 0;
+                }
+        char shown[64];
+        return sd_error_set(err, EINVAL, "on-unverifiable '%s' is not previous or refuse",
                             sd_escape_for_message(text, strlen(text), shown, sizeof(shown)));
 }
 
@@ -249,7 +273,7 @@ int sd_config_set(struct sd_config *cfg, const char *key, const char *value, sd_
                                     "state-dir, docker-socket, plugin-dir, default-size, max-size, log-level, "
                                     "max-volumes, max-instances-per-volume, max-inodes, max-total-tmpfs, floor-file, "
                                     "seccomp, connection-timeout, admin-socket, audit-log, etcd-ca, etcd-cert, etcd-key, "
-                                    "etcd-auth-file",
+                                    "etcd-auth-file, on-unverifiable",
                                     shown_key);
         if (value[0] == '\0' && k->kind != VALUE_ABS_PATH_OR_EMPTY)
                 return sd_error_set(err, EINVAL, "%s: empty value", k->name);
@@ -279,6 +303,8 @@ int sd_config_set(struct sd_config *cfg, const char *key, const char *value, sd_
         }
         case VALUE_LOG_LEVEL:
                 return sd_log_level_parse(value, (enum sd_log_level *) field, err);
+        case VALUE_ON_UNVERIFIABLE:
+                return sd_on_unverifiable_parse(value, (enum sd_on_unverifiable *) field, err);
         case VALUE_BOOL:
                 if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
                         *(bool *) field = true;
