@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Counters, audit lines and connection states (notes.h). */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "audit.h"
 #include "notes.h"
 #include "secretd/clock.h"
 #include "secretd/cleanup.h"
+#include "secretd/realm.h"
 
 void notes_init(struct notes *n, struct audit *audit, const char *driver, const char *store_url) {
         *n = (struct notes) {
@@ -17,6 +20,9 @@ void notes_init(struct notes *n, struct audit *audit, const char *driver, const 
 }
 
 void notes_done(struct notes *n) {
+        free(n->stale);
+        n->stale = NULL;
+        n->n_stale = 0;
         (void) pthread_mutex_destroy(&n->lock);
 }
 
@@ -71,14 +77,29 @@ static struct audit_event instance_event(enum audit_event_kind kind, const struc
         };
 }
 
-void note_delivery(struct notes *n, const struct note_instance *in, const char *secret, uint64_t version,
-                   const char *writer) {
+static void delivery_line(struct notes *n, const struct note_instance *in, const char *secret, uint64_t version,
+                          const char *writer, const char *reason) {
         metrics_inc(METRIC_DELIVERIES);
         struct audit_event ev = instance_event(AUDIT_DELIVER, in);
         ev.secret = secret;
         ev.version = version;
         ev.writer = or_null(writer);
+        ev.reason = reason;
         (void) audit_log(n->audit, &ev);
+}
+
+void note_delivery(struct notes *n, const struct note_instance *in, const char *secret, uint64_t version,
+                   const char *writer) {
+        delivery_line(n, in, secret, version, writer, NULL);
+}
+
+void note_stale_delivery(struct notes *n, const struct note_instance *in, const char *secret, uint64_t version,
+                         const char *writer, bool rotation, const char *reason) {
+        metrics_inc(METRIC_STALE_DELIVERIES);
+        if (rotation)
+                note_rotation(n, in, secret, version, writer, reason);
+        else
+                delivery_line(n, in, secret, version, writer, reason);
 }
 
 void note_rotation(struct notes *n, const struct note_instance *in, const char *secret, uint64_t version,
@@ -122,4 +143,105 @@ void note_refusal(struct notes *n, enum error_kind kind, const char *volume, con
                 ev.reason = reason;
                 (void) audit_log(n->audit, &ev);
         }
+}
+
+/* ---- status beyond the connections ---- */
+
+void notes_realm_policy(struct notes *n, struct sd_realm *realm, const unsigned char (*box_pks)[SD_BOX_PK_BYTES],
+                        size_t n_box_pks) {
+        _cleanup_policy_ struct sd_policy *p = realm ? sd_realm_policy(realm) : NULL;
+        if (!p)
+                return;
+        const char *recipient = NULL;
+        enum sd_policy_list which = SD_POLICY_RECIPIENTS;
+        for (size_t i = 0; i < n_box_pks && !(recipient && which == SD_POLICY_RECIPIENTS); i++)
+                recipient = sd_policy_box_key_name(p, box_pks[i], &which);
+        int64_t now = sd_realtime_ms();
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&n->lock);
+        struct notes_realm *r = &n->realm;
+        if (r->policy_version != sd_policy_version(p) || !r->id[0])
+                r->applied_at = now;
+        sd_realm_id_short(sd_policy_realm(p), r->id);
+        r->policy_version = sd_policy_version(p);
+        r->policy_created = sd_policy_created(p);
+        (void) snprintf(r->recipient, sizeof(r->recipient), "%s",
+                        recipient && which == SD_POLICY_RECIPIENTS ? recipient : "");
+}
+
+void notes_realm_get(struct notes *n, struct notes_realm *out) {
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&n->lock);
+        *out = n->realm;
+}
+
+/* Lock held: the index of secret in the sorted stale list, or where it
+ * would go. */
+static size_t stale_index(const struct notes *n, const char *secret, bool *found) {
+        size_t lo = 0, hi = n->n_stale;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(n->stale[mid].secret, secret);
+                if (c == 0) {
+                        *found = true;
+                        return mid;
+                }
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        *found = false;
+        return lo;
+}
+
+void notes_stale_set(struct notes *n, const char *secret, uint64_t newest, uint64_t served, const char *reason) {
+        int64_t now = sd_realtime_ms();
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&n->lock);
+        bool found;
+        size_t i = stale_index(n, secret, &found);
+        if (!found) {
+                struct notes_stale *bigger = reallocarray(n->stale, n->n_stale + 1, sizeof(*bigger));
+                /* Out of memory: status misses one stale secret; the log
+                 * and the audit line still say it. */
+                if (!bigger)
+                        return;
+                n->stale = bigger;
+                memmove(&n->stale[i + 1], &n->stale[i], (n->n_stale - i) * sizeof(*n->stale));
+                n->n_stale++;
+                n->stale[i] = (struct notes_stale) { .since_ms = now };
+                (void) snprintf(n->stale[i].secret, sizeof(n->stale[i].secret), "%s", secret);
+        }
+        struct notes_stale *e = &n->stale[i];
+        bool same_newest = found && e->newest == newest;
+        if (!same_newest)
+                e->since_ms = now;
+        /* A refusal that did not look for an older version (a rotation)
+         * keeps what an earlier one found for the same newest version. */
+        if (served || !same_newest)
+                e->served = served;
+        e->newest = newest;
+        copy_message(e->reason, reason);
+}
+
+void notes_stale_clear(struct notes *n, const char *secret) {
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&n->lock);
+        bool found;
+        size_t i = stale_index(n, secret, &found);
+        if (!found)
+                return;
+        memmove(&n->stale[i], &n->stale[i + 1], (n->n_stale - i - 1) * sizeof(*n->stale));
+        n->n_stale--;
+}
+
+int notes_stale_list(struct notes *n, struct notes_stale **out, size_t *n_out) {
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&n->lock);
+        struct notes_stale *copy = NULL;
+        if (n->n_stale) {
+                copy = calloc(n->n_stale, sizeof(*copy));
+                if (!copy)
+                        return -ENOMEM;
+                memcpy(copy, n->stale, n->n_stale * sizeof(*copy));
+        }
+        *out = copy;
+        *n_out = n->n_stale;
+        return 0;
 }
