@@ -10,6 +10,7 @@
 #include "secretd/clock.h"
 #include "secretd/cleanup.h"
 #include "secretd/realm.h"
+#include "sorted.h"
 
 void notes_init(struct notes *n, struct audit *audit, const char *driver, const char *store_url) {
         *n = (struct notes) {
@@ -20,6 +21,8 @@ void notes_init(struct notes *n, struct audit *audit, const char *driver, const 
 }
 
 void notes_done(struct notes *n) {
+        for (size_t i = 0; i < n->n_stale; i++)
+                free(n->stale[i]);
         free(n->stale);
         n->stale = NULL;
         n->n_stale = 0;
@@ -173,44 +176,27 @@ void notes_realm_get(struct notes *n, struct notes_realm *out) {
         *out = n->realm;
 }
 
-/* Lock held: the index of secret in the sorted stale list, or where it
- * would go. */
-static size_t stale_index(const struct notes *n, const char *secret, bool *found) {
-        size_t lo = 0, hi = n->n_stale;
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                int c = strcmp(n->stale[mid].secret, secret);
-                if (c == 0) {
-                        *found = true;
-                        return mid;
-                }
-                if (c < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        *found = false;
-        return lo;
+static const char *stale_key(const void *item) {
+        return ((const struct notes_stale *) item)->secret;
 }
 
 void notes_stale_set(struct notes *n, const char *secret, uint64_t newest, uint64_t served, const char *reason) {
         int64_t now = sd_realtime_ms();
         _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&n->lock);
         bool found;
-        size_t i = stale_index(n, secret, &found);
+        size_t i = sorted_index((void *const *) n->stale, n->n_stale, secret, stale_key, &found);
         if (!found) {
-                struct notes_stale *bigger = reallocarray(n->stale, n->n_stale + 1, sizeof(*bigger));
+                struct notes_stale *e = calloc(1, sizeof(*e));
                 /* Out of memory: status misses one stale secret; the log
                  * and the audit line still say it. */
-                if (!bigger)
+                if (!e || sorted_insert((void ***) &n->stale, &n->n_stale, i, e) < 0) {
+                        free(e);
                         return;
-                n->stale = bigger;
-                memmove(&n->stale[i + 1], &n->stale[i], (n->n_stale - i) * sizeof(*n->stale));
-                n->n_stale++;
-                n->stale[i] = (struct notes_stale) { .since_ms = now };
-                (void) snprintf(n->stale[i].secret, sizeof(n->stale[i].secret), "%s", secret);
+                }
+                e->since_ms = now;
+                (void) snprintf(e->secret, sizeof(e->secret), "%s", secret);
         }
-        struct notes_stale *e = &n->stale[i];
+        struct notes_stale *e = n->stale[i];
         bool same_newest = found && e->newest == newest;
         if (!same_newest)
                 e->since_ms = now;
@@ -225,9 +211,10 @@ void notes_stale_set(struct notes *n, const char *secret, uint64_t newest, uint6
 void notes_stale_clear(struct notes *n, const char *secret) {
         _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&n->lock);
         bool found;
-        size_t i = stale_index(n, secret, &found);
+        size_t i = sorted_index((void *const *) n->stale, n->n_stale, secret, stale_key, &found);
         if (!found)
                 return;
+        free(n->stale[i]);
         memmove(&n->stale[i], &n->stale[i + 1], (n->n_stale - i - 1) * sizeof(*n->stale));
         n->n_stale--;
 }
@@ -239,7 +226,8 @@ int notes_stale_list(struct notes *n, struct notes_stale **out, size_t *n_out) {
                 copy = calloc(n->n_stale, sizeof(*copy));
                 if (!copy)
                         return -ENOMEM;
-                memcpy(copy, n->stale, n->n_stale * sizeof(*copy));
+                for (size_t i = 0; i < n->n_stale; i++)
+                        copy[i] = *n->stale[i];
         }
         *out = copy;
         *n_out = n->n_stale;

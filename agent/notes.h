@@ -68,7 +68,7 @@ struct notes {
         pthread_mutex_t lock;             /* guards state and the fields below */
         struct notes_state state;
         struct notes_realm realm;
-        struct notes_stale *stale;        /* sorted by secret */
+        struct notes_stale **stale;       /* sorted by secret (sorted.h) */
         size_t n_stale;
 };
 

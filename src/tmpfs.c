@@ -1351,29 +1351,10 @@ int sd_tmpfs_instance_is_mounted(const char *root, const char *id) {
                        im.rw.dev == im.ro.dev ? 1 : 0;
 }
 
-int sd_tmpfs_instance_generation(const char *root, const char *id, uint64_t *generation_out) {
-        int r = instance_id_validate(id, NULL);
-        if (r < 0)
-                return r;
-        _cleanup_close_ int rootfd = root_open(root, false, NULL);
-        if (rootfd < 0)
-                return rootfd;
-        _cleanup_close_ int idfd = instance_open(rootfd, id, NULL);
-        if (idfd < 0)
-                return idfd;
-        _cleanup_close_ int rwfd = rw_open_mounted(idfd, id, NULL);
-        if (rwfd < 0)
-                return rwfd;
-        uint64_t generation;
-        r = data_link_generation(rwfd, &generation);
-        if (r < 0)
-                return r;
-        *generation_out = generation;
-        return 0;
-}
-
-int sd_tmpfs_instance_file_equals(const char *root, const char *id, const char *name, uint64_t generation,
-                                  const struct sd_secret *value, sd_error *err) {
+/* The rw/ directory of instance id, mounted, after taking the instance's
+ * lock (lock: LOCK_SH or LOCK_EX; 0 none), which lives as long as
+ * *idfd_out. */
+static int instance_rw_open(const char *root, const char *id, int lock, int *idfd_out, sd_error *err) {
         int r = instance_id_validate(id, err);
         if (r < 0)
                 return r;
@@ -1383,14 +1364,38 @@ int sd_tmpfs_instance_file_equals(const char *root, const char *id, const char *
         _cleanup_close_ int idfd = instance_open(rootfd, id, err);
         if (idfd < 0)
                 return idfd;
-        r = instance_lock_as(idfd, id, LOCK_SH, err);
+        if (lock) {
+                r = instance_lock_as(idfd, id, lock, err);
+                if (r < 0)
+                        return r;
+        }
+        int rwfd = rw_open_mounted(idfd, id, err);
+        if (rwfd >= 0)
+                *idfd_out = steal_fd(&idfd);
+        return rwfd;
+}
+
+int sd_tmpfs_instance_generation(const char *root, const char *id, uint64_t *generation_out) {
+        _cleanup_close_ int idfd = -1;
+        _cleanup_close_ int rwfd = instance_rw_open(root, id, 0, &idfd, NULL);
+        if (rwfd < 0)
+                return rwfd;
+        uint64_t generation;
+        int r = data_link_generation(rwfd, &generation);
         if (r < 0)
                 return r;
-        _cleanup_close_ int rwfd = rw_open_mounted(idfd, id, err);
+        *generation_out = generation;
+        return 0;
+}
+
+int sd_tmpfs_instance_file_equals(const char *root, const char *id, const char *name, uint64_t generation,
+                                  const struct sd_secret *value, sd_error *err) {
+        _cleanup_close_ int idfd = -1;
+        _cleanup_close_ int rwfd = instance_rw_open(root, id, LOCK_SH, &idfd, err);
         if (rwfd < 0)
                 return rwfd;
         uint64_t current = 0;
-        r = data_link_generation(rwfd, &current);
+        int r = data_link_generation(rwfd, &current);
         if (r < 0 || current != generation)
                 return sd_error_set(err, ESTALE, "instance '%s' is not at generation %" PRIu64, id, generation);
         char generation_dir[GENERATION_NAME_SIZE];
