@@ -53,19 +53,11 @@ static void mount_ok(const char *volume, const char *id) {
 }
 
 static void assert_file(const char *id, const char *file, const char *want) {
-        char *got = fake_instances_read(f.instances, id, file);
-        cr_assert_not_null(got, "instance %.8s: no file %s", id, file);
-        cr_assert_str_eq(got, want, "instance %.8s: file %s", id, file);
-        free(got);
+        fixture_assert_file(&f, id, file, want);
 }
 
 static bool audit_has(const char *a, const char *b) {
-        char *text = fixture_read(&f, "audit.log");
-        bool found = false;
-        for (char *line = text ? strtok(text, "\n") : NULL; line && !found; line = strtok(NULL, "\n"))
-                found = strstr(line, a) && (!b || strstr(line, b));
-        free(text);
-        return found;
+        return fixture_audit_has(&f, a, b);
 }
 
 /* Policy vN+1: bob a writer of patterns (NULL: every name), or not. */
@@ -92,6 +84,15 @@ static uint64_t bob_put(const char *name, const char *text) {
                      err.message);
         sd_secret_free(value);
         return version;
+}
+
+/* Volume "app" delivering db, and two mount ids for it. */
+static void app_volume(char a[65], char b[65]) {
+        char *t = call("/VolumeDriver.Create", "{\"Name\":\"app\",\"Opts\":{\"secrets\":\"db\"}}");
+        cr_assert_str_eq(t, "{}", "%s", t);
+        free(t);
+        fixture_mount_id(1, a);
+        fixture_mount_id(2, b);
 }
 
 static struct rotator *rotator(void) {
@@ -130,11 +131,8 @@ Test(previous, a_forged_newest_version_gives_a_new_container_the_newest_that_ver
         fixture_put(&f, "db", "canary-live-2");
         fixture_put_forged(&f, bob, "db", "canary-live-forged-3");
         fixture_put_forged(&f, bob, "db", "canary-live-forged-4");
-        char *t = call("/VolumeDriver.Create", "{\"Name\":\"app\",\"Opts\":{\"secrets\":\"db\"}}");
-        cr_assert_str_eq(t, "{}", "%s", t);
-        free(t);
-        char a[65];
-        fixture_mount_id(1, a);
+        char a[65], b[65];
+        app_volume(a, b);
         mount_ok("app", a);
         assert_file(a, "db", "canary-live-2");
         cr_assert_eq(registry_floor(f.registry, "db"), 2);
@@ -147,8 +145,6 @@ Test(previous, a_forged_newest_version_gives_a_new_container_the_newest_that_ver
 
         /* A good version on top: no longer stale. */
         fixture_put(&f, "db", "canary-live-5");
-        char b[65];
-        fixture_mount_id(2, b);
         mount_ok("app", b);
         assert_file(b, "db", "canary-live-5");
         cr_assert_eq(n_stale(), 0);
@@ -158,11 +154,8 @@ Test(previous, the_walk_back_stops_at_the_rollback_floor) {
         fixture_put(&f, "db", "canary-live-1");
         bob_is_writer(true, NULL);
         bob_put("db", "canary-live-bob-2");
-        char *t = call("/VolumeDriver.Create", "{\"Name\":\"app\",\"Opts\":{\"secrets\":\"db\"}}");
-        free(t);
         char a[65], b[65];
-        fixture_mount_id(1, a);
-        fixture_mount_id(2, b);
+        app_volume(a, b);
         mount_ok("app", a);
         assert_file(a, "db", "canary-live-bob-2");
 
@@ -173,7 +166,7 @@ Test(previous, the_walk_back_stops_at_the_rollback_floor) {
         rotator_rotate(r, SD_STORE_POLICY_NAME, sd_monotonic_seconds());
         assert_file(a, "db", "canary-live-bob-2");
         cr_assert_eq(metrics_get(METRIC_POLICY_CHANGES), 1);
-        t = call("/VolumeDriver.Mount", "{\"Name\":\"app\",\"ID\":\"%s\"}", b);
+        char *t = call("/VolumeDriver.Mount", "{\"Name\":\"app\",\"ID\":\"%s\"}", b);
         cr_assert(strstr(t, "not a writer in policy v3") && strstr(t, "version 2 was delivered on this host"),
                   "%s", t);
         free(t);
@@ -184,11 +177,8 @@ Test(previous, the_walk_back_stops_at_the_rollback_floor) {
 
 Test(previous, a_writer_added_or_removed_applies_to_running_instances_without_a_restart) {
         fixture_put(&f, "db", "canary-live-1");
-        char *t = call("/VolumeDriver.Create", "{\"Name\":\"app\",\"Opts\":{\"secrets\":\"db\"}}");
-        free(t);
         char a[65], b[65];
-        fixture_mount_id(1, a);
-        fixture_mount_id(2, b);
+        app_volume(a, b);
         mount_ok("app", a);
         struct rotator *r = rotator();
 
@@ -230,10 +220,8 @@ Test(previous, a_writer_added_or_removed_applies_to_running_instances_without_a_
 
 Test(previous, a_new_version_of_the_same_value_swaps_no_file) {
         fixture_put(&f, "db", "canary-live-same");
-        char *t = call("/VolumeDriver.Create", "{\"Name\":\"app\",\"Opts\":{\"secrets\":\"db\"}}");
-        free(t);
-        char a[65];
-        fixture_mount_id(1, a);
+        char a[65], b[65];
+        app_volume(a, b);
         mount_ok("app", a);
         cr_assert_eq(fake_instances_generation(f.instances, a), 1);
         struct rotator *r = rotator();
