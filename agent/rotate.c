@@ -475,9 +475,10 @@ static int rotation_fetch(struct rotator *r, const char *secret, struct fetched 
                         refuse(r, secret, delivery_error_kind(step, q), err.message);
                         return q;
                 }
+                /* Instances at the floor keep what they have. */
                 if (f->newest > f->version)
                         refuse_as(r, secret, ERROR_VERIFY, f->stale_reason ? f->stale_reason : "does not verify",
-                                  f->version);
+                                  f->version > seen ? f->version : 0);
                 q = registry_rotation_begin(r->cfg.registry, secret, f->version, seen, targets, n, &err);
                 if (q == 0)
                         return 0;
