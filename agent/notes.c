@@ -156,9 +156,12 @@ void notes_realm_policy(struct notes *n, struct sd_realm *realm, const unsigned 
         if (!p)
                 return;
         const char *recipient = NULL;
-        enum sd_policy_list which = SD_POLICY_RECIPIENTS;
-        for (size_t i = 0; i < n_box_pks && !(recipient && which == SD_POLICY_RECIPIENTS); i++)
-                recipient = sd_policy_box_key_name(p, box_pks[i], &which);
+        for (size_t i = 0; i < n_box_pks && !recipient; i++) {
+                enum sd_policy_list which;
+                const struct sd_policy_entry *e = sd_policy_find_box_key(p, box_pks[i], &which);
+                if (e && which == SD_POLICY_RECIPIENTS)
+                        recipient = e->name;
+        }
         int64_t now = sd_realtime_ms();
         _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&n->lock);
         struct notes_realm *r = &n->realm;
@@ -167,8 +170,7 @@ void notes_realm_policy(struct notes *n, struct sd_realm *realm, const unsigned 
         sd_realm_id_short(sd_policy_realm(p), r->id);
         r->policy_version = sd_policy_version(p);
         r->policy_created = sd_policy_created(p);
-        (void) snprintf(r->recipient, sizeof(r->recipient), "%s",
-                        recipient && which == SD_POLICY_RECIPIENTS ? recipient : "");
+        (void) snprintf(r->recipient, sizeof(r->recipient), "%s", recipient ? recipient : "");
 }
 
 void notes_realm_get(struct notes *n, struct notes_realm *out) {
