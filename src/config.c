@@ -67,6 +67,19 @@ static const struct config_key config_keys[] = {
         STR_KEY("on-unverifiable", VALUE_ON_UNVERIFIABLE, on_unverifiable),
 };
 
+/* Keys whose value is one of a few words: the word of an enum value ("?"
+ * out of range), the value of a word (-1 none). */
+static const char *word_of(const char *const *words, size_t n, size_t value) {
+        return value < n ? words[value] : "?";
+}
+
+static int word_index(const char *const *words, size_t n, const char *text) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(text, words[i]) == 0)
+                        return (int) i;
+        return -1;
+}
+
 static const char *const level_names[] = {
         [SD_LOG_ERROR] = "error",
         [SD_LOG_WARN] = "warn",
@@ -75,17 +88,15 @@ static const char *const level_names[] = {
 };
 
 const char *sd_log_level_name(enum sd_log_level level) {
-        if ((size_t) level >= SD_ARRAY_SIZE(level_names))
-                return "?";
-        return level_names[level];
+        return word_of(level_names, SD_ARRAY_SIZE(level_names), (size_t) level);
 }
 
 int sd_log_level_parse(const char *text, enum sd_log_level *out, sd_error *err) {
-        for (size_t i = 0; i < SD_ARRAY_SIZE(level_names); i++)
-                if (strcmp(text, level_names[i]) == 0) {
-                        *out = (enum sd_log_level) i;
-                        return 0;
-                }
+        int i = word_index(level_names, SD_ARRAY_SIZE(level_names), text);
+        if (i >= 0) {
+                *out = (enum sd_log_level) i;
+                return 0;
+        }
         char shown[64];
         return sd_error_set(err, EINVAL, "log-level '%s' is not one of error, warn, info, debug",
                             sd_escape_for_message(text, strlen(text), shown, sizeof(shown)));
@@ -97,17 +108,15 @@ static const char *const on_unverifiable_names[] = {
 };
 
 const char *sd_on_unverifiable_name(enum sd_on_unverifiable v) {
-        if ((size_t) v >= SD_ARRAY_SIZE(on_unverifiable_names))
-                return "?";
-        return on_unverifiable_names[v];
+        return word_of(on_unverifiable_names, SD_ARRAY_SIZE(on_unverifiable_names), (size_t) v);
 }
 
 int sd_on_unverifiable_parse(const char *text, enum sd_on_unverifiable *out, sd_error *err) {
-        for (size_t i = 0; i < SD_ARRAY_SIZE(on_unverifiable_names); i++)
-                if (strcmp(text, on_unverifiable_names[i]) == 0) {
-                        *out = (enum sd_on_unverifiable) i;
-                        return 0;
-                }
+        int i = word_index(on_unverifiable_names, SD_ARRAY_SIZE(on_unverifiable_names), text);
+        if (i >= 0) {
+                *out = (enum sd_on_unverifiable) i;
+                return 0;
+        }
         char shown[64];
         return sd_error_set(err, EINVAL, "on-unverifiable '%s' is not previous or refuse",
                             sd_escape_for_message(text, strlen(text), shown, sizeof(shown)));
