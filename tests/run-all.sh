@@ -90,7 +90,8 @@ fi
 if [ "${SECRETD_SKIP_VALGRIND:-0}" != 1 ] && [[ " $suites " == *" unit "* ]] && [ -f build-ci/build.ninja ]; then
   echo "=== run-all: unit suite under valgrind memcheck"
   vglogs=$(mktemp -d)
-  if meson test -C build-ci --no-rebuild --print-errorlogs --num-processes 2 --suite unit \
+  # valgrind runs a test 20 to 50 times slower: the deadlines grow with it.
+  if meson test -C build-ci --no-rebuild --print-errorlogs --num-processes 2 --suite unit --timeout-multiplier 4 \
        --wrap="valgrind --trace-children=yes --child-silent-after-fork=yes --suppressions=$top/tests/valgrind.supp --log-file=$vglogs/%p.log --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect --track-fds=no" \
        >"$top/build-ci.valgrind.log" 2>&1 && ! grep -q 'ERROR SUMMARY: [1-9]' "$vglogs"/*.log; then
     echo "valgrind: ok ($(ls "$vglogs" | wc -l) processes, no leaks or memory errors)"
