@@ -103,6 +103,39 @@ static json_t *instance_json(const struct mount_record *m) {
                          time_json(m->mounted_at * 1000), "delivered", delivered);
 }
 
+static json_t *status_realm_json(struct notes *notes) {
+        struct notes_realm r;
+        notes_realm_get(notes, &r);
+        if (!r.id[0])
+                return json_null();
+        return json_pack("{s:s,s:I,s:o,s:o,s:o}", "id", r.id, "policy_version", (json_int_t) r.policy_version,
+                         "policy_created", time_json(r.policy_created * 1000), "applied_at", time_json(r.applied_at),
+                         "recipient", string_or_null(r.recipient));
+}
+
+/* Secrets whose newest version does not verify, so containers get an
+ * older one (or none). */
+static json_t *status_stale_json(struct notes *notes) {
+        struct notes_stale *stale = NULL;
+        size_t n = 0;
+        if (notes_stale_list(notes, &stale, &n) < 0)
+                return NULL;
+        json_t *list = json_array();
+        for (size_t i = 0; list && i < n; i++)
+                if (json_array_append_new(list,
+                                          json_pack("{s:s,s:I,s:o,s:o,s:s}", "secret", stale[i].secret, "newest",
+                                                    (json_int_t) stale[i].newest, "served",
+                                                    stale[i].served ? json_integer((json_int_t) stale[i].served)
+                                                                    : json_null(),
+                                                    "since", time_json(stale[i].since_ms), "reason",
+                                                    stale[i].reason)) < 0) {
+                        json_decref(list);
+                        list = NULL;
+                }
+        free(stale);
+        return list;
+}
+
 struct status_job {
         json_t *volumes, *instances;
         bool ok;
@@ -135,8 +168,9 @@ json_t *admin_status_json(struct registry *reg, struct notes *notes) {
                 job.ok = true;
         if (!job.ok)
                 return NULL;
-        return json_pack("{s:o,s:o,s:o,s:O,s:O}", "agent", status_agent_json(&st), "store", status_store_json(&st),
-                         "docker", status_docker_json(&st), "volumes", volumes, "instances", instances);
+        return json_pack("{s:o,s:o,s:o,s:o,s:o,s:O,s:O}", "agent", status_agent_json(&st), "store",
+                         status_store_json(&st), "docker", status_docker_json(&st), "realm", status_realm_json(notes),
+                         "stale", status_stale_json(notes), "volumes", volumes, "instances", instances);
 }
 
 /* ---- /metrics ---- */

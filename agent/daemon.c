@@ -242,11 +242,13 @@ int daemon_run(const struct sd_config *cfg) {
                 .instances = registry_instances(registry),
                 .userns = userns,
                 .notes = &notes,
+                .on_unverifiable = cfg->on_unverifiable,
         };
         if (delivery_new(&delivery_cfg, &delivery, &err) < 0) {
                 log_error("%s", err.message);
                 return DAEMON_EXIT_FAILURE;
         }
+        delivery_note_realm(delivery);
         struct driver driver = { .registry = registry, .delivery = delivery, .notes = &notes };
         struct admin admin_api = { .registry = registry, .notes = &notes };
         struct admin metrics_api = { .registry = registry, .notes = &notes, .metrics_only = true };
@@ -316,6 +318,7 @@ int daemon_run(const struct sd_config *cfg) {
                 .notes = &notes,
                 .store = store,
                 .docker_socket = cfg->docker_socket,
+                .realm = realm,
         };
         if (rotator_start(&rotator_cfg, &rotator, &err) < 0) {
                 log_error("%s", err.message);

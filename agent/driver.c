@@ -98,7 +98,9 @@ static int volume_fetch_all(struct driver *drv, const char *volume, const char *
                         vf->seen[i] = registry_floor(drv->registry, name);
                         enum delivery_step step;
                         sd_error sub = { 0 };
-                        int r = delivery_fetch(drv->delivery, name, DELIVERY_REUSE_VERIFIED, &vf->fetched[i], &step, &sub);
+                        int r = delivery_fetch_verified(drv->delivery, name,
+                                                        DELIVERY_REUSE_VERIFIED | DELIVERY_NEWEST_VERIFIED, vf->seen[i],
+                                                        &vf->fetched[i], &step, &sub);
                         if (r < 0) {
                                 volume_fetch_release(drv->delivery, vf);
                                 sd_error_set(err, -r, "volume '%s': %s", volume, sub.message);
@@ -260,6 +262,11 @@ static void delivered_text(const struct volume_spec *spec, const struct volume_f
         }
 }
 
+static void stale_reasons_free(char *(*reasons)[VOLUME_SECRETS_MAX]) {
+        for (size_t i = 0; i < VOLUME_SECRETS_MAX; i++)
+                free((*reasons)[i]);
+}
+
 static json_t *on_mount(struct driver *drv, const struct plugin_mount_request *req) {
         sd_error err = { 0 };
         char sid[SD_SHORT_ID_CHARS + 1];
@@ -318,8 +325,16 @@ static json_t *on_mount(struct driver *drv, const struct plugin_mount_request *r
         char delivered[512];
         delivered_text(spec, vf, delivered, sizeof(delivered));
         char writers[VOLUME_SECRETS_MAX][SD_KEY_ID_CHARS + 1];
-        for (size_t i = 0; i < spec->n_secrets; i++)
-                memcpy(writers[i], vf->fetched[vf->first[i]].writer, sizeof(writers[i]));
+        /* Why an entry's newest version was passed over (NULL: it was not). */
+        __attribute__((cleanup(stale_reasons_free))) char *stale_reasons[VOLUME_SECRETS_MAX] = { 0 };
+        uint64_t newest[VOLUME_SECRETS_MAX];
+        for (size_t i = 0; i < spec->n_secrets; i++) {
+                struct fetched *f = &vf->fetched[vf->first[i]];
+                memcpy(writers[i], f->writer, sizeof(writers[i]));
+                newest[i] = f->newest;
+                if (vf->first[i] == i && f->newest > f->version)
+                        stale_reasons[i] = steal_pointer(&f->stale_reason);
+        }
         /* The files are written (or not): the plaintext goes now. */
         volume_fetch_release(drv->delivery, vf);
         if (r < 0) {
@@ -346,9 +361,19 @@ static json_t *on_mount(struct driver *drv, const struct plugin_mount_request *r
         }
         log_info("mount %s of volume '%s': delivered %s at %s", sid, req->name, delivered, path);
         const struct note_instance in = { .id = req->id, .volume = req->name };
-        for (size_t i = 0; i < spec->n_secrets; i++)
-                if (vf->first[i] == i)
+        for (size_t i = 0; i < spec->n_secrets; i++) {
+                if (vf->first[i] != i)
+                        continue;
+                if (!stale_reasons[i]) {
                         note_delivery(drv->notes, &in, spec->secrets[i].name, vf->versions[i], writers[i]);
+                        continue;
+                }
+                log_warn("mount %s of volume '%s': secret '%s' version %" PRIu64 " does not verify (%s); delivered "
+                         "version %" PRIu64 ", the newest that does (on-unverifiable = previous)",
+                         sid, req->name, spec->secrets[i].name, newest[i], stale_reasons[i], vf->versions[i]);
+                note_stale_delivery(drv->notes, &in, spec->secrets[i].name, vf->versions[i], writers[i], false,
+                                    stale_reasons[i]);
+        }
         return steal_pointer(&reply);
 }
 

@@ -74,6 +74,9 @@ static const char usage_run[] =
         "  --metrics-listen ADDR:PORT\n"
         "                          also serve GET /metrics on this loopback TCP address\n"
         "                          (127.0.0.1:PORT or [::1]:PORT; default \"\": off)\n"
+        "  --on-unverifiable previous|refuse\n"
+        "                          when a secret's newest version does not verify, deliver\n"
+        "                          the newest one that does (default previous) or refuse\n"
         "  -h, --help              show this help\n";
 
 static const char usage_init[] =
@@ -322,6 +325,7 @@ static int verb_run(int argc, char **argv) {
                 { "etcd-key", required_argument, NULL, 1 },
                 { "etcd-auth-file", required_argument, NULL, 1 },
                 { "metrics-listen", required_argument, NULL, 1 },
+                { "on-unverifiable", required_argument, NULL, 1 },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };

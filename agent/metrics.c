@@ -34,6 +34,12 @@ static const struct metric_info {
                              "Reload signals sent to containers after a rotation." },
         [METRIC_STORE_CHANGES] = { "secretd_store_changes_total",
                                    "Change notifications received from the store watch." },
+        [METRIC_STALE_DELIVERIES] = { "secretd_stale_deliveries_total",
+                                      "Secrets delivered at an older version because the newest one does not verify." },
+        [METRIC_POLICY_CHANGES] = { "secretd_policy_changes_total",
+                                    "Realm policy versions applied while running." },
+        [METRIC_SAME_VALUE] = { "secretd_same_value_versions_total",
+                                "New versions with the value an instance already held, recorded without a file swap." },
 };
 
 static const char *const error_kind_names[ERROR_KIND_COUNT_] = {

@@ -32,6 +32,7 @@ enum value_kind {
         VALUE_SECONDS,      /* 1..3600 */
         VALUE_PIN,          /* a realm pin line, sdr1:... */
         VALUE_LOOPBACK_OR_EMPTY,  /* a loopback IP address and port, or "" for off */
+        VALUE_ON_UNVERIFIABLE,  /* previous|refuse */
 };
 
 struct config_key {
@@ -68,7 +69,21 @@ static const struct config_key config_keys[] = {
         STR_KEY("etcd-key", VALUE_ABS_PATH_OR_EMPTY, etcd_key),
         STR_KEY("etcd-auth-file", VALUE_ABS_PATH_OR_EMPTY, etcd_auth_file),
         STR_KEY("metrics-listen", VALUE_LOOPBACK_OR_EMPTY, metrics_listen),
+        STR_KEY("on-unverifiable", VALUE_ON_UNVERIFIABLE, on_unverifiable),
 };
+
+/* Keys whose value is one of a few words: the word of an enum value ("?"
+ * out of range), the value of a word (-1 none). */
+static const char *word_of(const char *const *words, size_t n, size_t value) {
+        return value < n ? words[value] : "?";
+}
+
+static int word_index(const char *const *words, size_t n, const char *text) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(text, words[i]) == 0)
+                        return (int) i;
+        return -1;
+}
 
 static const char *const level_names[] = {
         [SD_LOG_ERROR] = "error",
@@ -78,19 +93,37 @@ static const char *const level_names[] = {
 };
 
 const char *sd_log_level_name(enum sd_log_level level) {
-        if ((size_t) level >= SD_ARRAY_SIZE(level_names))
-                return "?";
-        return level_names[level];
+        return word_of(level_names, SD_ARRAY_SIZE(level_names), (size_t) level);
 }
 
 int sd_log_level_parse(const char *text, enum sd_log_level *out, sd_error *err) {
-        for (size_t i = 0; i < SD_ARRAY_SIZE(level_names); i++)
-                if (strcmp(text, level_names[i]) == 0) {
-                        *out = (enum sd_log_level) i;
-                        return 0;
-                }
+        int i = word_index(level_names, SD_ARRAY_SIZE(level_names), text);
+        if (i >= 0) {
+                *out = (enum sd_log_level) i;
+                return 0;
+        }
         char shown[64];
         return sd_error_set(err, EINVAL, "log-level '%s' is not one of error, warn, info, debug",
+                            sd_escape_for_message(text, strlen(text), shown, sizeof(shown)));
+}
+
+static const char *const on_unverifiable_names[] = {
+        [SD_ON_UNVERIFIABLE_PREVIOUS] = "previous",
+        [SD_ON_UNVERIFIABLE_REFUSE] = "refuse",
+};
+
+const char *sd_on_unverifiable_name(enum sd_on_unverifiable v) {
+        return word_of(on_unverifiable_names, SD_ARRAY_SIZE(on_unverifiable_names), (size_t) v);
+}
+
+int sd_on_unverifiable_parse(const char *text, enum sd_on_unverifiable *out, sd_error *err) {
+        int i = word_index(on_unverifiable_names, SD_ARRAY_SIZE(on_unverifiable_names), text);
+        if (i >= 0) {
+                *out = (enum sd_on_unverifiable) i;
+                return 0;
+        }
+        char shown[64];
+        return sd_error_set(err, EINVAL, "on-unverifiable '%s' is not previous or refuse",
                             sd_escape_for_message(text, strlen(text), shown, sizeof(shown)));
 }
 
@@ -268,7 +301,7 @@ int sd_config_set(struct sd_config *cfg, const char *key, const char *value, sd_
                                     "state-dir, docker-socket, plugin-dir, default-size, max-size, log-level, "
                                     "max-volumes, max-instances-per-volume, max-inodes, max-total-tmpfs, floor-file, "
                                     "seccomp, connection-timeout, admin-socket, audit-log, etcd-ca, etcd-cert, etcd-key, "
-                                    "etcd-auth-file, metrics-listen",
+                                    "etcd-auth-file, metrics-listen, on-unverifiable",
                                     shown_key);
         if (value[0] == '\0' && k->kind != VALUE_ABS_PATH_OR_EMPTY && k->kind != VALUE_LOOPBACK_OR_EMPTY)
                 return sd_error_set(err, EINVAL, "%s: empty value", k->name);
@@ -298,6 +331,8 @@ int sd_config_set(struct sd_config *cfg, const char *key, const char *value, sd_
         }
         case VALUE_LOG_LEVEL:
                 return sd_log_level_parse(value, (enum sd_log_level *) field, err);
+        case VALUE_ON_UNVERIFIABLE:
+                return sd_on_unverifiable_parse(value, (enum sd_on_unverifiable *) field, err);
         case VALUE_BOOL:
                 if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
                         *(bool *) field = true;

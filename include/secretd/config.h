@@ -28,6 +28,9 @@
  *   audit-log = /var/log/secretd/audit.log   (JSON lines; empty disables)
  *   seccomp = yes                (yes|no; a system-call allow-list)
  *   connection-timeout = 150     (seconds an idle plugin connection lives)
+ *   on-unverifiable = previous   (previous|refuse: when a secret's newest
+ *                                version does not verify, deliver the newest
+ *                                one that does, or refuse)
  *   etcd-ca = /etc/secretd/etcd-ca.pem      (etcds://: the CA; empty: system CAs)
  *   etcd-cert = /etc/secretd/etcd-client.pem  (etcds://: client certificate)
  *   etcd-key = /etc/secretd/etcd-client.key   (its key: root-owned, 0600)
@@ -64,6 +67,13 @@
 #define SD_CONFIG_DEFAULT_REALM_FILE "/etc/secretd/realm"
 /* The rollback floor must outlive a reboot, so not under /run. */
 #define SD_CONFIG_DEFAULT_FLOOR_FILE "/var/lib/secretd/delivered.json"
+
+/* What the agent does when a secret's newest version fails verification
+ * (unknown writer, forged, outside its writer's patterns). */
+enum sd_on_unverifiable {
+        SD_ON_UNVERIFIABLE_PREVIOUS = 0,  /* deliver the newest version that verifies, not below the floor */
+        SD_ON_UNVERIFIABLE_REFUSE = 1,    /* refuse the Mount (running containers keep their files) */
+};
 
 enum sd_log_level {
         SD_LOG_ERROR = 0,
@@ -103,6 +113,7 @@ struct sd_config {
         /* metrics-listen: "" (off, the default), or a loopback address and
          * port, "127.0.0.1:9101" or "[::1]:9101" (sd_config_loopback_address). */
         char *metrics_listen;
+        enum sd_on_unverifiable on_unverifiable;  /* on-unverifiable */
 };
 
 /* Fill cfg with the built-in defaults (strings malloc()ed).  -ENOMEM. */
@@ -150,6 +161,10 @@ int sd_config_loopback_address(const char *text, struct sockaddr_storage *addr, 
 /* Checks across keys, run once everything is applied: default-size must not
  * exceed max-size, nor max-size max-total-tmpfs. */
 int sd_config_check(const struct sd_config *cfg, sd_error *err);
+
+/* "previous", "refuse". */
+int sd_on_unverifiable_parse(const char *text, enum sd_on_unverifiable *out, sd_error *err);
+const char *sd_on_unverifiable_name(enum sd_on_unverifiable v);
 
 /* "16M" -> 16777216.  Decimal digits with an optional K, M or G suffix
  * (powers of 1024, either case); result between SD_SIZE_MIN and SD_SIZE_MAX.

@@ -134,6 +134,35 @@ static void print_docker(const json_t *docker) {
         printf(", %lld reconnect(s)\n", num(docker, "reconnects"));
 }
 
+static void print_realm(const json_t *realm) {
+        if (!json_is_object(realm)) {
+                printf("realm:     no policy verified yet\n");
+                return;
+        }
+        printf("realm:     %s policy v%lld (created %s, applied here %s)", str(realm, "id"),
+               num(realm, "policy_version"), str(realm, "policy_created"), str(realm, "applied_at"));
+        if (str(realm, "recipient")[0])
+                printf(", this host is recipient '%s'", str(realm, "recipient"));
+        else
+                printf(", this host is not a recipient");
+        putchar('\n');
+}
+
+/* A secret whose newest version does not verify: containers get an older
+ * one, which an operator must know. */
+static void print_stale(const json_t *stale) {
+        size_t i;
+        const json_t *e;
+        json_array_foreach(stale, i, e) {
+                printf("stale:     %s: newest v%lld does not verify", str(e, "secret"), num(e, "newest"));
+                if (json_integer_value(json_object_get(e, "served")) > 0)
+                        printf(", serving v%lld", num(e, "served"));
+                else
+                        printf(", no older version verifies");
+                printf(" (since %s): %s\n", str(e, "since"), str(e, "reason"));
+        }
+}
+
 static void print_volumes(const json_t *volumes) {
         printf("volumes:   %zu\n", json_array_size(volumes));
         size_t i;
@@ -224,6 +253,8 @@ static int cmd_status(struct ctl_context *ctx, int argc, char **argv) {
         print_agent(json_object_get(status, "agent"));
         print_store(json_object_get(status, "store"));
         print_docker(json_object_get(status, "docker"));
+        print_realm(json_object_get(status, "realm"));
+        print_stale(json_object_get(status, "stale"));
         print_volumes(json_object_get(status, "volumes"));
         print_instances(json_object_get(status, "instances"));
         return 0;
@@ -239,6 +270,9 @@ const struct ctl_verb ctl_verb_status = {
         "Asks the secretd agent on this host for its status over its admin socket\n"
         "(GET /v1/status) and prints a summary: the agent (version, pid, uptime,\n"
         "driver), the store (ok or the last error), the Docker events connection,\n"
+        "the realm policy version verified and when this agent applied it, one\n"
+        "\"stale\" line per secret whose newest version does not verify (and the\n"
+        "older version served instead, see on-unverifiable in secretd.conf(5)),\n"
         "one line per volume (secrets and options) and one line per tmpfs instance\n"
         "(container, references, generation and the secret versions delivered).\n"
         "No secret value is ever part of the status.  The admin socket serves only\n"

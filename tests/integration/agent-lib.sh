@@ -25,6 +25,10 @@
 #                            itself), the agent its recipient "host" and
 #                            pinned to it
 #   put_secret NAME FILE     secretctl put NAME < FILE (value never in argv)
+#   bob ARGS...              secretctl as a second developer, bob, whose
+#                            identity and pins are in $TEST_TMP/bob (bob_joins
+#                            makes his key, its line in $TEST_TMP/bob.id, and
+#                            pins the realm of $SECRETD_STORE)
 #   agent_start [ARGS...]    starts `secretd run` (+ ARGS) in the background,
 #                            stderr appended to $AGENT_LOG; waits until the
 #                            plugin socket answers /Plugin.Activate; registers
@@ -148,6 +152,15 @@ agent_use_etcd() {
     "$SECRETCTL" recipient add host "$AGENT_PUB" >"$TEST_TMP/recipient-etcd.out" 2>&1 \
         || bail_out "recipient add on etcd failed: $(cat "$TEST_TMP/recipient-etcd.out")"
     agent_pin_realm
+}
+
+bob() { XDG_CONFIG_HOME=$TEST_TMP/bob "$SECRETCTL" "$@"; }
+
+bob_joins() {
+    mkdir -m 0700 "$TEST_TMP/bob"
+    bob keygen >"$TEST_TMP/bob.id" 2>&1 || bail_out "bob's keygen failed: $(cat "$TEST_TMP/bob.id")"
+    bob realm join "$("$SECRETCTL" realm pin)" >/dev/null 2>"$TEST_TMP/bob-join.err" \
+        || bail_out "bob's realm join failed: $(cat "$TEST_TMP/bob-join.err")"
 }
 
 put_secret() {

@@ -32,6 +32,20 @@ Test(config, defaults_match_the_documented_ones) {
         cr_assert_eq(cfg.max_inodes, 1024);
         cr_assert_eq(cfg.max_total_tmpfs, 256 << 20);
         cr_assert_str_eq(cfg.floor_file, "/var/lib/secretd/delivered.json");
+        cr_assert_eq(cfg.on_unverifiable, SD_ON_UNVERIFIABLE_PREVIOUS);
+}
+
+Test(config, on_unverifiable_is_previous_or_refuse) {
+        _cleanup_config_ struct sd_config cfg;
+        cr_assert_eq(sd_config_init(&cfg), 0);
+        sd_error err = { 0 };
+        cr_assert_eq(sd_config_set(&cfg, "on-unverifiable", "refuse", &err), 0, "%s", err.message);
+        cr_assert_eq(cfg.on_unverifiable, SD_ON_UNVERIFIABLE_REFUSE);
+        cr_assert_eq(sd_config_set(&cfg, "on-unverifiable", "previous", &err), 0, "%s", err.message);
+        cr_assert_eq(cfg.on_unverifiable, SD_ON_UNVERIFIABLE_PREVIOUS);
+        cr_assert_eq(sd_config_set(&cfg, "on-unverifiable", "latest", &err), -EINVAL);
+        cr_assert_str_eq(err.message, "on-unverifiable 'latest' is not previous or refuse");
+        cr_assert_eq(cfg.on_unverifiable, SD_ON_UNVERIFIABLE_PREVIOUS, "a refused value changes nothing");
 }
 
 Test(config, resource_caps_and_floor_file_are_read_from_the_file_and_flags) {
