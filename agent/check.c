@@ -79,26 +79,29 @@ struct check_run {
         struct sd_docker *docker;       /* NULL: dockerd did not answer */
 };
 
+static void report_v(struct check_run *c, bool ok, const char *fmt, va_list ap) SD_PRINTF(3, 0);
+static void report_v(struct check_run *c, bool ok, const char *fmt, va_list ap) {
+        fputs(ok ? "ok   " : "FAIL ", stdout);
+        vprintf(fmt, ap);
+        putchar('\n');
+        if (!ok)
+                c->n_failed++;
+}
+
 static void report_ok(struct check_run *c, const char *fmt, ...) SD_PRINTF(2, 3);
 static void report_ok(struct check_run *c, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        fputs("ok   ", stdout);
-        vprintf(fmt, ap);
-        putchar('\n');
+        report_v(c, true, fmt, ap);
         va_end(ap);
-        (void) c;
 }
 
 static void report_fail(struct check_run *c, const char *fmt, ...) SD_PRINTF(2, 3);
 static void report_fail(struct check_run *c, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        fputs("FAIL ", stdout);
-        vprintf(fmt, ap);
-        putchar('\n');
+        report_v(c, false, fmt, ap);
         va_end(ap);
-        c->n_failed++;
 }
 
 /* 1. The configuration as `secretd run` builds it: the file (a root of
