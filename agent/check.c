@@ -71,8 +71,6 @@ struct check_run {
         unsigned n_failed;
 
         /* Found by one check, used by a later one. */
-        bool have_pin;
-        struct sd_realm_pin pin;
         struct sd_store *store;         /* NULL: could not be opened (store_err says why) */
         int store_r;                    /* the store's answer to the first call; 1: not asked yet */
         sd_error store_err;
@@ -107,8 +105,9 @@ static void report_fail(struct check_run *c, const char *fmt, ...) {
 /* 1. The configuration as `secretd run` builds it: the file (a root of
  * trust), the flags over it, the cross-key checks.  A file that fails only
  * the root-of-trust test is still read, so that the other checks look at
- * what it names. */
-static void check_config(struct check_run *c) {
+ * what it names.  -ENOMEM when c->cfg could not be rebuilt (no check can
+ * go on). */
+static int check_config(struct check_run *c) {
         const char *path = c->config_path ? c->config_path : SD_CONFIG_DEFAULT_PATH;
         sd_error err = { 0 };
         int r = sd_config_load_agent_file(&c->cfg, c->config_path, &err);
@@ -123,34 +122,33 @@ static void check_config(struct check_run *c) {
                         report_fail(c, "config: %s; correct it (secretd.conf(5) lists the keys)", err.message);
                 /* The file may hold some of its values: start again. */
                 sd_config_free(&c->cfg);
-                if (sd_config_init(&c->cfg) < 0) {
-                        report_fail(c, "config: out of memory; free some memory");
-                        return;
-                }
+                if (sd_config_init(&c->cfg) < 0)
+                        return -ENOMEM;
                 if (r == -EPERM || r == -ELOOP) {
                         sd_error ignored = { 0 };
                         if (sd_config_load_file(&c->cfg, path, &ignored) < 0) {
                                 sd_config_free(&c->cfg);
                                 if (sd_config_init(&c->cfg) < 0)
-                                        return;
+                                        return -ENOMEM;
                         }
                 }
         }
+        /* One line per check: the first problem only (the flags after a
+         * bad one still apply, for the checks below). */
         for (size_t i = 0; i < c->n_flags; i++)
-                if (sd_config_set(&c->cfg, c->flags[i].key, c->flags[i].value, &err) < 0) {
+                if (sd_config_set(&c->cfg, c->flags[i].key, c->flags[i].value, &err) < 0 && !failed) {
                         report_fail(c, "config: --%s; correct the flag", err.message);
                         failed = true;
                 }
-        if (sd_config_check(&c->cfg, &err) < 0) {
-                report_fail(c, "config: %s; correct the values", err.message);
-                failed = true;
-        }
         if (failed)
-                return;
-        if (r == 0 && !c->config_path && access(path, F_OK) < 0)
+                return 0;
+        if (sd_config_check(&c->cfg, &err) < 0)
+                report_fail(c, "config: %s; correct the values", err.message);
+        else if (r == 0 && !c->config_path && access(path, F_OK) < 0)
                 report_ok(c, "config: no %s, the built-in defaults and flags", path);
         else
                 report_ok(c, "config %s", path);
+        return 0;
 }
 
 /* 2. The agent key, through the agent's own loader (which refuses a key
@@ -213,9 +211,10 @@ static void realm_warn(void *userdata, const char *message) {
  * store's chain walked from it without touching the realm record: a check
  * writes nothing. */
 static void check_realm(struct check_run *c) {
+        struct sd_realm_pin pin;
         sd_error err = { 0 };
-        int r = c->cfg.realm ? sd_realm_pin_parse(c->cfg.realm, &c->pin, &err)
-                             : sd_realm_pin_load_file(c->cfg.realm_file, &c->pin, &err);
+        int r = c->cfg.realm ? sd_realm_pin_parse(c->cfg.realm, &pin, &err)
+                             : sd_realm_pin_load_file(c->cfg.realm_file, &pin, &err);
         if (r == -ENOENT) {
                 report_fail(c, "realm pin: %s; run 'secretd join PIN' with the line 'secretctl realm pin' prints",
                             err.message);
@@ -227,21 +226,23 @@ static void check_realm(struct check_run *c) {
                             c->cfg.realm ? "realm: " : "", err.message);
                 return;
         }
-        c->have_pin = true;
         char id[SD_REALM_ID_SHORT_CHARS + 1];
-        sd_realm_id_short(c->pin.realm, id);
+        sd_realm_id_short(pin.realm, id);
         const char *from = c->cfg.realm ? "the realm key" : c->cfg.realm_file;
 
         if (!c->store) {
                 report_ok(c, "realm pin %s (%s); not verified: the store cannot be opened (below)", id, from);
                 return;
         }
-        struct sd_realm_record rec = { .pin = c->pin };
+        struct sd_realm_record rec = { .pin = pin };
         struct sd_realm_record now;
         _cleanup_policy_ struct sd_policy *p = NULL;
         sd_error warning = { 0 };
         r = sd_realm_walk(c->store, &rec, realm_warn, &warning, &p, &now, &err);
-        if (r < 0 && sd_store_error_is_transient(r)) {
+        /* The errors of the chain itself (as `secretd run` stops on them);
+         * any other is the store's, for the store line. */
+        bool chain_verdict = r >= 0 || r == -ENOENT || r == -EBADMSG || r == -EKEYREJECTED || r == -ESTALE;
+        if (!chain_verdict) {
                 c->store_r = r;
                 c->store_err = err;
                 report_ok(c, "realm pin %s (%s); not verified: the store did not answer (below)", id, from);
@@ -487,11 +488,10 @@ int check_main(int argc, char **argv) {
                 return usage_error("unexpected argument", argv[optind]);
         c.flags = flags;
 
-        if (sd_config_init(&c.cfg) < 0) {
+        if (sd_config_init(&c.cfg) < 0 || check_config(&c) < 0) {
                 fputs("secretd: check: out of memory\n", stderr);
                 return CHECK_EXIT_FAILED;
         }
-        check_config(&c);
         check_agent_key(&c);
         store_open(&c);
         check_realm(&c);
