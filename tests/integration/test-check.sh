@@ -8,7 +8,9 @@
 #   plugin dir missing
 # and each gives exit 1, a FAIL line naming that piece with its fix, and
 # the other lines still there and still ok (dockerd gone also leaves
-# userns remapping unknown).  The agent key's secret line never shows.
+# userns remapping unknown).  Under dockerd --userns-remap=default the
+# userns line shows dockremap's ranges.  The agent key's secret line never
+# shows.
 
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -151,6 +153,14 @@ assert_contains "$(line_of "plugin dir")" "FAIL plugin dir $plugins: does not ex
 mkdir -m 0700 "$plugins"
 
 assert_check "everything mended" 0
-diag "test-check: $(elapsed "$t0") s"
 
+# ------------------------------------------------------- userns remapped ---
+# dockerd adds dockremap and its ranges to /etc/subuid and /etc/subgid.
+restart_dockerd --userns-remap=default
+first_range() { awk -F: '$1 == "dockremap" { print $2 "+" $3; exit }' "$1"; }
+assert_check "dockerd with --userns-remap" 0
+assert_contains "$(line_of "userns remapping")" \
+    "on, dockremap uids $(first_range /etc/subuid), gids $(first_range /etc/subgid)" \
+    "dockerd with --userns-remap: the line shows dockremap's ranges"
+diag "test-check: $(elapsed "$t0") s"
 done_testing
