@@ -34,6 +34,9 @@ static const struct metric_info {
                              "Reload signals sent to containers after a rotation." },
         [METRIC_STORE_CHANGES] = { "secretd_store_changes_total",
                                    "Change notifications received from the store watch." },
+        [METRIC_CACHE_DELIVERIES] = { "secretd_cache_deliveries_total",
+                                      "Secrets a Mount or Create took from the local cache while the store was "
+                                      "unreachable." },
 };
 
 static const char *const error_kind_names[ERROR_KIND_COUNT_] = {

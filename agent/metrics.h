@@ -21,6 +21,7 @@ enum metric {
         METRIC_STORE_RECONNECTS,    /* secretd_store_watch_reconnects_total */
         METRIC_SIGNALS,             /* secretd_signals_sent_total: signals sent to containers */
         METRIC_STORE_CHANGES,       /* secretd_store_changes_total: store change notifications */
+        METRIC_CACHE_DELIVERIES,    /* secretd_cache_deliveries_total: secrets taken from the local cache */
         METRIC_COUNT_,
 };
 
