@@ -18,8 +18,11 @@
 #                            (secretd join --realm-file $AGENT_REALM with the
 #                            line `secretctl realm pin` prints); for a test
 #                            that moves to another store
-#   agent_use_etcd PREFIX    after agent_fixture and start_etcd: the store is
-#                            etcd://<the test's etcd>/PREFIX (exported as
+#   agent_use_etcd PREFIX [MEMBERS]
+#                            after agent_fixture and start_etcd: the store is
+#                            etcd://<the test's etcd>/PREFIX, or
+#                            etcd://MEMBERS/PREFIX (MEMBERS: host:port,...,
+#                            e.g. $ETCD_CLUSTER_ENDPOINTS) (exported as
 #                            SECRETD_STORE) with a realm of its own (secretctl
 #                            realm init: only an empty file store makes one by
 #                            itself), the agent its recipient "host" and
@@ -68,6 +71,7 @@
 #
 # Variables: AGENT_DRIVER, AGENT_SOCK, AGENT_KEY, AGENT_PUB, AGENT_STATE,
 #   AGENT_FLOOR (the rollback floor file, --floor-file),
+#   AGENT_CACHE (the local cache of envelopes, --cache-dir; used with etcd),
 #   AGENT_ADMIN_SOCK (--admin-socket), AGENT_AUDIT (--audit-log),
 #   AGENT_LOG, AGENT_REALM (the pin file, --realm-file), AGENT_WRITER (a file
 #   holding the developer's `secretctl whoami` line), AGENT_PID,
@@ -107,6 +111,8 @@ agent_fixture() {
     AGENT_STATE=$TEST_TMP/agent/state
     # Never the host's /var/lib/secretd/delivered.json: runs reuse names.
     AGENT_FLOOR=$TEST_TMP/agent/delivered.json
+    # Nor the host's /var/lib/secretd/cache.
+    AGENT_CACHE=$TEST_TMP/agent/cache
     AGENT_LOG=$TEST_TMP/agent/secretd.log
     # Never the host's /run/secretd/admin.sock or /var/log/secretd.
     AGENT_ADMIN_SOCK=$TEST_TMP/agent/admin.sock
@@ -142,7 +148,8 @@ agent_pin_realm() {
 }
 
 agent_use_etcd() {
-    export SECRETD_STORE=etcd://${ETCD_ENDPOINT#http://}/$1
+    local members=${2:-${ETCD_ENDPOINT#http://}}
+    export SECRETD_STORE=etcd://$members/$1
     "$SECRETCTL" realm init >"$TEST_TMP/realm-etcd.out" 2>&1 \
         || bail_out "realm init on etcd failed: $(cat "$TEST_TMP/realm-etcd.out")"
     "$SECRETCTL" recipient add host "$AGENT_PUB" >"$TEST_TMP/recipient-etcd.out" 2>&1 \
@@ -180,6 +187,7 @@ _agent_flags() {
         --realm-file "$AGENT_REALM"
         --state-dir "$AGENT_STATE"
         --floor-file "$AGENT_FLOOR"
+        --cache-dir "$AGENT_CACHE"
         --admin-socket "$AGENT_ADMIN_SOCK"
         --audit-log "$AGENT_AUDIT"
         --docker-socket "$DOCKER_SOCK"
