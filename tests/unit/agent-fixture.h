@@ -44,6 +44,9 @@ struct agent_fixture {
         struct registry_caps caps;
         /* Set before fixture_open() to read envelopes from elsewhere. */
         const struct envelope_source *source;
+        /* Set before fixture_open(): how long a Mount retries an
+         * unreachable store (0: delivery's default). */
+        unsigned store_retry_ms;
         struct registry *registry;
         struct delivery *delivery;
         struct driver driver;
