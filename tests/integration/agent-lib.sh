@@ -27,6 +27,15 @@
 #                            realm init: only an empty file store makes one by
 #                            itself), the agent its recipient "host" and
 #                            pinned to it
+#   agent_add DIR RECIPIENT  another agent beside the first (two hosts on one
+#                            store): agent_save the current one first; sets
+#                            every AGENT_* path to $TEST_TMP/DIR/..., a new
+#                            driver name and key (secretd init), adds it as
+#                            recipient RECIPIENT and pins it to the realm
+#   agent_save SLOT / agent_load SLOT
+#                            keep / bring back the AGENT_* variables of one
+#                            agent (pid, driver, socket, key, paths), to
+#                            switch between agents
 #   put_secret NAME FILE     secretctl put NAME < FILE (value never in argv)
 #   agent_start [ARGS...]    starts `secretd run` (+ ARGS) in the background,
 #                            stderr appended to $AGENT_LOG; waits until the
@@ -154,6 +163,45 @@ agent_use_etcd() {
         || bail_out "realm init on etcd failed: $(cat "$TEST_TMP/realm-etcd.out")"
     "$SECRETCTL" recipient add host "$AGENT_PUB" >"$TEST_TMP/recipient-etcd.out" 2>&1 \
         || bail_out "recipient add on etcd failed: $(cat "$TEST_TMP/recipient-etcd.out")"
+    agent_pin_realm
+}
+
+_agent_vars=(AGENT_PID AGENT_DRIVER AGENT_SOCK AGENT_KEY AGENT_PUB AGENT_STATE AGENT_FLOOR AGENT_CACHE
+    AGENT_ADMIN_SOCK AGENT_AUDIT AGENT_LOG AGENT_REALM)
+
+agent_save() {
+    local v
+    for v in "${_agent_vars[@]}"; do
+        printf -v "_agent_${1}_$v" '%s' "${!v}"
+    done
+}
+
+agent_load() {
+    local v saved
+    for v in "${_agent_vars[@]}"; do
+        saved=_agent_${1}_$v
+        printf -v "$v" '%s' "${!saved}"
+    done
+}
+
+agent_add() {
+    local dir=$TEST_TMP/$1
+    mkdir -m 0700 "$dir"
+    AGENT_PID=""
+    AGENT_DRIVER=$(unique_driver_name)
+    AGENT_SOCK=/run/docker/plugins/$AGENT_DRIVER.sock
+    AGENT_KEY=$dir/agent.key
+    AGENT_STATE=$dir/state
+    AGENT_FLOOR=$dir/delivered.json
+    AGENT_CACHE=$dir/cache
+    AGENT_ADMIN_SOCK=$dir/admin.sock
+    AGENT_AUDIT=$dir/audit.log
+    AGENT_LOG=$dir/secretd.log
+    AGENT_REALM=$dir/realm
+    AGENT_PUB=$("$SECRETD" init --key "$AGENT_KEY" 2>"$dir/init.err") \
+        || bail_out "secretd init failed: $(cat "$dir/init.err")"
+    "$SECRETCTL" recipient add "$2" "$AGENT_PUB" >"$dir/recipient.out" 2>&1 \
+        || bail_out "secretctl recipient add $2 failed: $(cat "$dir/recipient.out")"
     agent_pin_realm
 }
 

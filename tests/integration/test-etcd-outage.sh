@@ -138,24 +138,8 @@ if wait_for 10 status_says "store: .*: ok"; then ok "status shows the store ok a
 assert_eq "$(find "$AGENT_CACHE" -maxdepth 1 -name 'db.*.env' | wc -l)" 1 "the cache holds one entry for db, the newest"
 
 # ----------------------------------------------------- a second agent ---
-first=("$AGENT_PID" "$AGENT_DRIVER" "$AGENT_SOCK" "$AGENT_KEY" "$AGENT_STATE" "$AGENT_FLOOR" "$AGENT_CACHE" \
-    "$AGENT_ADMIN_SOCK" "$AGENT_AUDIT" "$AGENT_LOG" "$AGENT_REALM")
-mkdir -m 0700 "$TEST_TMP/agent2"
-AGENT_PID=""
-AGENT_DRIVER=$(unique_driver_name)
-AGENT_SOCK=/run/docker/plugins/$AGENT_DRIVER.sock
-AGENT_KEY=$TEST_TMP/agent2/agent.key
-AGENT_STATE=$TEST_TMP/agent2/state
-AGENT_FLOOR=$TEST_TMP/agent2/delivered.json
-AGENT_CACHE=$TEST_TMP/agent2/cache
-AGENT_ADMIN_SOCK=$TEST_TMP/agent2/admin.sock
-AGENT_AUDIT=$TEST_TMP/agent2/audit.log
-AGENT_LOG=$TEST_TMP/agent2/secretd.log
-AGENT_REALM=$TEST_TMP/agent2/realm
-AGENT_PUB=$("$SECRETD" init --key "$AGENT_KEY" 2>"$TEST_TMP/init2.err") || bail_out "secretd init: $(cat "$TEST_TMP/init2.err")"
-"$SECRETCTL" recipient add host2 "$AGENT_PUB" >"$TEST_TMP/recipient2.out" 2>&1 \
-    || bail_out "recipient add host2: $(cat "$TEST_TMP/recipient2.out")"
-agent_pin_realm
+agent_save first
+agent_add agent2 host2
 put_value db v12 || fail "put v12 (sealed to both hosts)"
 agent_start || bail_out "the second agent did not start"
 vol2=eo2-$TEST_RUN_ID
@@ -175,8 +159,7 @@ diag "one put until both agents' containers read it: $(elapsed "$t0") s"
 assert_log_free_of "the second agent's log holds no secret value" "$TEST_TMP/canaries"
 docker rm -f "$c3" >/dev/null 2>&1 || true
 agent_stop
-read -r AGENT_PID AGENT_DRIVER AGENT_SOCK AGENT_KEY AGENT_STATE AGENT_FLOOR AGENT_CACHE AGENT_ADMIN_SOCK AGENT_AUDIT \
-    AGENT_LOG AGENT_REALM <<<"${first[*]}"
+agent_load first
 
 docker rm -f "$c1" "$c2" >/dev/null 2>&1 || true
 assert_log_free_of "the agent log holds no secret value" "$TEST_TMP/canaries"
