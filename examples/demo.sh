@@ -12,8 +12,18 @@
 # starts a private dockerd on its own socket.  It never touches the host's
 # default /var/run/docker.sock unless DOCKER_HOST points there.
 #
+# Everything of secretd's lives in its own temp directory: the store, the
+# developer's identity and realm record, the agent key, realm pin, state,
+# rollback floor, configuration, admin socket and audit log.  Nothing is
+# written to /etc/secretd, /var/lib/secretd, /run/secretd or /var/log/secretd
+# (tests/integration/test-demo.sh checks it); the one shared path is the
+# plugin socket, /run/docker/plugins/secretd-demo-PID.sock, which dockerd
+# looks for there and nowhere else.
+#
 # Prints "demo: OK" and exits 0 only when every check passed.
 # SECRETD_DEMO_KEEP=1 keeps the temp directory (logs, store) for a look.
+# SECRETD_DEMO_BUILD=DIR uses the secretd and secretctl of an existing meson
+# build directory instead of building build-demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -30,17 +40,24 @@ fi
 step "Installing the Debian packages secretd needs (tests/install-deps.sh)"
 tests/install-deps.sh
 
-build=$top/build-demo
-step "Building secretd with meson into build-demo/"
-if [ ! -f "$build/build.ninja" ]; then
-  meson setup "$build" >"$top/build-demo.setup.log" 2>&1 \
-    || { cat "$top/build-demo.setup.log" >&2; die "meson setup failed"; }
+if [ -n "${SECRETD_DEMO_BUILD:-}" ]; then
+  build=$SECRETD_DEMO_BUILD
+  step "Using the build in $build"
+else
+  build=$top/build-demo
+  step "Building secretd with meson into build-demo/"
+  if [ ! -f "$build/build.ninja" ]; then
+    meson setup "$build" >"$top/build-demo.setup.log" 2>&1 \
+      || { cat "$top/build-demo.setup.log" >&2; die "meson setup failed"; }
+  fi
+  ninja -C "$build" agent/secretd src/secretctl/secretctl >"$top/build-demo.build.log" 2>&1 \
+    || { tail -40 "$top/build-demo.build.log" >&2; die "build failed (see build-demo.build.log)"; }
 fi
-ninja -C "$build" agent/secretd src/secretctl/secretctl >"$top/build-demo.build.log" 2>&1 \
-  || { tail -40 "$top/build-demo.build.log" >&2; die "build failed (see build-demo.build.log)"; }
 secretd=$build/agent/secretd
 secretctl=$build/src/secretctl/secretctl
-say "built $secretd and $secretctl"
+[ -x "$secretd" ] && [ -x "$secretctl" ] || die "no secretd and secretctl in $build"
+say "secretd: $secretd"
+say "secretctl: $secretctl"
 
 work=$(mktemp -d /tmp/secretd-demo.XXXXXX)
 chmod 700 "$work"
@@ -187,9 +204,13 @@ say "the store holds no plaintext: $(find "$work/store" -type f | wc -l) files, 
 unset password
 
 step "Host operator: starting the secretd agent as volume plugin '$driver'"
-"$secretd" run --store "$SECRETD_STORE" --driver "$driver" --key "$work/agent/agent.key" \
-  --realm-file "$work/agent/realm" --state-dir "$work/state" \
-  --floor-file "$work/delivered.json" --docker-socket "$docker_socket" --log-level info 2>"$work/secretd.log" &
+# Its own configuration file, so that a host's /etc/secretd/secretd.conf
+# plays no part; each flag below overrides the built-in default path.
+printf '[secretd]\n' >"$work/agent/secretd.conf"
+"$secretd" run --config "$work/agent/secretd.conf" --store "$SECRETD_STORE" --driver "$driver" \
+  --key "$work/agent/agent.key" --realm-file "$work/agent/realm" --state-dir "$work/state" \
+  --floor-file "$work/agent/delivered.json" --admin-socket "$work/agent/admin.sock" \
+  --audit-log "$work/agent/audit.log" --docker-socket "$docker_socket" --log-level info 2>"$work/secretd.log" &
 agent_pid=$!
 agent_up() { [ -S "/run/docker/plugins/$driver.sock" ] || { kill -0 "$agent_pid" 2>/dev/null || return 2; return 1; }; }
 wait_until 30 agent_up || { cat "$work/secretd.log" >&2; die "secretd did not open /run/docker/plugins/$driver.sock"; }
@@ -232,6 +253,13 @@ has_opts() { local o; for o in "$@"; do [[ ",$m_opts," == *",$o,"* ]] || return 
 check "... mounted read-only, nosuid, nodev, noexec" has_opts ro nosuid nodev noexec
 say "touch /run/secrets/x: $touch_line"
 check "the container cannot write there" eval '[[ "$touch_line" == *"Read-only file system"* ]]'
+
+step "Host operator: secretctl status and the audit log (the agent's private admin socket and log)"
+"$secretctl" status --admin-socket "$work/agent/admin.sock" | sed 's/^/    /' \
+  || die "secretctl status could not reach the agent at $work/agent/admin.sock"
+delivered=$(grep -c '"event":"deliver".*"secret":"demo_password"' "$work/agent/audit.log" || true)
+say "$work/agent/audit.log: $delivered deliver line(s) for demo_password"
+check "the audit log records the delivery (never the value)" [ "$delivered" -ge 1 ]
 
 step "docker volume rm $volume"
 docker volume rm "$volume" >/dev/null

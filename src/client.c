@@ -212,7 +212,7 @@ int sd_secret_fetch_under(struct sd_store *s, const struct sd_policy *policy, in
         _cleanup_secret_ struct sd_secret *value = NULL;
         struct sd_envelope_info opened = { 0 };
         r = sd_envelope_open(data, len, policy, flags, name, got, keys, n_keys, &value, &opened, err);
-        if (r == -EAGAIN && info)
+        if ((r == -EAGAIN || r == -ENOKEY) && info)
                 *info = opened;
         if (r < 0)
                 return r;
@@ -408,26 +408,38 @@ static int reseal_reason(const struct sd_policy *policy, const char *data, size_
                         if (memcmp(e->sign_pk, info->signer, SD_SIGN_PK_BYTES) == 0)
                                 writer = e;
                 }
-        for (size_t i = 0; i < n_want; i++)
-                if (!has_key((const unsigned char(*)[SD_BOX_PK_BYTES]) have, n_have, want[i])) {
-                        enum sd_policy_list which;
-                        const char *who = sd_policy_box_key_name(policy, want[i], &which);
-                        append_reason(reason, size, "+ %s %s", which == SD_POLICY_ADMINS ? "admin" : "recipient",
-                                      who ? who : "?");
-                }
+        /* Entries are named as in policy changes, "recipient host1
+         * (KEYID)", each by its one key id (sd_policy_entry_key_id). */
+        char id[SD_KEY_ID_CHARS + 1];
+        for (size_t i = 0; i < n_want; i++) {
+                if (has_key((const unsigned char(*)[SD_BOX_PK_BYTES]) have, n_have, want[i]))
+                        continue;
+                enum sd_policy_list which = SD_POLICY_RECIPIENTS;
+                const struct sd_policy_entry *e = sd_policy_find_box_key(policy, want[i], &which);
+                if (!e)
+                        continue;  /* want[] comes from this policy */
+                sd_policy_entry_key_id(which, e, id);
+                append_reason(reason, size, "+ %s %s (%s)", sd_policy_list_noun(which), e->name, id);
+        }
         for (size_t i = 0; i < n_have; i++) {
                 if (has_key((const unsigned char(*)[SD_BOX_PK_BYTES]) want, n_want, have[i]))
                         continue;
                 if (writer && memcmp(have[i], writer->box_pk, SD_BOX_PK_BYTES) == 0)
                         continue;
-                char id[SD_KEY_ID_CHARS + 1];
-                sd_key_id(have[i], id);
-                enum sd_policy_list which;
-                const char *who = sd_policy_box_key_name(policy, have[i], &which);
-                if (who)
-                        append_reason(reason, size, "- %s (key %s, its patterns no longer cover the name)", who, id);
-                else
-                        append_reason(reason, size, "- key %s (no longer a recipient)", id);
+                enum sd_policy_list which = SD_POLICY_RECIPIENTS;
+                const struct sd_policy_entry *e = sd_policy_find_box_key(policy, have[i], &which);
+                if (!e) {
+                        /* Only the box key is known: an agent's id, or the
+                         * box key of a removed admin. */
+                        sd_key_id(have[i], id);
+                        append_reason(reason, size, "- key %s (in no list of policy v%" PRIu64 ")", id,
+                                      sd_policy_version(policy));
+                        continue;
+                }
+                sd_policy_entry_key_id(which, e, id);
+                append_reason(reason, size, "- %s %s (%s): %s", sd_policy_list_noun(which), e->name, id,
+                              which == SD_POLICY_RECIPIENTS ? "its patterns no longer cover the name"
+                                                            : "no longer an admin");
         }
         return 0;
 }

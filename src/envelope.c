@@ -658,18 +658,18 @@ int sd_envelope_open(const char *json, size_t len, const struct sd_policy *polic
                         size_t l = strlen(ids);
                         (void) snprintf(ids + l, sizeof(ids) - l, "%s%s", k ? ", " : "", id);
                 }
+                if (info)
+                        envelope_info_fill(&e, info);
                 return subject_error(err, ENOKEY, &subject, "not encrypted to %s %s",
                                      n_keys > 1 ? "any of the keys" : "this key", n_keys ? ids : "(none given)");
         }
-        char id[SD_KEY_ID_CHARS + 1];
-        sd_key_id(kp->pk, id);
-
         _cleanup_sodium_free_ unsigned char *data_key = sodium_malloc(DATA_KEY_BYTES);
         if (!data_key)
                 return subject_error(err, ENOMEM, &subject, "cannot allocate locked memory");
         if (crypto_box_seal_open(data_key, mine->wrapped, WRAPPED_BYTES, kp->pk, kp->sk) != 0)
                 return subject_error(err, EBADMSG, &subject,
-                                     "cannot unwrap the data key with key %s: wrong private key or corrupted entry", id);
+                                     "cannot unwrap the data key sealed to this key: a corrupted entry, or a private "
+                                     "key that does not match its public key");
 
         _cleanup_free_ unsigned char *ad = NULL;
         size_t ad_len;

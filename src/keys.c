@@ -69,6 +69,11 @@ static bool is_space(char c) {
         return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
+/* "an agent public key", "a writer public key": what with its article. */
+static const char *a_or_an(const char *what) {
+        return strchr("aeiou", what[0]) ? "an" : "a";
+}
+
 /* Decode the first whitespace-separated token of text, which must be prefix
  * followed by base64url of exactly len bytes.  The input is never echoed in
  * messages: a user who pastes a private line by mistake must not see it
@@ -85,24 +90,24 @@ static int pub_parse(const char *text, const char *prefix, const char *what, voi
         size_t plen = strlen(prefix);
 
         if (tlen == 0)
-                return sd_error_set(err, EINVAL, "%s is empty", what);
+                return sd_error_set(err, EINVAL, "the %s is empty", what);
         if (strncmp(text, WRITER_SECRET_PREFIX, strlen(WRITER_SECRET_PREFIX)) == 0 ||
             strncmp(text, AGENT_SECRET_PREFIX, strlen(AGENT_SECRET_PREFIX)) == 0)
                 return sd_error_set(err, EINVAL,
-                                    "this is a private key, not a %s; give the public line (%s...)",
-                                    what, prefix);
+                                    "this is a private key, not %s %s; give the public line (%s...)",
+                                    a_or_an(what), what, prefix);
         if (tlen < plen || memcmp(text, prefix, plen) != 0) {
                 const char *other = strcmp(prefix, WRITER_PUB_PREFIX) == 0 ? AGENT_PUB_PREFIX : WRITER_PUB_PREFIX;
                 if (tlen >= strlen(other) && memcmp(text, other, strlen(other)) == 0)
-                        return sd_error_set(err, EINVAL, "this is a %s, not a %s",
-                                            strcmp(other, WRITER_PUB_PREFIX) == 0 ? "writer public key" : "agent public key",
-                                            what);
-                return sd_error_set(err, EINVAL, "not a %s: it must start with '%s'", what, prefix);
+                        return sd_error_set(err, EINVAL, "this is %s, not %s %s",
+                                            strcmp(other, WRITER_PUB_PREFIX) == 0 ? "a writer public key" : "an agent public key",
+                                            a_or_an(what), what);
+                return sd_error_set(err, EINVAL, "not %s %s: it must start with '%s'", a_or_an(what), what, prefix);
         }
         if (sd_b64_decode_exact(text + plen, tlen - plen, bin, len, SD_B64_URL_NOPAD) < 0)
                 return sd_error_set(err, EINVAL,
-                                    "not a %s: '%s' must be followed by %zu bytes in unpadded base64url",
-                                    what, prefix, len);
+                                    "not %s %s: '%s' must be followed by %zu bytes in unpadded base64url",
+                                    a_or_an(what), what, prefix, len);
         return 0;
 }
 

@@ -379,17 +379,27 @@ int sd_policy_recipients_for(const struct sd_policy *p, const char *name,
         return 0;
 }
 
-const char *sd_policy_box_key_name(const struct sd_policy *p, const unsigned char box_pk[SD_BOX_PK_BYTES],
-                                   enum sd_policy_list *which_out) {
+const struct sd_policy_entry *sd_policy_find_box_key(const struct sd_policy *p,
+                                                     const unsigned char box_pk[SD_BOX_PK_BYTES],
+                                                     enum sd_policy_list *which_out) {
         static const enum sd_policy_list order[] = { SD_POLICY_RECIPIENTS, SD_POLICY_ADMINS, SD_POLICY_WRITERS };
         for (size_t l = 0; l < SD_ARRAY_SIZE(order); l++)
                 for (size_t i = 0; i < p->lists[order[l]].n; i++)
                         if (memcmp(p->lists[order[l]].items[i].box_pk, box_pk, SD_BOX_PK_BYTES) == 0) {
                                 if (which_out)
                                         *which_out = order[l];
-                                return p->lists[order[l]].items[i].name;
+                                return &p->lists[order[l]].items[i];
                         }
         return NULL;
+}
+
+const char *sd_policy_list_noun(enum sd_policy_list which) {
+        return list_nouns[which];
+}
+
+void sd_policy_entry_key_id(enum sd_policy_list which, const struct sd_policy_entry *e,
+                            char out[SD_KEY_ID_CHARS + 1]) {
+        sd_key_id(which == SD_POLICY_RECIPIENTS ? e->box_pk : e->sign_pk, out);
 }
 
 /* ---- structural checks ---- */
@@ -1156,7 +1166,7 @@ static bool same_patterns(const struct sd_policy_entry *a, const struct sd_polic
 
 static void describe_entry(char *out, size_t size, enum sd_policy_list which, const struct sd_policy_entry *e) {
         char id[SD_KEY_ID_CHARS + 1], pats[200];
-        sd_key_id(which == SD_POLICY_RECIPIENTS ? e->box_pk : e->sign_pk, id);
+        sd_policy_entry_key_id(which, e, id);
         patterns_text(e, pats, sizeof(pats));
         if (which == SD_POLICY_ADMINS)
                 (void) snprintf(out, size, "admin %s (%s)", e->name, id);

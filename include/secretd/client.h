@@ -47,7 +47,9 @@ int sd_secret_delete(struct sd_store *s, const struct sd_writer_key *writer, con
  * sd_envelope_open) with the first of keys that is a recipient.  A
  * tombstone yields -ENOENT ("secret 'x' was deleted in version N") unless
  * allow_tombstone, in which case *value_out is NULL and info->tombstone set.
- * An envelope sealed under a newer policy than this one is -EAGAIN. */
+ * An envelope sealed under a newer policy than this one is -EAGAIN.  On
+ * -EAGAIN and -ENOKEY info (may be NULL) is filled as sd_envelope_open
+ * fills it. */
 int sd_secret_fetch_under(struct sd_store *s, const struct sd_policy *policy, int flags,
                           const struct sd_box_keypair *keys, size_t n_keys, const char *name, uint64_t version,
                           int allow_tombstone, struct sd_secret **value_out, struct sd_envelope_info *info,

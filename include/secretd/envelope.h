@@ -109,7 +109,9 @@ int sd_envelope_verify(const char *json, size_t len, const struct sd_policy *pol
 /* Steps 1-6.  name/version are what the caller asked the store for; keys
  * are the box key pairs to try (an agent's current and previous key).  On
  * success *value_out is a new secret, or NULL when the envelope is a valid
- * tombstone (info->tombstone tells); info may be NULL. */
+ * tombstone (info->tombstone tells); info may be NULL.  On -EAGAIN (step 3)
+ * and on -ENOKEY (the envelope verified, but is sealed to none of keys)
+ * info is filled too, so the caller can say which version it was. */
 int sd_envelope_open(const char *json, size_t len, const struct sd_policy *policy, int flags, const char *name,
                      uint64_t version, const struct sd_box_keypair *keys, size_t n_keys,
                      struct sd_secret **value_out, struct sd_envelope_info *info, sd_error *err);

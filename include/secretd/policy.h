@@ -184,10 +184,22 @@ int sd_policy_recipients_for(const struct sd_policy *p, const char *name,
                              unsigned char (**keys_out)[SD_BOX_PK_BYTES], size_t *n_out,
                              size_t *n_agents_out);
 
-/* The name under which a box key is known in p ("host1", or "admin alice");
- * NULL if it is none of its recipients' or admins' keys. */
-const char *sd_policy_box_key_name(const struct sd_policy *p, const unsigned char box_pk[SD_BOX_PK_BYTES],
-                                   enum sd_policy_list *which_out);
+/* The entry whose box key is box_pk, looked for among the recipients, then
+ * the admins, then the writers; *which_out (may be NULL) says in which list.
+ * NULL if there is none. */
+const struct sd_policy_entry *sd_policy_find_box_key(const struct sd_policy *p,
+                                                     const unsigned char box_pk[SD_BOX_PK_BYTES],
+                                                     enum sd_policy_list *which_out);
+
+/* "admin", "writer" or "recipient": what messages call an entry of which. */
+const char *sd_policy_list_noun(enum sd_policy_list which);
+
+/* The key id an entry is shown by, everywhere (docs/trust.md, "Key ids"):
+ * its signing key's for an admin or a writer, so that one identity has one
+ * id in whoami, ls, history and every message; its box key's for a
+ * recipient (an agent has no signing key). */
+void sd_policy_entry_key_id(enum sd_policy_list which, const struct sd_policy_entry *e,
+                            char out[SD_KEY_ID_CHARS + 1]);
 
 /* ---- editing a draft (refcount 1; -EBUSY otherwise) ---- */
 

@@ -14,7 +14,7 @@ _secretctl_verbs() {
 _secretctl_subverbs() {
         case $1 in
         realm) echo init show pin join sign ;;
-        writer | recipient | admin) echo add ls rm ;;
+        writer | recipient | admin) echo add rm ls ;;
         compose) echo migrate ;;
         esac
 }
@@ -22,19 +22,19 @@ _secretctl_subverbs() {
 # Every long option of a verb (of all its subverbs).
 _secretctl_options() {
         case $1 in
-        keygen) echo --force --help ;;
-        whoami | rm) echo --help ;;
-        put) echo --file --max-size --help ;;
+        keygen) echo --force --quiet --help ;;
+        whoami) echo --help ;;
+        rm | export) echo --quiet --help ;;
+        put) echo --file --max-size --quiet --help ;;
         get) echo --version --force-tty --help ;;
         ls | history) echo --json --help ;;
-        realm) echo --name --json --discard --help ;;
-        writer | recipient) echo --pattern --json --help ;;
-        admin) echo --threshold --json --help ;;
-        reseal) echo --all --dry-run --help ;;
-        export) echo --help ;;
-        import) echo --pin --help ;;
+        realm) echo --name --json --discard --quiet --help ;;
+        writer | recipient) echo --pattern --json --quiet --help ;;
+        admin) echo --threshold --json --quiet --help ;;
+        reseal) echo --all --dry-run --quiet --help ;;
+        import) echo --pin --quiet --help ;;
         status) echo --json --admin-socket --help ;;
-        import-env) echo --only --lowercase --help ;;
+        import-env) echo --only --lowercase --quiet --help ;;
         compose) echo --file --env-file --output --var --skip --uid --mode --driver --dry-run --help ;;
         esac
 }
@@ -44,7 +44,7 @@ _secretctl_options() {
 _secretctl_option_argument() {
         case $1:$2 in
         :-s | :--store) echo word ;;
-        :-i | :--identity) echo file ;;
+        :-i | :--identity | :--etcd-ca | :--etcd-cert | :--etcd-key | :--etcd-auth-file) echo file ;;
         put:--file | status:--admin-socket | compose:-f | compose:--file | compose:--env-file | compose:-o | compose:--output)
                 echo file ;;
         export:-* | import:-*) echo none ;;
@@ -72,7 +72,7 @@ _secretctl() {
                         store=(--store "${COMP_WORDS[i + 1]}")
                         i=$((i + 1))
                         ;;
-                -i | --identity) i=$((i + 1)) ;;
+                -i | --identity | --etcd-ca | --etcd-cert | --etcd-key | --etcd-auth-file) i=$((i + 1)) ;;
                 -*) ;;
                 *)
                         verb=$word
@@ -93,7 +93,7 @@ _secretctl() {
 
         if [[ -z $verb ]]; then
                 if [[ $cur == -* ]]; then
-                        mapfile -t COMPREPLY < <(compgen -W "--store --identity --help --version" -- "$cur")
+                        mapfile -t COMPREPLY < <(compgen -W "--store --identity --etcd-ca --etcd-cert --etcd-key --etcd-auth-file --help --version" -- "$cur")
                 else
                         mapfile -t COMPREPLY < <(compgen -W "$(_secretctl_verbs)" -- "$cur")
                 fi
@@ -123,7 +123,7 @@ _secretctl() {
                 return
         fi
         case $verb:${#args[@]} in
-        help:0) mapfile -t COMPREPLY < <(compgen -W "$(_secretctl_verbs)" -- "$cur") ;;
+        help:0) mapfile -t COMPREPLY < <(compgen -W "$(_secretctl_verbs) environment" -- "$cur") ;;
         get:0 | history:0 | rm:0 | put:0 | reseal:*)
                 mapfile -t COMPREPLY < <(compgen -W "$(_secretctl_secret_names "${store[@]}")" -- "$cur")
                 ;;

@@ -15,7 +15,8 @@ _secretd_options() {
         run)
                 echo --config --store --driver --key --realm --realm-file --state-dir --docker-socket --plugin-dir \
                         --default-size --max-size --log-level --max-volumes --max-instances-per-volume --max-inodes \
-                        --max-total-tmpfs --floor-file --cache-dir --seccomp --connection-timeout --admin-socket --audit-log --help
+                        --max-total-tmpfs --floor-file --cache-dir --seccomp --connection-timeout --admin-socket \
+                        --audit-log --etcd-ca --etcd-cert --etcd-key --etcd-auth-file --help
                 ;;
         esac
 }
@@ -29,7 +30,8 @@ _secretd() {
         esac
 
         case $prev in
-        --config | --key | --realm-file | --docker-socket | --floor-file | --admin-socket | --audit-log)
+        --config | --key | --realm-file | --docker-socket | --floor-file | --admin-socket | --audit-log | \
+                --etcd-ca | --etcd-cert | --etcd-key | --etcd-auth-file)
                 compopt -o filenames 2>/dev/null
                 mapfile -t COMPREPLY < <(compgen -f -- "$cur")
                 return

@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <stdbool.h>
 
 #include "secretctl.h"
 
@@ -8,9 +7,7 @@ static int admin_add(struct ctl_context *ctx, int argc, char **argv) {
 }
 
 static int admin_rm(struct ctl_context *ctx, int argc, char **argv) {
-        bool published = false;
-        int r = ctl_entry_rm(ctx, &ctl_verb_admin, SD_POLICY_ADMINS, argc, argv, &published);
-        return r < 0 ? r : 0;
+        return ctl_entry_rm(ctx, &ctl_verb_admin, SD_POLICY_ADMINS, argc, argv);
 }
 
 static int admin_ls(struct ctl_context *ctx, int argc, char **argv) {
@@ -31,8 +28,8 @@ const struct ctl_verb ctl_verb_admin = {
         .summary = "add or remove realm admins, change the signature threshold",
         .run = cmd_admin,
         .help =
-        "Usage: secretctl [--store URL] admin add NAME PUBID [--threshold N]\n"
-        "       secretctl [--store URL] admin rm NAME [--threshold N]\n"
+        "Usage: secretctl [--store URL] admin add NAME PUBID [--threshold N] [--quiet]\n"
+        "       secretctl [--store URL] admin rm NAME [--threshold N] [--quiet]\n"
         "       secretctl [--store URL] admin ls [--json]\n"
         "\n"
         "Admins sign the realm policy's versions.  A new version is in force once\n"
@@ -49,7 +46,8 @@ const struct ctl_verb ctl_verb_admin = {
         "    Removes the admin NAME; a threshold above the admins left must be\n"
         "    lowered with --threshold.  The last admin cannot be removed.\n"
         "ls [--json]\n"
-        "    Lists the admins: name and key id.\n"
+        "    Lists the admins: name and key id.  --json prints an array of\n"
+        "    objects with name, key, key_id and patterns (always empty).\n"
         "\n"
         "With a threshold above 1, add and rm store a proposal signed by you;\n"
         "other admins sign it with 'secretctl realm sign'.  Raising the threshold\n"
@@ -57,8 +55,10 @@ const struct ctl_verb ctl_verb_admin = {
         "--threshold 2 is in force once two of the three signed.\n"
         "\n"
         "Options:\n"
-        "  --threshold N  the number of admin signatures a policy change needs\n"
-        "  --json         (ls) print JSON\n"
+        "  --threshold N  (add, rm) the number of admin signatures a policy change\n"
+        "                 needs\n"
+        "  --json         (ls) print JSON instead of a table\n"
+        "  -q, --quiet    (add, rm) print nothing on success\n"
         "  -h, --help     show this help\n"
         "\n"
         "Examples:\n"

@@ -76,6 +76,10 @@ int ctl_parse_options(struct ctl_context *ctx, const struct ctl_verb *verb, int 
                                                                        "option '%s' takes no value", shown);
                         return ctl_usage_error(ctx, verb->name, "unknown option '%s'", shown);
                 }
+                if (opt == 'q') {
+                        ctx->quiet = true;
+                        continue;
+                }
                 int r = on_option ? on_option(ctx, opt, optarg, userdata) : -EINVAL;
                 if (r < 0)
                         return r;
@@ -150,6 +154,15 @@ int ctl_open_store(struct ctl_context *ctx, bool create, struct sd_store **out) 
         return 0;
 }
 
+void ctl_say(struct ctl_context *ctx, const char *fmt, ...) {
+        if (ctx->quiet)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+}
+
 void ctl_warn(void *userdata, const char *message) {
         (void) userdata;
         (void) fflush(stdout);
@@ -172,7 +185,7 @@ int ctl_print_identity_line(struct ctl_context *ctx, const struct sd_writer_pub 
                 return sd_error_set(&ctx->err, ENOMEM, "out of memory");
         char key_id[SD_KEY_ID_CHARS + 1];
         sd_key_id(pub->sign_pk, key_id);
-        printf("%s  key id %s\n", pubid, key_id);
+        ctl_say(ctx, "%s  key id %s\n", pubid, key_id);
         return 0;
 }
 

@@ -281,8 +281,8 @@ const struct ctl_verb ctl_verb_compose = {
         "interpolation from the project's .env (never from your shell's\n"
         "environment).  A variable is taken when its name, split at '_', ends in\n"
         "PASSWORD, PASSWD, PASS, PWD, PASSPHRASE, SECRET, TOKEN, KEY, APIKEY or\n"
-        "CREDENTIALS, or has the word SECRET, and not in FILE; --var adds one,\n"
-        "--skip leaves one out.\n"
+        "CREDENTIALS, or has the word SECRET, and does not end in FILE; --var adds\n"
+        "one, --skip leaves one out.\n"
         "\n"
         "Each value is stored as the secret named by the variable in lower case\n"
         "(DB_PASSWORD -> db_password), through the same put as 'secretctl put'.\n"
@@ -325,5 +325,6 @@ const struct ctl_verb ctl_verb_compose = {
         "     that cannot be migrated\n"
         "  3  no identity, no compose file, nothing to migrate\n"
         "  4  a new file exists already, one secret with two values, names that\n"
-        "     differ only in case, a value left in the new file, concurrent writers\n",
+        "     differ only in case, a value left in the new file, or concurrent\n"
+        "     writers kept winning after every retry\n",
 };

@@ -9,7 +9,11 @@
 #include "secretctl.h"
 
 static int cmd_export(struct ctl_context *ctx, int argc, char **argv) {
-        int r = ctl_parse_options(ctx, &ctl_verb_export, argc, argv, "", NULL, NULL, NULL);
+        static const struct option options[] = {
+                CTL_OPTION_QUIET,
+                { NULL, 0, NULL, 0 },
+        };
+        int r = ctl_parse_options(ctx, &ctl_verb_export, argc, argv, "q", options, NULL, NULL);
         if (r != 0)
                 return r < 0 ? r : 0;
         if (argc - optind != 1)
@@ -43,7 +47,7 @@ static int cmd_export(struct ctl_context *ctx, int argc, char **argv) {
         r = sd_archive_parse(text, len, &a, &ctx->err);
         if (r < 0)
                 return r;
-        printf("%s: %zu policy version(s) and %zu secret version(s) exported\n", path, a->n_policies,
+        ctl_say(ctx, "%s: %zu policy version(s) and %zu secret version(s) exported\n", path, a->n_policies,
                a->n_entries - a->n_policies);
         return 0;
 }
@@ -53,7 +57,7 @@ const struct ctl_verb ctl_verb_export = {
         .summary = "write every envelope, version and the policy chain to an archive file",
         .run = cmd_export,
         .help =
-        "Usage: secretctl [--store URL] export FILE\n"
+        "Usage: secretctl [--store URL] export FILE [--quiet]\n"
         "\n"
         "Writes an archive of the store to FILE (a new file, mode 0600): every\n"
         "version of the realm policy and every version of every secret, byte for\n"
@@ -71,7 +75,10 @@ const struct ctl_verb ctl_verb_export = {
         "\n"
         "Use it to move a store (a file store to etcd) or to keep a copy.\n"
         "\n"
+        "Prints \"FILE: K policy version(s) and M secret version(s) exported\".\n"
+        "\n"
         "Options:\n"
+        "  -q, --quiet  print nothing when the archive was written\n"
         "  -h, --help   show this help\n"
         "\n"
         "Examples:\n"

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include "fileio.h"
 #include "secretd/cleanup.h"
 #include "secretd/client.h"
+#include "secretd/envelope.h"
 #include "secretd/secret.h"
 #include "secretctl.h"
 
@@ -65,7 +67,18 @@ static int cmd_get(struct ctl_context *ctx, int argc, char **argv) {
 
         const struct sd_box_keypair kp = { key->pub.box_pk, key->box_sk };
         _cleanup_secret_ struct sd_secret *value = NULL;
-        r = sd_secret_fetch(realm, &kp, 1, name, o.version, 0, &value, NULL, &ctx->err);
+        struct sd_envelope_info info = { 0 };
+        r = sd_secret_fetch(realm, &kp, 1, name, o.version, 0, &value, &info, &ctx->err);
+        if (r == -ENOKEY) {
+                /* The library names the box key it tried; a writer is
+                 * known by its signing key's id (whoami, ls, policy). */
+                char id[SD_KEY_ID_CHARS + 1];
+                sd_key_id(key->pub.sign_pk, id);
+                return sd_error_set(&ctx->err, ENOKEY,
+                                    "secret '%s' version %" PRIu64 ": not sealed to you (%s); a version is sealed to "
+                                    "its writer, the realm's admins and the recipients whose patterns cover the name",
+                                    name, info.version, id);
+        }
         if (r < 0)
                 return r;
         if (!value)

@@ -106,10 +106,11 @@ static int cmd_import_env(struct ctl_context *ctx, int argc, char **argv) {
         static const struct option options[] = {
                 { "only", required_argument, NULL, 'o' },
                 { "lowercase", no_argument, NULL, 'l' },
+                CTL_OPTION_QUIET,
                 { NULL, 0, NULL, 0 },
         };
         _cleanup_(import_env_options_free) struct import_env_options o = { 0 };
-        int r = ctl_parse_options(ctx, &ctl_verb_import_env, argc, argv, "", options, import_env_option, &o);
+        int r = ctl_parse_options(ctx, &ctl_verb_import_env, argc, argv, "q", options, import_env_option, &o);
         if (r != 0)
                 return r < 0 ? r : 0;
         if (optind == argc)
@@ -207,15 +208,16 @@ static int cmd_import_env(struct ctl_context *ctx, int argc, char **argv) {
                 r = ctl_writer_put(ctx, &writer, names[i], chosen[i]->value, SD_VALUE_MAX, &version);
                 if (r < 0) {
                         if (i > 0)
-                                ctl_report("%zu of %zu variable(s) were stored (listed above); %s (line %u) and the "
-                                           "ones after it were not",
-                                           i, n, chosen[i]->name, chosen[i]->line);
+                                ctl_report("%zu of %zu variable(s) were stored (%s %s); %s (line %u) and the ones "
+                                           "after it were not",
+                                           i, n, ctx->quiet ? "up to" : "listed above, up to", chosen[i - 1]->name,
+                                           chosen[i]->name, chosen[i]->line);
                         return r;
                 }
                 if (strcmp(names[i], chosen[i]->name) != 0)
-                        printf("%s: version %" PRIu64 " (from %s)\n", names[i], version, chosen[i]->name);
+                        ctl_say(ctx, "%s: version %" PRIu64 " (from %s)\n", names[i], version, chosen[i]->name);
                 else
-                        printf("%s: version %" PRIu64 "\n", names[i], version);
+                        ctl_say(ctx, "%s: version %" PRIu64 "\n", names[i], version);
         }
         return 0;
 }
@@ -225,7 +227,7 @@ const struct ctl_verb ctl_verb_import_env = {
         .summary = "store every variable of a .env file as a secret",
         .run = cmd_import_env,
         .help =
-        "Usage: secretctl [--store URL] import-env FILE [--only NAME,...] [--lowercase]\n"
+        "Usage: secretctl [--store URL] import-env FILE [--only NAME,...] [--lowercase] [--quiet]\n"
         "\n"
         "Stores each variable of the .env file FILE ('-' reads standard input) as a\n"
         "secret, through the same put as 'secretctl put' (the same sealing,\n"
@@ -250,6 +252,7 @@ const struct ctl_verb ctl_verb_import_env = {
         "  --only NAME,...   import only these variables (names as in FILE; may be\n"
         "                    repeated)\n"
         "  --lowercase       name each secret by its variable in lower case\n"
+        "  -q, --quiet       print nothing when every variable was stored\n"
         "  -h, --help        show this help\n"
         "\n"
         "Examples:\n"
@@ -261,7 +264,7 @@ const struct ctl_verb ctl_verb_import_env = {
         "  0  every variable was stored\n"
         "  1  system error (store not writable, I/O)\n"
         "  2  usage error, a malformed file, a variable without value, empty or\n"
-        "     holding a reference, a variable name that is no secret name\n"
+        "     holding a reference, a variable name that is not a valid secret name\n"
         "  3  no identity; FILE does not exist or lacks a variable named by --only\n"
         "  4  two names would differ only in case (or become the same secret);\n"
         "     concurrent writers kept winning after every retry\n",

@@ -61,10 +61,11 @@ static int find_pin(struct ctl_context *ctx, const struct import_options *o, con
 static int cmd_import(struct ctl_context *ctx, int argc, char **argv) {
         static const struct option options[] = {
                 { "pin", required_argument, NULL, 'p' },
+                CTL_OPTION_QUIET,
                 { NULL, 0, NULL, 0 },
         };
         struct import_options o = { 0 };
-        int r = ctl_parse_options(ctx, &ctl_verb_import, argc, argv, "", options, import_option, &o);
+        int r = ctl_parse_options(ctx, &ctl_verb_import, argc, argv, "q", options, import_option, &o);
         if (r != 0)
                 return r < 0 ? r : 0;
         if (argc - optind != 1)
@@ -100,7 +101,7 @@ static int cmd_import(struct ctl_context *ctx, int argc, char **argv) {
         r = sd_realm_record_save(ctx->realm_path, &rec, ctx->store_url, &ctx->err);
         if (r < 0)
                 return r;
-        printf("%s: %zu policy version(s) and %zu secret version(s) imported into %s (policy v%" PRIu64 ")\n", path,
+        ctl_say(ctx, "%s: %zu policy version(s) and %zu secret version(s) imported into %s (policy v%" PRIu64 ")\n", path,
                a->n_policies, a->n_entries - a->n_policies, ctx->store_url, rec.version);
         return 0;
 }
@@ -110,7 +111,7 @@ const struct ctl_verb ctl_verb_import = {
         .summary = "verify an archive and write it into the store, byte for byte",
         .run = cmd_import,
         .help =
-        "Usage: secretctl [--store URL] import FILE [--pin PIN]\n"
+        "Usage: secretctl [--store URL] import FILE [--pin PIN] [--quiet]\n"
         "\n"
         "Reads an archive made by 'secretctl export', verifies all of it, then\n"
         "writes it into the store: every policy version and every secret version\n"
@@ -129,6 +130,7 @@ const struct ctl_verb ctl_verb_import = {
         "\n"
         "Options:\n"
         "  --pin PIN    the realm pin to verify the archive with\n"
+        "  -q, --quiet  print nothing when the archive was imported\n"
         "  -h, --help   show this help\n"
         "\n"
         "Examples:\n"

@@ -21,10 +21,11 @@ static int keygen_option(struct ctl_context *ctx, int opt, const char *arg, void
 static int cmd_keygen(struct ctl_context *ctx, int argc, char **argv) {
         static const struct option options[] = {
                 { "force", no_argument, NULL, 'f' },
+                CTL_OPTION_QUIET,
                 { NULL, 0, NULL, 0 },
         };
         struct keygen_options o = { 0 };
-        int r = ctl_parse_options(ctx, &ctl_verb_keygen, argc, argv, "f", options, keygen_option, &o);
+        int r = ctl_parse_options(ctx, &ctl_verb_keygen, argc, argv, "fq", options, keygen_option, &o);
         if (r != 0)
                 return r < 0 ? r : 0;
         if (optind != argc)
@@ -50,7 +51,7 @@ const struct ctl_verb ctl_verb_keygen = {
         .summary = "create your writer identity (signing and encryption keys)",
         .run = cmd_keygen,
         .help =
-        "Usage: secretctl [--identity PATH] keygen [--force]\n"
+        "Usage: secretctl [--identity PATH] keygen [--force] [--quiet]\n"
         "\n"
         "Creates a writer identity: an Ed25519 signing key, with which every\n"
         "envelope you write is signed, and an X25519 box key, so that you can read\n"
@@ -62,13 +63,15 @@ const struct ctl_verb ctl_verb_keygen = {
         "\n"
         "  sdw1:<base64url of the two public keys>  key id <16 hex digits>\n"
         "\n"
-        "Give that line to whoever must trust your secrets (the agent's trusted\n"
-        "writers file, or 'secretctl trust add' on another machine).\n"
+        "The key id is how messages, 'ls', 'history' and the realm policy name\n"
+        "you.  Give the line to a realm admin, who adds you with 'secretctl writer\n"
+        "add NAME LINE' (or 'secretctl admin add').\n"
         "\n"
         "Options:\n"
-        "  -f, --force   replace an existing identity.  Secrets written with the old\n"
-        "                identity can no longer be read back by you, and readers\n"
-        "                that trusted the old key will not trust the new one.\n"
+        "  -f, --force   replace an existing identity.  Versions sealed to the old\n"
+        "                one can no longer be read by you, and the realm policy\n"
+        "                knows the new one only once an admin adds it.\n"
+        "  -q, --quiet   print nothing ('secretctl whoami' prints the line later)\n"
         "  -h, --help    show this help\n"
         "\n"
         "Examples:\n"

@@ -49,32 +49,41 @@ static const char exit_status_text[] =
 
 static const char files_environment_text[] =
         "Files:\n"
-        "  $XDG_CONFIG_HOME/secretctl/identity   your writer identity (mode 0600); when\n"
-        "                                        XDG_CONFIG_HOME is unset or not absolute,\n"
-        "                                        $HOME/.config/secretctl/identity\n"
-        "  $XDG_CONFIG_HOME/secretctl/realms/    one file per store you joined: the realm\n"
-        "                                        pin and the highest policy version you\n"
-        "                                        verified (mode 0600)\n"
-        "  $XDG_CONFIG_HOME/secretctl/trusted    legacy list of trusted writers; read once\n"
-        "                                        by 'realm init' to migrate them\n"
-        "  /run/secretd/admin.sock               the agent's admin socket (status)\n"
+        "  $XDG_CONFIG_HOME/secretctl/identity\n"
+        "      your writer identity (mode 0600)\n"
+        "  $XDG_CONFIG_HOME/secretctl/realms/HASH.json\n"
+        "      one per store you joined (HASH: of the store URL): the realm pin and\n"
+        "      the highest policy version you verified (mode 0600)\n"
+        "  $XDG_CONFIG_HOME/secretctl/trusted\n"
+        "      the trusted writers of before realms, read once by 'realm init'\n"
+        "  " SD_STORE_DEFAULT_URL "\n"
+        "      the default store, a directory on this host\n"
+        "  /run/secretd/admin.sock\n"
+        "      the agent's admin socket, read by 'status'\n"
+        "XDG_CONFIG_HOME is $HOME/.config when it is unset or not an absolute path.\n"
+        "With --identity PATH and no usable XDG_CONFIG_HOME or HOME, the realm\n"
+        "records and the trusted file are PATH.realms/ and PATH.trusted.\n"
         "\n"
         "Environment:\n"
-        "  SECRETD_STORE     store URL when --store is not given\n"
-        "                    (default " SD_STORE_DEFAULT_URL ")\n"
-        "  XDG_CONFIG_HOME   base of the configuration directory\n"
-        "  HOME              used when XDG_CONFIG_HOME is unset\n"
-        "  SECRETD_ADMIN_SOCKET  the agent's admin socket for 'status'\n"
+        "  SECRETD_STORE          the store URL when --store is not given\n"
+        "  XDG_CONFIG_HOME, HOME  where the identity and the realm records are\n"
+        "  SECRETD_ADMIN_SOCKET   the agent's admin socket for 'status' when\n"
+        "                         --admin-socket is not given\n"
         "  SECRETD_ETCD_CA, SECRETD_ETCD_CERT, SECRETD_ETCD_KEY, SECRETD_ETCD_AUTH_FILE\n"
-        "                    files for an etcd store when the --etcd-* option is not\n"
-        "                    given (they name files; no secret is ever taken from the\n"
-        "                    environment or the command line)\n"
-        "  Environment variables are ignored when secretctl runs set-user-ID or\n"
-        "  set-group-ID (secure_getenv).\n";
+        "                         files for an etcd store when the --etcd-* option is\n"
+        "                         not given (they name files; no secret is ever taken\n"
+        "                         from the environment or the command line)\n"
+        "They are ignored when secretctl runs set-user-ID or set-group-ID\n"
+        "(secure_getenv).\n";
+
+/* Every help ends with it: the block itself is printed once, by
+ * `secretctl help environment`. */
+#define ENVIRONMENT_POINTER "Files and environment variables: secretctl help environment\n"
 
 static void print_main_help(FILE *f) {
         fputs("Usage: secretctl [--store URL] [--identity PATH] COMMAND [ARGS...]\n"
               "       secretctl help COMMAND\n"
+              "       secretctl help environment\n"
               "       secretctl COMMAND --help\n"
               "\n"
               "Writes, reads and manages secrets kept as signed, encrypted envelopes in a\n"
@@ -85,7 +94,8 @@ static void print_main_help(FILE *f) {
         for (size_t i = 0; i < SD_ARRAY_SIZE(verbs); i++)
                 if (verbs[i]->summary)
                         fprintf(f, "  %-10s %s\n", verbs[i]->name, verbs[i]->summary);
-        fprintf(f, "  %-10s %s\n", "help", "show the help of a command");
+        fprintf(f, "  %-10s %s\n", "help", "show the help of a command, or (help environment) the files and\n"
+                   "             environment variables secretctl uses");
         fputs("\n"
               "Global options (before COMMAND):\n"
               "  -s, --store URL       the store: file:///PATH (a directory on this host),\n"
@@ -105,18 +115,16 @@ static void print_main_help(FILE *f) {
               "  secretctl keygen\n"
               "  secretctl recipient add host1 \"$(ssh host1 sudo secretd pubkey)\"\n"
               "  printf %s \"$PW\" | secretctl put db_password\n"
-              "  secretctl get db_password > /dev/null\n"
+              "  secretctl get db_password | sha256sum\n"
               "  secretctl ls\n"
               "\n", f);
         fputs(exit_status_text, f);
-        fputc('\n', f);
-        fputs(files_environment_text, f);
+        fputs("\n" ENVIRONMENT_POINTER, f);
 }
 
 void ctl_print_verb_help(const struct ctl_verb *verb, FILE *f) {
         fputs(verb->help, f);
-        fputc('\n', f);
-        fputs(files_environment_text, f);
+        fputs("\n" ENVIRONMENT_POINTER, f);
 }
 
 static const struct ctl_verb *find_verb(const char *name) {
@@ -222,12 +230,18 @@ static int run(struct ctl_context *ctx, int argc, char **argv) {
         int verb_argc = argc - optind;
 
         if (strcmp(verb_argv[0], "help") == 0) {
-                if (verb_argc == 1) {
+                if (verb_argc == 1 || strcmp(verb_argv[1], "--help") == 0 || strcmp(verb_argv[1], "-h") == 0) {
                         print_main_help(stdout);
                         return 0;
                 }
+                if (verb_argc > 2)
+                        return ctl_usage_error(ctx, NULL, "help: too many arguments; expected one COMMAND, or 'environment'");
+                if (strcmp(verb_argv[1], "environment") == 0) {
+                        fputs(files_environment_text, stdout);
+                        return 0;
+                }
                 const struct ctl_verb *verb = find_verb(verb_argv[1]);
-                if (!verb || verb_argc > 2) {
+                if (!verb) {
                         char shown[64];
                         sd_escape_for_message(verb_argv[1], strlen(verb_argv[1]), shown, sizeof(shown));
                         return ctl_usage_error(ctx, NULL, "unknown command '%s'", shown);

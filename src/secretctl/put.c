@@ -207,10 +207,11 @@ static int cmd_put(struct ctl_context *ctx, int argc, char **argv) {
         static const struct option options[] = {
                 { "file", required_argument, NULL, 'F' },
                 { "max-size", required_argument, NULL, 'M' },
+                CTL_OPTION_QUIET,
                 { NULL, 0, NULL, 0 },
         };
         struct put_options o = { 0 };
-        int r = ctl_parse_options(ctx, &ctl_verb_put, argc, argv, "", options, put_option, &o);
+        int r = ctl_parse_options(ctx, &ctl_verb_put, argc, argv, "q", options, put_option, &o);
         if (r != 0)
                 return r < 0 ? r : 0;
         if (optind == argc)
@@ -244,7 +245,7 @@ static int cmd_put(struct ctl_context *ctx, int argc, char **argv) {
         r = ctl_writer_put(ctx, &writer, name, value, max_len, &version);
         if (r < 0)
                 return r;
-        printf("%s: version %" PRIu64 "\n", name, version);
+        ctl_say(ctx, "%s: version %" PRIu64 "\n", name, version);
         return 0;
 }
 
@@ -253,7 +254,7 @@ const struct ctl_verb ctl_verb_put = {
         .summary = "store a new version of a secret, read from standard input",
         .run = cmd_put,
         .help =
-        "Usage: secretctl [--store URL] put NAME [--file PATH] [--max-size BYTES] < VALUE\n"
+        "Usage: secretctl [--store URL] put NAME [--file PATH] [--max-size BYTES] [--quiet] < VALUE\n"
         "\n"
         "Stores a new version of the secret NAME.  The value is read from standard\n"
         "input until end of file, or from PATH with --file; it is never taken from\n"
@@ -287,6 +288,7 @@ const struct ctl_verb ctl_verb_put = {
         "  --file PATH         read the value from PATH instead of standard input\n"
         "                      ('-' means standard input)\n"
         "  --max-size BYTES    refuse values larger than BYTES (at most 1048576)\n"
+        "  -q, --quiet         print nothing when the version was stored\n"
         "  -h, --help          show this help\n"
         "\n"
         "Examples:\n"

@@ -180,6 +180,15 @@ int ctl_verified_policy_or_new_realm(struct ctl_context *ctx, struct sd_store *s
         r = ctl_create_realm(ctx, store, key, name, &p);
         if (r < 0)
                 return r;
+        r = ctl_say_realm_created(ctx, store, p, name);
+        if (r < 0)
+                return r;
+        *out = steal_pointer(&p);
+        return 0;
+}
+
+int ctl_say_realm_created(struct ctl_context *ctx, struct sd_store *store, const struct sd_policy *p,
+                          const char *admin_name) {
         struct sd_realm_pin pin;
         sd_realm_pin_of(p, &pin);
         _cleanup_free_ char *line = NULL;
@@ -187,10 +196,23 @@ int ctl_verified_policy_or_new_realm(struct ctl_context *ctx, struct sd_store *s
                 return sd_error_set(&ctx->err, ENOMEM, "out of memory");
         char realm[SD_REALM_ID_SHORT_CHARS + 1];
         sd_realm_id_short(sd_policy_realm(p), realm);
-        ctl_report("created realm %s in %s (policy v1; you, '%s', are its admin); pin it on each host with: "
-                   "sudo secretd join %s",
-                   realm, ctx->store_url, name, line);
-        *out = steal_pointer(&p);
+        ctl_say(ctx, "realm %s created in %s: policy v1, admin '%s' (you), threshold 1, %zu writer(s), %zu recipient(s)\n",
+                realm, ctx->store_url, admin_name, sd_policy_count(p, SD_POLICY_WRITERS),
+                sd_policy_count(p, SD_POLICY_RECIPIENTS));
+        struct sd_store_name *names = NULL;
+        size_t n_names = 0;
+        int r = sd_store_list(store, &names, &n_names, &ctx->err);
+        if (r < 0)
+                return r;
+        sd_store_names_free(names, n_names);
+        if (n_names > 0)
+                ctl_say(ctx, "%zu secret(s) were written before the realm; agents refuse them until an admin runs\n"
+                             "  secretctl reseal --all\n",
+                        n_names);
+        ctl_say(ctx, "Pin it on each host (as root) and for each developer:\n"
+                     "  sudo secretd join %s\n"
+                     "  secretctl realm join %s\n",
+                line, line);
         return 0;
 }
 
@@ -221,9 +243,8 @@ int ctl_write_refusal(struct ctl_context *ctx, enum sd_write_refusal refusal) {
 
 /* ---- publishing a policy change ---- */
 
-static void print_change(void *userdata, const char *line) {
-        (void) userdata;
-        printf("  %s\n", line);
+static void say_change(void *userdata, const char *line) {
+        ctl_say(userdata, "  %s\n", line);
 }
 
 /* "alice, carol": the admins of `of` who have not signed p. */
@@ -262,17 +283,17 @@ int ctl_publish_policy(struct ctl_context *ctx, struct sd_store *store, const st
                 if (r < 0)
                         return r;
                 size_t by_old = sd_policy_count_signatures(draft, cur), by_new = sd_policy_count_signatures(draft, draft);
-                printf("proposed policy v%" PRIu64 ", signed by you; it is not in force yet:\n", version);
-                sd_policy_describe_changes(cur, draft, print_change, NULL);
+                ctl_say(ctx, "policy v%" PRIu64 " is proposed, signed by you, not in force yet:\n", version);
+                sd_policy_describe_changes(cur, draft, say_change, ctx);
                 char names[512];
                 if (by_old < sd_policy_threshold(cur)) {
                         missing_signers(draft, cur, names, sizeof(names));
-                        printf("it needs %zu more signature(s) by admins of v%" PRIu64 " (%s): they run 'secretctl realm sign'\n",
+                        ctl_say(ctx, "it needs %zu more signature(s) by admins of v%" PRIu64 " (%s): they run 'secretctl realm sign'\n",
                                sd_policy_threshold(cur) - by_old, sd_policy_version(cur), names);
                 }
                 if (by_new < sd_policy_threshold(draft)) {
                         missing_signers(draft, draft, names, sizeof(names));
-                        printf("it needs %zu more signature(s) by admins of v%" PRIu64 " (%s): they run 'secretctl realm sign'\n",
+                        ctl_say(ctx, "it needs %zu more signature(s) by admins of v%" PRIu64 " (%s): they run 'secretctl realm sign'\n",
                                sd_policy_threshold(draft) - by_new, version, names);
                 }
                 return 0;
@@ -303,8 +324,8 @@ int ctl_publish_policy(struct ctl_context *ctx, struct sd_store *store, const st
         r = save_record(ctx, &rec);
         if (r < 0)
                 return r;
-        printf("policy v%" PRIu64 " is in force:\n", version);
-        sd_policy_describe_changes(cur, draft, print_change, NULL);
+        ctl_say(ctx, "policy v%" PRIu64 " is in force:\n", version);
+        sd_policy_describe_changes(cur, draft, say_change, ctx);
         return 1;
 }
 
@@ -409,6 +430,29 @@ int ctl_parse_entry_args(struct ctl_context *ctx, const char *verb, enum sd_poli
         return 0;
 }
 
+json_t *ctl_policy_entry_json(enum sd_policy_list which, const struct sd_policy_entry *e) {
+        char id[SD_KEY_ID_CHARS + 1];
+        sd_policy_entry_key_id(which, e, id);
+        _cleanup_free_ char *key = NULL;
+        if (which == SD_POLICY_RECIPIENTS) {
+                if (sd_agent_pub_format(e->box_pk, &key) < 0)
+                        return NULL;
+        } else {
+                struct sd_writer_pub pub;
+                memcpy(pub.sign_pk, e->sign_pk, SD_SIGN_PK_BYTES);
+                memcpy(pub.box_pk, e->box_pk, SD_BOX_PK_BYTES);
+                if (sd_writer_pub_format(&pub, &key) < 0)
+                        return NULL;
+        }
+        _cleanup_json_ json_t *patterns = json_array();
+        for (size_t k = 0; patterns && k < e->n_patterns; k++)
+                if (json_array_append_new(patterns, json_string(e->patterns[k])) < 0)
+                        return NULL;
+        if (!patterns)
+                return NULL;
+        return json_pack("{s:s, s:s, s:s, s:O}", "name", e->name, "key", key, "key_id", id, "patterns", patterns);
+}
+
 int ctl_print_policy_list(struct ctl_context *ctx, const struct sd_policy *p, enum sd_policy_list which, bool json) {
         _cleanup_json_ json_t *array = json ? json_array() : NULL;
         if (json && !array)
@@ -428,34 +472,14 @@ int ctl_print_policy_list(struct ctl_context *ctx, const struct sd_policy *p, en
         }
         for (size_t i = 0; i < n; i++) {
                 const struct sd_policy_entry *e = sd_policy_get(p, which, i);
-                char id[SD_KEY_ID_CHARS + 1];
-                sd_key_id(which == SD_POLICY_RECIPIENTS ? e->box_pk : e->sign_pk, id);
-                _cleanup_free_ char *key = NULL;
-                int r;
-                if (which == SD_POLICY_RECIPIENTS) {
-                        r = sd_agent_pub_format(e->box_pk, &key);
-                } else {
-                        struct sd_writer_pub pub;
-                        memcpy(pub.sign_pk, e->sign_pk, SD_SIGN_PK_BYTES);
-                        memcpy(pub.box_pk, e->box_pk, SD_BOX_PK_BYTES);
-                        r = sd_writer_pub_format(&pub, &key);
-                }
-                if (r < 0)
-                        return sd_error_set(&ctx->err, ENOMEM, "out of memory");
                 if (json) {
-                        json_t *patterns = json_array();
-                        for (size_t k = 0; patterns && k < e->n_patterns; k++)
-                                if (json_array_append_new(patterns, json_string(e->patterns[k])) < 0) {
-                                        json_decref(patterns);
-                                        patterns = NULL;
-                                }
-                        json_t *entry = patterns ? json_pack("{s:s, s:s, s:s, s:o}", "name", e->name, "key", key,
-                                                             "key_id", id, "patterns", patterns)
-                                                 : NULL;
+                        json_t *entry = ctl_policy_entry_json(which, e);
                         if (!entry || json_array_append_new(array, entry) < 0)
                                 return sd_error_set(&ctx->err, ENOMEM, "out of memory");
                         continue;
                 }
+                char id[SD_KEY_ID_CHARS + 1];
+                sd_policy_entry_key_id(which, e, id);
                 if (which == SD_POLICY_ADMINS) {
                         printf("%-*s  %s\n", (int) width, e->name, id);
                         continue;
@@ -471,12 +495,6 @@ int ctl_print_policy_list(struct ctl_context *ctx, const struct sd_policy *p, en
 }
 
 /* ---- writer, recipient and admin add/rm/ls ---- */
-
-static const char *const nouns[] = {
-        [SD_POLICY_ADMINS] = "admin",
-        [SD_POLICY_WRITERS] = "writer",
-        [SD_POLICY_RECIPIENTS] = "recipient",
-};
 
 struct entry_options {
         const char *patterns[SD_POLICY_MAX_PATTERNS];
@@ -513,10 +531,12 @@ static int parse_entry_options(struct ctl_context *ctx, const struct ctl_verb *v
                                bool listing, int argc, char **argv, struct entry_options *o) {
         static const struct option pattern_options[] = {
                 { "pattern", required_argument, NULL, 'p' },
+                CTL_OPTION_QUIET,
                 { NULL, 0, NULL, 0 },
         };
         static const struct option threshold_options[] = {
                 { "threshold", required_argument, NULL, 't' },
+                CTL_OPTION_QUIET,
                 { NULL, 0, NULL, 0 },
         };
         static const struct option json_options[] = {
@@ -525,7 +545,7 @@ static int parse_entry_options(struct ctl_context *ctx, const struct ctl_verb *v
         };
         const struct option *options = listing ? json_options
                                      : which == SD_POLICY_ADMINS ? threshold_options : pattern_options;
-        return ctl_parse_options(ctx, verb, argc, argv, "", options, entry_option, o);
+        return ctl_parse_options(ctx, verb, argc, argv, listing ? "" : "q", options, entry_option, o);
 }
 
 static void edit_donep(struct ctl_policy_edit *e) {
@@ -535,7 +555,7 @@ static void edit_donep(struct ctl_policy_edit *e) {
 int ctl_entry_add(struct ctl_context *ctx, const struct ctl_verb *verb, enum sd_policy_list which, int argc,
                   char **argv) {
         char verb_name[32];
-        (void) snprintf(verb_name, sizeof(verb_name), "%s add", nouns[which]);
+        (void) snprintf(verb_name, sizeof(verb_name), "%s add", sd_policy_list_noun(which));
         struct entry_options o = { .verb = verb_name };
         int r = parse_entry_options(ctx, verb, which, false, argc, argv, &o);
         if (r != 0)
@@ -561,20 +581,40 @@ int ctl_entry_add(struct ctl_context *ctx, const struct ctl_verb *verb, enum sd_
         return r < 0 ? r : 0;
 }
 
+/* What removing an entry cannot undo, said after the change. */
+static void say_removal_note(struct ctl_context *ctx, enum sd_policy_list which, const char *name, bool in_force) {
+        const char *when = in_force ? "" : ", once the proposal is in force";
+        switch (which) {
+        case SD_POLICY_WRITERS:
+                /* Its versions already in the store fail verification. */
+                ctl_say(ctx, "note: agents and secretctl refuse the versions %s signed%s; an admin reseals those "
+                             "that must stay ('secretctl reseal NAME')\n",
+                        name, when);
+                break;
+        case SD_POLICY_RECIPIENTS:
+                /* A removed key keeps what it could already decrypt. */
+                ctl_say(ctx, "note: %s can still read the versions already sealed to it%s: put new values of those "
+                             "it must not know; 'secretctl reseal --all' seals the current versions again without it\n",
+                        name, in_force ? "" : " (and new ones until the proposal is in force)");
+                break;
+        case SD_POLICY_ADMINS:
+                break;
+        }
+}
+
 int ctl_entry_rm(struct ctl_context *ctx, const struct ctl_verb *verb, enum sd_policy_list which, int argc,
-                 char **argv, bool *published) {
+                 char **argv) {
         char verb_name[32];
-        (void) snprintf(verb_name, sizeof(verb_name), "%s rm", nouns[which]);
+        (void) snprintf(verb_name, sizeof(verb_name), "%s rm", sd_policy_list_noun(which));
         struct entry_options o = { .verb = verb_name };
-        *published = false;
         int r = parse_entry_options(ctx, verb, which, false, argc, argv, &o);
         if (r != 0)
-                return r < 0 ? r : 1;
+                return r < 0 ? r : 0;
         if (argc - optind != 1)
                 return ctl_usage_error(ctx, verb_name, "expected exactly one NAME");
         const char *name = argv[optind];
         char kind[32];
-        (void) snprintf(kind, sizeof(kind), "%s name", nouns[which]);
+        (void) snprintf(kind, sizeof(kind), "%s name", sd_policy_list_noun(which));
         r = ctl_validate_name(ctx, kind, name);
         if (r < 0)
                 return r;
@@ -600,14 +640,14 @@ int ctl_entry_rm(struct ctl_context *ctx, const struct ctl_verb *verb, enum sd_p
         r = ctl_publish_policy(ctx, edit.store, edit.key, edit.cur, edit.draft);
         if (r < 0)
                 return r;
-        *published = r == 1;
+        say_removal_note(ctx, which, name, r == 1);
         return 0;
 }
 
 int ctl_entry_ls(struct ctl_context *ctx, const struct ctl_verb *verb, enum sd_policy_list which, int argc,
                  char **argv) {
         char verb_name[32];
-        (void) snprintf(verb_name, sizeof(verb_name), "%s ls", nouns[which]);
+        (void) snprintf(verb_name, sizeof(verb_name), "%s ls", sd_policy_list_noun(which));
         struct entry_options o = { .verb = verb_name };
         int r = parse_entry_options(ctx, verb, which, true, argc, argv, &o);
         if (r != 0)

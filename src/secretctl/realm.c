@@ -38,10 +38,11 @@ static int init_option(struct ctl_context *ctx, int opt, const char *arg, void *
 static int realm_init(struct ctl_context *ctx, int argc, char **argv) {
         static const struct option options[] = {
                 { "name", required_argument, NULL, 'n' },
+                CTL_OPTION_QUIET,
                 { NULL, 0, NULL, 0 },
         };
         struct init_options o = { 0 };
-        int r = ctl_parse_options(ctx, &ctl_verb_realm, argc, argv, "", options, init_option, &o);
+        int r = ctl_parse_options(ctx, &ctl_verb_realm, argc, argv, "q", options, init_option, &o);
         if (r != 0)
                 return r < 0 ? r : 0;
         if (optind != argc)
@@ -65,33 +66,13 @@ static int realm_init(struct ctl_context *ctx, int argc, char **argv) {
         if (r < 0)
                 return r;
 
-        char realm[SD_REALM_ID_SHORT_CHARS + 1];
-        sd_realm_id_short(sd_policy_realm(p), realm);
-        printf("realm %s created in %s: policy v1, admin '%s' (you), threshold 1\n", realm, ctx->store_url, name);
-        printf("  %zu writer(s), %zu recipient(s)\n", sd_policy_count(p, SD_POLICY_WRITERS),
-               sd_policy_count(p, SD_POLICY_RECIPIENTS));
-        struct sd_store_name *names = NULL;
-        size_t n_names = 0;
-        r = sd_store_list(store, &names, &n_names, &ctx->err);
-        if (r < 0)
-                return r;
-        sd_store_names_free(names, n_names);
-        if (n_names > 0)
-                printf("%zu secret(s) were written before the realm; agents refuse them until an admin runs\n"
-                       "  secretctl reseal --all\n",
-                       n_names);
-        printf("Pin the realm on each host (as root) and for each developer:\n"
-               "  sudo secretd join PIN\n"
-               "  secretctl realm join PIN\n"
-               "with this PIN:\n");
-        return print_pin_of(ctx, p, stdout);
+        return ctl_say_realm_created(ctx, store, p, name);
 }
 
 /* ---- show, pin ---- */
 
-static void print_line(void *userdata, const char *line) {
-        (void) userdata;
-        printf("  %s\n", line);
+static void say_line(void *userdata, const char *line) {
+        ctl_say(userdata, "  %s\n", line);
 }
 
 static void add_line(void *userdata, const char *line) {
@@ -134,16 +115,9 @@ static int show_json(struct ctl_context *ctx, const struct sd_policy *p, const s
         json_t *lists[3];
         for (int l = 0; l < 3; l++) {
                 lists[l] = json_array();
-                for (size_t i = 0; lists[l] && i < sd_policy_count(p, (enum sd_policy_list) l); i++) {
-                        const struct sd_policy_entry *e = sd_policy_get(p, (enum sd_policy_list) l, i);
-                        char id[SD_KEY_ID_CHARS + 1];
-                        sd_key_id(l == SD_POLICY_RECIPIENTS ? e->box_pk : e->sign_pk, id);
-                        json_t *pats = json_array();
-                        for (size_t k = 0; pats && k < e->n_patterns; k++)
-                                (void) json_array_append_new(pats, json_string(e->patterns[k]));
-                        (void) json_array_append_new(lists[l], json_pack("{s:s, s:s, s:o*}", "name", e->name, "key_id",
-                                                                         id, "patterns", pats));
-                }
+                for (size_t i = 0; lists[l] && i < sd_policy_count(p, (enum sd_policy_list) l); i++)
+                        (void) json_array_append_new(lists[l], ctl_policy_entry_json((enum sd_policy_list) l,
+                                                                                     sd_policy_get(p, (enum sd_policy_list) l, i)));
         }
         json_t *prop = json_null();
         if (proposal) {
@@ -206,7 +180,7 @@ static int realm_show(struct ctl_context *ctx, int argc, char **argv) {
                        sd_policy_version(proposal), sd_policy_count_signatures(proposal, p), sd_policy_version(p),
                        sd_policy_threshold(p), sd_policy_count_signatures(proposal, proposal),
                        sd_policy_threshold(proposal));
-                sd_policy_describe_changes(p, proposal, print_line, NULL);
+                sd_policy_describe_changes(p, proposal, say_line, ctx);
         }
         return 0;
 }
@@ -228,7 +202,11 @@ static int realm_pin(struct ctl_context *ctx, int argc, char **argv) {
 /* ---- join ---- */
 
 static int realm_join(struct ctl_context *ctx, int argc, char **argv) {
-        int r = ctl_parse_options(ctx, &ctl_verb_realm, argc, argv, "", NULL, NULL, NULL);
+        static const struct option options[] = {
+                CTL_OPTION_QUIET,
+                { NULL, 0, NULL, 0 },
+        };
+        int r = ctl_parse_options(ctx, &ctl_verb_realm, argc, argv, "q", options, NULL, NULL);
         if (r != 0)
                 return r < 0 ? r : 0;
         if (argc - optind != 1)
@@ -260,7 +238,7 @@ static int realm_join(struct ctl_context *ctx, int argc, char **argv) {
                 return r;
         char realm[SD_REALM_ID_SHORT_CHARS + 1];
         sd_realm_id_short(sd_policy_realm(p), realm);
-        printf("joined realm %s of %s at policy v%" PRIu64 " (%zu admin(s), %zu writer(s), %zu recipient(s))\n", realm,
+        ctl_say(ctx, "joined realm %s of %s at policy v%" PRIu64 " (%zu admin(s), %zu writer(s), %zu recipient(s))\n", realm,
                ctx->store_url, sd_policy_version(p), sd_policy_count(p, SD_POLICY_ADMINS),
                sd_policy_count(p, SD_POLICY_WRITERS), sd_policy_count(p, SD_POLICY_RECIPIENTS));
         return 0;
@@ -283,10 +261,11 @@ static int sign_option(struct ctl_context *ctx, int opt, const char *arg, void *
 static int realm_sign(struct ctl_context *ctx, int argc, char **argv) {
         static const struct option options[] = {
                 { "discard", no_argument, NULL, 'd' },
+                CTL_OPTION_QUIET,
                 { NULL, 0, NULL, 0 },
         };
         struct sign_options o = { 0 };
-        int r = ctl_parse_options(ctx, &ctl_verb_realm, argc, argv, "", options, sign_option, &o);
+        int r = ctl_parse_options(ctx, &ctl_verb_realm, argc, argv, "q", options, sign_option, &o);
         if (r != 0)
                 return r < 0 ? r : 0;
         if (optind != argc)
@@ -304,7 +283,7 @@ static int realm_sign(struct ctl_context *ctx, int argc, char **argv) {
                         return sd_error_set(&ctx->err, ENOENT, "no proposal for policy v%" PRIu64 " to discard", next);
                 if (r < 0)
                         return r;
-                printf("proposal for policy v%" PRIu64 " discarded\n", next);
+                ctl_say(ctx, "proposal for policy v%" PRIu64 " discarded\n", next);
                 return 0;
         }
         _cleanup_policy_ struct sd_policy *proposal = NULL;
@@ -319,8 +298,6 @@ static int realm_sign(struct ctl_context *ctx, int argc, char **argv) {
                 return sd_error_set(&ctx->err, EPERM, "you are an admin of neither policy v%" PRIu64 " nor the proposed v%" PRIu64,
                                     sd_policy_version(cur), next);
         }
-        printf("signing the proposal for policy v%" PRIu64 ":\n", next);
-        sd_policy_describe_changes(cur, proposal, print_line, NULL);
         r = ctl_publish_policy(ctx, store, key, cur, proposal);
         return r < 0 ? r : 0;
 }
@@ -341,11 +318,11 @@ const struct ctl_verb ctl_verb_realm = {
         .summary = "create, show, pin, join a store's realm; sign policy proposals",
         .run = cmd_realm,
         .help =
-        "Usage: secretctl [--store URL] realm init [--name NAME]\n"
+        "Usage: secretctl [--store URL] realm init [--name NAME] [--quiet]\n"
         "       secretctl [--store URL] realm show [--json]\n"
         "       secretctl [--store URL] realm pin\n"
-        "       secretctl [--store URL] realm join PIN\n"
-        "       secretctl [--store URL] realm sign [--discard]\n"
+        "       secretctl [--store URL] realm join PIN [--quiet]\n"
+        "       secretctl [--store URL] realm sign [--discard] [--quiet]\n"
         "\n"
         "A realm is a store's trust root: one signed, versioned policy kept in the\n"
         "store that names its admins (and how many of them must sign a change),\n"
@@ -363,10 +340,15 @@ const struct ctl_verb ctl_verb_realm = {
         "    writer of every name.  It migrates what came before: the writers of\n"
         "    your trusted file become writers of every name, and the store's\n"
         "    recipient entries that verify against your trust become recipients\n"
-        "    of every name.  Prints the PIN and what to run on each host.\n"
+        "    of every name.  Prints the realm and the lines with its PIN to run\n"
+        "    on each host and for each developer.\n"
         "show [--json]\n"
         "    Prints the realm id, policy version, threshold, admins, writers,\n"
-        "    recipients, and a pending proposal with what it changes.\n"
+        "    recipients, and a pending proposal with what it changes.  --json\n"
+        "    prints an object: realm, version, created, created_utc, threshold,\n"
+        "    admins, writers and recipients (each entry as 'writer ls --json'\n"
+        "    prints it), and proposal (null, or version,\n"
+        "    signatures_by_current_admins, signatures_by_its_admins, changes).\n"
         "pin\n"
         "    Prints the PIN of the current policy: the line hosts give to\n"
         "    'secretd join' and developers to 'secretctl realm join'.\n"
@@ -375,14 +357,16 @@ const struct ctl_verb ctl_verb_realm = {
         "    chain verifies from it: a version signed by enough pinned admins,\n"
         "    then every later version signed as the chain rule requires.\n"
         "sign [--discard]\n"
-        "    Shows what the pending proposal for the next policy version changes,\n"
-        "    adds your admin signature, and puts it in force once enough admins\n"
-        "    signed.  --discard drops the proposal instead.\n"
+        "    Adds your admin signature to the pending proposal for the next\n"
+        "    policy version and puts it in force once enough admins signed;\n"
+        "    prints what it changes and whether it is in force.  --discard\n"
+        "    drops the proposal instead.\n"
         "\n"
         "Options:\n"
         "  --name NAME   (init) your name as admin and writer\n"
         "  --json        (show) print JSON\n"
         "  --discard     (sign) drop the pending proposal\n"
+        "  -q, --quiet   (init, join, sign) print nothing on success\n"
         "  -h, --help    show this help\n"
         "\n"
         "Examples:\n"

@@ -1,7 +1,4 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <getopt.h>
-#include <stdbool.h>
-#include <stdio.h>
 
 #include "secretctl.h"
 
@@ -10,17 +7,7 @@ static int recipient_add(struct ctl_context *ctx, int argc, char **argv) {
 }
 
 static int recipient_rm(struct ctl_context *ctx, int argc, char **argv) {
-        bool published = false;
-        int r = ctl_entry_rm(ctx, &ctl_verb_recipient, SD_POLICY_RECIPIENTS, argc, argv, &published);
-        if (r != 0)
-                return r < 0 ? r : 0;
-        /* Removing a key cannot take back what it could already decrypt. */
-        printf("%s is no longer a recipient%s: new puts are not sealed to it.\n"
-               "The values it could read stay readable to it in the versions it was sealed to:\n"
-               "rotate them (put new values).  'secretctl reseal --all' seals the current versions\n"
-               "again without it.\n",
-               argv[optind], published ? "" : " once the proposal is signed");
-        return 0;
+        return ctl_entry_rm(ctx, &ctl_verb_recipient, SD_POLICY_RECIPIENTS, argc, argv);
 }
 
 static int recipient_ls(struct ctl_context *ctx, int argc, char **argv) {
@@ -30,8 +17,8 @@ static int recipient_ls(struct ctl_context *ctx, int argc, char **argv) {
 static int cmd_recipient(struct ctl_context *ctx, int argc, char **argv) {
         static const struct ctl_subverb subverbs[] = {
                 { "add", recipient_add },
-                { "ls", recipient_ls },
                 { "rm", recipient_rm },
+                { "ls", recipient_ls },
         };
         return ctl_dispatch_subverb(ctx, &ctl_verb_recipient, subverbs, SD_ARRAY_SIZE(subverbs), argc, argv);
 }
@@ -41,9 +28,9 @@ const struct ctl_verb ctl_verb_recipient = {
         .summary = "add, remove or list the agents that may receive which secrets (realm policy)",
         .run = cmd_recipient,
         .help =
-        "Usage: secretctl [--store URL] recipient add NAME PUBKEY [--pattern P]...\n"
+        "Usage: secretctl [--store URL] recipient add NAME PUBKEY [--pattern P]... [--quiet]\n"
+        "       secretctl [--store URL] recipient rm NAME [--quiet]\n"
         "       secretctl [--store URL] recipient ls [--json]\n"
-        "       secretctl [--store URL] recipient rm NAME\n"
         "\n"
         "Recipients are the agents (secretd on each Docker host) that can decrypt\n"
         "secrets: each is a name, the agent's public box key and the secret-name\n"
@@ -67,9 +54,10 @@ const struct ctl_verb ctl_verb_recipient = {
         "    written before keep the recipients they were sealed to: run\n"
         "    'secretctl reseal --all' so the new host can open them.\n"
         "rm NAME\n"
-        "    Removes the recipient NAME.  It prints the advice that matters:\n"
-        "    values that host could read must be rotated, and\n"
-        "    'secretctl reseal --all' seals the current versions again without it.\n"
+        "    Removes the recipient NAME, and notes what removing cannot do: it\n"
+        "    can still read the versions already sealed to it, so put new values\n"
+        "    of those it must not know; 'secretctl reseal --all' seals the\n"
+        "    current versions again without it.\n"
         "ls [--json]\n"
         "    Lists the recipients: name, key id and patterns.  --json prints an\n"
         "    array of objects with name, key, key_id and patterns.\n"
@@ -80,6 +68,7 @@ const struct ctl_verb ctl_verb_recipient = {
         "Options:\n"
         "  --pattern P  (add) a name pattern; repeat for several\n"
         "  --json       (ls) print JSON instead of a table\n"
+        "  -q, --quiet  (add, rm) print nothing on success\n"
         "  -h, --help   show this help\n"
         "\n"
         "Examples:\n"

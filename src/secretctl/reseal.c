@@ -28,6 +28,7 @@ static int reseal_option(struct ctl_context *ctx, int opt, const char *arg, void
 }
 
 struct reseal_report {
+        struct ctl_context *ctx;
         size_t done, current, needed, deleted, failed;
 };
 
@@ -42,12 +43,13 @@ static void report_item(void *userdata, const struct sd_reseal_item *item) {
                 break;
         case SD_RESEAL_NEEDED:
                 rep->needed++;
-                printf("%s: version %" PRIu64 " would be resealed: %s\n", item->name, item->version, item->reason);
+                ctl_say(rep->ctx, "%s: version %" PRIu64 " would be resealed: %s\n", item->name, item->version,
+                        item->reason);
                 break;
         case SD_RESEAL_DONE:
                 rep->done++;
-                printf("%s: version %" PRIu64 " resealed as version %" PRIu64 ": %s\n", item->name, item->version,
-                       item->new_version, item->reason);
+                ctl_say(rep->ctx, "%s: version %" PRIu64 " resealed as version %" PRIu64 ": %s\n", item->name,
+                        item->version, item->new_version, item->reason);
                 break;
         case SD_RESEAL_FAILED:
                 rep->failed++;
@@ -60,10 +62,11 @@ static int cmd_reseal(struct ctl_context *ctx, int argc, char **argv) {
         static const struct option options[] = {
                 { "all", no_argument, NULL, 'a' },
                 { "dry-run", no_argument, NULL, 'n' },
+                CTL_OPTION_QUIET,
                 { NULL, 0, NULL, 0 },
         };
         struct reseal_options o = { 0 };
-        int r = ctl_parse_options(ctx, &ctl_verb_reseal, argc, argv, "", options, reseal_option, &o);
+        int r = ctl_parse_options(ctx, &ctl_verb_reseal, argc, argv, "q", options, reseal_option, &o);
         if (r != 0)
                 return r < 0 ? r : 0;
         if (o.all == (optind < argc))
@@ -89,18 +92,18 @@ static int cmd_reseal(struct ctl_context *ctx, int argc, char **argv) {
                                     id, sd_policy_version(policy));
         }
 
-        struct reseal_report rep = { 0 };
+        struct reseal_report rep = { .ctx = ctx };
         struct sd_put_options put = { .warn = ctl_warn, .warn_userdata = ctx };
         r = sd_secret_reseal(store, key, policy, (const char *const *) argv + optind, (size_t) (argc - optind),
                              o.dry_run, &put, report_item, &rep, &ctx->err);
         if (r < 0)
                 return r;
         if (o.dry_run)
-                printf("%zu secret(s) would be resealed, %zu already match policy v%" PRIu64 ", %zu deleted, %zu failed\n",
-                       rep.needed, rep.current, sd_policy_version(policy), rep.deleted, rep.failed);
+                ctl_say(ctx, "%zu secret(s) would be resealed, %zu already match policy v%" PRIu64 ", %zu deleted, %zu failed\n",
+                        rep.needed, rep.current, sd_policy_version(policy), rep.deleted, rep.failed);
         else
-                printf("%zu secret(s) resealed, %zu already matched policy v%" PRIu64 ", %zu deleted, %zu failed\n",
-                       rep.done, rep.current, sd_policy_version(policy), rep.deleted, rep.failed);
+                ctl_say(ctx, "%zu secret(s) resealed, %zu already matched policy v%" PRIu64 ", %zu deleted, %zu failed\n",
+                        rep.done, rep.current, sd_policy_version(policy), rep.deleted, rep.failed);
         return rep.failed ? CTL_EXIT_FAILURE : 0;
 }
 
@@ -109,8 +112,8 @@ const struct ctl_verb ctl_verb_reseal = {
         .summary = "re-seal secrets to the realm's current recipients (admin)",
         .run = cmd_reseal,
         .help =
-        "Usage: secretctl [--store URL] reseal NAME... [--dry-run]\n"
-        "       secretctl [--store URL] reseal --all [--dry-run]\n"
+        "Usage: secretctl [--store URL] reseal NAME... [--dry-run] [--quiet]\n"
+        "       secretctl [--store URL] reseal --all [--dry-run] [--quiet]\n"
         "\n"
         "For each secret NAME (or every secret with --all) whose latest version is\n"
         "sealed to other recipients than the realm policy gives that name now --\n"
@@ -129,7 +132,7 @@ const struct ctl_verb ctl_verb_reseal = {
         "\n"
         "Prints one line per secret resealed (or, with --dry-run, that would be)\n"
         "with the reason, e.g.\n"
-        "  db_password: version 4 resealed as version 5: + recipient host3\n"
+        "  db_password: version 4 resealed as version 5: + recipient host3 (a0d6e03834b0c91b)\n"
         "then a summary line.  A secret that cannot be resealed (its latest\n"
         "version does not verify, or you are not a recipient of it) is reported\n"
         "on standard error and the others go on.\n"
@@ -137,6 +140,7 @@ const struct ctl_verb ctl_verb_reseal = {
         "Options:\n"
         "  --all        every secret in the store\n"
         "  --dry-run    list what would change and why; write nothing\n"
+        "  -q, --quiet  print nothing but the errors\n"
         "  -h, --help   show this help\n"
         "\n"
         "Examples:\n"

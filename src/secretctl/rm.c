@@ -9,7 +9,11 @@
 #include "secretctl.h"
 
 static int cmd_rm(struct ctl_context *ctx, int argc, char **argv) {
-        int r = ctl_parse_options(ctx, &ctl_verb_rm, argc, argv, "", NULL, NULL, NULL);
+        static const struct option options[] = {
+                CTL_OPTION_QUIET,
+                { NULL, 0, NULL, 0 },
+        };
+        int r = ctl_parse_options(ctx, &ctl_verb_rm, argc, argv, "q", options, NULL, NULL);
         if (r != 0)
                 return r < 0 ? r : 0;
         const char *name = NULL;
@@ -32,7 +36,7 @@ static int cmd_rm(struct ctl_context *ctx, int argc, char **argv) {
         r = sd_secret_delete(store, key, policy, name, &opts, &version, &ctx->err);
         if (r < 0)
                 return r;
-        printf("%s: deleted in version %" PRIu64 "\n", name, version);
+        ctl_say(ctx, "%s: deleted in version %" PRIu64 "\n", name, version);
         return 0;
 }
 
@@ -41,18 +45,19 @@ const struct ctl_verb ctl_verb_rm = {
         .summary = "delete a secret (writes a signed tombstone version)",
         .run = cmd_rm,
         .help =
-        "Usage: secretctl [--store URL] rm NAME\n"
+        "Usage: secretctl [--store URL] rm NAME [--quiet]\n"
         "\n"
         "Deletes the secret NAME by storing a signed tombstone as its next\n"
         "version.  The realm policy's writer rules apply as for 'put': you must\n"
-        "be an admin, or a writer whose patterns cover NAME.  Agents stop delivering it and 'get' reports it as deleted.\n"
-        "Earlier versions stay in the store (still encrypted) and remain visible\n"
-        "in 'history' and readable with 'get --version N'.  Putting a new value\n"
-        "under the same name later makes it active again.\n"
+        "be an admin, or a writer whose patterns cover NAME.  Agents stop\n"
+        "delivering it and 'get' reports it as deleted.  Earlier versions stay in\n"
+        "the store (still encrypted), listed by 'history' and readable with\n"
+        "'get --version N'.  A later 'put' of the name makes it active again.\n"
         "\n"
         "Prints \"NAME: deleted in version N\".\n"
         "\n"
         "Options:\n"
+        "  -q, --quiet  print nothing when the tombstone was stored\n"
         "  -h, --help   show this help\n"
         "\n"
         "Examples:\n"

@@ -48,7 +48,14 @@ struct ctl_context {
         char *realm_path;          /* <realms_dir>/<hash of store_url>.json */
         sd_error err;              /* the one error main() reports */
         int exit_status;           /* non-zero: main() exits with it instead of mapping err.code */
+        bool quiet;                /* the verb's --quiet: ctl_say() prints nothing */
 };
+
+/* The --quiet option of a verb whose standard output only reports what it
+ * did: put it in the verb's option table (and "q" in its short options);
+ * ctl_parse_options() sets ctx->quiet.  Errors and warnings still go to
+ * standard error. */
+#define CTL_OPTION_QUIET { "quiet", no_argument, NULL, 'q' }
 
 /* One verb.  argv[0] is the verb's name; options may follow positionals. */
 struct ctl_verb {
@@ -72,7 +79,8 @@ int ctl_usage_error(struct ctl_context *ctx, const char *verb, const char *fmt, 
 /* Parse a verb's options with getopt_long (GNU permutation, so options may
  * follow positionals).  --help/-h is handled here: returns 1 after printing
  * help (the verb returns 0).  Unknown options: a usage error (negative).
- * on_option is called for every other option. */
+ * --quiet (CTL_OPTION_QUIET) sets ctx->quiet.  on_option is called for every
+ * other option. */
 struct option;
 int ctl_parse_options(struct ctl_context *ctx, const struct ctl_verb *verb, int argc, char **argv,
                       const char *shortopts, const struct option *longopts,
@@ -136,6 +144,12 @@ int ctl_open_realm(struct ctl_context *ctx, struct sd_store *store, struct sd_re
 int ctl_create_realm(struct ctl_context *ctx, struct sd_store *store, const struct sd_writer_key *key,
                      const char *admin_name, struct sd_policy **out);
 
+/* Say that the realm p was created in store, with you as admin_name, and
+ * the pin lines for hosts and developers (realm init, and the first policy
+ * edit on an empty store). */
+int ctl_say_realm_created(struct ctl_context *ctx, struct sd_store *store, const struct sd_policy *p,
+                          const char *admin_name);
+
 /* Your default name in a policy: the login name when it is a valid name,
  * else "admin". */
 void ctl_default_entry_name(char out[SD_NAME_MAX + 1]);
@@ -171,14 +185,19 @@ int ctl_parse_entry_args(struct ctl_context *ctx, const char *verb, enum sd_poli
 /* `writer|recipient|admin add|rm|ls`: one implementation for the three
  * lists.  add takes NAME KEY and --pattern P (writers, recipients) or
  * --threshold N (admins); rm takes NAME (and --threshold N for admins) and
- * sets *published when the change is in force (not only proposed); ls
- * takes --json. */
+ * adds a note on what removing a writer or a recipient cannot undo; ls
+ * takes --json.  Each returns 0 or a negative errno. */
 int ctl_entry_add(struct ctl_context *ctx, const struct ctl_verb *verb, enum sd_policy_list which, int argc,
                   char **argv);
 int ctl_entry_rm(struct ctl_context *ctx, const struct ctl_verb *verb, enum sd_policy_list which, int argc,
-                 char **argv, bool *published);
+                 char **argv);
 int ctl_entry_ls(struct ctl_context *ctx, const struct ctl_verb *verb, enum sd_policy_list which, int argc,
                  char **argv);
+
+/* One entry of the policy as the JSON of `writer|recipient|admin ls --json`
+ * and `realm show --json`: name, key (its public line), key_id
+ * (sd_policy_entry_key_id) and patterns.  NULL when out of memory. */
+json_t *ctl_policy_entry_json(enum sd_policy_list which, const struct sd_policy_entry *e);
 
 /* Print a list of the policy (writers, recipients, admins) as a table or
  * JSON. */
@@ -207,6 +226,9 @@ struct sd_secret;
 int ctl_writer_put(struct ctl_context *ctx, struct ctl_writer *w, const char *name, const struct sd_secret *value,
                    size_t max_len, uint64_t *version_out);
 
+
+/* Report what a verb did on standard output, unless --quiet. */
+void ctl_say(struct ctl_context *ctx, const char *fmt, ...) SD_PRINTF(2, 3);
 
 /* The library's warnings: "secretctl: warning: ..." on stderr. */
 void ctl_warn(void *userdata, const char *message);

@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "secretctl.h"
 
 /* Per-user trust files were replaced by the realm: say where to go instead
  * of failing as an unknown command. */
 static int cmd_trust(struct ctl_context *ctx, int argc, char **argv) {
-        (void) argc;
-        (void) argv;
+        if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+                ctl_print_verb_help(&ctl_verb_trust, stdout);
+                return 0;
+        }
         return sd_error_set(&ctx->err, EINVAL,
                             "'secretctl trust' was removed: whom you trust is now the realm policy of the store. "
                             "Join a realm with 'secretctl realm join PIN' (an admin's 'secretctl realm pin' prints "

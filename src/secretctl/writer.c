@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <stdbool.h>
 
 #include "secretctl.h"
 
@@ -8,9 +7,7 @@ static int writer_add(struct ctl_context *ctx, int argc, char **argv) {
 }
 
 static int writer_rm(struct ctl_context *ctx, int argc, char **argv) {
-        bool published = false;
-        int r = ctl_entry_rm(ctx, &ctl_verb_writer, SD_POLICY_WRITERS, argc, argv, &published);
-        return r < 0 ? r : 0;
+        return ctl_entry_rm(ctx, &ctl_verb_writer, SD_POLICY_WRITERS, argc, argv);
 }
 
 static int writer_ls(struct ctl_context *ctx, int argc, char **argv) {
@@ -31,8 +28,8 @@ const struct ctl_verb ctl_verb_writer = {
         .summary = "add, remove or list who may write which secrets (realm policy)",
         .run = cmd_writer,
         .help =
-        "Usage: secretctl [--store URL] writer add NAME PUBID [--pattern P]...\n"
-        "       secretctl [--store URL] writer rm NAME\n"
+        "Usage: secretctl [--store URL] writer add NAME PUBID [--pattern P]... [--quiet]\n"
+        "       secretctl [--store URL] writer rm NAME [--quiet]\n"
         "       secretctl [--store URL] writer ls [--json]\n"
         "\n"
         "Writers are the developer identities (sdw1:...) whose puts and deletes the\n"
@@ -54,15 +51,17 @@ const struct ctl_verb ctl_verb_writer = {
         "    with * and ? (for example db_* or app?_token); without one the writer\n"
         "    may write every name.  At most 32 patterns.\n"
         "rm NAME\n"
-        "    Removes the writer NAME.  Versions it signed are refused from then\n"
-        "    on; an admin reseals what must stay ('secretctl reseal').\n"
+        "    Removes the writer NAME, and notes that the versions it signed are\n"
+        "    refused from then on: an admin reseals those that must stay\n"
+        "    ('secretctl reseal NAME').\n"
         "ls [--json]\n"
         "    Lists the writers: name, key id and patterns.  --json prints an\n"
         "    array of objects with name, key, key_id and patterns.\n"
         "\n"
         "Options:\n"
         "  --pattern P  (add) a name pattern; repeat for several\n"
-        "  --json       (ls) print JSON\n"
+        "  --json       (ls) print JSON instead of a table\n"
+        "  -q, --quiet  (add, rm) print nothing on success\n"
         "  -h, --help   show this help\n"
         "\n"
         "Examples:\n"

@@ -524,16 +524,49 @@ int cli_runv(struct cli_result *res, const struct cli_opts *opts, const char *co
         return r;
 }
 
-int cli_run(struct cli_result *res, const struct cli_opts *opts, ...) {
-        const char *args[64];
+/* The NULL-terminated arguments of a variadic call, at most 63. */
+static void collect_args(const char *args[64], va_list ap) {
         size_t n = 0;
-        va_list ap;
-        va_start(ap, opts);
         for (const char *a; (a = va_arg(ap, const char *)) && n < 63;)
                 args[n++] = a;
-        va_end(ap);
         args[n] = NULL;
+}
+
+int cli_run(struct cli_result *res, const struct cli_opts *opts, ...) {
+        const char *args[64];
+        va_list ap;
+        va_start(ap, opts);
+        collect_args(args, ap);
+        va_end(ap);
         return cli_runv(res, opts, args);
+}
+
+int cli_run_as(struct cli_result *res, const char *who, const char *input, ...) {
+        const char *args[64];
+        va_list ap;
+        va_start(ap, input);
+        collect_args(args, ap);
+        va_end(ap);
+        char env[4200];
+        (void) snprintf(env, sizeof(env), "XDG_CONFIG_HOME=%s/%s", cli.root, who ? who : "config");
+        const char *envs[] = { env, NULL };
+        struct cli_opts opts = { .env = envs, .input = input, .input_len = input ? strlen(input) : 0 };
+        return cli_runv(res, &opts, args);
+}
+
+int clitest_person(const char *who, char line[512]) {
+        char dir[4200];
+        (void) snprintf(dir, sizeof(dir), "%s/%s", cli.root, who);
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        struct cli_result r = { 0 };
+        int ret = cli_run_as(&r, who, NULL, "keygen", NULL);
+        if (ret == 0 && r.status != 0)
+                ret = -EIO;
+        if (ret == 0)
+                (void) snprintf(line, 512, "%.*s", (int) strcspn(r.out, "\n"), r.out);
+        cli_result_free(&r);
+        return ret;
 }
 
 void cli_result_free(struct cli_result *res) {

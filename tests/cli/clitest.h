@@ -92,6 +92,12 @@ struct cli_result {
 int cli_runv(struct cli_result *res, const struct cli_opts *opts, const char *const *args);
 int cli_run(struct cli_result *res, const struct cli_opts *opts, ...) __attribute__((sentinel));
 void cli_result_free(struct cli_result *res);
+/* Run secretctl as `who`: XDG_CONFIG_HOME is <root>/<who> (NULL: you, the
+ * fixture's <root>/config), standard input `input` (NULL: none). */
+int cli_run_as(struct cli_result *res, const char *who, const char *input, ...) __attribute__((sentinel));
+/* Another person: <root>/<who> and `secretctl keygen` there; line gets the
+ * public line it printed.  0 or -errno (-EIO: keygen failed). */
+int clitest_person(const char *who, char line[512]);
 
 static inline void cli_result_freep(struct cli_result *res) {
         cli_result_free(res);
@@ -117,6 +123,8 @@ char *clitest_random_text(size_t len);
 
 #define CLI(res, ...) \
         cr_assert_eq(cli_run((res), NULL, __VA_ARGS__, NULL), 0, "cannot run secretctl")
+#define CLI_AS(res, who, input, ...) \
+        cr_assert_eq(cli_run_as((res), (who), (input), __VA_ARGS__, NULL), 0, "cannot run secretctl")
 #define CLI_IN(res, data, len, ...) \
         cr_assert_eq(cli_run((res), &(struct cli_opts) { .input = (data), .input_len = (len) }, __VA_ARGS__, NULL), \
                      0, "cannot run secretctl")

@@ -19,33 +19,8 @@
 
 TestSuite(realm, .init = clitest_setup_with_identity, .fini = clitest_teardown);
 
-/* Run secretctl as `who` (NULL: you, the fixture's identity), stdin input
- * (may be NULL). */
-static void run_as(struct cli_result *res, const char *who, const char *input, ...) {
-        const char *args[32];
-        size_t n = 0;
-        va_list ap;
-        va_start(ap, input);
-        for (const char *a; (a = va_arg(ap, const char *)) && n < 31;)
-                args[n++] = a;
-        va_end(ap);
-        args[n] = NULL;
-        char env[4200];
-        (void) snprintf(env, sizeof(env), "XDG_CONFIG_HOME=%s/%s", cli.root, who ? who : "config");
-        const char *envs[] = { env, NULL };
-        struct cli_opts opts = { .env = envs, .input = input, .input_len = input ? strlen(input) : 0 };
-        cr_assert_eq(cli_runv(res, &opts, args), 0, "cannot run secretctl");
-}
-
-/* A person with an identity; prints their whoami line into line. */
 static void person(const char *who, char line[512]) {
-        char dir[4200];
-        (void) snprintf(dir, sizeof(dir), "%s/%s", cli.root, who);
-        (void) mkdir(dir, 0700);
-        _cleanup_result_ struct cli_result r = { 0 };
-        run_as(&r, who, NULL, "keygen", NULL);
-        CLI_ASSERT_STATUS(&r, 0);
-        (void) snprintf(line, 512, "%.*s", (int) strcspn(r.out, "\n"), r.out);
+        cr_assert_eq(clitest_person(who, line), 0, "keygen for %s", who);
 }
 
 /* The pin line `realm pin` prints for you. */
@@ -70,7 +45,7 @@ static void join(const char *who) {
         char pin[2048];
         pin_line(pin);
         _cleanup_result_ struct cli_result r = { 0 };
-        run_as(&r, who, NULL, "realm", "join", pin, NULL);
+        CLI_AS(&r, who, NULL, "realm", "join", pin);
         CLI_ASSERT_STATUS(&r, 0);
         cr_assert(strstr(r.out, "joined realm "), "%s", r.out);
 }
@@ -101,7 +76,10 @@ Test(realm, a_missing_store_is_created_by_recipient_add_with_its_realm) {
         cr_assert_eq(sd_agent_pub_format(agent->box_pk, &pub), 0);
         CLI(&add, "recipient", "add", "host", pub);
         CLI_ASSERT_STATUS(&add, 0);
-        cr_assert(strstr(add.err, "created realm ") && strstr(add.err, "sudo secretd join sdr1:"), "%s", add.err);
+        cr_assert(strstr(add.out, " created in ") && strstr(add.out, "sudo secretd join sdr1:") &&
+                          strstr(add.out, "policy v2 is in force:\n  + recipient host ("),
+                  "%s", add.out);
+        cr_assert_eq(add.err_len, 0, "%s", add.err);
         cr_assert_eq(stat(cli.store_dir, &st), 0);
         cr_assert_eq(st.st_mode & 07777, 0700, "store created with mode %o", st.st_mode & 07777);
         CLI_IN(&put2, "v", 1, "put", "x");
@@ -115,11 +93,11 @@ Test(realm, init_show_pin_and_join) {
                                            ok = { 0 }, other = { 0 }, foreign = { 0 };
         CLI(&init, "realm", "init", "--name", "alice");
         CLI_ASSERT_STATUS(&init, 0);
-        cr_assert(strstr(init.out, "policy v1, admin 'alice' (you), threshold 1") && strstr(init.out, "sudo secretd join PIN"),
-                  "%s", init.out);
-        char pin[2048];
+        cr_assert(strstr(init.out, "policy v1, admin 'alice' (you), threshold 1"), "%s", init.out);
+        char pin[2048], join[4200];
         pin_line(pin);
-        cr_assert(strstr(init.out, pin), "init prints the pin: %s", init.out);
+        snprintf(join, sizeof(join), "  sudo secretd join %s\n  secretctl realm join %s\n", pin, pin);
+        cr_assert(strstr(init.out, join), "init prints the lines to pin the realm: %s", init.out);
         CLI(&again, "realm", "init");
         CLI_ASSERT_STATUS(&again, 4);
         cr_assert(strstr(again.err, "already has a realm"), "%s", again.err);
@@ -139,9 +117,9 @@ Test(realm, init_show_pin_and_join) {
         /* Bob joins with the pin; a malformed one is refused. */
         char bob[512];
         person("bob", bob);
-        run_as(&bad, "bob", NULL, "realm", "join", "sdr1:nope", NULL);
+        CLI_AS(&bad, "bob", NULL, "realm", "join", "sdr1:nope");
         CLI_ASSERT_STATUS(&bad, 2);
-        run_as(&ok, "bob", NULL, "realm", "join", pin, NULL);
+        CLI_AS(&ok, "bob", NULL, "realm", "join", pin);
         CLI_ASSERT_STATUS(&ok, 0);
         cr_assert(strstr(ok.out, "at policy v1"), "%s", ok.out);
 
@@ -151,12 +129,12 @@ Test(realm, init_show_pin_and_join) {
         person("carol", carol);
         char other_store[4200];
         (void) snprintf(other_store, sizeof(other_store), "file://%s/other-store", cli.root);
-        run_as(&other, "carol", NULL, "--store", other_store, "realm", "init", NULL);
+        CLI_AS(&other, "carol", NULL, "--store", other_store, "realm", "init");
         CLI_ASSERT_STATUS(&other, 0);
         char other_pin[2048];
         (void) snprintf(other_pin, sizeof(other_pin), "%s", strstr(other.out, "sdr1:"));
         other_pin[strcspn(other_pin, "\n")] = '\0';
-        run_as(&foreign, "bob", NULL, "realm", "join", other_pin, NULL);
+        CLI_AS(&foreign, "bob", NULL, "realm", "join", other_pin);
         CLI_ASSERT_STATUS(&foreign, 5);
         cr_assert(strstr(foreign.err, "belongs to realm") && strstr(foreign.err, "you pin realm"), "%s", foreign.err);
 }
@@ -167,7 +145,7 @@ Test(realm, a_writer_not_yet_added_fails_at_put_time_then_writes_once_added) {
         person("bob", bob);
         join("bob");
         _cleanup_result_ struct cli_result put = { 0 }, ls = { 0 }, add = { 0 }, put2 = { 0 };
-        run_as(&put, "bob", "from bob", "put", "db_password", NULL);
+        CLI_AS(&put, "bob", "from bob", "put", "db_password");
         CLI_ASSERT_STATUS(&put, 7);
         cr_assert(strstr(put.err, "are not a writer in policy v2") && strstr(put.err, "secretctl writer add"), "%s",
                   put.err);
@@ -177,7 +155,7 @@ Test(realm, a_writer_not_yet_added_fails_at_put_time_then_writes_once_added) {
 
         CLI(&add, "writer", "add", "bob", bob);
         CLI_ASSERT_STATUS(&add, 0);
-        run_as(&put2, "bob", "from bob", "put", "db_password", NULL);
+        CLI_AS(&put2, "bob", "from bob", "put", "db_password");
         CLI_ASSERT_STATUS(&put2, 0);
         _cleanup_secret_ struct sd_secret *value = NULL;
         sd_error err = { 0 };
@@ -195,13 +173,13 @@ Test(realm, a_writer_scoped_to_db_cannot_put_or_delete_api_token) {
         CLI_ASSERT_STATUS(&add, 0);
         CLI_IN(&mine, "t", 1, "put", "api_token");
         CLI_ASSERT_STATUS(&mine, 0);
-        run_as(&api, "bob", "b", "put", "api_token", NULL);
+        CLI_AS(&api, "bob", "b", "put", "api_token");
         CLI_ASSERT_STATUS(&api, 8);
         cr_assert(strstr(api.err, "writer 'bob'") && strstr(api.err, "may write only db_*, not 'api_token'"), "%s",
                   api.err);
-        run_as(&rm, "bob", NULL, "rm", "api_token", NULL);
+        CLI_AS(&rm, "bob", NULL, "rm", "api_token");
         CLI_ASSERT_STATUS(&rm, 8);
-        run_as(&db, "bob", "b", "put", "db_user", NULL);
+        CLI_AS(&db, "bob", "b", "put", "db_user");
         CLI_ASSERT_STATUS(&db, 0);
         CLI(&wls, "writer", "ls");
         cr_assert(strstr(wls.out, "bob") && strstr(wls.out, "db_*"), "%s", wls.out);
@@ -222,16 +200,16 @@ Test(realm, two_of_three_admins_one_signature_does_not_change_the_policy_a_secon
         /* carol with threshold 2: v4 needs two of its own three admins. */
         CLI(&a2, "admin", "add", "carol", carol, "--threshold", "2");
         CLI_ASSERT_STATUS(&a2, 0);
-        cr_assert(strstr(a2.out, "proposed policy v4") && strstr(a2.out, "1 more signature(s) by admins of v4"), "%s",
+        cr_assert(strstr(a2.out, "policy v4 is proposed, signed by you, not in force yet:") && strstr(a2.out, "1 more signature(s) by admins of v4"), "%s",
                   a2.out);
-        run_as(&s1, "bob", NULL, "realm", "sign", NULL);
+        CLI_AS(&s1, "bob", NULL, "realm", "sign");
         CLI_ASSERT_STATUS(&s1, 0);
         cr_assert(strstr(s1.out, "+ admin carol") && strstr(s1.out, "policy v4 is in force"), "%s", s1.out);
 
         /* Now one signature does not change the policy... */
         CLI(&w1, "writer", "add", "dave", dave);
         CLI_ASSERT_STATUS(&w1, 0);
-        cr_assert(strstr(w1.out, "proposed policy v5") && strstr(w1.out, "it is not in force yet"), "%s", w1.out);
+        cr_assert(strstr(w1.out, "policy v5 is proposed") && strstr(w1.out, "not in force yet"), "%s", w1.out);
         CLI(&show, "realm", "show");
         cr_assert(strstr(show.out, "policy     v4") && strstr(show.out, "Pending proposal v5") &&
                           strstr(show.out, "+ writer dave"),
@@ -242,13 +220,13 @@ Test(realm, two_of_three_admins_one_signature_does_not_change_the_policy_a_secon
         /* ... not even the same admin signing again ... */
         CLI(&again, "realm", "sign");
         CLI_ASSERT_STATUS(&again, 0);
-        cr_assert(strstr(again.out, "it is not in force yet"), "%s", again.out);
+        cr_assert(strstr(again.out, "not in force yet"), "%s", again.out);
         /* ... nor someone who is no admin. */
         join("dave");
-        run_as(&nobody, "dave", NULL, "realm", "sign", NULL);
+        CLI_AS(&nobody, "dave", NULL, "realm", "sign");
         CLI_ASSERT_STATUS(&nobody, 7);
         /* A second admin's does. */
-        run_as(&s2, "bob", NULL, "realm", "sign", NULL);
+        CLI_AS(&s2, "bob", NULL, "realm", "sign");
         CLI_ASSERT_STATUS(&s2, 0);
         cr_assert(strstr(s2.out, "policy v5 is in force"), "%s", s2.out);
         CLI(&wls, "writer", "ls");

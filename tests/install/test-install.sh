@@ -190,6 +190,46 @@ if [[ " $man_pages " == *" secretd.conf.5 "* ]]; then
     assert_eq "$missing" "" "secretd.conf(5) has an entry for every option of secretd run --help"
 fi
 
+# docs/secretctl.md is secretctl(1): each verb's section there names every
+# option its --help lists, and its synopsis names no option --help lacks.
+# (The page's sections for every verb are checked above on the rendered
+# man page.)
+md=$SECRETD_SOURCE_ROOT/docs/secretctl.md
+md_section() {
+    awk -v h="### $1" '$0 == h { on = 1; next } on && /^##/ { exit } on { print }' "$md"
+}
+# The first code block of a section: its synopsis.
+md_synopsis() {
+    md_section "$1" | awk '/^```/ { if (on) exit; on = 1; next } on { print }'
+}
+help_opts() {
+    "$SECRETCTL" "$1" --help | { grep -Eo '^ +(-[a-zA-Z], )?--[a-z][a-z-]*' || true; } |
+        { grep -Eo -- '--[a-z-]+' || true; } | { grep -vx -- --help || true; } | sort -u
+}
+undocumented="" unknown=""
+for v in $(help_verbs) trust; do
+    section=$(md_section "$v")
+    if [ -z "$section" ]; then
+        undocumented+=" $v:(no section)"
+        continue
+    fi
+    for o in $(help_opts "$v"); do
+        grep -qE -- "(^|[^a-z-])$o([^a-z-]|\$)" <<<"$section" || undocumented+=" $v:$o"
+    done
+    want=$(help_opts "$v")
+    for o in $(md_synopsis "$v" | { grep -Eo -- '--[a-z][a-z-]*' || true; } | sort -u); do
+        # The global options come before the verb; every verb takes --help.
+        case $o in --store | --identity | --help) continue ;; esac
+        grep -qx -- "$o" <<<"$want" || unknown+=" $v:$o"
+    done
+done
+assert_eq "$undocumented" "" "docs/secretctl.md documents every option of every secretctl VERB --help in its section"
+assert_eq "$unknown" "" "every option of a synopsis in docs/secretctl.md is one --help lists"
+main_opts=$("$SECRETCTL" --help | sed -n '/^Global options/,/^$/p' | grep -Eo -- '--[a-z-]+' | sort -u)
+doc_opts=$(md_section_global() { awk '$0 == "## Global options" { on = 1; next } on && /^## / { exit } on { print }' "$md"; }
+    md_section_global | grep -E '^`-' | grep -Eo -- '`--[a-z-]+`' | tr -d '`' | sort -u)
+assert_eq "$doc_opts" "$main_opts" "docs/secretctl.md's global options are those of secretctl --help"
+
 # ----------------------------------------------------------- completion ---
 bash_comp=$dest$SECRETD_INSTALL_BASHCOMPDIR
 zsh_comp=$dest$SECRETD_INSTALL_ZSHCOMPDIR

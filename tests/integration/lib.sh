@@ -56,6 +56,19 @@
 #   elapsed T0               seconds since T0 (an $EPOCHREALTIME value), "1.23"
 #   require_root             skip_all unless uid 0
 #   require_cmd CMD...       skip_all unless every CMD is in PATH
+#   readme_usage_block FILE  prints the ```sh block of README.md FILE that
+#                            follows the line "<!-- usage: ..." and ends
+#                            before "<!-- usage: end -->", without its fences;
+#                            bail_out when there is not exactly one such block
+#   host_dirs_mark           notes which of secretd's host directories
+#                            (/etc/secretd, /var/lib/secretd, /run/secretd,
+#                            /var/log/secretd) exist, and the time
+#   assert_host_dirs_untouched WHAT
+#                            one test point per directory: one that did not
+#                            exist at host_dirs_mark still does not, and
+#                            nothing below one that did is newer (mtime or
+#                            ctime) than that mark; for tests whose subject
+#                            must keep to private paths
 #
 # Docker
 #   start_dockerd [ARGS...]  private dockerd (flags below + ARGS); exports
@@ -248,9 +261,12 @@ done_testing() {
     fi
 }
 
+# A description is one TAP line: a newline in it (a command's output quoted
+# in the message) would start a line meson cannot parse.
 ok() {
+    local desc="$*"
     _tap_count=$((_tap_count + 1))
-    echo "ok $_tap_count - $*"
+    echo "ok $_tap_count - ${desc//$'\n'/ }"
 }
 
 fail() {
@@ -258,7 +274,7 @@ fail() {
     shift
     _tap_count=$((_tap_count + 1))
     _tap_failed=$((_tap_failed + 1))
-    echo "not ok $_tap_count - $desc"
+    echo "not ok $_tap_count - ${desc//$'\n'/ }"
     if [ $# -gt 0 ]; then
         diag "$@"
     fi
@@ -341,6 +357,48 @@ require_cmd() {
     local c
     for c in "$@"; do
         command -v "$c" >/dev/null 2>&1 || skip_all "$c not installed"
+    done
+}
+
+readme_usage_block() {
+    local block first last
+    block=$(awk '/^<!-- usage: end -->/ { on = 0 } on { print } /^<!-- usage: / && !/^<!-- usage: end -->/ { on = 1 }' "$1")
+    first=$(head -n 1 <<<"$block")
+    last=$(tail -n 1 <<<"$block")
+    if [ "$first" != '```sh' ] || [ "$last" != '```' ]; then
+        bail_out "$1: no \`\`\`sh block between '<!-- usage: ...' and '<!-- usage: end -->'"
+    fi
+    block=$(sed '1d;$d' <<<"$block")
+    if grep -q '^```' <<<"$block"; then
+        bail_out "$1: the usage markers enclose more than one code block"
+    fi
+    printf '%s\n' "$block"
+}
+
+_host_dirs=(/etc/secretd /var/lib/secretd /run/secretd /var/log/secretd)
+
+host_dirs_mark() {
+    local d
+    : >"$_H/host-dirs"
+    for d in "${_host_dirs[@]}"; do
+        if [ -e "$d" ]; then echo "$d" >>"$_H/host-dirs"; fi
+    done
+    touch "$_H/host-dirs.mark"
+}
+
+assert_host_dirs_untouched() {
+    local what=$1 d changed
+    for d in "${_host_dirs[@]}"; do
+        if ! grep -qxF -- "$d" "$_H/host-dirs"; then
+            if [ -e "$d" ]; then
+                fail "$what does not create $d" "$(find "$d" | head -20)"
+            else
+                ok "$what does not create $d"
+            fi
+            continue
+        fi
+        changed=$(find "$d" \( -newer "$_H/host-dirs.mark" -o -cnewer "$_H/host-dirs.mark" \) -print 2>&1 | head -20)
+        assert_eq "$changed" "" "$what leaves $d as it was"
     done
 }
 

@@ -47,12 +47,12 @@ good=("${good_tls[@]}" --etcd-auth-file "$ETCD_AUTH_APP")
 
 # ------------------------------------------------------- the full flow -------
 run ctl "${good[@]}" -- realm init
-assert_eq "$status" 0 "realm init over TLS as user app ($output)"
+assert_eq "$status" 0 "realm init over TLS as user app"; [ "$status" = 0 ] || diag "$output"
 AGENT_PUB=$("$SECRETD" init --key "$TEST_TMP/agent.key" 2>/dev/null) || bail_out "secretd init failed"
 run ctl "${good[@]}" -- recipient add host "$AGENT_PUB"
-assert_eq "$status" 0 "recipient add over TLS ($output)"
+assert_eq "$status" 0 "recipient add over TLS"; [ "$status" = 0 ] || diag "$output"
 run ctl "${good[@]}" -- put db <"$values/v1"
-assert_eq "$status" 0 "put over TLS as user app ($output)"
+assert_eq "$status" 0 "put over TLS as user app"; [ "$status" = 0 ] || diag "$output"
 run ctl "${good[@]}" -- get db
 assert_eq "$output" "tls-value-1" "get over TLS returns the value"
 run ctl "${good[@]}" -- ls
