@@ -362,6 +362,8 @@ int delivery_fetch(struct delivery *d, const char *secret, unsigned flags, struc
         sd_error origin = { 0 };
         int r = fetch_get(d, secret, &data, &len, &version, &origin, err);
         f.stand_in = r == 1;
+        if (f.stand_in && (flags & DELIVERY_STORE_ONLY))
+                return sd_error_set(err, EAGAIN, "secret '%s': only a stand-in answered: %s", secret, origin.message);
         if (r > 0)
                 r = 0;
         unsigned char digest[DIGEST_BYTES];

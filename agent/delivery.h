@@ -168,6 +168,10 @@ enum {
         /* A tombstone is delivered (value NULL, tombstone set) instead of
          * failing with -ENOENT. */
         DELIVERY_ALLOW_TOMBSTONE = 1 << 1,
+        /* Only the store's answer will do (rotation wants its latest): bytes
+         * a stand-in gave are dropped unopened and the fetch fails as the
+         * store did, -EAGAIN at DELIVERY_GET (transient). */
+        DELIVERY_STORE_ONLY = 1 << 2,
 };
 
 /* Get and open the latest version of secret (flags above).  A tombstone is

@@ -494,7 +494,7 @@ static int rotation_fetch(struct rotator *r, const char *secret, struct fetched 
                 uint64_t seen = registry_floor(r->cfg.registry, secret);
                 enum delivery_step step;
                 sd_error err = { 0 };
-                int q = delivery_fetch(d, secret, DELIVERY_ALLOW_TOMBSTONE, f, &step, &err);
+                int q = delivery_fetch(d, secret, DELIVERY_ALLOW_TOMBSTONE | DELIVERY_STORE_ONLY, f, &step, &err);
                 if (q < 0 && delivery_error_is_transient(step, q)) {
                         rotation_unreachable(r, secret, err.message);
                         return 1;
@@ -502,13 +502,6 @@ static int rotation_fetch(struct rotator *r, const char *secret, struct fetched 
                 if (q < 0) {
                         refuse(r, secret, delivery_error_kind(step, q), err.message);
                         return q;
-                }
-                if (f->stand_in) {
-                        /* The local cache answered: the store's latest is
-                         * unknown. */
-                        delivery_release(d, f);
-                        rotation_unreachable(r, secret, "the store is unreachable (the local cache answered)");
-                        return 1;
                 }
                 q = registry_rotation_begin(r->cfg.registry, secret, f->version, seen, targets, n, &err);
                 if (q == 0)

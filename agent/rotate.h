@@ -32,7 +32,8 @@
  * once per outage, and the name is tried again with backoff (100 ms doubling
  * to 5 s) until its version is delivered or known to be gone.  A fetch the
  * local cache answered (cache.h) counts as unreachable too: it cannot know
- * of newer versions.  Each time the cache stood in for the store (a Mount
+ * of newer versions, so rotation neither takes nor verifies its bytes
+ * (DELIVERY_STORE_ONLY).  Each time the cache stood in for the store (a Mount
  * during an outage), and when the watch itself fails, the next pass also
  * re-checks every secret an instance delivers, since what was served may
  * be older than the store's latest; a pass stops at the first secret the
