@@ -362,8 +362,9 @@ static size_t collect(char *p, size_t size, size_t n, void *userdata) {
         return size * n;
 }
 
-static long post_with(const char *socket_path, const char *path, const char *body, size_t len, bool chunked,
-                      struct buffer *out) {
+/* CURLE_SEND_ERROR is returned as -1 where send_error_ok: see post_refused. */
+static long post_maybe(const char *socket_path, const char *path, const char *body, size_t len, bool chunked,
+                       bool send_error_ok, struct buffer *out) {
         CURL *curl = curl_easy_init();
         cr_assert_not_null(curl);
         char url[256];
@@ -383,11 +384,30 @@ static long post_with(const char *socket_path, const char *path, const char *bod
         curl_easy_setopt(curl, CURLOPT_WRITEDATA, out);
         curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
         CURLcode rc = curl_easy_perform(curl);
-        cr_assert_eq(rc, CURLE_OK, "%s %s: %s", socket_path, path, curl_easy_strerror(rc));
-        long code = 0;
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+        long code = -1;
+        if (!(send_error_ok && rc == CURLE_SEND_ERROR)) {
+                cr_assert_eq(rc, CURLE_OK, "%s %s: %s", socket_path, path, curl_easy_strerror(rc));
+                curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+        }
         curl_slist_free_all(headers);
         curl_easy_cleanup(curl);
+        return code;
+}
+
+static long post_with(const char *socket_path, const char *path, const char *body, size_t len, bool chunked,
+                      struct buffer *out) {
+        return post_maybe(socket_path, path, body, len, chunked, false, out);
+}
+
+/* The server answers a too-large body before reading all of it and closes
+ * the connection, so curl, still sending, may see the close before the
+ * answer (a race a loaded machine loses now and then).  The answer must
+ * still arrive on some attempt: tried up to ten times. */
+static long post_refused(const char *socket_path, const char *path, const char *body, size_t len, bool chunked,
+                         struct buffer *out) {
+        long code = -1;
+        for (int attempt = 0; attempt < 10 && code == -1; attempt++)
+                code = post_maybe(socket_path, path, body, len, chunked, true, out);
         return code;
 }
 
@@ -416,10 +436,10 @@ Test(plugin_server, speaks_the_plugin_protocol_over_the_socket) {
         char *body = malloc(big + 1);
         memset(body, ' ', big);
         body[big] = '\0';
-        cr_assert_eq(post(f.socket_path, "/VolumeDriver.Get", body, big, &b), 413);
+        cr_assert_eq(post_refused(f.socket_path, "/VolumeDriver.Get", body, big, false, &b), 413);
         cr_assert(strstr(b.data, "\"Err\":\"request body is too large\""), "%s", b.data);
         /* A chunked body has no Content-Length to refuse up front. */
-        cr_assert_eq(post_with(f.socket_path, "/VolumeDriver.Get", body, 0, true, &b), 413);
+        cr_assert_eq(post_refused(f.socket_path, "/VolumeDriver.Get", body, 0, true, &b), 413);
         cr_assert(strstr(b.data, "\"Err\":\"request body is too large\""), "%s", b.data);
         const char *small = "{\"Name\":\"unknown\"}";
         cr_assert_eq(post_with(f.socket_path, "/VolumeDriver.Get", small, 0, true, &b), 500);
