@@ -119,7 +119,10 @@ static void label_value(FILE *out, const char *s) {
 }
 
 /* The store's and the cache's gauges, after the counters. */
-static int store_metrics_render(struct notes *notes, FILE *out) {
+static int store_metrics_render(void *ctx, FILE *out) {
+        struct notes *notes = ctx;
+        if (!notes)
+                return 0;
         struct notes_state st;
         notes_state_get(notes, &st);
         if (st.have_health) {
@@ -151,24 +154,6 @@ static int store_metrics_render(struct notes *notes, FILE *out) {
         return ferror(out) ? -EIO : 0;
 }
 
-static int metrics_body(struct notes *notes, char **body_out) {
-        char *text = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&text, &len);
-        if (!f)
-                return -ENOMEM;
-        int r = metrics_render(f);
-        if (r == 0 && notes)
-                r = store_metrics_render(notes, f);
-        if (fclose(f) != 0 && r == 0)
-                r = -ENOMEM;
-        if (r < 0) {
-                free(text);
-                return r;
-        }
-        *body_out = text;
-        return 0;
-}
 
 static json_t *status_docker_json(const struct notes_state *st) {
         const char *state = st->docker_connected ? "connected"
@@ -289,7 +274,7 @@ int admin_dispatch(struct admin *adm, const char *method, const char *path, unsi
         if (is_status)
                 return json_body(admin_status_json(adm->registry, adm->notes), body_out);
         *content_type_out = CONTENT_PROMETHEUS;
-        return metrics_body(adm->notes, body_out);
+        return metrics_render_string_with(store_metrics_render, adm->notes, body_out, NULL);
 }
 
 /* ---- the socket ---- */

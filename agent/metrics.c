@@ -147,12 +147,18 @@ int metrics_render(FILE *out) {
 }
 
 int metrics_render_string(char **text_out, size_t *len_out) {
+        return metrics_render_string_with(NULL, NULL, text_out, len_out);
+}
+
+int metrics_render_string_with(int (*extra)(void *ctx, FILE *out), void *ctx, char **text_out, size_t *len_out) {
         char *text = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&text, &len);
         if (!f)
                 return -ENOMEM;
         int r = metrics_render(f);
+        if (r == 0 && extra)
+                r = extra(ctx, f);
         if (fclose(f) != 0 && r == 0)
                 r = -ENOMEM;
         if (r < 0) {

@@ -61,6 +61,9 @@ int metrics_render(FILE *out);
 
 /* Same into a malloc()ed NUL-terminated buffer; -ENOMEM. */
 int metrics_render_string(char **text_out, size_t *len_out);
+/* Same, followed by what extra (may be NULL) writes: gauges kept outside
+ * this module (the store's and the cache's, admin.c). */
+int metrics_render_string_with(int (*extra)(void *ctx, FILE *out), void *ctx, char **text_out, size_t *len_out);
 
 /* Zero everything (tests only). */
 void metrics_reset(void);
