@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "notes.h"
 #include "registry.h"
+#include "secretd/config.h"
 #include "secretd/clock.h"
 #include "secretd/cleanup.h"
 
@@ -193,6 +194,39 @@ static json_t *instance_json(const struct mount_record *m) {
                          time_json(m->mounted_at * 1000), "delivered", delivered);
 }
 
+static json_t *status_realm_json(struct notes *notes) {
+        struct notes_realm r;
+        notes_realm_get(notes, &r);
+        if (!r.id[0])
+                return json_null();
+        return json_pack("{s:s,s:I,s:o,s:o,s:o}", "id", r.id, "policy_version", (json_int_t) r.policy_version,
+                         "policy_created", time_json(r.policy_created * 1000), "applied_at", time_json(r.applied_at),
+                         "recipient", string_or_null(r.recipient));
+}
+
+/* Secrets whose newest version does not verify, so containers get an
+ * older one (or none). */
+static json_t *status_stale_json(struct notes *notes) {
+        struct notes_stale *stale = NULL;
+        size_t n = 0;
+        if (notes_stale_list(notes, &stale, &n) < 0)
+                return NULL;
+        json_t *list = json_array();
+        for (size_t i = 0; list && i < n; i++)
+                if (json_array_append_new(list,
+                                          json_pack("{s:s,s:I,s:o,s:o,s:s}", "secret", stale[i].secret, "newest",
+                                                    (json_int_t) stale[i].newest, "served",
+                                                    stale[i].served ? json_integer((json_int_t) stale[i].served)
+                                                                    : json_null(),
+                                                    "since", time_json(stale[i].since_ms), "reason",
+                                                    stale[i].reason)) < 0) {
+                        json_decref(list);
+                        list = NULL;
+                }
+        free(stale);
+        return list;
+}
+
 struct status_job {
         json_t *volumes, *instances;
         bool ok;
@@ -225,8 +259,34 @@ json_t *admin_status_json(struct registry *reg, struct notes *notes) {
                 job.ok = true;
         if (!job.ok)
                 return NULL;
-        return json_pack("{s:o,s:o,s:o,s:O,s:O}", "agent", status_agent_json(&st), "store", status_store_json(&st),
-                         "docker", status_docker_json(&st), "volumes", volumes, "instances", instances);
+        return json_pack("{s:o,s:o,s:o,s:o,s:o,s:O,s:O}", "agent", status_agent_json(&st), "store",
+                         status_store_json(&st), "docker", status_docker_json(&st), "realm", status_realm_json(notes),
+                         "stale", status_stale_json(notes), "volumes", volumes, "instances", instances);
+}
+
+/* ---- /metrics ---- */
+
+/* The registry's gauges, read at scrape time (the counters of metrics.h
+ * are bumped as things happen; these are states), after the counters. */
+int admin_metrics_text(struct registry *reg, struct notes *notes, char **text_out) {
+        _cleanup_free_ char *counters = NULL;
+        int r = metrics_render_string_with(store_metrics_render, notes, &counters, NULL);
+        if (r < 0)
+                return r;
+        struct registry_gauges g = { 0 };
+        if (reg)
+                registry_gauges_get(reg, &g);
+#define GAUGE(name, help) "# HELP " name " " help "\n# TYPE " name " gauge\n" name " %" PRIu64 "\n"
+        static const char gauges_fmt[] =
+                "%s" GAUGE("secretd_volumes", "Volumes defined (docker volume create).")
+                GAUGE("secretd_instances", "Per-container tmpfs instances mounted.")
+                GAUGE("secretd_dead_instances", "Instances whose wipe failed; their tmpfs is still mounted.")
+                GAUGE("secretd_tmpfs_size_bytes",
+                      "Size caps of all tmpfs instances: the host memory they may take, bounded by max-total-tmpfs.");
+        if (asprintf(text_out, gauges_fmt, counters, g.volumes, g.instances, g.dead_instances, g.tmpfs_size_bytes) < 0)
+                return -ENOMEM;
+#undef GAUGE
+        return 0;
 }
 
 /* ---- routing ---- */
@@ -259,9 +319,13 @@ static int error_body(const char *message, char **body_out) {
 
 int admin_dispatch(struct admin *adm, const char *method, const char *path, unsigned *status_out,
                    const char **content_type_out, char **body_out) {
-        bool is_status = strcmp(path, "/v1/status") == 0;
+        bool is_status = strcmp(path, "/v1/status") == 0 && !adm->metrics_only;
         bool is_metrics = strcmp(path, "/metrics") == 0;
         *content_type_out = CONTENT_JSON;
+        if (!is_status && !is_metrics && adm->metrics_only) {
+                *status_out = MHD_HTTP_NOT_FOUND;
+                return error_body("not found: metrics-listen serves only GET /metrics", body_out);
+        }
         if (!is_status && !is_metrics) {
                 *status_out = MHD_HTTP_NOT_FOUND;
                 return error_body("not found: the admin API serves GET /v1/status and GET /metrics", body_out);
@@ -274,7 +338,7 @@ int admin_dispatch(struct admin *adm, const char *method, const char *path, unsi
         if (is_status)
                 return json_body(admin_status_json(adm->registry, adm->notes), body_out);
         *content_type_out = CONTENT_PROMETHEUS;
-        return metrics_render_string_with(store_metrics_render, adm->notes, body_out, NULL);
+        return admin_metrics_text(adm->registry, adm->notes, body_out);
 }
 
 /* ---- the socket ---- */
@@ -318,9 +382,11 @@ int admin_socket_listen(const char *socket_path, sd_error *err) {
         return httpd_listen(socket_path, ADMIN_CONNECTION_LIMIT, err);
 }
 
-int admin_serve(struct admin *adm, int listen_fd, const char *socket_path, struct httpd **out, sd_error *err) {
+static int serve(struct admin *adm, int listen_fd, const char *socket_path, bool any_local_peer, struct httpd **out,
+                 sd_error *err) {
         const struct httpd_options o = {
-                .what = "admin",
+                .what = any_local_peer ? "metrics" : "admin",
+                .any_local_peer = any_local_peer,
                 .handler = handle,
                 .userdata = adm,
                 .error_body = admin_error_body,
@@ -338,4 +404,21 @@ int admin_serve(struct admin *adm, int listen_fd, const char *socket_path, struc
                 .connection_memory = ADMIN_CONNECTION_MEMORY,
         };
         return httpd_start(&o, listen_fd, socket_path, out, err);
+}
+
+int admin_serve(struct admin *adm, int listen_fd, const char *socket_path, struct httpd **out, sd_error *err) {
+        return serve(adm, listen_fd, socket_path, false, out, err);
+}
+
+int admin_serve_metrics(struct admin *adm, int listen_fd, struct httpd **out, sd_error *err) {
+        return serve(adm, listen_fd, NULL, true, out, err);
+}
+
+int admin_metrics_listen(const char *listen_address, sd_error *err) {
+        struct sockaddr_storage addr;
+        socklen_t len;
+        int r = sd_config_loopback_address(listen_address, &addr, &len, err);
+        if (r < 0)
+                return r;
+        return httpd_listen_tcp((const struct sockaddr *) &addr, len, listen_address, ADMIN_CONNECTION_LIMIT, err);
 }

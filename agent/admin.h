@@ -9,11 +9,17 @@
  *   GET /v1/status   agent, store, docker, volumes, instances (JSON)
  *   GET /metrics     Prometheus text (agent/metrics.h)
  *
+ * With metrics-listen set, GET /metrics alone is also served on a loopback
+ * TCP socket, to any local peer (Prometheus runs as its own user): the
+ * figures are counts and states, and the status (names, containers) stays
+ * on the root-only socket.
+ *
  * Nothing here can change the agent's state and nothing returned holds a
  * secret value: names, versions, ids, times and error messages only.
  */
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "secretd/error.h"
 
@@ -24,10 +30,17 @@ struct registry;
 struct admin {
         struct registry *registry;        /* NULL: no volumes or instances to show */
         struct notes *notes;
+        bool metrics_only;                /* the metrics-listen server: GET /metrics, nothing else */
 };
 
 /* Build the GET /v1/status object.  NULL on out of memory. */
 json_t *admin_status_json(struct registry *reg, struct notes *notes);
+
+/* The GET /metrics text: the counters (metrics.h), the store's and the
+ * local cache's gauges (notes; none without), then the registry's gauges
+ * (volumes, instances, tmpfs size caps; zero without a registry).
+ * *text_out malloc()ed.  -ENOMEM. */
+int admin_metrics_text(struct registry *reg, struct notes *notes, char **text_out);
 
 /* Route one request (method, path) to (status, content type, body).  For
  * the unit tests; the server calls it after the peer check.  *body_out
@@ -43,3 +56,12 @@ int admin_socket_listen(const char *socket_path, sd_error *err);
 /* Serve the admin API on listen_fd (taken over).  socket_path is unlinked
  * by httpd_stop(). */
 int admin_serve(struct admin *adm, int listen_fd, const char *socket_path, struct httpd **out, sd_error *err);
+
+/* Bind the metrics-listen address (sd_config_loopback_address: loopback
+ * only) and listen.  Done before the seccomp filter goes on; returns the
+ * listening fd. */
+int admin_metrics_listen(const char *listen_address, sd_error *err);
+
+/* Serve GET /metrics alone on listen_fd (taken over), to any local peer;
+ * adm->metrics_only must be set. */
+int admin_serve_metrics(struct admin *adm, int listen_fd, struct httpd **out, sd_error *err);

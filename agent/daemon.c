@@ -25,6 +25,7 @@
 #include "driver.h"
 #include "events.h"
 #include "httpd.h"
+#include "listen.h"
 #include "log.h"
 #include "notes.h"
 #include "registry.h"
@@ -287,24 +288,23 @@ int daemon_run(const struct sd_config *cfg) {
                 .instances = registry_instances(registry),
                 .userns = userns,
                 .notes = &notes,
+                .on_unverifiable = cfg->on_unverifiable,
         };
         if (delivery_new(&delivery_cfg, &delivery, &err) < 0) {
                 log_error("%s", err.message);
                 return DAEMON_EXIT_FAILURE;
         }
+        delivery_note_realm(delivery);
         struct driver driver = { .registry = registry, .delivery = delivery, .notes = &notes };
         struct admin admin_api = { .registry = registry, .notes = &notes };
+        struct admin metrics_api = { .registry = registry, .notes = &notes, .metrics_only = true };
 
-        _cleanup_free_ char *socket_path = NULL;
-        int fd = driver_socket_listen(cfg->plugin_dir, cfg->driver, &socket_path, &err);
-        if (fd < 0) {
-                log_error("%s", err.message);
-                return DAEMON_EXIT_FAILURE;
-        }
-        _cleanup_close_ int admin_fd = admin_socket_listen(cfg->admin_socket, &err);
-        if (admin_fd < 0) {
-                (void) close(fd);
-                (void) unlink(socket_path);
+        __attribute__((cleanup(agent_sockets_close))) struct agent_sockets sockets = {
+                .plugin = { .fd = -1 },
+                .admin = { .fd = -1 },
+                .metrics_fd = -1,
+        };
+        if (agent_sockets_open(cfg, &sockets, &err) < 0) {
                 log_error("%s", err.message);
                 return DAEMON_EXIT_FAILURE;
         }
@@ -312,8 +312,6 @@ int daemon_run(const struct sd_config *cfg) {
         if (cfg->seccomp) {
                 size_t n_allowed = 0;
                 if (seccomp_install(&n_allowed, &err) < 0) {
-                        (void) close(fd);
-                        (void) unlink(socket_path);
                         log_error("%s (seccomp = no turns the filter off)", err.message);
                         return DAEMON_EXIT_FAILURE;
                 }
@@ -322,19 +320,29 @@ int daemon_run(const struct sd_config *cfg) {
                 log_warn("seccomp is off: the agent may make any system call");
         }
         __attribute__((cleanup(httpd_stopp))) struct httpd *server = NULL;
-        if (driver_serve(&driver, fd, socket_path, cfg->connection_timeout, &server, &err) < 0) {
-                (void) unlink(socket_path);
+        if (driver_serve(&driver, steal_fd(&sockets.plugin.fd), agent_socket_unlink_path(&sockets.plugin),
+                         cfg->connection_timeout, &server, &err) < 0) {
                 log_error("%s", err.message);
                 return DAEMON_EXIT_FAILURE;
         }
-        log_info("serving the volume plugin '%s' on %s", cfg->driver, socket_path);
+        sockets.plugin.served = true;
+        log_info("serving the volume plugin '%s' on %s", cfg->driver, sockets.plugin.path);
         __attribute__((cleanup(httpd_stopp))) struct httpd *admin = NULL;
-        if (admin_serve(&admin_api, steal_fd(&admin_fd), cfg->admin_socket, &admin, &err) < 0) {
-                (void) unlink(cfg->admin_socket);
+        if (admin_serve(&admin_api, steal_fd(&sockets.admin.fd), agent_socket_unlink_path(&sockets.admin), &admin,
+                        &err) < 0) {
                 log_error("%s", err.message);
                 return DAEMON_EXIT_FAILURE;
         }
+        sockets.admin.served = true;
         log_info("admin API (status, metrics) for root on %s", cfg->admin_socket);
+        __attribute__((cleanup(httpd_stopp))) struct httpd *metrics_server = NULL;
+        if (sockets.metrics_fd >= 0) {
+                if (admin_serve_metrics(&metrics_api, steal_fd(&sockets.metrics_fd), &metrics_server, &err) < 0) {
+                        log_error("%s", err.message);
+                        return DAEMON_EXIT_FAILURE;
+                }
+                log_info("GET /metrics on %s (metrics-listen; loopback only)", cfg->metrics_listen);
+        }
         /* After the plugin server: the first reconcile may take a while
          * and must not delay dockerd's Mounts. */
         __attribute__((cleanup(events_stopp))) struct events *events = NULL;
@@ -357,6 +365,7 @@ int daemon_run(const struct sd_config *cfg) {
                 .store = store,
                 .docker_socket = cfg->docker_socket,
                 .cache = cache,
+                .realm = realm,
         };
         if (rotator_start(&rotator_cfg, &rotator, &err) < 0) {
                 log_error("%s", err.message);
@@ -387,6 +396,7 @@ int daemon_run(const struct sd_config *cfg) {
          * written on every change, so nothing is left to flush. */
         rotator_stop(steal_pointer(&rotator));
         events_stop(steal_pointer(&events));
+        httpd_stop(steal_pointer(&metrics_server));
         httpd_stop(steal_pointer(&admin));
         httpd_stop(steal_pointer(&server));
         log_info("stopped");

@@ -115,6 +115,16 @@ int delivery_new(const struct delivery_config *cfg, struct delivery **out, sd_er
         return 0;
 }
 
+void delivery_note_realm(struct delivery *d) {
+        if (!d->cfg.notes || !d->cfg.realm)
+                return;
+        unsigned char keys[DELIVERY_KEYS_MAX][SD_BOX_PK_BYTES];
+        size_t n = 0;
+        for (; n < DELIVERY_KEYS_MAX && n < d->cfg.n_keys; n++)
+                memcpy(keys[n], d->cfg.keys[n].pk, SD_BOX_PK_BYTES);
+        notes_realm_policy(d->cfg.notes, d->cfg.realm, (const unsigned char(*)[SD_BOX_PK_BYTES]) keys, n);
+}
+
 void delivery_free(struct delivery *d) {
         if (!d)
                 return;
@@ -150,10 +160,10 @@ static int naming_secret(const char *secret, int code, const char *message, sd_e
 /* ---- step 1: get ---- */
 
 /* 0: from the store; 1: from a stand-in, *origin saying which and why. */
-static int fetch_get(struct delivery *d, const char *secret, char **data_out, size_t *len_out, uint64_t *version_out,
-                     sd_error *origin, sd_error *err) {
+static int fetch_get_at(struct delivery *d, const char *secret, uint64_t version, char **data_out, size_t *len_out,
+                        uint64_t *version_out, sd_error *origin, sd_error *err) {
         sd_error sub = { 0 };
-        int r = d->cfg.source->get(d->cfg.source->ctx, secret, 0, data_out, len_out, version_out, &sub);
+        int r = d->cfg.source->get(d->cfg.source->ctx, secret, version, data_out, len_out, version_out, &sub);
         /* A missing secret is an answer: the store is fine.  A stand-in
          * answered because the store did not. */
         if (d->cfg.notes)
@@ -165,6 +175,11 @@ static int fetch_get(struct delivery *d, const char *secret, char **data_out, si
                 return 1;
         }
         return 0;
+}
+
+static int fetch_get(struct delivery *d, const char *secret, char **data_out, size_t *len_out, uint64_t *version_out,
+                     sd_error *origin, sd_error *err) {
+        return fetch_get_at(d, secret, 0, data_out, len_out, version_out, origin, err);
 }
 
 /* ---- step 2: open, once per envelope at a time ---- */
@@ -292,13 +307,18 @@ static int fetch_open(struct delivery *d, const char *secret, const char *data, 
         int r = d->cfg.realm ? sd_realm_envelope_open(d->cfg.realm, data, len, secret, version, d->cfg.keys,
                                                       d->cfg.n_keys, &value, &info, &verified_under, &sub)
                              : sd_error_set(&sub, ENODEV, "no realm is pinned");
+        if (r < 0)
+                r = open_error(d, secret, r, &sub, err);
+        /* The open walked the chain to a newer policy: status says so. */
+        if (r >= 0 && verified_under != epoch)
+                delivery_note_realm(d);
         _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&d->lock);
         (void) pthread_cond_broadcast(&d->ready);
         if (r < 0) {
                 /* Waiters find nothing and open for themselves. */
                 opened_unlink(d, o);
                 free(o);
-                return open_error(d, secret, r, &sub, err);
+                return r;
         }
         o->value = value;
         o->info = info;
@@ -320,6 +340,7 @@ unsigned long delivery_opens(struct delivery *d) {
 void delivery_release(struct delivery *d, struct fetched *f) {
         struct opened *o = f->opened;
         free(f->envelope);
+        free(f->stale_reason);
         *f = (struct fetched) { 0 };
         if (!o)
                 return;
@@ -345,31 +366,31 @@ static void fetched_from(struct fetched *f, struct opened *o) {
         memcpy(f->writer, o->info.signer_id, sizeof(f->writer));
 }
 
-int delivery_fetch(struct delivery *d, const char *secret, unsigned flags, struct fetched *out,
-                   enum delivery_step *step_out, sd_error *err) {
-        enum delivery_step unused;
-        if (!step_out)
-                step_out = &unused;
-        struct fetched f = { 0 };
-        (void) snprintf(f.secret, sizeof(f.secret), "%s", secret);
+/* One version (0: the latest) of secret into *f: got, then reused when
+ * verified before (flags) or opened.  *data_out keeps the bytes while
+ * unopened.  On failure *step_out says which step, and *got_out (may stay
+ * 0) which version the store gave. */
+static int fetch_one(struct delivery *d, const char *secret, uint64_t want, unsigned flags, struct fetched *f,
+                     char **data_out, size_t *len_out, uint64_t *got_out, enum delivery_step *step_out, sd_error *err) {
+        *f = (struct fetched) { 0 };
+        (void) snprintf(f->secret, sizeof(f->secret), "%s", secret);
         _cleanup_free_ char *data = NULL;
         size_t len = 0;
         uint64_t version = 0;
         *step_out = DELIVERY_GET;
-        /* Start and end in the log (debug): fetches of concurrent Mounts
-         * overlap there, which tests/integration/test-parallel.sh checks. */
-        log_debug("fetch of secret '%s' started", secret);
         sd_error origin = { 0 };
-        int r = fetch_get(d, secret, &data, &len, &version, &origin, err);
-        f.stand_in = r == 1;
-        if (f.stand_in && (flags & DELIVERY_STORE_ONLY))
+        int r = want ? fetch_get_at(d, secret, want, &data, &len, &version, &origin, err)
+                     : fetch_get(d, secret, &data, &len, &version, &origin, err);
+        if (r < 0)
+                return r;
+        f->stand_in = r == 1;
+        if (f->stand_in && (flags & DELIVERY_STORE_ONLY))
                 return sd_error_set(err, EAGAIN, "secret '%s': only a stand-in answered: %s", secret, origin.message);
-        if (r > 0)
-                r = 0;
+        *got_out = version;
         unsigned char digest[DIGEST_BYTES];
+        crypto_generichash(digest, sizeof(digest), (const unsigned char *) data, len, NULL, 0);
         bool reused = false;
-        if (r == 0) {
-                crypto_generichash(digest, sizeof(digest), (const unsigned char *) data, len, NULL, 0);
+        {
                 uint64_t epoch = policy_epoch(d);
                 _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&d->lock);
                 const struct verified *v = (flags & DELIVERY_REUSE_VERIFIED)
@@ -377,31 +398,130 @@ int delivery_fetch(struct delivery *d, const char *secret, unsigned flags, struc
                                                    : NULL;
                 if (v) {
                         reused = true;
-                        f.version = v->version;
-                        f.tombstone = v->tombstone;
-                        f.len = v->len;
-                        f.unopened = !v->tombstone;
-                        memcpy(f.writer, v->writer, sizeof(f.writer));
+                        f->version = v->version;
+                        f->tombstone = v->tombstone;
+                        f->len = v->len;
+                        f->unopened = !v->tombstone;
+                        memcpy(f->writer, v->writer, sizeof(f->writer));
                 }
         }
-        if (r == 0 && !reused) {
+        if (!reused) {
                 *step_out = DELIVERY_OPEN;
                 struct opened *o = NULL;
                 r = fetch_open(d, secret, data, len, version, digest, &o, err);
-                if (r == 0)
-                        fetched_from(&f, o);
-                else if (f.stand_in)
-                        /* Refused like any envelope; the operator must
-                         * know which file on this host holds it. */
-                        (void) sd_error_prefix(err, r, "%s", origin.message);
+                if (r < 0) {
+                        if (f->stand_in)
+                                /* Refused like any envelope; the operator
+                                 * must know which file on this host holds
+                                 * it. */
+                                (void) sd_error_prefix(err, r, "%s", origin.message);
+                        return r;
+                }
+                fetched_from(f, o);
         }
-        log_debug("fetch of secret '%s' ended: %s%s", secret, r < 0 ? strerror(-r) : reused ? "ok, verified before" : "ok",
-                  f.stand_in ? " (from a stand-in for the store)" : "");
+        if (!f->stand_in && d->cfg.source->verified)
+                d->cfg.source->verified(d->cfg.source->ctx, secret, version, data, len);
+        *data_out = steal_pointer(&data);
+        *len_out = len;
+        return reused ? 1 : 0;
+}
+
+/* A failure that newer versions' forgers cause, and older versions may not
+ * share: an envelope that does not verify (unknown writer, outside its
+ * patterns, altered, of another realm, sealed under a policy the store does
+ * not show). */
+static bool unverifiable(enum delivery_step step, int r) {
+        return step == DELIVERY_OPEN && (r == -EBADMSG || r == -EKEYREJECTED);
+}
+
+/* The walk below a latest version that does not verify (delivery.h). */
+static int fetch_walk_back(struct delivery *d, const char *secret, unsigned flags, uint64_t latest, uint64_t floor,
+                           struct fetched *f, char **data_out, size_t *len_out, uint64_t *tried_out) {
+        uint64_t lowest = floor > 1 ? floor : 1;
+        unsigned tried = 0;
+        for (uint64_t v = latest - 1; v >= lowest && v < latest && tried < DELIVERY_WALK_BACK_MAX; v--, tried++) {
+                enum delivery_step step;
+                uint64_t got = 0;
+                sd_error why = { 0 };
+                int r = fetch_one(d, secret, v, flags, f, data_out, len_out, &got, &step, &why);
+                *tried_out = v;
+                if (r >= 0) {
+                        if (f->version == v)
+                                return r;
+                        /* The store answered another version than asked. */
+                        delivery_release(d, f);
+                        free(*data_out);
+                        *data_out = NULL;
+                        log_debug("secret '%s' version %" PRIu64 ": the store gave version %" PRIu64, secret, v,
+                                  got);
+                        continue;
+                }
+                if (r == -ENOMEM)
+                        return r;
+                log_debug("secret '%s' version %" PRIu64 " skipped: %s", secret, v, why.message);
+                if (!unverifiable(step, r) && r != -ENOKEY)
+                        return r == -ENOENT ? -ENODATA : r;
+        }
+        return -ENOENT;
+}
+
+int delivery_fetch_verified(struct delivery *d, const char *secret, unsigned flags, uint64_t floor,
+                            struct fetched *out, enum delivery_step *step_out, sd_error *err) {
+        enum delivery_step unused;
+        if (!step_out)
+                step_out = &unused;
+        /* Start and end in the log (debug): fetches of concurrent Mounts
+         * overlap there, which tests/integration/test-parallel.sh checks. */
+        log_debug("fetch of secret '%s' started", secret);
+        struct fetched f = { 0 };
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0;
+        uint64_t latest = 0;
+        int r = fetch_one(d, secret, 0, flags, &f, &data, &len, &latest, step_out, err);
+        bool reused = r == 1;
+        if (r >= 0)
+                r = 0;
+        /* Whether the newest version verifies is what status calls stale;
+         * not a recipient means it did verify. */
+        if (d->cfg.notes && (r == 0 || r == -ENOKEY))
+                notes_stale_clear(d->cfg.notes, secret);
+        if (r < 0 && unverifiable(*step_out, r)) {
+                char reason[SD_ERROR_MESSAGE_MAX];
+                (void) snprintf(reason, sizeof(reason), "%s", err->message);
+                uint64_t tried = latest;
+                int q = -ENOENT;
+                if ((flags & DELIVERY_NEWEST_VERIFIED) &&
+                    d->cfg.on_unverifiable == SD_ON_UNVERIFIABLE_PREVIOUS)
+                        q = fetch_walk_back(d, secret, flags, latest, floor, &f, &data, &len, &tried);
+                if (d->cfg.notes)
+                        notes_stale_set(d->cfg.notes, secret, latest, q >= 0 ? f.version : 0, reason);
+                if (q == -ENOMEM) {
+                        r = sd_error_set(err, ENOMEM, "out of memory");
+                } else if (q >= 0) {
+                        reused = q == 1;
+                        f.newest = latest;
+                        f.stale_reason = strdup(reason);
+                        r = 0;
+                } else if ((flags & DELIVERY_NEWEST_VERIFIED) && q == -ENOENT && floor >= latest) {
+                        r = sd_error_set(err, -r, "%s; no older version may be delivered: version %" PRIu64
+                                         " was delivered on this host (rollback floor)", reason, floor);
+                } else if (q == -ENOENT && tried < latest) {
+                        /* The newest one's error, which is what to fix. */
+                        r = sd_error_set(err, -r, "%s; no older version down to %" PRIu64 " verifies either", reason,
+                                         tried);
+                } else if (tried < latest) {
+                        r = sd_error_set(err, -r, "%s; older versions could not be tried (version %" PRIu64 ": %s)",
+                                         reason, tried, strerror(q == -ENODATA ? ENOENT : -q));
+                }
+        }
+        log_debug("fetch of secret '%s' ended: %s", secret,
+                  r < 0 ? strerror(-r) : reused ? "ok, verified before" : "ok");
         if (r < 0)
                 return r;
-        if (!f.stand_in && d->cfg.source->verified)
-                d->cfg.source->verified(d->cfg.source->ctx, secret, version, data, len);
+        if (!f.newest)
+                f.newest = f.version;
         if (f.tombstone && !(flags & DELIVERY_ALLOW_TOMBSTONE)) {
+                uint64_t version = f.version;
                 delivery_release(d, &f);
                 return sd_error_set(err, ENOENT, "secret '%s' was deleted in version %" PRIu64, secret, version);
         }
@@ -411,6 +531,11 @@ int delivery_fetch(struct delivery *d, const char *secret, unsigned flags, struc
         }
         *out = f;
         return 0;
+}
+
+int delivery_fetch(struct delivery *d, const char *secret, unsigned flags, struct fetched *out,
+                   enum delivery_step *step_out, sd_error *err) {
+        return delivery_fetch_verified(d, secret, flags, 0, out, step_out, err);
 }
 
 int64_t delivery_retry_deadline(const struct delivery *d) {
@@ -423,8 +548,8 @@ static void sleep_ms(int64_t ms) {
                 ;
 }
 
-int delivery_fetch_until(struct delivery *d, const char *secret, unsigned flags, int64_t deadline_ms,
-                         struct fetched *out, enum delivery_step *step_out, sd_error *err) {
+int delivery_fetch_until(struct delivery *d, const char *secret, unsigned flags, uint64_t floor,
+                         int64_t deadline_ms, struct fetched *out, enum delivery_step *step_out, sd_error *err) {
         enum delivery_step unused;
         if (!step_out)
                 step_out = &unused;
@@ -432,7 +557,7 @@ int delivery_fetch_until(struct delivery *d, const char *secret, unsigned flags,
         int64_t backoff = RETRY_FIRST_MS;
         for (unsigned attempt = 1;; attempt++) {
                 sd_error_clear(err);
-                int r = delivery_fetch(d, secret, flags, out, step_out, err);
+                int r = delivery_fetch_verified(d, secret, flags, floor, out, step_out, err);
                 if (r >= 0 || deadline_ms == 0 || !delivery_error_is_transient(*step_out, r))
                         return r;
                 int64_t now = sd_monotonic_ms();
@@ -469,6 +594,11 @@ int delivery_open_fetched(struct delivery *d, struct fetched *f, sd_error *err) 
 }
 
 /* ---- step 4: write ---- */
+
+int delivery_same_value(struct delivery *d, const char *id, const char *file, uint64_t generation,
+                        const struct sd_secret *value, sd_error *err) {
+        return instances_file_equals(d->cfg.instances, id, file, generation, value, err);
+}
 
 uint64_t delivery_nr_inodes(const struct volume_spec *spec) {
         return 4 * (uint64_t) spec->n_secrets + 16;

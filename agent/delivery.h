@@ -41,6 +41,17 @@
  *     instance that holds that version (struct sd_tmpfs_file's source:
  *     from tmpfs to tmpfs), opening the envelope only when no instance
  *     has it.
+ * Newest verified version.  When the latest version of a secret fails
+ * verification (an unknown writer, a forged or altered envelope, a writer
+ * outside its patterns) and the caller asks for it
+ * (DELIVERY_NEWEST_VERIFIED) while on-unverifiable is "previous", the
+ * versions below it are tried, newest first, down to the rollback floor (at
+ * most DELIVERY_WALK_BACK_MAX of them): the first that verifies is
+ * delivered, and fetched.newest says which newer one was refused.  Every
+ * such refusal marks the secret stale in the notes (status), and a latest
+ * version that verifies clears it.  Not a recipient, a tombstone, a store
+ * error: no walk back (those are answers, not forgeries).
+ *
  * No plaintext is kept in the agent beyond a Mount or rotation
  * (tests/integration/test-memory.sh scans the agent after a delivery and
  * finds none).  Keeping verified plaintext would also spare the open when
@@ -64,11 +75,18 @@
 #include "secretd/secret.h"
 #include "secretd/store.h"
 #include "secretd/tmpfs.h"
+#include "secretd/config.h"
 #include "secretd/realm.h"
 
 struct instances;
 struct notes;
 struct userns;
+
+/* This host's keys status looks up among the policy's recipients. */
+#define DELIVERY_KEYS_MAX 4
+
+/* Versions tried below a latest one that does not verify. */
+#define DELIVERY_WALK_BACK_MAX 64
 
 /* Step 1's seam: the bytes of version `version` (0: the latest) of name's
  * envelope, and the version they are.  The default reads the store
@@ -110,6 +128,7 @@ struct delivery_config {
         struct userns *userns;            /* NULL: files keep the volume's ids */
         struct notes *notes;              /* store state */
         unsigned store_retry_ms;          /* 0: DELIVERY_STORE_RETRY_MS */
+        enum sd_on_unverifiable on_unverifiable;  /* previous (0) or refuse */
 };
 
 enum delivery_step {
@@ -158,6 +177,11 @@ struct fetched {
          * verified, but a newer version may exist. */
         bool stand_in;
         struct opened *opened;            /* shared plaintext; internal */
+        /* The store's latest version: above `version` only when that one
+         * failed verification and an older one was taken
+         * (DELIVERY_NEWEST_VERIFIED); stale_reason (malloc()ed) says why. */
+        uint64_t newest;
+        char *stale_reason;
 };
 
 enum {
@@ -168,10 +192,14 @@ enum {
         /* A tombstone is delivered (value NULL, tombstone set) instead of
          * failing with -ENOENT. */
         DELIVERY_ALLOW_TOMBSTONE = 1 << 1,
+        /* The newest version that verifies and is not below the floor, when
+         * the latest does not verify and on-unverifiable is "previous"
+         * (above). */
+        DELIVERY_NEWEST_VERIFIED = 1 << 2,
         /* Only the store's answer will do (rotation wants its latest): bytes
          * a stand-in gave are dropped unopened and the fetch fails as the
          * store did, -EAGAIN at DELIVERY_GET (transient). */
-        DELIVERY_STORE_ONLY = 1 << 2,
+        DELIVERY_STORE_ONLY = 1 << 3,
 };
 
 /* Get and open the latest version of secret (flags above).  A tombstone is
@@ -181,12 +209,23 @@ enum {
  * recipient, the policy commands when the writer is not allowed. */
 int delivery_fetch(struct delivery *d, const char *secret, unsigned flags, struct fetched *out,
                    enum delivery_step *step_out, sd_error *err);
-/* delivery_fetch(), tried again with backoff (100 ms doubling to 2 s)
+/* delivery_fetch() with the floor of secret before the fetch: with
+ * DELIVERY_NEWEST_VERIFIED, versions below it are never tried.  When no
+ * version from the latest down to the floor verifies, the latest one's error,
+ * saying so. */
+int delivery_fetch_verified(struct delivery *d, const char *secret, unsigned flags, uint64_t floor,
+                            struct fetched *out, enum delivery_step *step_out, sd_error *err);
+
+/* Tell the notes which policy version envelopes are verified against now,
+ * and this host's recipient name in it (notes_realm_policy). */
+void delivery_note_realm(struct delivery *d);
+
+/* delivery_fetch_verified(), tried again with backoff (100 ms doubling to 2 s)
  * while it fails with a transient error (delivery_error_is_transient) and
  * the clock (sd_monotonic_ms) is before deadline_ms; then the last error,
  * saying how long it was retried.  deadline_ms 0: once. */
-int delivery_fetch_until(struct delivery *d, const char *secret, unsigned flags, int64_t deadline_ms,
-                         struct fetched *out, enum delivery_step *step_out, sd_error *err);
+int delivery_fetch_until(struct delivery *d, const char *secret, unsigned flags, uint64_t floor,
+                         int64_t deadline_ms, struct fetched *out, enum delivery_step *step_out, sd_error *err);
 /* The deadline for the fetches of one Mount or Create begun now. */
 int64_t delivery_retry_deadline(const struct delivery *d);
 /* Open an unopened fetch after all (no instance to copy it from).  0 and
@@ -223,6 +262,12 @@ int delivery_params(struct delivery *d, const struct volume_spec *spec, struct s
  * destroyed and made again.  On failure nothing is left. */
 int delivery_write_new(struct delivery *d, const char *id, const struct sd_tmpfs_params *params,
                        const struct sd_tmpfs_file *files, size_t n, char **mountpoint_out, sd_error *err);
+
+/* Does file `file` of instance id at generation hold exactly value?  1
+ * yes, 0 no, < 0 it cannot be read (the caller publishes then).  Compared
+ * in locked memory with sodium_memcmp; nothing of it is kept. */
+int delivery_same_value(struct delivery *d, const char *id, const char *file, uint64_t generation,
+                        const struct sd_secret *value, sd_error *err);
 
 /* Publish generation (current + 1) of instance id with value (NULL:
  * removed) as every file of secret, the instance's other files carried

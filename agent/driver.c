@@ -28,7 +28,11 @@
  * stack, so the cap stays well below RLIMIT_NOFILE (1024) and keeps memory
  * bounded.  tests/integration/test-sockets.sh holds 200 at once. */
 #define CONNECTION_LIMIT 256
-#define CONNECTION_MEMORY 65536
+/* libmicrohttpd's per-connection pool holds the headers and its read
+ * buffer (bodies are copied out as they arrive, up to PLUGIN_BODY_MAX).
+ * Above 32 KiB it mmaps the pool and munmaps it at close: a TLB shootdown
+ * on every core for each of dockerd's calls; at 32 KiB it is malloc()ed. */
+#define CONNECTION_MEMORY 32768
 /* A Mount that lost the race against a rotation of one of its secrets
  * fetches again; more than this many losses in a row is a store that
  * changes faster than it can be read. */
@@ -96,8 +100,9 @@ static int volume_fetch_all(struct driver *drv, const char *volume, const char *
                         vf->seen[i] = registry_floor(drv->registry, name);
                         enum delivery_step step;
                         sd_error sub = { 0 };
-                        int r = delivery_fetch_until(drv->delivery, name, DELIVERY_REUSE_VERIFIED, deadline_ms,
-                                                     &vf->fetched[i], &step, &sub);
+                        int r = delivery_fetch_until(drv->delivery, name,
+                                                     DELIVERY_REUSE_VERIFIED | DELIVERY_NEWEST_VERIFIED, vf->seen[i],
+                                                     deadline_ms, &vf->fetched[i], &step, &sub);
                         if (r < 0) {
                                 volume_fetch_release(drv->delivery, vf);
                                 sd_error_set(err, -r, "volume '%s': %s", volume, sub.message);
@@ -291,6 +296,11 @@ static void delivered_text(const struct volume_spec *spec, const struct volume_f
         }
 }
 
+static void stale_reasons_free(char *(*reasons)[VOLUME_SECRETS_MAX]) {
+        for (size_t i = 0; i < VOLUME_SECRETS_MAX; i++)
+                free((*reasons)[i]);
+}
+
 static json_t *on_mount(struct driver *drv, const struct plugin_mount_request *req) {
         sd_error err = { 0 };
         char sid[SD_SHORT_ID_CHARS + 1];
@@ -350,8 +360,16 @@ static json_t *on_mount(struct driver *drv, const struct plugin_mount_request *r
         char delivered[512];
         delivered_text(spec, vf, delivered, sizeof(delivered));
         char writers[VOLUME_SECRETS_MAX][SD_KEY_ID_CHARS + 1];
-        for (size_t i = 0; i < spec->n_secrets; i++)
-                memcpy(writers[i], vf->fetched[vf->first[i]].writer, sizeof(writers[i]));
+        /* Why an entry's newest version was passed over (NULL: it was not). */
+        __attribute__((cleanup(stale_reasons_free))) char *stale_reasons[VOLUME_SECRETS_MAX] = { 0 };
+        uint64_t newest[VOLUME_SECRETS_MAX];
+        for (size_t i = 0; i < spec->n_secrets; i++) {
+                struct fetched *f = &vf->fetched[vf->first[i]];
+                memcpy(writers[i], f->writer, sizeof(writers[i]));
+                newest[i] = f->newest;
+                if (vf->first[i] == i && f->newest > f->version)
+                        stale_reasons[i] = steal_pointer(&f->stale_reason);
+        }
         if (r == 0) {
                 char what[SD_SHORT_ID_CHARS + 16];
                 (void) snprintf(what, sizeof(what), "mount %s", sid);
@@ -383,9 +401,19 @@ static json_t *on_mount(struct driver *drv, const struct plugin_mount_request *r
         }
         log_info("mount %s of volume '%s': delivered %s at %s", sid, req->name, delivered, path);
         const struct note_instance in = { .id = req->id, .volume = req->name };
-        for (size_t i = 0; i < spec->n_secrets; i++)
-                if (vf->first[i] == i)
+        for (size_t i = 0; i < spec->n_secrets; i++) {
+                if (vf->first[i] != i)
+                        continue;
+                if (!stale_reasons[i]) {
                         note_delivery(drv->notes, &in, spec->secrets[i].name, vf->versions[i], writers[i]);
+                        continue;
+                }
+                log_warn("mount %s of volume '%s': secret '%s' version %" PRIu64 " does not verify (%s); delivered "
+                         "version %" PRIu64 ", the newest that does (on-unverifiable = previous)",
+                         sid, req->name, spec->secrets[i].name, newest[i], stale_reasons[i], vf->versions[i]);
+                note_stale_delivery(drv->notes, &in, spec->secrets[i].name, vf->versions[i], writers[i], false,
+                                    stale_reasons[i]);
+        }
         return steal_pointer(&reply);
 }
 
@@ -619,15 +647,21 @@ static void handle(void *userdata, const struct httpd_request *req, struct httpd
         reply->body = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
 }
 
+int driver_socket_path(const char *plugin_dir, const char *driver_name, char **path_out) {
+        char *path;
+        if (asprintf(&path, "%s/%s.sock", plugin_dir, driver_name) < 0)
+                return -ENOMEM;
+        *path_out = path;
+        return 0;
+}
+
 int driver_socket_listen(const char *plugin_dir, const char *driver_name, char **path_out, sd_error *err) {
         int r = sd_mkdir_p(plugin_dir, 0755);
         if (r < 0)
                 return sd_error_set_errno(err, -r, "plugin directory %s: cannot create", plugin_dir);
         _cleanup_free_ char *path = NULL;
-        if (asprintf(&path, "%s/%s.sock", plugin_dir, driver_name) < 0) {
-                path = NULL;
+        if (driver_socket_path(plugin_dir, driver_name, &path) < 0)
                 return sd_error_set(err, ENOMEM, "out of memory");
-        }
         int fd = httpd_listen(path, CONNECTION_LIMIT, err);
         if (fd < 0)
                 return fd;

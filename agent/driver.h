@@ -39,6 +39,10 @@ json_t *driver_error_reply(const char *message);
 
 struct httpd;
 
+/* <plugin_dir>/<driver>.sock, where dockerd looks for the plugin.
+ * *path_out malloc()ed.  -ENOMEM. */
+int driver_socket_path(const char *plugin_dir, const char *driver_name, char **path_out);
+
 /* Create plugin_dir (0755) if missing and listen on
  * <plugin_dir>/<driver>.sock (httpd_listen).  *path_out malloc()ed. */
 int driver_socket_listen(const char *plugin_dir, const char *driver_name, char **path_out, sd_error *err);

@@ -83,7 +83,7 @@ static enum MHD_Result on_headers(struct httpd *h, struct MHD_Connection *c, con
          * a socket passed around or a loosened mode must not turn into a
          * way for anyone to mount secrets or read the inventory. */
         uid_t uid = (uid_t) -1;
-        if (peer_uid(c, &uid) < 0 || uid != 0) {
+        if (!h->o.any_local_peer && (peer_uid(c, &uid) < 0 || uid != 0)) {
                 char message[96];
                 log_warn("refused a request for %s from uid %d: only root may use the %s socket", url, (int) uid,
                          h->o.what);
@@ -218,6 +218,22 @@ int httpd_listen(const char *path, unsigned backlog, sd_error *err) {
                 (void) unlink(path);
                 return sd_error_set_errno(err, e, "%s: cannot listen", path);
         }
+        return steal_fd(&fd);
+}
+
+int httpd_listen_tcp(const struct sockaddr *addr, socklen_t len, const char *shown, unsigned backlog,
+                     sd_error *err) {
+        _cleanup_close_ int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return sd_error_set_errno(err, errno, "metrics-listen %s: cannot create a socket", shown);
+        /* A restarted agent must not wait out TIME_WAIT of the last scrape. */
+        int one = 1;
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+                return sd_error_set_errno(err, errno, "metrics-listen %s: SO_REUSEADDR", shown);
+        if (bind(fd, addr, len) < 0)
+                return sd_error_set_errno(err, errno, "metrics-listen %s: cannot bind", shown);
+        if (listen(fd, (int) backlog) < 0)
+                return sd_error_set_errno(err, errno, "metrics-listen %s: cannot listen", shown);
         return steal_fd(&fd);
 }
 

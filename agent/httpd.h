@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "secretd/error.h"
 
@@ -39,6 +40,10 @@ typedef char *(*httpd_error_body_fn)(const char *message);
 
 struct httpd_options {
         const char *what;                 /* "plugin", "admin": in messages and log lines */
+        /* Serve any local peer, with no SO_PEERCRED check: only for the
+         * loopback TCP listener of /metrics (metrics-listen), which has no
+         * peer credentials and serves nothing secret. */
+        bool any_local_peer;
         httpd_handler_fn handler;
         void *userdata;
         httpd_error_body_fn error_body;
@@ -64,6 +69,11 @@ struct httpd;
  * the start, and listen; a stale socket nobody answers on is replaced, a
  * live one or a non-socket is an error.  Returns the listening fd. */
 int httpd_listen(const char *path, unsigned backlog, sd_error *err);
+
+/* Bind a TCP socket to addr (a loopback address: sd_config_loopback_address)
+ * and listen.  Returns the listening fd. */
+int httpd_listen_tcp(const struct sockaddr *addr, socklen_t len, const char *shown, unsigned backlog,
+                     sd_error *err);
 
 /* Serve on listen_fd (taken over, closed by httpd_stop).  socket_path (may
  * be NULL: nothing to unlink, e.g. a socket systemd owns) is unlinked by

@@ -37,6 +37,11 @@ static int tmpfs_generation(void *ctx, const char *id, uint64_t *generation_out)
         return sd_tmpfs_instance_generation(ctx, id, generation_out);
 }
 
+static int tmpfs_file_equals(void *ctx, const char *id, const char *name, uint64_t generation,
+                             const struct sd_secret *value, sd_error *err) {
+        return sd_tmpfs_instance_file_equals(ctx, id, name, generation, value, err);
+}
+
 static const struct instances_ops tmpfs_ops = {
         .create = tmpfs_create,
         .publish = tmpfs_publish,
@@ -46,6 +51,7 @@ static const struct instances_ops tmpfs_ops = {
         .list = tmpfs_list,
         .is_mounted = tmpfs_is_mounted,
         .generation = tmpfs_generation,
+        .file_equals = tmpfs_file_equals,
 };
 
 void instances_tmpfs(struct instances *out, const char *root) {

@@ -15,6 +15,7 @@
  * must allow calls on different ids from several threads at once.
  */
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,9 @@ struct instances_ops {
         int (*list)(void *ctx, char ***ids_out, size_t *n_out, sd_error *err);
         int (*is_mounted)(void *ctx, const char *id);
         int (*generation)(void *ctx, const char *id, uint64_t *generation_out);
+        /* May be NULL: then every new version is published. */
+        int (*file_equals)(void *ctx, const char *id, const char *name, uint64_t generation,
+                           const struct sd_secret *value, sd_error *err);
 };
 
 struct instances {
@@ -72,4 +76,10 @@ static inline int instances_is_mounted(const struct instances *in, const char *i
 }
 static inline int instances_generation(const struct instances *in, const char *id, uint64_t *generation_out) {
         return in->ops->generation(in->ctx, id, generation_out);
+}
+static inline int instances_file_equals(const struct instances *in, const char *id, const char *name,
+                                        uint64_t generation, const struct sd_secret *value, sd_error *err) {
+        if (!in->ops->file_equals)
+                return sd_error_set(err, EOPNOTSUPP, "instance '%s': this backend cannot compare files", id);
+        return in->ops->file_equals(in->ctx, id, name, generation, value, err);
 }

@@ -16,7 +16,6 @@
 #include "secretd/config.h"
 #include "secretd/keys.h"
 #include "secretd/realm.h"
-#include "secretd/trust-root.h"
 
 #define DEFAULT_KEY_PATH "/etc/secretd/agent.key"
 
@@ -74,6 +73,12 @@ static const char usage_run[] =
         "  --etcd-key PATH         its private key (PEM); root-owned, mode 0600\n"
         "  --etcd-auth-file PATH   etcd user and password (\"user = NAME\", \"password = PW\" lines);\n"
         "                          root-owned, mode 0600\n"
+        "  --metrics-listen ADDR:PORT\n"
+        "                          also serve GET /metrics on this loopback TCP address\n"
+        "                          (127.0.0.1:PORT or [::1]:PORT; default \"\": off)\n"
+        "  --on-unverifiable previous|refuse\n"
+        "                          when a secret's newest version does not verify, deliver\n"
+        "                          the newest one that does (default previous) or refuse\n"
         "  -h, --help              show this help\n";
 
 static const char usage_init[] =
@@ -322,6 +327,8 @@ static int verb_run(int argc, char **argv) {
                 { "etcd-cert", required_argument, NULL, 1 },
                 { "etcd-key", required_argument, NULL, 1 },
                 { "etcd-auth-file", required_argument, NULL, 1 },
+                { "metrics-listen", required_argument, NULL, 1 },
+                { "on-unverifiable", required_argument, NULL, 1 },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
@@ -362,13 +369,8 @@ static int verb_run(int argc, char **argv) {
                 return DAEMON_EXIT_FAILURE;
         }
         sd_error err = { 0 };
-        const char *path = config_path ? config_path : SD_CONFIG_DEFAULT_PATH;
-        /* The file names the trusted writers and the key: whoever can
-         * change it, owns the agent. */
-        int r = sd_trust_root_check(path, "config", &err);
-        if (r >= 0)
-                r = sd_config_load_file(&cfg, path, &err);
-        if (r < 0 && !(r == -ENOENT && !config_path)) {
+        int r = sd_config_load_agent_file(&cfg, config_path, &err);
+        if (r < 0) {
                 log_error("%s", err.message);
                 return DAEMON_EXIT_CONFIG;
         }

@@ -37,6 +37,12 @@ static const struct metric_info {
         [METRIC_CACHE_DELIVERIES] = { "secretd_cache_deliveries_total",
                                       "Secrets a Mount or Create took from the local cache while the store was "
                                       "unreachable." },
+        [METRIC_STALE_DELIVERIES] = { "secretd_stale_deliveries_total",
+                                      "Secrets delivered at an older version because the newest one does not verify." },
+        [METRIC_POLICY_CHANGES] = { "secretd_policy_changes_total",
+                                    "Realm policy versions applied while running." },
+        [METRIC_SAME_VALUE] = { "secretd_same_value_versions_total",
+                                "New versions with the value an instance already held, recorded without a file swap." },
 };
 
 static const char *const error_kind_names[ERROR_KIND_COUNT_] = {

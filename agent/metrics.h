@@ -22,6 +22,9 @@ enum metric {
         METRIC_SIGNALS,             /* secretd_signals_sent_total: signals sent to containers */
         METRIC_STORE_CHANGES,       /* secretd_store_changes_total: store change notifications */
         METRIC_CACHE_DELIVERIES,    /* secretd_cache_deliveries_total: secrets taken from the local cache */
+        METRIC_STALE_DELIVERIES,    /* secretd_stale_deliveries_total: an older version delivered because the newest does not verify */
+        METRIC_POLICY_CHANGES,      /* secretd_policy_changes_total: realm policy versions applied live */
+        METRIC_SAME_VALUE,          /* secretd_same_value_versions_total: new versions recorded without a file swap */
         METRIC_COUNT_,
 };
 

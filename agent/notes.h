@@ -20,8 +20,11 @@
 
 #include "metrics.h"
 #include "secretd/store.h"
+#include "secretd/names.h"
+#include "secretd/policy.h"
 
 struct audit;
+struct sd_realm;
 
 #define NOTES_MESSAGE_MAX 256
 
@@ -53,11 +56,33 @@ struct notes_state {
         int64_t cache_delivered_at;       /* unix ms a Mount or Create last used it, 0 never */
 };
 
+/* The realm policy the agent verifies against now (status "realm"). */
+struct notes_realm {
+        char id[SD_REALM_ID_SHORT_CHARS + 1];  /* "" before the first verified policy */
+        uint64_t policy_version;
+        int64_t policy_created;           /* unix seconds, the policy's own field */
+        int64_t applied_at;               /* unix ms this agent started using it */
+        char recipient[SD_NAME_MAX + 1];  /* this host's name among its recipients, "" none */
+};
+
+/* A secret whose newest version in the store failed verification, so what
+ * containers get is older (status "stale"). */
+struct notes_stale {
+        char secret[SD_NAME_MAX + 1];
+        uint64_t newest;                  /* the store's newest version, refused */
+        uint64_t served;                  /* the newest version that verified, 0 if none was found */
+        int64_t since_ms;                 /* unix ms of the first refusal */
+        char reason[NOTES_MESSAGE_MAX];
+};
+
 struct notes {
         struct audit *audit;              /* NULL: audit log off; not owned */
         struct sd_store *store;           /* for its health; NULL: none; not owned */
-        pthread_mutex_t lock;             /* guards state */
+        pthread_mutex_t lock;             /* guards state and the fields below */
         struct notes_state state;
+        struct notes_realm realm;
+        struct notes_stale **stale;       /* sorted by secret (sorted.h) */
+        size_t n_stale;
 };
 
 void notes_init(struct notes *n, struct audit *audit, const char *driver, const char *store_url);
@@ -108,6 +133,30 @@ void note_rotations(struct notes *n, size_t n_instances, double seconds);
 /* An instance wiped (Unmount or the events thread): secretd_wipes_total and
  * a "wipe" line. */
 void note_wipe(struct notes *n, const struct note_instance *in, const char *why);
+
+/* A secret delivered at Mount (or rotated into a running instance) at an
+ * older version than the store's newest, which failed verification: what
+ * note_delivery() (or note_rotation()) does, plus
+ * secretd_stale_deliveries_total, and reason on the audit line. */
+void note_stale_delivery(struct notes *n, const struct note_instance *in, const char *secret, uint64_t version,
+                         const char *writer, bool rotation, const char *reason);
+
+/* ---- what GET /v1/status shows beyond the connections ---- */
+
+/* The realm's current policy (nothing before one is verified), and the
+ * recipient name in it of the first of this host's keys that has one. */
+void notes_realm_policy(struct notes *n, struct sd_realm *realm, const unsigned char (*box_pks)[SD_BOX_PK_BYTES],
+                        size_t n_box_pks);
+void notes_realm_get(struct notes *n, struct notes_realm *out);
+
+/* A secret's newest version refused (newest, served as above; reason the
+ * message, without values) or verified again (cleared).  The first refusal's
+ * time is kept while the secret stays stale. */
+void notes_stale_set(struct notes *n, const char *secret, uint64_t newest, uint64_t served, const char *reason);
+void notes_stale_clear(struct notes *n, const char *secret);
+/* A copy of the stale secrets, sorted (malloc()ed; NULL and 0 for none).
+ * -ENOMEM. */
+int notes_stale_list(struct notes *n, struct notes_stale **out, size_t *n_out);
 
 /* A Create, Mount or rotation refused: secretd_refusals_total and
  * secretd_errors_total{kind} once, and one "refuse" line per instance of

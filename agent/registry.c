@@ -540,6 +540,17 @@ void registry_visit(struct registry *r, registry_visit_fn fn, void *userdata) {
            (const struct mount_record *const *) r->records, r->n_records);
 }
 
+void registry_gauges_get(struct registry *r, struct registry_gauges *out) {
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&r->lock);
+        *out = (struct registry_gauges) { .volumes = r->n_volumes, .tmpfs_size_bytes = instances_tmpfs_total(r) };
+        for (size_t i = 0; i < r->n_records; i++) {
+                if (r->records[i]->state == RECORD_LIVE)
+                        out->instances++;
+                else if (r->records[i]->state == RECORD_DEAD)
+                        out->dead_instances++;
+        }
+}
+
 bool registry_delivers(struct registry *r, const char *secret) {
         _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&r->lock);
         for (size_t i = 0; i < r->n_records; i++) {

@@ -143,6 +143,15 @@ void registry_visit(struct registry *r, registry_visit_fn fn, void *userdata);
  * to update reads nothing from the store.) */
 bool registry_delivers(struct registry *r, const char *secret);
 
+/* The figures /metrics shows as gauges, at one moment. */
+struct registry_gauges {
+        uint64_t volumes;                 /* defined */
+        uint64_t instances;               /* LIVE */
+        uint64_t dead_instances;          /* DEAD: a wipe failed, the tmpfs stays */
+        uint64_t tmpfs_size_bytes;        /* size caps of all instances: what max-total-tmpfs bounds */
+};
+void registry_gauges_get(struct registry *r, struct registry_gauges *out);
+
 /* ---- Mount ---- */
 
 struct mount_reservation {

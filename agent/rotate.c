@@ -23,6 +23,7 @@
 #include "rotate.h"
 #include "secretd/clock.h"
 #include "secretd/docker.h"
+#include "secretd/realm.h"
 
 /* Below this many instances one thread publishes; above, two (the host
  * this was measured on has two cores; each publish is ~0.1 ms of
@@ -68,6 +69,9 @@ struct rotator {
         size_t n_pending;
         struct refusal *refusals;
         size_t n_refusals;
+        /* The policy version every served secret was last checked
+         * against (a change re-checks them all). */
+        uint64_t policy_checked;
 
         /* Waiting for the store (rotate.h): names to try again first, and
          * whether every served secret is to be re-checked too. */
@@ -90,6 +94,7 @@ enum target_outcome {
         TARGET_CURRENT,                  /* already had this version */
         TARGET_KEPT,                     /* tombstone, on-delete=keep: files unchanged */
         TARGET_WRITTEN,                  /* new generation published */
+        TARGET_SAME,                     /* the value it held: version recorded, no file changed */
         TARGET_FAILED,
 };
 
@@ -124,6 +129,14 @@ struct publish_job {
         size_t n_specs;
         void (*step)(struct publish_job *job, const struct rotation_target *t, struct target_result *res);
         atomic_size_t next;
+        /* Whether the new value equals what instances at a version hold,
+         * asked of one instance per version (several publish threads). */
+        pthread_mutex_t same_lock;
+        struct same_answer {
+                uint64_t version;
+                bool same;
+        } same[8];
+        size_t n_same;
 };
 
 static void changed_add(void *userdata, const char *name);
@@ -232,8 +245,11 @@ static void refusal_forget(struct rotator *r, const char *secret) {
 }
 
 /* Warn, count and audit a refused rotation once per cause; the instances
- * that keep their version are those delivering the secret now. */
-static void refuse(struct rotator *r, const char *secret, enum error_kind kind, const char *message) {
+ * that keep their version are those delivering the secret now (instead:
+ * an older version that verifies is delivered instead of the refused
+ * one, 0 none). */
+static void refuse_as(struct rotator *r, const char *secret, enum error_kind kind, const char *message,
+                      uint64_t instead) {
         if (!refusal_is_new(r, secret, message)) {
                 log_debug("rotation of secret '%s' still refused: %s", secret, message);
                 return;
@@ -247,11 +263,20 @@ static void refuse(struct rotator *r, const char *secret, enum error_kind kind, 
                         .id = targets[i].id, .volume = targets[i].volume, .container_id = targets[i].container_id,
                         .container_name = targets[i].container_name,
                 };
-        log_warn("rotation of secret '%s' refused: %s; %zu instance(s) keep their current version", secret,
-                 message, n);
+        if (instead)
+                log_warn("rotation of secret '%s' refused: %s; %zu instance(s) get version %" PRIu64
+                         ", the newest that verifies (on-unverifiable = previous)",
+                         secret, message, n, instead);
+        else
+                log_warn("rotation of secret '%s' refused: %s; %zu instance(s) keep their current version", secret,
+                         message, n);
         note_refusal(r->cfg.notes, kind, NULL, secret, in, in ? n : 0, message);
         free(in);
         free(targets);
+}
+
+static void refuse(struct rotator *r, const char *secret, enum error_kind kind, const char *message) {
+        refuse_as(r, secret, kind, message, 0);
 }
 
 /* ---- publishing ---- */
@@ -265,6 +290,41 @@ static const struct spec_entry *spec_of(const struct publish_job *job, const cha
 
 static bool record_has(void *ctx, const char *secret) {
         return record_version_of(ctx, secret) > 0;
+}
+
+/* Does the instance (held, at version have of the secret) hold the new
+ * value already?  Instances at one version hold one value, so one of them
+ * is asked per version.  Unknown (a file that cannot be read) is "no": the
+ * files are then published as for any new value. */
+static bool holds_new_value(struct publish_job *job, const struct mount_record *m, const struct volume_spec *spec,
+                            uint64_t have) {
+        const struct fetched *f = job->f;
+        if (f->tombstone || !f->value || have == 0)
+                return false;
+        {
+                _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&job->same_lock);
+                for (size_t i = 0; i < job->n_same; i++)
+                        if (job->same[i].version == have)
+                                return job->same[i].same;
+        }
+        const char *file = NULL;
+        for (size_t i = 0; i < spec->n_secrets && !file; i++)
+                if (strcmp(spec->secrets[i].name, job->secret) == 0)
+                        file = spec->secrets[i].file;
+        if (!file)
+                return false;
+        sd_error err = { 0 };
+        int q = delivery_same_value(job->rot->cfg.delivery, m->id, file, m->generation, f->value, &err);
+        if (q < 0) {
+                char sid[SD_SHORT_ID_CHARS + 1];
+                log_debug("rotation of secret '%s': instance %s: cannot compare with the new value (%s); publishing it",
+                          job->secret, sd_short_id(m->id, sid), err.message);
+                return false;
+        }
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&job->same_lock);
+        if (job->n_same < SD_ARRAY_SIZE(job->same))
+                job->same[job->n_same++] = (struct same_answer) { .version = have, .same = q == 1 };
+        return q == 1;
 }
 
 static void publish_one(struct publish_job *job, const struct rotation_target *t, struct target_result *res) {
@@ -294,6 +354,10 @@ static void publish_one(struct publish_job *job, const struct rotation_target *t
         if (f->tombstone && !res->removed) {
                 /* Tombstones with the default on-delete=keep change no file. */
                 res->outcome = TARGET_KEPT;
+        } else if (holds_new_value(job, m, spec, have)) {
+                /* A reseal: the container keeps its files, so nothing it
+                 * holds open or has resolved changes under it. */
+                res->outcome = TARGET_SAME;
         } else {
                 int q = entry->params_r;
                 if (q < 0)
@@ -316,14 +380,18 @@ static void publish_one(struct publish_job *job, const struct rotation_target *t
                 log_error("rotation of secret '%s': %s", job->secret, sub.message);
         }
         res->save = true;
-        if (res->outcome == TARGET_WRITTEN) {
-                const struct note_instance in = {
-                        .id = t->id, .volume = t->volume, .container_id = res->container_id,
-                        .container_name = res->container_name,
-                };
+        const struct note_instance in = {
+                .id = t->id, .volume = t->volume, .container_id = res->container_id,
+                .container_name = res->container_name,
+        };
+        if (res->outcome == TARGET_WRITTEN && f->newest > f->version)
+                note_stale_delivery(job->rot->cfg.notes, &in, job->secret, f->version, f->writer, true, f->stale_reason);
+        else if (res->outcome == TARGET_WRITTEN)
                 note_rotation(job->rot->cfg.notes, &in, job->secret, f->version, f->writer,
                               res->removed ? "deleted: file removed (on-delete=remove)" : NULL);
-        }
+        else if (res->outcome == TARGET_SAME)
+                note_rotation(job->rot->cfg.notes, &in, job->secret, f->version, f->writer,
+                              "same value as the version held: files unchanged");
         registry_release(reg, m);
 }
 
@@ -435,16 +503,10 @@ static void rotation_unreachable(struct rotator *r, const char *secret, const ch
         resync_schedule(r);
 }
 
-/* registry_visit: every secret a live instance delivers. */
+/* registry_visit: the secrets of every volume (rotate_secret skips what
+ * no instance delivers). */
 static void served_visit(void *userdata, const struct volume *const *volumes, size_t n_volumes,
-                         const struct mount_record *const *records, size_t n_records) {
-        (void) volumes;
-        (void) n_volumes;
-        for (size_t i = 0; i < n_records; i++)
-                if (records[i]->state == RECORD_LIVE)
-                        for (size_t j = 0; j < records[i]->n_versions; j++)
-                                changed_add(userdata, records[i]->versions[j].name);
-}
+                         const struct mount_record *const *records, size_t n_records);
 
 static enum rotate_outcome rotate_secret(struct rotator *r, const char *secret, double detected);
 
@@ -494,7 +556,9 @@ static int rotation_fetch(struct rotator *r, const char *secret, struct fetched 
                 uint64_t seen = registry_floor(r->cfg.registry, secret);
                 enum delivery_step step;
                 sd_error err = { 0 };
-                int q = delivery_fetch(d, secret, DELIVERY_ALLOW_TOMBSTONE | DELIVERY_STORE_ONLY, f, &step, &err);
+                int q = delivery_fetch_verified(d, secret,
+                                                DELIVERY_ALLOW_TOMBSTONE | DELIVERY_NEWEST_VERIFIED | DELIVERY_STORE_ONLY,
+                                                seen, f, &step, &err);
                 if (q < 0 && delivery_error_is_transient(step, q)) {
                         rotation_unreachable(r, secret, err.message);
                         return 1;
@@ -503,6 +567,10 @@ static int rotation_fetch(struct rotator *r, const char *secret, struct fetched 
                         refuse(r, secret, delivery_error_kind(step, q), err.message);
                         return q;
                 }
+                /* Instances at the floor keep what they have. */
+                if (f->newest > f->version)
+                        refuse_as(r, secret, ERROR_VERIFY, f->stale_reason ? f->stale_reason : "does not verify",
+                                  f->version > seen ? f->version : 0);
                 q = registry_rotation_begin(r->cfg.registry, secret, f->version, seen, targets, n, &err);
                 if (q == 0)
                         return 0;
@@ -516,7 +584,13 @@ static int rotation_fetch(struct rotator *r, const char *secret, struct fetched 
         }
 }
 
+static void policy_changed(struct rotator *r, double detected);
+
 void rotator_rotate(struct rotator *r, const char *secret, double detected) {
+        if (strcmp(secret, SD_STORE_POLICY_NAME) == 0) {
+                policy_changed(r, detected);
+                return;
+        }
         (void) rotate_secret(r, secret, detected);
 }
 
@@ -533,7 +607,8 @@ static enum rotate_outcome rotate_secret(struct rotator *r, const char *secret, 
                 return ROTATE_UNREACHABLE;
         if (q < 0)
                 return ROTATE_DONE;
-        refusal_forget(r, secret);
+        if (f.newest == f.version)
+                refusal_forget(r, secret);
         if (n == 0) {
                 log_debug("store: secret '%s' changed; no instance delivers it", secret);
                 delivery_release(r->cfg.delivery, &f);
@@ -545,8 +620,10 @@ static enum rotate_outcome rotate_secret(struct rotator *r, const char *secret, 
                 .rot = r, .secret = secret, .f = &f, .targets = targets, .results = results, .n = n,
         };
         atomic_init(&job.next, 0);
+        (void) pthread_mutex_init(&job.same_lock, NULL);
         if (!results || specs_collect(&job) < 0) {
                 specs_free(&job);
+                (void) pthread_mutex_destroy(&job.same_lock);
                 delivery_release(r->cfg.delivery, &f);
                 metrics_error(ERROR_STATE);
                 log_error("rotation of secret '%s': out of memory", secret);
@@ -556,13 +633,14 @@ static enum rotate_outcome rotate_secret(struct rotator *r, const char *secret, 
         double seconds = sd_monotonic_seconds() - detected;
         publish_all(&job, save_one);
         specs_free(&job);
+        (void) pthread_mutex_destroy(&job.same_lock);
         uint64_t version = f.version;
         bool tombstone = f.tombstone;
         char writer[SD_KEY_ID_CHARS + 1];
         memcpy(writer, f.writer, sizeof(writer));
         delivery_release(r->cfg.delivery, &f);
 
-        size_t n_written = 0, n_kept = 0, n_tried = 0;
+        size_t n_written = 0, n_kept = 0, n_tried = 0, n_same = 0;
         for (size_t i = 0; i < n; i++) {
                 struct target_result *t = &results[i];
                 char sid[SD_SHORT_ID_CHARS + 1];
@@ -573,6 +651,9 @@ static enum rotate_outcome rotate_secret(struct rotator *r, const char *secret, 
                         continue;
                 case TARGET_KEPT:
                         n_kept++;
+                        continue;
+                case TARGET_SAME:
+                        n_same++;
                         continue;
                 case TARGET_FAILED:
                         n_tried++;
@@ -590,8 +671,14 @@ static enum rotate_outcome rotate_secret(struct rotator *r, const char *secret, 
                 log_warn("secret '%s' was deleted in version %" PRIu64 " (by %s); %zu instance(s) keep its last value "
                          "(volume option on-delete=remove would remove the file)",
                          secret, version, writer, n_kept);
+        if (n_same > 0) {
+                metrics_add(METRIC_SAME_VALUE, n_same);
+                log_info("secret '%s' version %" PRIu64 " (by %s) has the value %zu instance(s) held: recorded without "
+                         "a file swap",
+                         secret, version, writer, n_same);
+        }
         if (n_tried == 0) {
-                if (n_kept == 0)
+                if (n_kept == 0 && n_same == 0)
                         log_debug("store: secret '%s' version %" PRIu64 " is already in every instance", secret,
                                   version);
                 return ROTATE_DONE;
@@ -605,6 +692,59 @@ static enum rotate_outcome rotate_secret(struct rotator *r, const char *secret, 
                 log_info("secret '%s' version %" PRIu64 " (by %s) rotated into %zu of %zu instance(s) in %.1f ms",
                          secret, version, writer, n_written, n_tried, seconds * 1e3);
         return ROTATE_DONE;
+}
+
+/* ---- realm policy changes ---- */
+
+static void changed_add(void *userdata, const char *name);
+static void changed_done(struct changed_names *c);
+
+/* Under the registry lock: the secret names of every volume. */
+static void served_visit(void *userdata, const struct volume *const *volumes, size_t n_volumes,
+                         const struct mount_record *const *records, size_t n_records) {
+        (void) records;
+        (void) n_records;
+        for (size_t i = 0; i < n_volumes; i++)
+                for (size_t j = 0; j < volumes[i]->spec.n_secrets; j++)
+                        changed_add(userdata, volumes[i]->spec.secrets[j].name);
+}
+
+/* The store says the policy changed: walk the chain again, and when the
+ * version differs from the one every served secret was checked against,
+ * check them all again (a writer added or removed, patterns changed). */
+static void policy_changed(struct rotator *r, double detected) {
+        if (!r->cfg.realm)
+                return;
+        sd_error err = { 0 };
+        int q = sd_realm_refresh(r->cfg.realm, &err);
+        _cleanup_policy_ struct sd_policy *p = sd_realm_policy(r->cfg.realm);
+        uint64_t version = p ? sd_policy_version(p) : 0;
+        if (q < 0) {
+                /* A version that does not verify is warned about by the
+                 * realm (and not adopted); this is an error of the walk. */
+                metrics_error(ERROR_STORE);
+                log_warn("realm policy changed in the store but cannot be verified now: %s; keeping policy v%" PRIu64,
+                         err.message, version);
+                return;
+        }
+        delivery_note_realm(r->cfg.delivery);
+        if (version == r->policy_checked) {
+                log_debug("store: realm policy v%" PRIu64 " already applied", version);
+                return;
+        }
+        uint64_t before = r->policy_checked;
+        r->policy_checked = version;
+        metrics_inc(METRIC_POLICY_CHANGES);
+        __attribute__((cleanup(changed_done))) struct changed_names served = { 0 };
+        registry_visit(r->cfg.registry, served_visit, &served);
+        if (served.oom)
+                log_error("realm policy v%" PRIu64 ": out of memory; some secrets are checked again only at their next change",
+                          version);
+        log_info("realm policy v%" PRIu64 " applied (was v%" PRIu64 "): checking the %zu secret(s) of this host's "
+                 "volumes against it",
+                 version, before, served.n);
+        for (size_t i = 0; i < served.n; i++)
+                rotator_rotate(r, served.names[i], detected);
 }
 
 /* ---- the thread ---- */
@@ -711,6 +851,10 @@ int rotator_new(const struct rotator_config *cfg, struct rotator **out, sd_error
         r->cfg = *cfg;
         r->stop_fd = -1;
         r->watch_fd = -1;
+        if (cfg->realm) {
+                _cleanup_policy_ struct sd_policy *p = sd_realm_policy(cfg->realm);
+                r->policy_checked = p ? sd_policy_version(p) : 0;
+        }
         if (cfg->docker_socket) {
                 sd_error sub = { 0 };
                 if (sd_docker_new(cfg->docker_socket, &r->docker, &sub) < 0)

@@ -39,6 +39,21 @@
  * be older than the store's latest; a pass stops at the first secret the
  * store does not answer for and goes on from there at the next try.
  *
+ * A new version whose value is the one an instance holds already (a
+ * reseal: same value, new data key and recipients) changes no file: the
+ * instance's record gets the new version, its generation stays, no signal
+ * is sent.
+ *
+ * Realm policy changes: the watch reports SD_STORE_POLICY_NAME; the realm
+ * is walked again (sd_realm_refresh) and every secret an instance delivers
+ * is rotated as if it had changed, against the new policy: a version
+ * refused before because its writer was unknown is delivered now, a
+ * version of a writer removed meanwhile is refused (the instances keep
+ * what they have).  When the latest version does not verify and
+ * on-unverifiable is "previous", the newest one that does and is not
+ * below the floor is delivered (delivery.h), and the refusal of the latest
+ * is warned about once.
+ *
  * Reload signals: an instance linked to a container (events.c) whose label
  * secretd.reload-signal names a signal gets it through dockerd's kill API
  * after each rotation, debounced per container: sent once no further
@@ -58,6 +73,7 @@ struct cache;
 struct delivery;
 struct notes;
 struct registry;
+struct sd_realm;
 
 struct rotator_config {
         struct registry *registry;
@@ -66,6 +82,7 @@ struct rotator_config {
         struct sd_store *store;           /* watched; NULL: no rotation */
         const char *docker_socket;        /* where sd_docker_kill goes; NULL: no reload signals */
         struct cache *cache;              /* its stand-ins start a re-check of what is served; NULL: none */
+        struct sd_realm *realm;           /* walked again when the policy changes; NULL: not */
 };
 
 struct rotator;

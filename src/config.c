@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <ini.h>
+#include <netinet/in.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #include "secretd/names.h"
 #include "secretd/policy.h"
 #include "secretd/store.h"
+#include "secretd/trust-root.h"
 
 enum value_kind {
         VALUE_STRING,       /* any non-empty text */
@@ -28,6 +31,8 @@ enum value_kind {
         VALUE_BOOL,         /* yes/no, true/false, 1/0 */
         VALUE_SECONDS,      /* 1..3600 */
         VALUE_PIN,          /* a realm pin line, sdr1:... */
+        VALUE_LOOPBACK_OR_EMPTY,  /* a loopback IP address and port, or "" for off */
+        VALUE_ON_UNVERIFIABLE,  /* previous|refuse */
 };
 
 struct config_key {
@@ -64,7 +69,22 @@ static const struct config_key config_keys[] = {
         STR_KEY("etcd-cert", VALUE_ABS_PATH_OR_EMPTY, etcd_cert),
         STR_KEY("etcd-key", VALUE_ABS_PATH_OR_EMPTY, etcd_key),
         STR_KEY("etcd-auth-file", VALUE_ABS_PATH_OR_EMPTY, etcd_auth_file),
+        STR_KEY("metrics-listen", VALUE_LOOPBACK_OR_EMPTY, metrics_listen),
+        STR_KEY("on-unverifiable", VALUE_ON_UNVERIFIABLE, on_unverifiable),
 };
+
+/* Keys whose value is one of a few words: the word of an enum value ("?"
+ * out of range), the value of a word (-1 none). */
+static const char *word_of(const char *const *words, size_t n, size_t value) {
+        return value < n ? words[value] : "?";
+}
+
+static int word_index(const char *const *words, size_t n, const char *text) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(text, words[i]) == 0)
+                        return (int) i;
+        return -1;
+}
 
 static const char *const level_names[] = {
         [SD_LOG_ERROR] = "error",
@@ -74,19 +94,37 @@ static const char *const level_names[] = {
 };
 
 const char *sd_log_level_name(enum sd_log_level level) {
-        if ((size_t) level >= SD_ARRAY_SIZE(level_names))
-                return "?";
-        return level_names[level];
+        return word_of(level_names, SD_ARRAY_SIZE(level_names), (size_t) level);
 }
 
 int sd_log_level_parse(const char *text, enum sd_log_level *out, sd_error *err) {
-        for (size_t i = 0; i < SD_ARRAY_SIZE(level_names); i++)
-                if (strcmp(text, level_names[i]) == 0) {
-                        *out = (enum sd_log_level) i;
-                        return 0;
-                }
+        int i = word_index(level_names, SD_ARRAY_SIZE(level_names), text);
+        if (i >= 0) {
+                *out = (enum sd_log_level) i;
+                return 0;
+        }
         char shown[64];
         return sd_error_set(err, EINVAL, "log-level '%s' is not one of error, warn, info, debug",
+                            sd_escape_for_message(text, strlen(text), shown, sizeof(shown)));
+}
+
+static const char *const on_unverifiable_names[] = {
+        [SD_ON_UNVERIFIABLE_PREVIOUS] = "previous",
+        [SD_ON_UNVERIFIABLE_REFUSE] = "refuse",
+};
+
+const char *sd_on_unverifiable_name(enum sd_on_unverifiable v) {
+        return word_of(on_unverifiable_names, SD_ARRAY_SIZE(on_unverifiable_names), (size_t) v);
+}
+
+int sd_on_unverifiable_parse(const char *text, enum sd_on_unverifiable *out, sd_error *err) {
+        int i = word_index(on_unverifiable_names, SD_ARRAY_SIZE(on_unverifiable_names), text);
+        if (i >= 0) {
+                *out = (enum sd_on_unverifiable) i;
+                return 0;
+        }
+        char shown[64];
+        return sd_error_set(err, EINVAL, "on-unverifiable '%s' is not previous or refuse",
                             sd_escape_for_message(text, strlen(text), shown, sizeof(shown)));
 }
 
@@ -188,7 +226,8 @@ int sd_config_init(struct sd_config *cfg) {
             strdup_into(&cfg->admin_socket, "/run/secretd/admin.sock") < 0 ||
             strdup_into(&cfg->audit_log, "/var/log/secretd/audit.log") < 0 ||
             strdup_into(&cfg->etcd_ca, "") < 0 || strdup_into(&cfg->etcd_cert, "") < 0 ||
-            strdup_into(&cfg->etcd_key, "") < 0 || strdup_into(&cfg->etcd_auth_file, "") < 0) {
+            strdup_into(&cfg->etcd_key, "") < 0 || strdup_into(&cfg->etcd_auth_file, "") < 0 ||
+            strdup_into(&cfg->metrics_listen, "") < 0) {
                 sd_config_free(cfg);
                 return -ENOMEM;
         }
@@ -212,11 +251,24 @@ void sd_config_free(struct sd_config *cfg) {
         free(cfg->etcd_cert);
         free(cfg->etcd_key);
         free(cfg->etcd_auth_file);
+        free(cfg->metrics_listen);
         *cfg = (struct sd_config) { 0 };
 }
 
 static const char *unless_empty(const char *s) {
         return s && s[0] ? s : NULL;
+}
+
+int sd_config_load_agent_file(struct sd_config *cfg, const char *path, sd_error *err) {
+        const char *file = path ? path : SD_CONFIG_DEFAULT_PATH;
+        int r = sd_trust_root_check(file, "config", err);
+        if (r >= 0)
+                r = sd_config_load_file(cfg, file, err);
+        if (r == -ENOENT && !path) {
+                sd_error_clear(err);
+                return 0;
+        }
+        return r < 0 ? r : 0;
 }
 
 void sd_config_store_options(const struct sd_config *cfg, struct sd_store_options *out) {
@@ -251,10 +303,10 @@ int sd_config_set(struct sd_config *cfg, const char *key, const char *value, sd_
                                     "unknown key '%s'; known keys: store, driver, key, realm, realm-file, "
                                     "state-dir, docker-socket, plugin-dir, default-size, max-size, log-level, "
                                     "max-volumes, max-instances-per-volume, max-inodes, max-total-tmpfs, floor-file, "
-                                    "cache-dir, seccomp, connection-timeout, admin-socket, audit-log, etcd-ca, etcd-cert, etcd-key, "
-                                    "etcd-auth-file",
+                                    "cache-dir, seccomp, connection-timeout, admin-socket, audit-log, etcd-ca, etcd-cert, "
+                                    "etcd-key, etcd-auth-file, metrics-listen, on-unverifiable",
                                     shown_key);
-        if (value[0] == '\0' && k->kind != VALUE_ABS_PATH_OR_EMPTY)
+        if (value[0] == '\0' && k->kind != VALUE_ABS_PATH_OR_EMPTY && k->kind != VALUE_LOOPBACK_OR_EMPTY)
                 return sd_error_set(err, EINVAL, "%s: empty value", k->name);
         for (const char *p = value; *p; p++)
                 if ((unsigned char) *p < 0x20 || *p == 0x7f)
@@ -282,6 +334,8 @@ int sd_config_set(struct sd_config *cfg, const char *key, const char *value, sd_
         }
         case VALUE_LOG_LEVEL:
                 return sd_log_level_parse(value, (enum sd_log_level *) field, err);
+        case VALUE_ON_UNVERIFIABLE:
+                return sd_on_unverifiable_parse(value, (enum sd_on_unverifiable *) field, err);
         case VALUE_BOOL:
                 if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
                         *(bool *) field = true;
@@ -321,6 +375,13 @@ int sd_config_set(struct sd_config *cfg, const char *key, const char *value, sd_
                 sd_error sub = { 0 };
                 if (sd_realm_pin_parse(value, &pin, &sub) < 0)
                         return sd_error_set(err, EINVAL, "%s: %s", k->name, sub.message);
+                break;
+        }
+        case VALUE_LOOPBACK_OR_EMPTY: {
+                struct sockaddr_storage addr;
+                socklen_t len;
+                if (value[0] != '\0' && sd_config_loopback_address(value, &addr, &len, err) < 0)
+                        return -EINVAL;
                 break;
         }
         case VALUE_STRING:
@@ -480,6 +541,82 @@ int sd_config_load_file(struct sd_config *cfg, const char *path, sd_error *err) 
                                             SD_CONFIG_MAX_BYTES);
         }
         return sd_config_parse_string(cfg, text, len, path, err);
+}
+
+/* A decimal port 1..65535: digits only (strtoul would take "+1", " 1"). */
+static bool port_parse(const char *text, uint16_t *out) {
+        size_t len = strlen(text);
+        if (len == 0 || len > 5 || strspn(text, "0123456789") != len)
+                return false;
+        unsigned long port = strtoul(text, NULL, 10);
+        if (port < 1 || port > 65535)
+                return false;
+        *out = (uint16_t) port;
+        return true;
+}
+
+int sd_config_loopback_address(const char *text, struct sockaddr_storage *addr, socklen_t *len_out,
+                               sd_error *err) {
+        char shown[96];
+        sd_escape_for_message(text, strlen(text), shown, sizeof(shown));
+        char host[INET6_ADDRSTRLEN + 2];
+        const char *port_text;
+        bool v6 = text[0] == '[';
+        if (v6) {
+                const char *close = strchr(text, ']');
+                if (!close || close[1] != ':' || (size_t) (close - text - 1) >= sizeof(host))
+                        return sd_error_set(err, EINVAL, "metrics-listen '%s' is not [IPV6]:PORT", shown);
+                memcpy(host, text + 1, (size_t) (close - text - 1));
+                host[close - text - 1] = '\0';
+                port_text = close + 2;
+        } else {
+                const char *colon = strrchr(text, ':');
+                if (!colon || (size_t) (colon - text) >= sizeof(host))
+                        return sd_error_set(err, EINVAL,
+                                            "metrics-listen '%s' is not ADDRESS:PORT (e.g. 127.0.0.1:9101 or [::1]:9101)",
+                                            shown);
+                memcpy(host, text, (size_t) (colon - text));
+                host[colon - text] = '\0';
+                port_text = colon + 1;
+        }
+        uint16_t port;
+        if (!port_parse(port_text, &port))
+                return sd_error_set(err, EINVAL, "metrics-listen '%s': the port is not a number from 1 to 65535", shown);
+
+        struct sockaddr_storage ss = { 0 };
+        socklen_t len;
+        bool loopback;
+        if (v6) {
+                struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &ss;
+                if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+                        return sd_error_set(err, EINVAL, "metrics-listen '%s': '%s' is not an IPv6 address", shown, host);
+                sin6->sin6_family = AF_INET6;
+                sin6->sin6_port = htons(port);
+                loopback = IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr);
+                len = sizeof(*sin6);
+        } else {
+                struct sockaddr_in *sin = (struct sockaddr_in *) &ss;
+                /* Numeric only: a host name would be resolved at every
+                 * start, and could come to name another address. */
+                if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+                        return sd_error_set(err, EINVAL,
+                                            "metrics-listen '%s': '%s' is not an IPv4 address (names are not "
+                                            "resolved: use 127.0.0.1 or [::1])",
+                                            shown, host);
+                sin->sin_family = AF_INET;
+                sin->sin_port = htons(port);
+                loopback = (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+                len = sizeof(*sin);
+        }
+        if (!loopback)
+                return sd_error_set(err, EINVAL,
+                                    "metrics-listen '%s': %s is not a loopback address; /metrics has no "
+                                    "authentication, so the agent serves it only on 127.0.0.1 or [::1] (let the "
+                                    "local Prometheus, a reverse proxy or an SSH tunnel carry it further)",
+                                    shown, host);
+        *addr = ss;
+        *len_out = len;
+        return 0;
 }
 
 int sd_config_check(const struct sd_config *cfg, sd_error *err) {

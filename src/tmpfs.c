@@ -692,8 +692,10 @@ static int file_copy_bytes(int rootfd, int fd, const struct sd_tmpfs_file *file,
         return r;
 }
 
+/* chown_files: the files go to params->uid/gid, who are not the agent
+ * (asked once per publish, not per file: two system calls each). */
 static int file_write(int rootfd, int genfd, const struct sd_tmpfs_file *file, const struct sd_tmpfs_params *params,
-                      struct copy_buffer *buffer) {
+                      bool chown_files, struct copy_buffer *buffer) {
         /* 0600 and exclusive until complete; the final mode and owner are
          * applied to the open fd, so no path is ever re-resolved. */
         _cleanup_close_ int fd = openat(genfd, file->name,
@@ -713,7 +715,7 @@ static int file_write(int rootfd, int genfd, const struct sd_tmpfs_file *file, c
         /* The container user may own the file, which would let it chmod the
          * file writable, but only through a writable mount: it only ever
          * sees the read-only one. */
-        if ((params->uid != geteuid() || params->gid != getegid()) && fchown(fd, params->uid, params->gid) < 0)
+        if (chown_files && fchown(fd, params->uid, params->gid) < 0)
                 return -errno;
         return 0;
 }
@@ -974,10 +976,11 @@ static int publish_generation(const char *root, const char *id, const struct sd_
         if (genfd < 0)
                 return publish_error(err, errno, rwfd, id, "generation directory", generation_dir, "open");
         _cleanup_(copy_buffer_free) struct copy_buffer buffer = { 0 };
+        bool chown_files = params->uid != geteuid() || params->gid != getegid();
 
         for (size_t i = 0; i < n_files; i++) {
                 if (files[i].value || files[i].source_id) {
-                        r = file_write(rootfd, genfd, &files[i], params, &buffer);
+                        r = file_write(rootfd, genfd, &files[i], params, chown_files, &buffer);
                         if (files[i].source_id && (r == -ESTALE || r == -ENOENT || r == -EBADMSG))
                                 return sd_error_set(err, -r,
                                                     "instance '%s': file '%s' cannot be copied from instance '%s': %s",
@@ -1351,23 +1354,90 @@ int sd_tmpfs_instance_is_mounted(const char *root, const char *id) {
                        im.rw.dev == im.ro.dev ? 1 : 0;
 }
 
-int sd_tmpfs_instance_generation(const char *root, const char *id, uint64_t *generation_out) {
-        int r = instance_id_validate(id, NULL);
+/* The rw/ directory of instance id, mounted, after taking the instance's
+ * lock (lock: LOCK_SH or LOCK_EX; 0 none), which lives as long as
+ * *idfd_out. */
+static int instance_rw_open(const char *root, const char *id, int lock, int *idfd_out, sd_error *err) {
+        int r = instance_id_validate(id, err);
         if (r < 0)
                 return r;
-        _cleanup_close_ int rootfd = root_open(root, false, NULL);
+        _cleanup_close_ int rootfd = root_open(root, false, err);
         if (rootfd < 0)
                 return rootfd;
-        _cleanup_close_ int idfd = instance_open(rootfd, id, NULL);
+        _cleanup_close_ int idfd = instance_open(rootfd, id, err);
         if (idfd < 0)
                 return idfd;
-        _cleanup_close_ int rwfd = rw_open_mounted(idfd, id, NULL);
+        if (lock) {
+                r = instance_lock_as(idfd, id, lock, err);
+                if (r < 0)
+                        return r;
+        }
+        int rwfd = rw_open_mounted(idfd, id, err);
+        if (rwfd >= 0)
+                *idfd_out = steal_fd(&idfd);
+        return rwfd;
+}
+
+int sd_tmpfs_instance_generation(const char *root, const char *id, uint64_t *generation_out) {
+        _cleanup_close_ int idfd = -1;
+        _cleanup_close_ int rwfd = instance_rw_open(root, id, 0, &idfd, NULL);
         if (rwfd < 0)
                 return rwfd;
         uint64_t generation;
-        r = data_link_generation(rwfd, &generation);
+        int r = data_link_generation(rwfd, &generation);
         if (r < 0)
                 return r;
         *generation_out = generation;
         return 0;
+}
+
+int sd_tmpfs_instance_file_equals(const char *root, const char *id, const char *name, uint64_t generation,
+                                  const struct sd_secret *value, sd_error *err) {
+        _cleanup_close_ int idfd = -1;
+        _cleanup_close_ int rwfd = instance_rw_open(root, id, LOCK_SH, &idfd, err);
+        if (rwfd < 0)
+                return rwfd;
+        uint64_t current = 0;
+        int r = data_link_generation(rwfd, &current);
+        if (r < 0 || current != generation)
+                return sd_error_set(err, ESTALE, "instance '%s' is not at generation %" PRIu64, id, generation);
+        char generation_dir[GENERATION_NAME_SIZE];
+        generation_name(generation, generation_dir);
+        _cleanup_close_ int genfd = openat(rwfd, generation_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (genfd < 0)
+                return sd_error_set_errno(err, errno, "instance '%s': generation %" PRIu64, id, generation);
+        _cleanup_close_ int fd = openat(genfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return sd_error_set(err, errno == ELOOP ? EBADMSG : errno, "instance '%s': file '%s': %s", id, name,
+                                    strerror(errno));
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return sd_error_set_errno(err, errno, "instance '%s': file '%s'", id, name);
+        if (!S_ISREG(st.st_mode))
+                return sd_error_set(err, EBADMSG, "instance '%s': '%s' is not a regular file", id, name);
+        if ((uint64_t) st.st_size != value->len)
+                return 0;
+        /* One byte more than expected shows a file that grew meanwhile. */
+        unsigned char *held = sodium_malloc(value->len + 1);
+        if (!held)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        size_t got = 0;
+        r = 0;
+        while (got < value->len + 1) {
+                ssize_t n = read(fd, held + got, value->len + 1 - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        r = sd_error_set_errno(err, errno, "instance '%s': file '%s': read failed", id, name);
+                        break;
+                }
+                if (n == 0)
+                        break;
+                got += (size_t) n;
+        }
+        if (r == 0)
+                r = got == value->len && sodium_memcmp(held, value->data, value->len) == 0 ? 1 : 0;
+        /* sodium_free() zeroes it. */
+        sodium_free(held);
+        return r;
 }

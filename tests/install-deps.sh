@@ -12,7 +12,10 @@ packages=(
   lowdown
   # tests
   libcriterion-dev valgrind curl python3 procps util-linux
-  # tests/install: rendering the man pages, systemd-analyze verify, zsh -n
+  # tests/integration/prom-parse.py: /metrics through a real Prometheus parser
+  python3-prometheus-client
+  # tests/install: rendering the man pages, systemd-analyze verify, zsh -n;
+  # tests/integration/test-socket-activation: systemd-socket-activate
   man-db groff-base systemd zsh
   # the real parts the integration tests drive
   docker.io busybox-static etcd-server etcd-client docker-compose

@@ -29,10 +29,14 @@
  *   audit-log = /var/log/secretd/audit.log   (JSON lines; empty disables)
  *   seccomp = yes                (yes|no; a system-call allow-list)
  *   connection-timeout = 150     (seconds an idle plugin connection lives)
+ *   on-unverifiable = previous   (previous|refuse: when a secret's newest
+ *                                version does not verify, deliver the newest
+ *                                one that does, or refuse)
  *   etcd-ca = /etc/secretd/etcd-ca.pem      (etcds://: the CA; empty: system CAs)
  *   etcd-cert = /etc/secretd/etcd-client.pem  (etcds://: client certificate)
  *   etcd-key = /etc/secretd/etcd-client.key   (its key: root-owned, 0600)
  *   etcd-auth-file = /etc/secretd/etcd-auth   (etcd user and password: root-owned, 0600)
+ *   metrics-listen = 127.0.0.1:9101   (GET /metrics over loopback TCP; empty: off)
  *
  * Unknown sections and keys are errors (a typo must not silently fall back
  * to a default); every message names the file, the line and the key.
@@ -41,6 +45,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "secretd/cleanup.h"
 #include "secretd/error.h"
@@ -65,6 +70,13 @@
 #define SD_CONFIG_DEFAULT_FLOOR_FILE "/var/lib/secretd/delivered.json"
 /* So must the envelopes kept for a store outage (docs/agent.md "Store outages"). */
 #define SD_CONFIG_DEFAULT_CACHE_DIR "/var/lib/secretd/cache"
+
+/* What the agent does when a secret's newest version fails verification
+ * (unknown writer, forged, outside its writer's patterns). */
+enum sd_on_unverifiable {
+        SD_ON_UNVERIFIABLE_PREVIOUS = 0,  /* deliver the newest version that verifies, not below the floor */
+        SD_ON_UNVERIFIABLE_REFUSE = 1,    /* refuse the Mount (running containers keep their files) */
+};
 
 enum sd_log_level {
         SD_LOG_ERROR = 0,
@@ -102,6 +114,10 @@ struct sd_config {
         char *etcd_cert;
         char *etcd_key;
         char *etcd_auth_file;
+        /* metrics-listen: "" (off, the default), or a loopback address and
+         * port, "127.0.0.1:9101" or "[::1]:9101" (sd_config_loopback_address). */
+        char *metrics_listen;
+        enum sd_on_unverifiable on_unverifiable;  /* on-unverifiable */
 };
 
 /* Fill cfg with the built-in defaults (strings malloc()ed).  -ENOMEM. */
@@ -125,13 +141,34 @@ int sd_config_parse_string(struct sd_config *cfg, const char *text, size_t len, 
  * caller ignores for the default path and reports for an explicit one. */
 int sd_config_load_file(struct sd_config *cfg, const char *path, sd_error *err);
 
+/* The agent's configuration file as the agent reads it: path, or
+ * SD_CONFIG_DEFAULT_PATH when NULL, checked as a root of trust
+ * (sd_trust_root_check(): whoever can change it owns the agent) and
+ * applied over cfg.  A missing default file leaves cfg as it is (the agent
+ * runs on the defaults); a missing explicit one is -ENOENT.  The errors of
+ * those two otherwise. */
+int sd_config_load_agent_file(struct sd_config *cfg, const char *path, sd_error *err);
+
 struct sd_store_options;
 /* The store options the configuration names (unset keys: NULL). */
 void sd_config_store_options(const struct sd_config *cfg, struct sd_store_options *out);
 
+/* The metrics-listen value text as a socket address: "IPV4:PORT" or
+ * "[IPV6]:PORT", numeric only, the address a loopback one (127.0.0.0/8 or
+ * ::1: /metrics has no authentication, so it is never served beyond this
+ * host) and the port 1..65535.  Fills *addr and *len_out.  -EINVAL naming
+ * the value and what is wrong (a non-loopback address says so and what to
+ * use instead). */
+int sd_config_loopback_address(const char *text, struct sockaddr_storage *addr, socklen_t *len_out,
+                               sd_error *err);
+
 /* Checks across keys, run once everything is applied: default-size must not
  * exceed max-size, nor max-size max-total-tmpfs. */
 int sd_config_check(const struct sd_config *cfg, sd_error *err);
+
+/* "previous", "refuse". */
+int sd_on_unverifiable_parse(const char *text, enum sd_on_unverifiable *out, sd_error *err);
+const char *sd_on_unverifiable_name(enum sd_on_unverifiable v);
 
 /* "16M" -> 16777216.  Decimal digits with an optional K, M or G suffix
  * (powers of 1024, either case); result between SD_SIZE_MIN and SD_SIZE_MAX.

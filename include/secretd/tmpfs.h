@@ -175,3 +175,14 @@ int sd_mount_table_foreach(pid_t pid, sd_mount_entry_fn fn, void *userdata);
  * -EBADMSG if ..data is not a symlink to a generation directory (publish
  * repairs that); -ENOTCONN if rw/ is not mounted; -ENOENT no instance. */
 int sd_tmpfs_instance_generation(const char *root, const char *id, uint64_t *generation_out);
+
+/* Does file `name` of instance id, as it is in generation `generation`
+ * (which must be the current one), hold exactly value's bytes?  1 yes, 0 no
+ * (another length or other bytes), -ESTALE the instance is at another
+ * generation, -ENOENT no such instance or file, -EBADMSG not a regular
+ * file.  Read under the instance's lock (shared) into locked memory,
+ * compared with sodium_memcmp, zeroed and freed: nothing of it is kept.
+ * For a rotation that brings a new version of the same value (a reseal):
+ * the files need not change. */
+int sd_tmpfs_instance_file_equals(const char *root, const char *id, const char *name, uint64_t generation,
+                                  const struct sd_secret *value, sd_error *err);

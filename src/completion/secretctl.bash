@@ -33,7 +33,7 @@ _secretctl_options() {
         admin) echo --threshold --json --quiet --help ;;
         reseal) echo --all --dry-run --quiet --help ;;
         import) echo --pin --quiet --help ;;
-        status) echo --json --admin-socket --help ;;
+        status) echo --json --admin-socket --config --help ;;
         import-env) echo --only --lowercase --quiet --help ;;
         compose) echo --file --env-file --output --var --skip --uid --mode --driver --dry-run --help ;;
         esac
@@ -45,7 +45,7 @@ _secretctl_option_argument() {
         case $1:$2 in
         :-s | :--store) echo word ;;
         :-i | :--identity | :--etcd-ca | :--etcd-cert | :--etcd-key | :--etcd-auth-file) echo file ;;
-        put:--file | status:--admin-socket | compose:-f | compose:--file | compose:--env-file | compose:-o | compose:--output)
+        put:--file | status:--admin-socket | status:--config | compose:-f | compose:--file | compose:--env-file | compose:-o | compose:--output)
                 echo file ;;
         export:-* | import:-*) echo none ;;
         put:--max-size | get:--version | realm:--name | writer:--pattern | recipient:--pattern | \

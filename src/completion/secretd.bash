@@ -16,7 +16,8 @@ _secretd_options() {
                 echo --config --store --driver --key --realm --realm-file --state-dir --docker-socket --plugin-dir \
                         --default-size --max-size --log-level --max-volumes --max-instances-per-volume --max-inodes \
                         --max-total-tmpfs --floor-file --cache-dir --seccomp --connection-timeout --admin-socket \
-                        --audit-log --etcd-ca --etcd-cert --etcd-key --etcd-auth-file --help
+                        --audit-log --etcd-ca --etcd-cert --etcd-key --etcd-auth-file --metrics-listen --on-unverifiable \
+                        --help
                 ;;
         esac
 }
@@ -47,6 +48,10 @@ _secretd() {
                 ;;
         --seccomp)
                 mapfile -t COMPREPLY < <(compgen -W "yes no" -- "$cur")
+                return
+                ;;
+        --on-unverifiable)
+                mapfile -t COMPREPLY < <(compgen -W "previous refuse" -- "$cur")
                 return
                 ;;
         --store | --realm | --driver | --default-size | --max-size | --max-volumes | --max-instances-per-volume | \

@@ -13,17 +13,18 @@
 
 #include "config.h"
 #include "secretd/cleanup.h"
+#include "secretd/config.h"
 #include "secretd/http.h"
 #include "secretctl.h"
 
-#define STATUS_DEFAULT_SOCKET "/run/secretd/admin.sock"
 /* The status of a host with thousands of volumes is a few MiB at most. */
 #define STATUS_BODY_MAX ((size_t) 16 << 20)
 #define STATUS_TIMEOUT_MS 10000L
 
 struct status_options {
         bool json;
-        const char *socket_path;
+        const char *socket_path;          /* --admin-socket, else $SECRETD_ADMIN_SOCKET */
+        const char *config_path;          /* --config */
 };
 
 static int status_option(struct ctl_context *ctx, int opt, const char *arg, void *userdata) {
@@ -32,6 +33,8 @@ static int status_option(struct ctl_context *ctx, int opt, const char *arg, void
                 o->json = true;
         else if (opt == 'S')
                 o->socket_path = arg;
+        else if (opt == 'c')
+                o->config_path = arg;
         return 0;
 }
 
@@ -151,6 +154,35 @@ static void print_docker(const json_t *docker) {
         printf(", %lld reconnect(s)\n", num(docker, "reconnects"));
 }
 
+static void print_realm(const json_t *realm) {
+        if (!json_is_object(realm)) {
+                printf("realm:     no policy verified yet\n");
+                return;
+        }
+        printf("realm:     %s policy v%lld (created %s, applied here %s)", str(realm, "id"),
+               num(realm, "policy_version"), str(realm, "policy_created"), str(realm, "applied_at"));
+        if (str(realm, "recipient")[0])
+                printf(", this host is recipient '%s'", str(realm, "recipient"));
+        else
+                printf(", this host is not a recipient");
+        putchar('\n');
+}
+
+/* A secret whose newest version does not verify: containers get an older
+ * one, which an operator must know. */
+static void print_stale(const json_t *stale) {
+        size_t i;
+        const json_t *e;
+        json_array_foreach(stale, i, e) {
+                printf("stale:     %s: newest v%lld does not verify", str(e, "secret"), num(e, "newest"));
+                if (json_integer_value(json_object_get(e, "served")) > 0)
+                        printf(", serving v%lld", num(e, "served"));
+                else
+                        printf(", no older version verifies");
+                printf(" (since %s): %s\n", str(e, "since"), str(e, "reason"));
+        }
+}
+
 static void print_volumes(const json_t *volumes) {
         printf("volumes:   %zu\n", json_array_size(volumes));
         size_t i;
@@ -201,15 +233,27 @@ static int cmd_status(struct ctl_context *ctx, int argc, char **argv) {
         static const struct option options[] = {
                 { "json", no_argument, NULL, 'j' },
                 { "admin-socket", required_argument, NULL, 'S' },
+                { "config", required_argument, NULL, 'c' },
                 { NULL, 0, NULL, 0 },
         };
         const char *env = secure_getenv("SECRETD_ADMIN_SOCKET");
-        struct status_options o = { .socket_path = env && env[0] ? env : STATUS_DEFAULT_SOCKET };
+        struct status_options o = { .socket_path = env && env[0] ? env : NULL };
         int r = ctl_parse_options(ctx, &ctl_verb_status, argc, argv, "", options, status_option, &o);
         if (r != 0)
                 return r < 0 ? r : 0;
         if (optind != argc)
                 return ctl_usage_error(ctx, "status", "takes no arguments");
+        /* Else the socket the agent serves: its configuration file's
+         * admin-socket, read as the agent reads it. */
+        _cleanup_config_ struct sd_config cfg = { 0 };
+        if (!o.socket_path) {
+                if (sd_config_init(&cfg) < 0)
+                        return sd_error_set(&ctx->err, ENOMEM, "out of memory");
+                r = sd_config_load_agent_file(&cfg, o.config_path, &ctx->err);
+                if (r < 0)
+                        return r;
+                o.socket_path = cfg.admin_socket;
+        }
         if (o.socket_path[0] != '/')
                 return ctl_usage_error(ctx, "status", "--admin-socket '%s' is not an absolute path", o.socket_path);
 
@@ -229,6 +273,8 @@ static int cmd_status(struct ctl_context *ctx, int argc, char **argv) {
         print_agent(json_object_get(status, "agent"));
         print_store(json_object_get(status, "store"));
         print_docker(json_object_get(status, "docker"));
+        print_realm(json_object_get(status, "realm"));
+        print_stale(json_object_get(status, "stale"));
         print_volumes(json_object_get(status, "volumes"));
         print_instances(json_object_get(status, "instances"));
         return 0;
@@ -239,13 +285,16 @@ const struct ctl_verb ctl_verb_status = {
         .summary = "show what the local secretd agent is serving (root)",
         .run = cmd_status,
         .help =
-        "Usage: secretctl status [--json] [--admin-socket PATH]\n"
+        "Usage: secretctl status [--json] [--admin-socket PATH] [--config PATH]\n"
         "\n"
         "Asks the secretd agent on this host for its status over its admin socket\n"
         "(GET /v1/status) and prints a summary: the agent (version, pid, uptime,\n"
         "driver), the store (ok, degraded while unreachable, or the last error;\n"
         "for etcd the member in use, failovers and the time since the last\n"
         "contact), the local cache of envelopes, the Docker events connection,\n"
+        "the realm policy version verified and when this agent applied it, one\n"
+        "\"stale\" line per secret whose newest version does not verify (and the\n"
+        "older version served instead, see on-unverifiable in secretd.conf(5)),\n"
         "one line per volume (secrets and options) and one line per tmpfs instance\n"
         "(container, references, generation and the secret versions delivered).\n"
         "No secret value is ever part of the status.  The admin socket serves only\n"
@@ -254,17 +303,22 @@ const struct ctl_verb ctl_verb_status = {
         "Options:\n"
         "  --json                print the agent's JSON as received\n"
         "  --admin-socket PATH   the agent's admin socket (default $SECRETD_ADMIN_SOCKET,\n"
-        "                        else " STATUS_DEFAULT_SOCKET ")\n"
+        "                        else admin-socket in the agent's configuration file)\n"
+        "  --config PATH         the agent's configuration file (default\n"
+        "                        " SD_CONFIG_DEFAULT_PATH "; checked as the agent checks\n"
+        "                        it: root-owned, not writable by group or others)\n"
         "  -h, --help            show this help\n"
         "\n"
         "Examples:\n"
         "  sudo secretctl status\n"
         "  sudo secretctl status --json | jq '.instances[] | {container_name, delivered}'\n"
-        "  secretctl status --admin-socket /run/secretd-test/admin.sock\n"
+        "  sudo secretctl status --config /etc/secretd/test.conf\n"
         "\n"
         "Exit status:\n"
         "  0  the status was printed\n"
         "  1  the agent cannot be reached (no socket, not running, permission denied:\n"
-        "     not root) or sent something that is not a status\n"
-        "  2  usage error\n",
+        "     not root) or sent something that is not a status; or the configuration\n"
+        "     file is not root's to change (the message says how to fix it)\n"
+        "  2  usage error, or an invalid configuration file (file, line and key named)\n"
+        "  3  the --config file does not exist\n",
 };

@@ -37,6 +37,10 @@
 #                            agent (pid, driver, socket, key, paths), to
 #                            switch between agents
 #   put_secret NAME FILE     secretctl put NAME < FILE (value never in argv)
+#   bob ARGS...              secretctl as a second developer, bob, whose
+#                            identity and pins are in $TEST_TMP/bob (bob_joins
+#                            makes his key, its line in $TEST_TMP/bob.id, and
+#                            pins the realm of $SECRETD_STORE)
 #   agent_start [ARGS...]    starts `secretd run` (+ ARGS) in the background,
 #                            stderr appended to $AGENT_LOG; waits until the
 #                            plugin socket answers /Plugin.Activate; registers
@@ -203,6 +207,15 @@ agent_add() {
     "$SECRETCTL" recipient add "$2" "$AGENT_PUB" >"$dir/recipient.out" 2>&1 \
         || bail_out "secretctl recipient add $2 failed: $(cat "$dir/recipient.out")"
     agent_pin_realm
+}
+
+bob() { XDG_CONFIG_HOME=$TEST_TMP/bob "$SECRETCTL" "$@"; }
+
+bob_joins() {
+    mkdir -m 0700 "$TEST_TMP/bob"
+    bob keygen >"$TEST_TMP/bob.id" 2>&1 || bail_out "bob's keygen failed: $(cat "$TEST_TMP/bob.id")"
+    bob realm join "$("$SECRETCTL" realm pin)" >/dev/null 2>"$TEST_TMP/bob-join.err" \
+        || bail_out "bob's realm join failed: $(cat "$TEST_TMP/bob-join.err")"
 }
 
 put_secret() {

@@ -3,13 +3,18 @@
 #   - `secretctl status --json` shows the volume and, while a container
 #     runs, its instance with the container's id and the delivered version;
 #     the readable summary names them too;
+#   - GET /metrics parses with prometheus_client; its gauges show the volume,
+#     the instance and its tmpfs size cap while the container runs, and no
+#     instance after;
 #   - GET /metrics counts the delivery and, after the container stops, the
 #     wipe;
 #   - the audit log has a deliver line (volume, secret, version, writer) and
 #     a wipe line for that container, and never the value;
 #   - a non-root peer is refused twice over: by the socket's 0600 mode, and
 #     by the SO_PEERCRED check when the mode is loosened to 0666;
-#   - only GET is served; the socket is removed when the agent stops.
+#   - only GET is served; the socket is removed when the agent stops;
+#   - with --metrics-listen 127.0.0.1:PORT any local user reads /metrics
+#     (and only that) over TCP; 0.0.0.0 or a host name stops the start.
 
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -82,11 +87,27 @@ assert_contains "$output" "volume $vol  container ${cid:0:12} (adm-$TEST_RUN_ID)
     "the summary has one line for the instance with its container"
 assert_contains "$output" "db_password v1" "the summary shows the delivered version"
 
+# The gauges, through the parser Prometheus' own Python client uses.
+prom_parse() {
+    admin_get /metrics | /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/prom-parse.py"
+}
+run prom_parse
+assert_eq "$status" 0 "prometheus_client parses /metrics"
+assert_contains "$output" "secretd_volumes 1 gauge" "metrics: secretd_volumes 1 (a gauge)"
+assert_contains "$output" "secretd_instances 1 gauge" "metrics: secretd_instances 1 while the container runs"
+assert_contains "$output" "secretd_tmpfs_size_bytes 1048576 gauge" \
+    "metrics: secretd_tmpfs_size_bytes is the instance's size cap (default-size, 1 MiB)"
+assert_contains "$output" "secretd_deliveries_total 1 counter" "... and the counters parse too"
+
 # ------------------------------------------------------------ wipe ---------
 run docker stop -t 1 "$cid"
 assert_eq "$status" 0 "docker stop"
 check "the instance leaves the status once the container stopped" wait_for 20 no_instance_of_container "$cid"
 docker rm "$cid" >/dev/null
+
+run prom_parse
+assert_contains "$output" "secretd_instances 0 gauge" "metrics: secretd_instances 0 after the wipe"
+assert_contains "$output" "secretd_tmpfs_size_bytes 0 gauge" "metrics: secretd_tmpfs_size_bytes 0 after the wipe"
 
 deliveries=$(metric secretd_deliveries_total)
 wipes=$(metric secretd_wipes_total)
@@ -149,6 +170,31 @@ chmod "$agent_dir_mode" "$TEST_TMP/agent"
 run "$SECRETCTL" status --admin-socket "$TEST_TMP/no-such.sock"
 assert_contains "$output" "the secretd agent at $TEST_TMP/no-such.sock is unreachable: GET /v1/status: No such file or directory; is it running? are you root?" \
     "a missing socket is named"
+
+# ---------------------------------------------------- metrics-listen -------
+# /metrics alone over loopback TCP, to any local user (a Prometheus that is
+# not root); a non-loopback address stops the start.
+agent_stop
+port=$(free_port)
+agent_start --metrics-listen "127.0.0.1:$port"
+run as_nobody curl -sS --max-time 10 "http://127.0.0.1:$port/metrics"
+assert_eq "$status" 0 "uid 65534 reads GET /metrics on --metrics-listen 127.0.0.1:PORT"
+run /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/prom-parse.py" <<<"$output"
+assert_eq "$status" 0 "... and prometheus_client parses it"
+assert_contains "$output" "secretd_volumes 1 gauge" "... with the gauges (secretd_volumes 1)"
+run curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/status"
+assert_eq "$output" 404 "the TCP listener does not serve /v1/status (404)"
+run curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/metrics"
+assert_eq "$output" 405 "... nor POST (405)"
+agent_stop
+check "the TCP listener is closed when the agent stops" eval '! curl -s --max-time 5 "http://127.0.0.1:$port/metrics" >/dev/null'
+agent_refused --metrics-listen "0.0.0.0:$port"
+assert_eq "$status" 3 "--metrics-listen 0.0.0.0:PORT: the agent refuses to start (exit 3)"
+assert_contains "$output" "0.0.0.0 is not a loopback address" "... saying why"
+agent_refused --metrics-listen "localhost:$port"
+assert_eq "$status" 3 "--metrics-listen localhost:PORT (a name): refused (exit 3)"
+assert_contains "$output" "names are not resolved" "... saying to use a numeric address"
+agent_start
 
 # ------------------------------------------------------------ stop ---------
 docker volume rm "$vol" >/dev/null

@@ -4,8 +4,9 @@
 #     writer added after the agent started) makes the agent verify the
 #     chain again and deliver, without a restart;
 #   - an envelope copied from another realm's store is refused by the agent,
-#     at Mount and at rotation, naming both realms; running containers keep
-#     their value;
+#     at rotation and at Mount, naming both realms; running containers keep
+#     their value, a new container gets the newest version that verifies,
+#     and status shows the secret stale;
 #   - a store that offers an older policy version than the agent verified
 #     (the latest policy file withdrawn) stops the agent at start-up, naming
 #     both versions; with the file back it starts;
@@ -48,11 +49,7 @@ reads() { [ "$(docker exec "$c" cat /run/secrets/db)" = "$(cat "$TEST_TMP/values
 check "a running container reads db v1" reads one
 
 # ---------------------------------------------- a newer policy, live -------
-bob_config=$TEST_TMP/bob
-mkdir -m 0700 "$bob_config"
-bob() { XDG_CONFIG_HOME=$bob_config "$SECRETCTL" "$@"; }
-bob keygen >"$TEST_TMP/bob.id" 2>&1
-bob realm join "$("$SECRETCTL" realm pin)" >/dev/null
+bob_joins
 run bob put db <"$TEST_TMP/values/bob"
 assert_eq "$status" 7 "a writer not yet in the policy: put fails at put time (exit 7)"
 check "... and nothing was stored (db is still at v1)" test ! -e "$store/secrets/db/00000000000000000002.env"
@@ -77,9 +74,12 @@ refused_copy() { grep -q "belongs to realm $staging_realm, the pinned realm is $
 check "the agent refuses the copied envelope at rotation, naming both realms" wait_for 10 refused_copy
 check "... and the running container keeps bob's version" reads bob
 run docker run --rm --network none -v "$vol:/run/secrets" "$BUSYBOX_IMAGE" cat /run/secrets/db
-assert_eq "$status" 125 "a new container on the volume does not start (Mount refused)"
+assert_eq "$output" "$(cat "$TEST_TMP/values/bob")" \
+    "a new container gets bob's version, the newest that verifies (on-unverifiable = previous)"
+run "$SECRETCTL" status --admin-socket "$AGENT_ADMIN_SOCK"
+assert_contains "$output" "stale:     db: newest v3 does not verify, serving v2" "... and secretctl status says db is stale"
 assert_contains "$output" "belongs to realm $staging_realm, the pinned realm is $prod_realm" \
-    "... and docker's error names both realms"
+    "... naming both realms"
 rm -f "$store/secrets/db/00000000000000000003.env"
 docker rm -f "$c" >/dev/null
 docker volume rm "$vol" >/dev/null

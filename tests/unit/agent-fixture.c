@@ -81,6 +81,7 @@ int fixture_open(struct agent_fixture *f, sd_error *err) {
                 .instances = fake_instances_backend(f->instances),
                 .notes = &f->notes,
                 .store_retry_ms = f->store_retry_ms,
+                .on_unverifiable = f->on_unverifiable,
         };
         cr_assert_eq(delivery_new(&dc, &f->delivery, err), 0, "%s", err->message);
         f->driver = (struct driver) { .registry = f->registry, .delivery = f->delivery, .notes = &f->notes };
@@ -203,6 +204,27 @@ char *fixture_read(struct agent_fixture *f, const char *relative) {
         char path[256];
         (void) snprintf(path, sizeof(path), "%s/%s", f->dir, relative);
         return fixture_read_path(path, NULL);
+}
+
+void fixture_assert_file(struct agent_fixture *f, const char *id, const char *file, const char *want) {
+        char *got = fake_instances_read(f->instances, id, file);
+        if (!want) {
+                cr_assert_null(got, "instance %.8s: file %s should be gone", id, file);
+                return;
+        }
+        cr_assert_not_null(got, "instance %.8s: no file %s", id, file);
+        cr_assert_str_eq(got, want, "instance %.8s: file %s", id, file);
+        free(got);
+}
+
+bool fixture_audit_has(struct agent_fixture *f, const char *a, const char *b) {
+        char *text = fixture_read(f, "audit.log");
+        bool found = false;
+        char *save = NULL;
+        for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line && !found; line = strtok_r(NULL, "\n", &save))
+                found = strstr(line, a) && (!b || strstr(line, b));
+        free(text);
+        return found;
 }
 
 void fixture_mount_id(unsigned n, char out[65]) {

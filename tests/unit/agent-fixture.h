@@ -47,6 +47,9 @@ struct agent_fixture {
         /* Set before fixture_open(): how long a Mount retries an
          * unreachable store (0: delivery's default). */
         unsigned store_retry_ms;
+        /* Set before fixture_open(): what a Mount does when the newest
+         * version does not verify. */
+        enum sd_on_unverifiable on_unverifiable;
         struct registry *registry;
         struct delivery *delivery;
         struct driver driver;
@@ -85,6 +88,11 @@ char *fixture_call(struct agent_fixture *f, const char *path, unsigned *status, 
 char *fixture_read_path(const char *path, size_t *len_out);
 /* The same for a path under the fixture's directory. */
 char *fixture_read(struct agent_fixture *f, const char *relative);
+
+/* File `file` of instance id holds want (NULL: there is no such file). */
+void fixture_assert_file(struct agent_fixture *f, const char *id, const char *file, const char *want);
+/* Some line of the audit log contains a (and b, unless NULL). */
+bool fixture_audit_has(struct agent_fixture *f, const char *a, const char *b);
 
 /* A 64-hex mount id made from n. */
 void fixture_mount_id(unsigned n, char out[65]);

@@ -32,6 +32,7 @@ struct fake_instances {
         struct fake_instance **items;
         size_t n;
         unsigned copies, copies_refused;
+        unsigned compares;
         struct instances backend;
 };
 
@@ -203,6 +204,23 @@ static int fake_generation(void *ctx, const char *id, uint64_t *out) {
         return 0;
 }
 
+static int fake_file_equals(void *ctx, const char *id, const char *name, uint64_t generation,
+                            const struct sd_secret *value, sd_error *err) {
+        struct fake_instances *f = ctx;
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&f->lock);
+        struct fake_instance *in = find(f, id);
+        if (!in)
+                return sd_error_set(err, ENOENT, "instance '%s': no such instance", id);
+        if (in->generation != generation)
+                return sd_error_set(err, ESTALE, "instance '%s' is not at generation %llu", id,
+                                    (unsigned long long) generation);
+        f->compares++;
+        for (size_t i = 0; i < in->n_files; i++)
+                if (strcmp(in->files[i].name, name) == 0)
+                        return in->files[i].len == value->len && memcmp(in->files[i].value, value->data, value->len) == 0;
+        return sd_error_set(err, ENOENT, "instance '%s': no file '%s'", id, name);
+}
+
 static const struct instances_ops fake_ops = {
         .create = fake_create,
         .publish = fake_publish,
@@ -212,6 +230,7 @@ static const struct instances_ops fake_ops = {
         .list = fake_list,
         .is_mounted = fake_is_mounted,
         .generation = fake_generation,
+        .file_equals = fake_file_equals,
 };
 
 struct fake_instances *fake_instances_new(const char *root) {
@@ -302,4 +321,9 @@ void fake_instances_bump(struct fake_instances *f, const char *id) {
         struct fake_instance *in = find(f, id);
         if (in)
                 in->generation++;
+}
+
+unsigned fake_instances_compares(struct fake_instances *f) {
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&f->lock);
+        return f->compares;
 }

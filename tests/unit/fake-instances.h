@@ -43,3 +43,5 @@ void fake_instances_copies(struct fake_instances *f, unsigned *copies, unsigned 
 /* Move instance id to its next generation behind the agent's back (as a
  * rotation publishing it at that moment would). */
 void fake_instances_bump(struct fake_instances *f, const char *id);
+/* Files compared with a new value so far (file_equals). */
+unsigned fake_instances_compares(struct fake_instances *f);

@@ -33,6 +33,20 @@ Test(config, defaults_match_the_documented_ones) {
         cr_assert_eq(cfg.max_total_tmpfs, 256 << 20);
         cr_assert_str_eq(cfg.floor_file, "/var/lib/secretd/delivered.json");
         cr_assert_str_eq(cfg.cache_dir, "/var/lib/secretd/cache");
+        cr_assert_eq(cfg.on_unverifiable, SD_ON_UNVERIFIABLE_PREVIOUS);
+}
+
+Test(config, on_unverifiable_is_previous_or_refuse) {
+        _cleanup_config_ struct sd_config cfg;
+        cr_assert_eq(sd_config_init(&cfg), 0);
+        sd_error err = { 0 };
+        cr_assert_eq(sd_config_set(&cfg, "on-unverifiable", "refuse", &err), 0, "%s", err.message);
+        cr_assert_eq(cfg.on_unverifiable, SD_ON_UNVERIFIABLE_REFUSE);
+        cr_assert_eq(sd_config_set(&cfg, "on-unverifiable", "previous", &err), 0, "%s", err.message);
+        cr_assert_eq(cfg.on_unverifiable, SD_ON_UNVERIFIABLE_PREVIOUS);
+        cr_assert_eq(sd_config_set(&cfg, "on-unverifiable", "latest", &err), -EINVAL);
+        cr_assert_str_eq(err.message, "on-unverifiable 'latest' is not previous or refuse");
+        cr_assert_eq(cfg.on_unverifiable, SD_ON_UNVERIFIABLE_PREVIOUS, "a refused value changes nothing");
 }
 
 Test(config, resource_caps_and_floor_file_are_read_from_the_file_and_flags) {
@@ -325,4 +339,39 @@ Test(config, a_bad_pin_and_the_old_trusted_writers_key_are_refused_with_advice) 
                   "%s", err.message);
         cr_assert_eq(sd_config_set(&cfg, "realm-file", "relative/realm", &err), -EINVAL);
         cr_assert(strstr(err.message, "not an absolute path"), "%s", err.message);
+}
+
+Test(config, metrics_listen_is_off_by_default_and_takes_loopback_only) {
+        _cleanup_config_ struct sd_config cfg;
+        cr_assert_eq(sd_config_init(&cfg), 0);
+        cr_assert_str_eq(cfg.metrics_listen, "", "metrics-listen must be off by default");
+        sd_error err = { 0 };
+        static const char *const good[] = { "127.0.0.1:9101", "127.1.2.3:1", "[::1]:65535", "" };
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                cr_assert_eq(sd_config_set(&cfg, "metrics-listen", good[i], &err), 0, "%s: %s", good[i], err.message);
+                cr_assert_str_eq(cfg.metrics_listen, good[i]);
+        }
+        static const struct {
+                const char *value, *says;
+        } bad[] = {
+                { "0.0.0.0:9101", "0.0.0.0 is not a loopback address" },
+                { "192.168.1.5:9101", "192.168.1.5 is not a loopback address" },
+                { "[::]:9101", ":: is not a loopback address" },
+                { "[::ffff:127.0.0.1]:9101", "is not a loopback address" },
+                { "localhost:9101", "names are not resolved" },
+                { "127.0.0.1", "is not ADDRESS:PORT" },
+                { "127.0.0.1:0", "the port is not a number from 1 to 65535" },
+                { "127.0.0.1:65536", "the port is not a number from 1 to 65535" },
+                { "127.0.0.1:+80", "the port is not a number" },
+                { "127.0.0.1: 80", "the port is not a number" },
+                { "[::1]9101", "is not [IPV6]:PORT" },
+                { "[::1:9101", "is not [IPV6]:PORT" },
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                err = (sd_error) { 0 };
+                cr_assert_eq(sd_config_set(&cfg, "metrics-listen", bad[i].value, &err), -EINVAL, "%s accepted",
+                             bad[i].value);
+                cr_assert(strstr(err.message, bad[i].says), "%s: %s", bad[i].value, err.message);
+                cr_assert_str_eq(cfg.metrics_listen, "", "a refused value changed the configuration");
+        }
 }

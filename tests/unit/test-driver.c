@@ -113,23 +113,11 @@ static void unmount_ok(const char *volume, const char *id) {
 }
 
 static void assert_file(const char *id, const char *file, const char *want) {
-        char *got = fake_instances_read(f.instances, id, file);
-        if (!want) {
-                cr_assert_null(got, "instance %.8s: file %s should be gone", id, file);
-                return;
-        }
-        cr_assert_not_null(got, "instance %.8s: no file %s", id, file);
-        cr_assert_str_eq(got, want, "instance %.8s: file %s", id, file);
-        free(got);
+        fixture_assert_file(&f, id, file, want);
 }
 
 static bool audit_has(const char *a, const char *b) {
-        char *text = fixture_read(&f, "audit.log");
-        bool found = false;
-        for (char *line = text ? strtok(text, "\n") : NULL; line && !found; line = strtok(NULL, "\n"))
-                found = strstr(line, a) && (!b || strstr(line, b));
-        free(text);
-        return found;
+        return fixture_audit_has(&f, a, b);
 }
 
 /* ---- the endpoints ---- */
