@@ -57,13 +57,104 @@ static json_t *status_agent_json(const struct notes_state *st) {
                          string_or_null(st->driver));
 }
 
-static json_t *status_store_json(const struct notes_state *st) {
-        const char *state = st->store_ok ? "ok" : st->store_error_at > 0 ? "error" : "unknown";
-        return json_pack("{s:o,s:s,s:o,s:o,s:o,s:I}", "url", string_or_null(st->store_url), "state", state,
-                         "last_error", string_or_null(st->store_error), "last_error_at",
-                         time_json(st->store_error_at), "last_ok_at", time_json(st->store_ok_at),
-                         "watch_reconnects", (json_int_t) metrics_get(METRIC_STORE_RECONNECTS));
+/* Seconds since the store last answered a call, or < 0 for never. */
+static double seconds_since_contact(const struct notes_state *st) {
+        if (!st->have_health || st->health.last_contact_ms <= 0)
+                return -1;
+        double s = (double) (sd_realtime_ms() - st->health.last_contact_ms) / 1e3;
+        return s < 0 ? 0 : s;
 }
+
+/* degraded: the last call could not reach the store (sd_store_health);
+ * Mounts then take what the local cache holds. */
+static const char *store_state(const struct notes_state *st) {
+        if (st->have_health && !st->health.reachable)
+                return "degraded";
+        return st->store_ok ? "ok" : st->store_error_at > 0 ? "error" : "unknown";
+}
+
+static json_t *status_cache_json(const struct notes_state *st) {
+        if (!st->cache_dir)
+                return json_null();
+        return json_pack("{s:s,s:I,s:o,s:I}", "dir", st->cache_dir, "entries", (json_int_t) st->cache_entries,
+                         "last_delivery_at", time_json(st->cache_delivered_at), "deliveries",
+                         (json_int_t) metrics_get(METRIC_CACHE_DELIVERIES));
+}
+
+static json_t *status_store_json(const struct notes_state *st) {
+        _cleanup_json_ json_t *store = json_pack(
+                "{s:o,s:s,s:o,s:o,s:o,s:I}", "url", string_or_null(st->store_url), "state", store_state(st),
+                "last_error", string_or_null(st->store_error), "last_error_at", time_json(st->store_error_at),
+                "last_ok_at", time_json(st->store_ok_at), "watch_reconnects",
+                (json_int_t) metrics_get(METRIC_STORE_RECONNECTS));
+        if (!store)
+                return NULL;
+        double since = seconds_since_contact(st);
+        json_t *health = st->have_health
+                                 ? json_pack("{s:s,s:I,s:o,s:o}", "endpoint", st->health.endpoint, "failovers",
+                                             (json_int_t) st->health.failovers, "last_contact_at",
+                                             time_json(st->health.last_contact_ms), "seconds_since_contact",
+                                             since < 0 ? json_null() : json_real(since))
+                                 : json_pack("{s:n,s:I,s:n,s:n}", "endpoint", "failovers", (json_int_t) 0,
+                                             "last_contact_at", "seconds_since_contact");
+        if (!health || json_object_update(store, health) < 0 ||
+            json_object_set_new(store, "cache", status_cache_json(st)) < 0) {
+                json_decref(health);
+                return NULL;
+        }
+        json_decref(health);
+        return steal_pointer(&store);
+}
+
+/* Prometheus label value: backslash, double quote and line feed escaped. */
+static void label_value(FILE *out, const char *s) {
+        for (; *s; s++) {
+                if (*s == '\\' || *s == '"')
+                        fputc('\\', out);
+                if (*s == '\n') {
+                        fputs("\\n", out);
+                        continue;
+                }
+                fputc(*s, out);
+        }
+}
+
+/* The store's and the cache's gauges, after the counters. */
+static int store_metrics_render(void *ctx, FILE *out) {
+        struct notes *notes = ctx;
+        if (!notes)
+                return 0;
+        struct notes_state st;
+        notes_state_get(notes, &st);
+        if (st.have_health) {
+                fprintf(out,
+                        "# HELP secretd_store_up 1 while the store answers, 0 while it is unreachable (degraded).\n"
+                        "# TYPE secretd_store_up gauge\nsecretd_store_up %d\n",
+                        st.health.reachable ? 1 : 0);
+                double since = seconds_since_contact(&st);
+                if (since >= 0)
+                        fprintf(out,
+                                "# HELP secretd_store_seconds_since_contact Seconds since the store last answered.\n"
+                                "# TYPE secretd_store_seconds_since_contact gauge\n"
+                                "secretd_store_seconds_since_contact %.3f\n",
+                                since);
+                fprintf(out,
+                        "# HELP secretd_store_failovers_total Moves of the store client to another etcd member.\n"
+                        "# TYPE secretd_store_failovers_total counter\nsecretd_store_failovers_total %" PRIu64 "\n"
+                        "# HELP secretd_store_endpoint_info The store member in use.\n"
+                        "# TYPE secretd_store_endpoint_info gauge\nsecretd_store_endpoint_info{endpoint=\"",
+                        st.health.failovers);
+                label_value(out, st.health.endpoint);
+                fputs("\"} 1\n", out);
+        }
+        if (st.cache_dir)
+                fprintf(out,
+                        "# HELP secretd_cache_entries Envelopes kept in the local cache.\n"
+                        "# TYPE secretd_cache_entries gauge\nsecretd_cache_entries %zu\n",
+                        st.cache_entries);
+        return ferror(out) ? -EIO : 0;
+}
+
 
 static json_t *status_docker_json(const struct notes_state *st) {
         const char *state = st->docker_connected ? "connected"
@@ -177,9 +268,9 @@ json_t *admin_status_json(struct registry *reg, struct notes *notes) {
 
 /* The registry's gauges, read at scrape time (the counters of metrics.h
  * are bumped as things happen; these are states), after the counters. */
-int admin_metrics_text(struct registry *reg, char **text_out) {
+int admin_metrics_text(struct registry *reg, struct notes *notes, char **text_out) {
         _cleanup_free_ char *counters = NULL;
-        int r = metrics_render_string(&counters, NULL);
+        int r = metrics_render_string_with(store_metrics_render, notes, &counters, NULL);
         if (r < 0)
                 return r;
         struct registry_gauges g = { 0 };
@@ -247,7 +338,7 @@ int admin_dispatch(struct admin *adm, const char *method, const char *path, unsi
         if (is_status)
                 return json_body(admin_status_json(adm->registry, adm->notes), body_out);
         *content_type_out = CONTENT_PROMETHEUS;
-        return admin_metrics_text(adm->registry, body_out);
+        return admin_metrics_text(adm->registry, adm->notes, body_out);
 }
 
 /* ---- the socket ---- */

@@ -36,10 +36,11 @@ struct admin {
 /* Build the GET /v1/status object.  NULL on out of memory. */
 json_t *admin_status_json(struct registry *reg, struct notes *notes);
 
-/* The GET /metrics text: the counters (metrics.h), then the registry's
- * gauges (volumes, instances, tmpfs size caps; zero without a registry).
+/* The GET /metrics text: the counters (metrics.h), the store's and the
+ * local cache's gauges (notes; none without), then the registry's gauges
+ * (volumes, instances, tmpfs size caps; zero without a registry).
  * *text_out malloc()ed.  -ENOMEM. */
-int admin_metrics_text(struct registry *reg, char **text_out);
+int admin_metrics_text(struct registry *reg, struct notes *notes, char **text_out);
 
 /* Route one request (method, path) to (status, content type, body).  For
  * the unit tests; the server calls it after the peer check.  *body_out

@@ -19,6 +19,7 @@
 
 #include "admin.h"
 #include "audit.h"
+#include "cache.h"
 #include "daemon.h"
 #include "delivery.h"
 #include "driver.h"
@@ -84,6 +85,44 @@ static void userns_freep(struct userns **u) {
 
 static void notes_donep(struct notes *n) {
         notes_done(n);
+}
+
+static void cache_freep(struct cache **c) {
+        cache_free(*c);
+}
+
+static uint64_t floor_of(void *registry, const char *name) {
+        return registry_floor(registry, name);
+}
+
+/* With an etcd store, the local cache of envelopes (cache.h); a file store
+ * is on this host and needs none.  *out stays NULL without one. */
+static int cache_setup(const struct sd_config *cfg, struct sd_store *store, const struct envelope_source *inner,
+                       struct registry *registry, struct notes *notes, struct cache **out) {
+        if (strncmp(sd_store_url(store), "file:", 5) == 0) {
+                log_debug("cache-dir is not used: a file store is on this host already");
+                return 0;
+        }
+        if (!cfg->cache_dir[0]) {
+                log_warn("the local cache is off (cache-dir is empty): new containers cannot start while the store "
+                         "is unreachable");
+                return 0;
+        }
+        const struct cache_config cache_cfg = {
+                .dir = cfg->cache_dir,
+                .inner = inner,
+                .floor = floor_of,
+                .floor_ctx = registry,
+                .notes = notes,
+        };
+        sd_error err = { 0 };
+        if (cache_open(&cache_cfg, out, &err) < 0) {
+                log_error("%s (cache-dir = \"\" turns the cache off)", err.message);
+                return -1;
+        }
+        log_info("cache of verified envelopes in %s (%zu entries): Mounts use it while the store is unreachable",
+                 cfg->cache_dir, cache_entries(*out));
+        return 0;
 }
 
 static void realm_warn(void *userdata, const char *message) {
@@ -227,6 +266,12 @@ int daemon_run(const struct sd_config *cfg) {
                 log_error("%s", err.message);
                 return DAEMON_EXIT_FAILURE;
         }
+        notes_set_store(&notes, store);
+        struct envelope_source store_source;
+        delivery_store_source(store, &store_source);
+        __attribute__((cleanup(cache_freep))) struct cache *cache = NULL;
+        if (cache_setup(cfg, store, &store_source, registry, &notes, &cache) < 0)
+                return DAEMON_EXIT_FAILURE;
         __attribute__((cleanup(userns_freep))) struct userns *userns = NULL;
         __attribute__((cleanup(delivery_freep))) struct delivery *delivery = NULL;
         if (userns_new(cfg->docker_socket, &userns, &err) < 0) {
@@ -235,6 +280,7 @@ int daemon_run(const struct sd_config *cfg) {
         }
         const struct delivery_config delivery_cfg = {
                 .store = store,
+                .source = cache ? cache_source(cache) : NULL,
                 .realm = realm,
                 .keys = keys,
                 .n_keys = SD_ARRAY_SIZE(keys),
@@ -318,6 +364,7 @@ int daemon_run(const struct sd_config *cfg) {
                 .notes = &notes,
                 .store = store,
                 .docker_socket = cfg->docker_socket,
+                .cache = cache,
                 .realm = realm,
         };
         if (rotator_start(&rotator_cfg, &rotator, &err) < 0) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "delivery.h"
 #include "instances.h"
@@ -14,6 +15,7 @@
 #include "notes.h"
 #include "secretd/cleanup.h"
 #include "secretd/client.h"
+#include "secretd/clock.h"
 #include "secretd/envelope.h"
 #include "secretd/policy.h"
 #include "sorted.h"
@@ -21,6 +23,11 @@
 
 #define PAGE ((uint64_t) 4096)
 #define DIGEST_BYTES crypto_generichash_BYTES
+/* A Mount's retries of an unreachable store: often enough to catch the end
+ * of an etcd election (a few hundred ms), rarely enough not to hammer a
+ * store that is down. */
+#define RETRY_FIRST_MS 100
+#define RETRY_MAX_MS 2000
 
 /* One envelope being opened or opened, shared by the fetches that need
  * it at the same time. */
@@ -59,10 +66,15 @@ struct delivery {
         unsigned long n_opens;
 };
 
+bool delivery_error_is_transient(enum delivery_step step, int code) {
+        return (step == DELIVERY_GET || step == DELIVERY_OPEN) && sd_store_error_is_transient(code < 0 ? code : -code);
+}
+
 enum error_kind delivery_error_kind(enum delivery_step step, int code) {
         /* A missing or deleted secret is a store answer, whatever step
-         * noticed it. */
-        if (code == ENOENT || code == -ENOENT)
+         * noticed it; so is a store that could not be reached, even while
+         * verifying (a refresh of the realm's policy reads the store). */
+        if (code == ENOENT || code == -ENOENT || delivery_error_is_transient(step, code))
                 return ERROR_STORE;
         switch (step) {
         case DELIVERY_GET:
@@ -85,12 +97,16 @@ static int store_get(void *ctx, const char *name, uint64_t version, char **data_
         return sd_store_get(store, name, version, data_out, len_out, version_out, err);
 }
 
+void delivery_store_source(struct sd_store *store, struct envelope_source *out) {
+        *out = (struct envelope_source) { .get = store_get, .ctx = store };
+}
+
 int delivery_new(const struct delivery_config *cfg, struct delivery **out, sd_error *err) {
         struct delivery *d = calloc(1, sizeof(*d));
         if (!d)
                 return sd_error_set(err, ENOMEM, "out of memory");
         d->cfg = *cfg;
-        d->store_source = (struct envelope_source) { .get = store_get, .ctx = cfg->store };
+        delivery_store_source(cfg->store, &d->store_source);
         if (!d->cfg.source)
                 d->cfg.source = &d->store_source;
         (void) pthread_mutex_init(&d->lock, NULL);
@@ -143,21 +159,27 @@ static int naming_secret(const char *secret, int code, const char *message, sd_e
 
 /* ---- step 1: get ---- */
 
+/* 0: from the store; 1: from a stand-in, *origin saying which and why. */
 static int fetch_get_at(struct delivery *d, const char *secret, uint64_t version, char **data_out, size_t *len_out,
-                        uint64_t *version_out, sd_error *err) {
+                        uint64_t *version_out, sd_error *origin, sd_error *err) {
         sd_error sub = { 0 };
         int r = d->cfg.source->get(d->cfg.source->ctx, secret, version, data_out, len_out, version_out, &sub);
-        /* A missing secret is an answer: the store is fine. */
+        /* A missing secret is an answer: the store is fine.  A stand-in
+         * answered because the store did not. */
         if (d->cfg.notes)
                 notes_store(d->cfg.notes, r == 0 || r == -ENOENT, sub.message);
         if (r < 0)
                 return naming_secret(secret, -r, sub.message, err);
+        if (r > 0) {
+                *origin = sub;
+                return 1;
+        }
         return 0;
 }
 
 static int fetch_get(struct delivery *d, const char *secret, char **data_out, size_t *len_out, uint64_t *version_out,
-                     sd_error *err) {
-        return fetch_get_at(d, secret, 0, data_out, len_out, version_out, err);
+                     sd_error *origin, sd_error *err) {
+        return fetch_get_at(d, secret, 0, data_out, len_out, version_out, origin, err);
 }
 
 /* ---- step 2: open, once per envelope at a time ---- */
@@ -356,10 +378,14 @@ static int fetch_one(struct delivery *d, const char *secret, uint64_t want, unsi
         size_t len = 0;
         uint64_t version = 0;
         *step_out = DELIVERY_GET;
-        int r = want ? fetch_get_at(d, secret, want, &data, &len, &version, err)
-                     : fetch_get(d, secret, &data, &len, &version, err);
+        sd_error origin = { 0 };
+        int r = want ? fetch_get_at(d, secret, want, &data, &len, &version, &origin, err)
+                     : fetch_get(d, secret, &data, &len, &version, &origin, err);
         if (r < 0)
                 return r;
+        f->stand_in = r == 1;
+        if (f->stand_in && (flags & DELIVERY_STORE_ONLY))
+                return sd_error_set(err, EAGAIN, "secret '%s': only a stand-in answered: %s", secret, origin.message);
         *got_out = version;
         unsigned char digest[DIGEST_BYTES];
         crypto_generichash(digest, sizeof(digest), (const unsigned char *) data, len, NULL, 0);
@@ -383,10 +409,18 @@ static int fetch_one(struct delivery *d, const char *secret, uint64_t want, unsi
                 *step_out = DELIVERY_OPEN;
                 struct opened *o = NULL;
                 r = fetch_open(d, secret, data, len, version, digest, &o, err);
-                if (r < 0)
+                if (r < 0) {
+                        if (f->stand_in)
+                                /* Refused like any envelope; the operator
+                                 * must know which file on this host holds
+                                 * it. */
+                                (void) sd_error_prefix(err, r, "%s", origin.message);
                         return r;
+                }
                 fetched_from(f, o);
         }
+        if (!f->stand_in && d->cfg.source->verified)
+                d->cfg.source->verified(d->cfg.source->ctx, secret, version, data, len);
         *data_out = steal_pointer(&data);
         *len_out = len;
         return reused ? 1 : 0;
@@ -502,6 +536,46 @@ int delivery_fetch_verified(struct delivery *d, const char *secret, unsigned fla
 int delivery_fetch(struct delivery *d, const char *secret, unsigned flags, struct fetched *out,
                    enum delivery_step *step_out, sd_error *err) {
         return delivery_fetch_verified(d, secret, flags, 0, out, step_out, err);
+}
+
+int64_t delivery_retry_deadline(const struct delivery *d) {
+        return sd_monotonic_ms() + (d->cfg.store_retry_ms ? d->cfg.store_retry_ms : DELIVERY_STORE_RETRY_MS);
+}
+
+static void sleep_ms(int64_t ms) {
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+int delivery_fetch_until(struct delivery *d, const char *secret, unsigned flags, uint64_t floor,
+                         int64_t deadline_ms, struct fetched *out, enum delivery_step *step_out, sd_error *err) {
+        enum delivery_step unused;
+        if (!step_out)
+                step_out = &unused;
+        int64_t started = sd_monotonic_ms();
+        int64_t backoff = RETRY_FIRST_MS;
+        for (unsigned attempt = 1;; attempt++) {
+                sd_error_clear(err);
+                int r = delivery_fetch_verified(d, secret, flags, floor, out, step_out, err);
+                if (r >= 0 || deadline_ms == 0 || !delivery_error_is_transient(*step_out, r))
+                        return r;
+                int64_t now = sd_monotonic_ms();
+                if (now >= deadline_ms) {
+                        if (attempt == 1)
+                                return r;
+                        char why[SD_ERROR_MESSAGE_MAX];
+                        (void) snprintf(why, sizeof(why), "%s", err->message);
+                        return sd_error_set(err, r, "%s (tried %u times over %.1f s; the store is unreachable)", why,
+                                            attempt, (double) (now - started) / 1e3);
+                }
+                if (attempt == 1)
+                        log_info("%s; retrying for up to %.0f s", err->message, (double) (deadline_ms - now) / 1e3);
+                else
+                        log_debug("%s; retrying (attempt %u)", err->message, attempt + 1);
+                sleep_ms(backoff < deadline_ms - now ? backoff : deadline_ms - now);
+                backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff * 2;
+        }
 }
 
 int delivery_open_fetched(struct delivery *d, struct fetched *f, sd_error *err) {

@@ -90,13 +90,32 @@ struct userns;
 
 /* Step 1's seam: the bytes of version `version` (0: the latest) of name's
  * envelope, and the version they are.  The default reads the store
- * (sd_store_get); a cache of envelopes for when the store is unreachable
- * would stand in here.  *data_out malloc()ed. */
+ * (sd_store_get); the agent's cache of envelopes (cache.h) stands in when
+ * the store is unreachable.  *data_out malloc()ed.
+ *
+ * get returns 0 for bytes from the store and 1 for bytes from a stand-in,
+ * err's message then naming where they came from and why ("cache entry
+ * PATH (the store is unreachable: ...)"): delivery verifies them all the
+ * same, and names that place when they fail.
+ *
+ * verified (may be NULL) is told, after step 2, of store bytes that
+ * verified (opened now, or the very bytes verified before): what a cache
+ * keeps. */
 struct envelope_source {
         int (*get)(void *ctx, const char *name, uint64_t version, char **data_out, size_t *len_out,
                    uint64_t *version_out, sd_error *err);
+        void (*verified)(void *ctx, const char *name, uint64_t version, const char *data, size_t len);
         void *ctx;
 };
+
+/* The source that reads store (what delivery uses without cfg->source). */
+void delivery_store_source(struct sd_store *store, struct envelope_source *out);
+
+/* How long a Mount or Create retries a store that is unreachable
+ * (sd_store_error_is_transient) before it answers with the error: well
+ * inside dockerd's 2 minutes, even with a last call that runs into etcd's
+ * 10 s timeout on each of three members. */
+#define DELIVERY_STORE_RETRY_MS 20000
 
 struct delivery_config {
         struct sd_store *store;           /* NULL (and no source): every get fails */
@@ -108,6 +127,7 @@ struct delivery_config {
         const struct instances *instances;
         struct userns *userns;            /* NULL: files keep the volume's ids */
         struct notes *notes;              /* store state */
+        unsigned store_retry_ms;          /* 0: DELIVERY_STORE_RETRY_MS */
         enum sd_on_unverifiable on_unverifiable;  /* previous (0) or refuse */
 };
 
@@ -120,6 +140,14 @@ enum delivery_step {
 
 /* The one classification of a failed delivery (see above). */
 enum error_kind delivery_error_kind(enum delivery_step step, int code);
+
+/* Whether a failed delivery may succeed if tried again later: the store
+ * (or a store read while verifying: a refresh of the realm's policy) was
+ * unreachable, timed out, reset the connection or answered etcd's 503
+ * (sd_store_error_is_transient).  Such a failure is a store error, never a
+ * refusal: Mount retries it (delivery_fetch_until), rotation retries it
+ * with backoff (rotate.h).  Only what fails verification is refused. */
+bool delivery_error_is_transient(enum delivery_step step, int code);
 
 struct delivery;
 
@@ -145,6 +173,9 @@ struct fetched {
         bool unopened;
         char *envelope;                   /* the bytes, while unopened */
         size_t envelope_len;
+        /* The bytes came from a stand-in (the cache), not the store: they
+         * verified, but a newer version may exist. */
+        bool stand_in;
         struct opened *opened;            /* shared plaintext; internal */
         /* The store's latest version: above `version` only when that one
          * failed verification and an older one was taken
@@ -165,6 +196,10 @@ enum {
          * the latest does not verify and on-unverifiable is "previous"
          * (above). */
         DELIVERY_NEWEST_VERIFIED = 1 << 2,
+        /* Only the store's answer will do (rotation wants its latest): bytes
+         * a stand-in gave are dropped unopened and the fetch fails as the
+         * store did, -EAGAIN at DELIVERY_GET (transient). */
+        DELIVERY_STORE_ONLY = 1 << 3,
 };
 
 /* Get and open the latest version of secret (flags above).  A tombstone is
@@ -185,6 +220,14 @@ int delivery_fetch_verified(struct delivery *d, const char *secret, unsigned fla
  * and this host's recipient name in it (notes_realm_policy). */
 void delivery_note_realm(struct delivery *d);
 
+/* delivery_fetch_verified(), tried again with backoff (100 ms doubling to 2 s)
+ * while it fails with a transient error (delivery_error_is_transient) and
+ * the clock (sd_monotonic_ms) is before deadline_ms; then the last error,
+ * saying how long it was retried.  deadline_ms 0: once. */
+int delivery_fetch_until(struct delivery *d, const char *secret, unsigned flags, uint64_t floor,
+                         int64_t deadline_ms, struct fetched *out, enum delivery_step *step_out, sd_error *err);
+/* The deadline for the fetches of one Mount or Create begun now. */
+int64_t delivery_retry_deadline(const struct delivery *d);
 /* Open an unopened fetch after all (no instance to copy it from).  0 and
  * nothing to do for one that has its value. */
 int delivery_open_fetched(struct delivery *d, struct fetched *f, sd_error *err);

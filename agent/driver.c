@@ -78,11 +78,13 @@ static void volume_fetch_release(struct delivery *d, struct volume_fetch *vf) {
                 delivery_release(d, &vf->fetched[i]);
 }
 
-/* Fetch (steps 1-2) every secret of spec and check the size.  On failure:
+/* Fetch (steps 1-2) every secret of spec and check the size, retrying an
+ * unreachable store until deadline_ms (delivery_fetch_until).  On failure:
  * refusal noted (instance: the mount id or NULL), err prefixed with the
  * volume, vf released. */
 static int volume_fetch_all(struct driver *drv, const char *volume, const char *instance,
-                            const struct volume_spec *spec, struct volume_fetch *vf, sd_error *err) {
+                            const struct volume_spec *spec, int64_t deadline_ms, struct volume_fetch *vf,
+                            sd_error *err) {
         /* What was verified before need not be opened again: Create
          * wants no value, a Mount copies it from an instance if one has
          * it. */
@@ -98,13 +100,18 @@ static int volume_fetch_all(struct driver *drv, const char *volume, const char *
                         vf->seen[i] = registry_floor(drv->registry, name);
                         enum delivery_step step;
                         sd_error sub = { 0 };
-                        int r = delivery_fetch_verified(drv->delivery, name,
-                                                        DELIVERY_REUSE_VERIFIED | DELIVERY_NEWEST_VERIFIED, vf->seen[i],
-                                                        &vf->fetched[i], &step, &sub);
+                        int r = delivery_fetch_until(drv->delivery, name,
+                                                     DELIVERY_REUSE_VERIFIED | DELIVERY_NEWEST_VERIFIED, vf->seen[i],
+                                                     deadline_ms, &vf->fetched[i], &step, &sub);
                         if (r < 0) {
                                 volume_fetch_release(drv->delivery, vf);
                                 sd_error_set(err, -r, "volume '%s': %s", volume, sub.message);
                                 const struct note_instance in = { .id = instance, .volume = volume };
+                                if (delivery_error_is_transient(step, r)) {
+                                        /* Not a refusal: the store could not be asked. */
+                                        metrics_error(ERROR_STORE);
+                                        return r;
+                                }
                                 note_refusal(drv->notes, delivery_error_kind(step, r), volume, NULL, &in,
                                              instance ? 1 : 0, err->message);
                                 return r;
@@ -123,6 +130,30 @@ static int volume_fetch_all(struct driver *drv, const char *volume, const char *
                              err->message);
         }
         return r;
+}
+
+/* Secrets taken from a stand-in for the store (the local cache, while the
+ * store is unreachable): counted, and said once per Create or Mount. */
+static void note_stand_ins(struct driver *drv, const char *what, const char *volume, const struct volume_spec *spec,
+                           const struct volume_fetch *vf) {
+        char names[512];
+        size_t used = 0, n = 0;
+        names[0] = '\0';
+        for (size_t i = 0; i < spec->n_secrets; i++) {
+                const struct fetched *f = &vf->fetched[i];
+                if (vf->first[i] != i || !f->stand_in)
+                        continue;
+                n++;
+                note_cache_delivery(drv->notes);
+                int k = snprintf(names + used, sizeof(names) - used, "%s%s v%" PRIu64, used ? ", " : "", f->secret,
+                                 f->version);
+                if (k > 0 && (size_t) k < sizeof(names) - used)
+                        used += (size_t) k;
+        }
+        if (n > 0)
+                log_warn("%s of volume '%s': the store is unreachable; %zu secret(s) from the local cache: %s (newer "
+                         "versions follow once the store answers)",
+                         what, volume, n, names);
 }
 
 /* A floor decision refused (not -EAGAIN): noted, err prefixed. */
@@ -194,8 +225,9 @@ static json_t *on_create(struct driver *drv, const struct plugin_create_request 
         _cleanup_free_ struct volume_fetch *vf = malloc(sizeof(*vf));
         if (!vf)
                 return NULL;
+        int64_t deadline = delivery_retry_deadline(drv->delivery);
         for (unsigned attempt = 1;; attempt++) {
-                r = volume_fetch_all(drv, req->name, NULL, &req->spec, vf, &err);
+                r = volume_fetch_all(drv, req->name, NULL, &req->spec, deadline, vf, &err);
                 if (r < 0) {
                         log_warn("create: %s", err.message);
                         return error_reply(&err);
@@ -204,6 +236,8 @@ static json_t *on_create(struct driver *drv, const struct plugin_create_request 
                         if (vf->first[i] == i)
                                 r = registry_floor_decide(drv->registry, req->spec.secrets[i].name, vf->versions[i],
                                                           vf->seen[i], &err);
+                if (r == 0)
+                        note_stand_ins(drv, "create", req->name, &req->spec, vf);
                 volume_fetch_release(drv->delivery, vf);
                 if (r != -EAGAIN || attempt == MOUNT_ATTEMPTS)
                         break;
@@ -290,8 +324,9 @@ static json_t *on_mount(struct driver *drv, const struct plugin_mount_request *r
                 registry_mount_abandon(drv->registry, &res, "out of memory");
                 return NULL;
         }
+        int64_t deadline = delivery_retry_deadline(drv->delivery);
         for (unsigned attempt = 1;; attempt++) {
-                r = volume_fetch_all(drv, req->name, req->id, spec, vf, &err);
+                r = volume_fetch_all(drv, req->name, req->id, spec, deadline, vf, &err);
                 if (r < 0) {
                         log_warn("mount %s: %s", sid, err.message);
                         registry_mount_abandon(drv->registry, &res, "mount failed");
@@ -334,6 +369,11 @@ static json_t *on_mount(struct driver *drv, const struct plugin_mount_request *r
                 newest[i] = f->newest;
                 if (vf->first[i] == i && f->newest > f->version)
                         stale_reasons[i] = steal_pointer(&f->stale_reason);
+        }
+        if (r == 0) {
+                char what[SD_SHORT_ID_CHARS + 16];
+                (void) snprintf(what, sizeof(what), "mount %s", sid);
+                note_stand_ins(drv, what, req->name, spec, vf);
         }
         /* The files are written (or not): the plaintext goes now. */
         volume_fetch_release(drv->delivery, vf);

@@ -64,6 +64,8 @@ static const char usage_run[] =
         "  --max-inodes N          largest nr_inodes of one instance (default 1024)\n"
         "  --max-total-tmpfs SIZE  largest sum of the size caps of live instances (default 256M)\n"
         "  --floor-file PATH       the rollback floor (default " SD_CONFIG_DEFAULT_FLOOR_FILE ")\n"
+        "  --cache-dir DIR         etcd stores: verified envelopes kept for outages, \"\" for none\n"
+        "                          (default " SD_CONFIG_DEFAULT_CACHE_DIR ")\n"
         "  --seccomp yes|no        system-call allow-list (default yes when built with it)\n"
         "  --connection-timeout S  seconds an idle plugin connection is kept (default 150)\n"
         "  --admin-socket PATH     read-only admin API for root (default /run/secretd/admin.sock)\n"
@@ -319,6 +321,7 @@ static int verb_run(int argc, char **argv) {
                 { "max-inodes", required_argument, NULL, 1 },
                 { "max-total-tmpfs", required_argument, NULL, 1 },
                 { "floor-file", required_argument, NULL, 1 },
+                { "cache-dir", required_argument, NULL, 1 },
                 { "seccomp", required_argument, NULL, 1 },
                 { "connection-timeout", required_argument, NULL, 1 },
                 { "admin-socket", required_argument, NULL, 1 },

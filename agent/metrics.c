@@ -34,6 +34,9 @@ static const struct metric_info {
                              "Reload signals sent to containers after a rotation." },
         [METRIC_STORE_CHANGES] = { "secretd_store_changes_total",
                                    "Change notifications received from the store watch." },
+        [METRIC_CACHE_DELIVERIES] = { "secretd_cache_deliveries_total",
+                                      "Secrets a Mount or Create took from the local cache while the store was "
+                                      "unreachable." },
         [METRIC_STALE_DELIVERIES] = { "secretd_stale_deliveries_total",
                                       "Secrets delivered at an older version because the newest one does not verify." },
         [METRIC_POLICY_CHANGES] = { "secretd_policy_changes_total",
@@ -150,12 +153,18 @@ int metrics_render(FILE *out) {
 }
 
 int metrics_render_string(char **text_out, size_t *len_out) {
+        return metrics_render_string_with(NULL, NULL, text_out, len_out);
+}
+
+int metrics_render_string_with(int (*extra)(void *ctx, FILE *out), void *ctx, char **text_out, size_t *len_out) {
         char *text = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&text, &len);
         if (!f)
                 return -ENOMEM;
         int r = metrics_render(f);
+        if (r == 0 && extra)
+                r = extra(ctx, f);
         if (fclose(f) != 0 && r == 0)
                 r = -ENOMEM;
         if (r < 0) {

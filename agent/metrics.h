@@ -21,6 +21,7 @@ enum metric {
         METRIC_STORE_RECONNECTS,    /* secretd_store_watch_reconnects_total */
         METRIC_SIGNALS,             /* secretd_signals_sent_total: signals sent to containers */
         METRIC_STORE_CHANGES,       /* secretd_store_changes_total: store change notifications */
+        METRIC_CACHE_DELIVERIES,    /* secretd_cache_deliveries_total: secrets taken from the local cache */
         METRIC_STALE_DELIVERIES,    /* secretd_stale_deliveries_total: an older version delivered because the newest does not verify */
         METRIC_POLICY_CHANGES,      /* secretd_policy_changes_total: realm policy versions applied live */
         METRIC_SAME_VALUE,          /* secretd_same_value_versions_total: new versions recorded without a file swap */
@@ -63,6 +64,9 @@ int metrics_render(FILE *out);
 
 /* Same into a malloc()ed NUL-terminated buffer; -ENOMEM. */
 int metrics_render_string(char **text_out, size_t *len_out);
+/* Same, followed by what extra (may be NULL) writes: gauges kept outside
+ * this module (the store's and the cache's, admin.c). */
+int metrics_render_string_with(int (*extra)(void *ctx, FILE *out), void *ctx, char **text_out, size_t *len_out);
 
 /* Zero everything (tests only). */
 void metrics_reset(void);

@@ -30,8 +30,31 @@ void notes_done(struct notes *n) {
 }
 
 void notes_state_get(struct notes *n, struct notes_state *out) {
+        {
+                _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&n->lock);
+                *out = n->state;
+        }
+        if (n->store) {
+                sd_store_health(n->store, &out->health);
+                out->have_health = true;
+        }
+}
+
+void notes_set_store(struct notes *n, struct sd_store *store) {
+        n->store = store;
+}
+
+void notes_cache(struct notes *n, const char *dir, size_t entries) {
         _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&n->lock);
-        *out = n->state;
+        n->state.cache_dir = dir;
+        n->state.cache_entries = entries;
+}
+
+void note_cache_delivery(struct notes *n) {
+        int64_t now = sd_realtime_ms();
+        metrics_inc(METRIC_CACHE_DELIVERIES);
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&n->lock);
+        n->state.cache_delivered_at = now;
 }
 
 static void copy_message(char dst[NOTES_MESSAGE_MAX], const char *src) {

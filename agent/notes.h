@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "metrics.h"
+#include "secretd/store.h"
 #include "secretd/names.h"
 #include "secretd/policy.h"
 
@@ -42,6 +43,17 @@ struct notes_state {
         char docker_error[NOTES_MESSAGE_MAX];
         int64_t docker_changed_at;        /* unix ms of the last connect/disconnect */
         int64_t docker_event_at;          /* unix ms of the last event, 0 never */
+
+        /* The store's own view (sd_store_health: the member in use,
+         * failovers, last contact, reachable), filled in by
+         * notes_state_get() when a store was set with notes_set_store(). */
+        bool have_health;
+        struct sd_store_health health;
+
+        /* The local cache of envelopes (cache.h). */
+        const char *cache_dir;            /* not owned; NULL: no cache */
+        size_t cache_entries;
+        int64_t cache_delivered_at;       /* unix ms a Mount or Create last used it, 0 never */
 };
 
 /* The realm policy the agent verifies against now (status "realm"). */
@@ -65,6 +77,7 @@ struct notes_stale {
 
 struct notes {
         struct audit *audit;              /* NULL: audit log off; not owned */
+        struct sd_store *store;           /* for its health; NULL: none; not owned */
         pthread_mutex_t lock;             /* guards state and the fields below */
         struct notes_state state;
         struct notes_realm realm;
@@ -75,8 +88,18 @@ struct notes {
 void notes_init(struct notes *n, struct audit *audit, const char *driver, const char *store_url);
 void notes_done(struct notes *n);
 
-/* A copy of the state fields, taken under the lock. */
+/* A copy of the state fields, taken under the lock (and the store's
+ * health, asked outside it). */
 void notes_state_get(struct notes *n, struct notes_state *out);
+
+/* The store whose health status and metrics show (before any thread
+ * reads the notes). */
+void notes_set_store(struct notes *n, struct sd_store *store);
+/* The local cache's directory (not owned) and its number of entries. */
+void notes_cache(struct notes *n, const char *dir, size_t entries);
+/* A Mount or Create took a secret from the local cache because the store
+ * was unreachable: secretd_cache_deliveries_total and its time. */
+void note_cache_delivery(struct notes *n);
 
 /* Store reads: ok records a successful read or watch (message ignored);
  * !ok records the message (sd_error texts, never values). */

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "delivery.h"
 #include "log.h"
 #include "metrics.h"
@@ -71,6 +72,20 @@ struct rotator {
         /* The policy version every served secret was last checked
          * against (a change re-checks them all). */
         uint64_t policy_checked;
+
+        /* Waiting for the store (rotate.h): names to try again first, and
+         * whether every served secret is to be re-checked too. */
+        struct changed_names retry;
+        bool resync_all;
+        int64_t resync_due_ms;           /* CLOCK_MONOTONIC; 0: nothing scheduled */
+        int resync_backoff_ms;
+        bool unreachable_warned;         /* once per outage */
+};
+
+/* What one rotation came to. */
+enum rotate_outcome {
+        ROTATE_DONE,                     /* delivered, already current, refused, nothing to do */
+        ROTATE_UNREACHABLE,              /* the store did not answer: try again later */
 };
 
 /* What happened to one instance in one rotation. */
@@ -123,6 +138,9 @@ struct publish_job {
         } same[8];
         size_t n_same;
 };
+
+static void changed_add(void *userdata, const char *name);
+static void changed_done(struct changed_names *c);
 
 /* ---- reload signals ---- */
 
@@ -458,10 +476,79 @@ static void specs_free(struct publish_job *job) {
         free(job->specs);
 }
 
+/* ---- waiting for the store ---- */
+
+static void resync_schedule(struct rotator *r) {
+        if (r->resync_due_ms)
+                return;
+        if (r->resync_backoff_ms < ROTATE_RETRY_FIRST_MS)
+                r->resync_backoff_ms = ROTATE_RETRY_FIRST_MS;
+        r->resync_due_ms = sd_monotonic_ms() + r->resync_backoff_ms;
+        r->resync_backoff_ms = r->resync_backoff_ms * 2 > ROTATE_RETRY_MAX_MS ? ROTATE_RETRY_MAX_MS
+                                                                              : r->resync_backoff_ms * 2;
+}
+
+/* The store did not answer for secret: a store error, not a refusal; the
+ * name is tried again. */
+static void rotation_unreachable(struct rotator *r, const char *secret, const char *message) {
+        metrics_error(ERROR_STORE);
+        if (!r->unreachable_warned) {
+                log_warn("rotation of secret '%s': %s; trying again with backoff until the store answers", secret,
+                         message);
+                r->unreachable_warned = true;
+        } else {
+                log_debug("rotation of secret '%s': %s; trying again", secret, message);
+        }
+        changed_add(&r->retry, secret);
+        resync_schedule(r);
+}
+
+/* registry_visit: the secrets of every volume (rotate_secret skips what
+ * no instance delivers). */
+static void served_visit(void *userdata, const struct volume *const *volumes, size_t n_volumes,
+                         const struct mount_record *const *records, size_t n_records);
+
+static enum rotate_outcome rotate_secret(struct rotator *r, const char *secret, double detected);
+
+void rotator_resync(struct rotator *r) {
+        __attribute__((cleanup(changed_done))) struct changed_names names = r->retry;
+        bool all = r->resync_all;
+        r->retry = (struct changed_names) { 0 };
+        r->resync_all = false;
+        r->resync_due_ms = 0;
+        if (all)
+                registry_visit(r->cfg.registry, served_visit, &names);
+        if (names.oom) {
+                log_error("rotation: out of memory; some secrets may be re-checked late");
+                r->resync_all = true;
+        }
+        double detected = sd_monotonic_seconds();
+        for (size_t i = 0; i < names.n; i++) {
+                if (rotate_secret(r, names.names[i], detected) == ROTATE_UNREACHABLE) {
+                        /* Still unreachable: the rest waits for the next
+                         * try, without a store call each. */
+                        for (size_t j = i + 1; j < names.n; j++)
+                                changed_add(&r->retry, names.names[j]);
+                        return;
+                }
+        }
+        r->resync_backoff_ms = ROTATE_RETRY_FIRST_MS;
+        if (r->unreachable_warned && !r->retry.n && !r->resync_all) {
+                log_info("the store answers again: %zu secret(s) re-checked%s", names.n,
+                         all ? " (every secret an instance delivers)" : "");
+                r->unreachable_warned = false;
+        }
+}
+
+size_t rotator_resync_pending(const struct rotator *r) {
+        return r->retry.n + (r->resync_all ? 1 : 0);
+}
+
 /* ---- one rotation ---- */
 
 /* Fetch the latest version and have the registry decide on it; on success
- * *f holds it and *targets the instances to bring up to it. */
+ * (0) *f holds it and *targets the instances to bring up to it; 1: the
+ * store did not answer (noted, to be tried again). */
 static int rotation_fetch(struct rotator *r, const char *secret, struct fetched *f, struct rotation_target **targets,
                           size_t *n) {
         struct delivery *d = r->cfg.delivery;
@@ -469,8 +556,13 @@ static int rotation_fetch(struct rotator *r, const char *secret, struct fetched 
                 uint64_t seen = registry_floor(r->cfg.registry, secret);
                 enum delivery_step step;
                 sd_error err = { 0 };
-                int q = delivery_fetch_verified(d, secret, DELIVERY_ALLOW_TOMBSTONE | DELIVERY_NEWEST_VERIFIED, seen, f,
-                                                &step, &err);
+                int q = delivery_fetch_verified(d, secret,
+                                                DELIVERY_ALLOW_TOMBSTONE | DELIVERY_NEWEST_VERIFIED | DELIVERY_STORE_ONLY,
+                                                seen, f, &step, &err);
+                if (q < 0 && delivery_error_is_transient(step, q)) {
+                        rotation_unreachable(r, secret, err.message);
+                        return 1;
+                }
                 if (q < 0) {
                         refuse(r, secret, delivery_error_kind(step, q), err.message);
                         return q;
@@ -499,21 +591,28 @@ void rotator_rotate(struct rotator *r, const char *secret, double detected) {
                 policy_changed(r, detected);
                 return;
         }
+        (void) rotate_secret(r, secret, detected);
+}
+
+static enum rotate_outcome rotate_secret(struct rotator *r, const char *secret, double detected) {
         if (!registry_delivers(r->cfg.registry, secret)) {
                 log_debug("store: secret '%s' changed; no instance delivers it", secret);
-                return;
+                return ROTATE_DONE;
         }
         struct fetched f = { 0 };
         _cleanup_free_ struct rotation_target *targets = NULL;
         size_t n = 0;
-        if (rotation_fetch(r, secret, &f, &targets, &n) < 0)
-                return;
+        int q = rotation_fetch(r, secret, &f, &targets, &n);
+        if (q > 0)
+                return ROTATE_UNREACHABLE;
+        if (q < 0)
+                return ROTATE_DONE;
         if (f.newest == f.version)
                 refusal_forget(r, secret);
         if (n == 0) {
                 log_debug("store: secret '%s' changed; no instance delivers it", secret);
                 delivery_release(r->cfg.delivery, &f);
-                return;
+                return ROTATE_DONE;
         }
 
         _cleanup_free_ struct target_result *results = calloc(n, sizeof(*results));
@@ -528,7 +627,7 @@ void rotator_rotate(struct rotator *r, const char *secret, double detected) {
                 delivery_release(r->cfg.delivery, &f);
                 metrics_error(ERROR_STATE);
                 log_error("rotation of secret '%s': out of memory", secret);
-                return;
+                return ROTATE_DONE;
         }
         publish_all(&job, publish_one);
         double seconds = sd_monotonic_seconds() - detected;
@@ -582,7 +681,7 @@ void rotator_rotate(struct rotator *r, const char *secret, double detected) {
                 if (n_kept == 0 && n_same == 0)
                         log_debug("store: secret '%s' version %" PRIu64 " is already in every instance", secret,
                                   version);
-                return;
+                return ROTATE_DONE;
         }
         note_rotations(r->cfg.notes, n_written, seconds);
         if (tombstone)
@@ -592,6 +691,7 @@ void rotator_rotate(struct rotator *r, const char *secret, double detected) {
         else
                 log_info("secret '%s' version %" PRIu64 " (by %s) rotated into %zu of %zu instance(s) in %.1f ms",
                          secret, version, writer, n_written, n_tried, seconds * 1e3);
+        return ROTATE_DONE;
 }
 
 /* ---- realm policy changes ---- */
@@ -683,6 +783,10 @@ static void watch_drain(struct rotator *r) {
                 metrics_error(ERROR_STORE);
                 notes_store(r->cfg.notes, false, err.message);
                 log_warn("store watch: %s; retrying", err.message);
+                /* Changes may have gone unreported: re-check what is
+                 * served. */
+                r->resync_all = true;
+                resync_schedule(r);
                 struct pollfd pfd = { .fd = r->stop_fd, .events = POLLIN };
                 (void) poll(&pfd, 1, WATCH_RETRY_MS);
                 return;
@@ -694,24 +798,47 @@ static void watch_drain(struct rotator *r) {
                 rotator_rotate(r, changed.names[i], detected);
 }
 
+/* The cache stood in for the store: what it gave may be older than the
+ * store's latest. */
+static void stand_in_drain(struct rotator *r, int fd) {
+        uint64_t count;
+        if (read(fd, &count, sizeof(count)) != (ssize_t) sizeof(count))
+                return;
+        r->resync_all = true;
+        resync_schedule(r);
+}
+
 static void *rotator_main(void *userdata) {
         struct rotator *r = userdata;
         int timeout = -1;
+        int stand_in_fd = r->cfg.cache ? cache_stand_in_fd(r->cfg.cache) : -1;
         for (;;) {
-                struct pollfd fds[2] = {
+                struct pollfd fds[3] = {
                         { .fd = r->stop_fd, .events = POLLIN },
                         { .fd = r->watch_fd, .events = POLLIN },
+                        { .fd = stand_in_fd, .events = POLLIN },
                 };
-                int q = poll(fds, 2, timeout);
+                int q = poll(fds, 3, timeout);
                 if (q < 0 && errno != EINTR) {
                         log_error("rotation: poll: %s", strerror(errno));
                         break;
                 }
                 if (q > 0 && fds[0].revents)
                         break;
+                if (q > 0 && fds[2].revents)
+                        stand_in_drain(r, stand_in_fd);
                 if (q > 0 && fds[1].revents)
                         watch_drain(r);
+                if (r->resync_due_ms && sd_monotonic_ms() >= r->resync_due_ms)
+                        rotator_resync(r);
                 timeout = signals_run(r, false);
+                if (r->resync_due_ms) {
+                        int64_t wait = r->resync_due_ms - sd_monotonic_ms();
+                        if (wait < 0)
+                                wait = 0;
+                        if (timeout < 0 || wait < timeout)
+                                timeout = (int) wait;
+                }
         }
         (void) signals_run(r, true);
         return NULL;
@@ -786,5 +913,6 @@ void rotator_stop(struct rotator *r) {
         sd_docker_free(r->docker);
         free(r->pending);
         free(r->refusals);
+        changed_done(&r->retry);
         free(r);
 }

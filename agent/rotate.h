@@ -26,6 +26,19 @@
  * host, rollback) never replaces a file: warned once per version, counted
  * in metrics (refusals, errors{kind=verify|rollback|store}) and audited.
  *
+ * A store that cannot be reached (delivery_error_is_transient: refused,
+ * timed out, reset, etcd's 503 "leader changed") is not a refusal: the
+ * rotation is counted as a store error (errors{kind=store}), warned about
+ * once per outage, and the name is tried again with backoff (100 ms doubling
+ * to 5 s) until its version is delivered or known to be gone.  A fetch the
+ * local cache answered (cache.h) counts as unreachable too: it cannot know
+ * of newer versions, so rotation neither takes nor verifies its bytes
+ * (DELIVERY_STORE_ONLY).  Each time the cache stood in for the store (a Mount
+ * during an outage), and when the watch itself fails, the next pass also
+ * re-checks every secret an instance delivers, since what was served may
+ * be older than the store's latest; a pass stops at the first secret the
+ * store does not answer for and goes on from there at the next try.
+ *
  * A new version whose value is the one an instance holds already (a
  * reseal: same value, new data key and recipients) changes no file: the
  * instance's record gets the new version, its generation stays, no signal
@@ -53,7 +66,10 @@
 
 #define ROTATE_SIGNAL_QUIET_MS 250
 #define ROTATE_SIGNAL_MAX_DELAY_MS 1000
+#define ROTATE_RETRY_FIRST_MS 100
+#define ROTATE_RETRY_MAX_MS 5000
 
+struct cache;
 struct delivery;
 struct notes;
 struct registry;
@@ -65,6 +81,7 @@ struct rotator_config {
         struct notes *notes;
         struct sd_store *store;           /* watched; NULL: no rotation */
         const char *docker_socket;        /* where sd_docker_kill goes; NULL: no reload signals */
+        struct cache *cache;              /* its stand-ins start a re-check of what is served; NULL: none */
         struct sd_realm *realm;           /* walked again when the policy changes; NULL: not */
 };
 
@@ -81,6 +98,13 @@ int rotator_new(const struct rotator_config *cfg, struct rotator **out, sd_error
 /* Rotate one changed secret (detected: sd_monotonic_seconds() when the
  * change was seen, for the latency histogram).  The thread calls it. */
 void rotator_rotate(struct rotator *r, const char *secret, double detected);
+
+/* Run the retries and re-checks that wait for the store now, due or not
+ * (the thread runs them when due): for unit tests. */
+void rotator_resync(struct rotator *r);
+/* Names waiting for a retry, plus 1 if every served secret is to be
+ * re-checked: for unit tests. */
+size_t rotator_resync_pending(const struct rotator *r);
 
 /* Signal the thread through its eventfd, join it, send signals still
  * pending, free everything.  NULL is fine. */

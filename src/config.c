@@ -59,6 +59,7 @@ static const struct config_key config_keys[] = {
         STR_KEY("max-inodes", VALUE_COUNT, max_inodes),
         STR_KEY("max-total-tmpfs", VALUE_TOTAL_SIZE, max_total_tmpfs),
         STR_KEY("floor-file", VALUE_ABS_PATH, floor_file),
+        STR_KEY("cache-dir", VALUE_ABS_PATH_OR_EMPTY, cache_dir),
         STR_KEY("log-level", VALUE_LOG_LEVEL, log_level),
         STR_KEY("admin-socket", VALUE_ABS_PATH, admin_socket),
         STR_KEY("audit-log", VALUE_ABS_PATH_OR_EMPTY, audit_log),
@@ -221,6 +222,7 @@ int sd_config_init(struct sd_config *cfg) {
             strdup_into(&cfg->docker_socket, "/var/run/docker.sock") < 0 ||
             strdup_into(&cfg->plugin_dir, "/run/docker/plugins") < 0 ||
             strdup_into(&cfg->floor_file, SD_CONFIG_DEFAULT_FLOOR_FILE) < 0 ||
+            strdup_into(&cfg->cache_dir, SD_CONFIG_DEFAULT_CACHE_DIR) < 0 ||
             strdup_into(&cfg->admin_socket, "/run/secretd/admin.sock") < 0 ||
             strdup_into(&cfg->audit_log, "/var/log/secretd/audit.log") < 0 ||
             strdup_into(&cfg->etcd_ca, "") < 0 || strdup_into(&cfg->etcd_cert, "") < 0 ||
@@ -242,6 +244,7 @@ void sd_config_free(struct sd_config *cfg) {
         free(cfg->docker_socket);
         free(cfg->plugin_dir);
         free(cfg->floor_file);
+        free(cfg->cache_dir);
         free(cfg->admin_socket);
         free(cfg->audit_log);
         free(cfg->etcd_ca);
@@ -300,8 +303,8 @@ int sd_config_set(struct sd_config *cfg, const char *key, const char *value, sd_
                                     "unknown key '%s'; known keys: store, driver, key, realm, realm-file, "
                                     "state-dir, docker-socket, plugin-dir, default-size, max-size, log-level, "
                                     "max-volumes, max-instances-per-volume, max-inodes, max-total-tmpfs, floor-file, "
-                                    "seccomp, connection-timeout, admin-socket, audit-log, etcd-ca, etcd-cert, etcd-key, "
-                                    "etcd-auth-file, metrics-listen, on-unverifiable",
+                                    "cache-dir, seccomp, connection-timeout, admin-socket, audit-log, etcd-ca, etcd-cert, "
+                                    "etcd-key, etcd-auth-file, metrics-listen, on-unverifiable",
                                     shown_key);
         if (value[0] == '\0' && k->kind != VALUE_ABS_PATH_OR_EMPTY && k->kind != VALUE_LOOPBACK_OR_EMPTY)
                 return sd_error_set(err, EINVAL, "%s: empty value", k->name);

@@ -24,6 +24,7 @@
  *   max-inodes = 1024            (nr_inodes of one instance)
  *   max-total-tmpfs = 256M       (sum of the size caps of live instances)
  *   floor-file = /var/lib/secretd/delivered.json   (rollback floor)
+ *   cache-dir = /var/lib/secretd/cache   (etcd stores: verified envelopes for outages; empty disables)
  *   admin-socket = /run/secretd/admin.sock   (read-only admin API for root)
  *   audit-log = /var/log/secretd/audit.log   (JSON lines; empty disables)
  *   seccomp = yes                (yes|no; a system-call allow-list)
@@ -67,6 +68,8 @@
 #define SD_CONFIG_DEFAULT_REALM_FILE "/etc/secretd/realm"
 /* The rollback floor must outlive a reboot, so not under /run. */
 #define SD_CONFIG_DEFAULT_FLOOR_FILE "/var/lib/secretd/delivered.json"
+/* So must the envelopes kept for a store outage (docs/agent.md "Store outages"). */
+#define SD_CONFIG_DEFAULT_CACHE_DIR "/var/lib/secretd/cache"
 
 /* What the agent does when a secret's newest version fails verification
  * (unknown writer, forged, outside its writer's patterns). */
@@ -100,6 +103,7 @@ struct sd_config {
         uint64_t max_inodes;                /* max-inodes: nr_inodes of one instance */
         uint64_t max_total_tmpfs;           /* max-total-tmpfs: bytes, sum of live instances' size caps */
         char *floor_file;                   /* floor-file: the rollback floor (absolute) */
+        char *cache_dir;                    /* cache-dir: envelopes kept for outages (absolute, "" none) */
         char *admin_socket;     /* admin-socket (absolute) */
         char *audit_log;        /* audit-log (absolute, or "" for none) */
         bool seccomp;                 /* seccomp: yes|no (default yes when built with libseccomp) */

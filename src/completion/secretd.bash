@@ -19,8 +19,9 @@ _secretd_options() {
         run)
                 echo --config --store --driver --key --realm --realm-file --state-dir --docker-socket --plugin-dir \
                         --default-size --max-size --log-level --max-volumes --max-instances-per-volume --max-inodes \
-                        --max-total-tmpfs --floor-file --seccomp --connection-timeout --admin-socket --audit-log \
-                        --etcd-ca --etcd-cert --etcd-key --etcd-auth-file --metrics-listen --on-unverifiable --help
+                        --max-total-tmpfs --floor-file --cache-dir --seccomp --connection-timeout --admin-socket \
+                        --audit-log --etcd-ca --etcd-cert --etcd-key --etcd-auth-file --metrics-listen --on-unverifiable \
+                        --help
                 ;;
         esac
 }
@@ -40,7 +41,7 @@ _secretd() {
                 mapfile -t COMPREPLY < <(compgen -f -- "$cur")
                 return
                 ;;
-        --state-dir | --plugin-dir)
+        --state-dir | --plugin-dir | --cache-dir)
                 compopt -o filenames 2>/dev/null
                 mapfile -t COMPREPLY < <(compgen -d -- "$cur")
                 return

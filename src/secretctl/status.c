@@ -119,6 +119,26 @@ static void print_store(const json_t *store) {
         if (num(store, "watch_reconnects") > 0)
                 printf(", %lld watch reconnect(s)", num(store, "watch_reconnects"));
         putchar('\n');
+        /* etcd: the member in use and the failovers; a file store has
+         * no members and no cache. */
+        if (strncmp(str(store, "url"), "file:", 5) != 0 && str(store, "endpoint")[0]) {
+                printf("           member %s, %lld failover(s)", str(store, "endpoint"), num(store, "failovers"));
+                const json_t *since = json_object_get(store, "seconds_since_contact");
+                if (json_is_number(since)) {
+                        char ago[32];
+                        format_duration((long long) json_number_value(since), ago);
+                        printf(", last contact %s ago", ago);
+                }
+                putchar('\n');
+        }
+        const json_t *cache = json_object_get(store, "cache");
+        if (json_is_object(cache)) {
+                printf("cache:     %s: %lld entr%s, %lld secret(s) served from it", str(cache, "dir"),
+                       num(cache, "entries"), num(cache, "entries") == 1 ? "y" : "ies", num(cache, "deliveries"));
+                if (str(cache, "last_delivery_at")[0])
+                        printf(", last at %s", str(cache, "last_delivery_at"));
+                putchar('\n');
+        }
 }
 
 static void print_docker(const json_t *docker) {
@@ -269,7 +289,9 @@ const struct ctl_verb ctl_verb_status = {
         "\n"
         "Asks the secretd agent on this host for its status over its admin socket\n"
         "(GET /v1/status) and prints a summary: the agent (version, pid, uptime,\n"
-        "driver), the store (ok or the last error), the Docker events connection,\n"
+        "driver), the store (ok, degraded while unreachable, or the last error;\n"
+        "for etcd the member in use, failovers and the time since the last\n"
+        "contact), the local cache of envelopes, the Docker events connection,\n"
         "the realm policy version verified and when this agent applied it, one\n"
         "\"stale\" line per secret whose newest version does not verify (and the\n"
         "older version served instead, see on-unverifiable in secretd.conf(5)),\n"

@@ -18,12 +18,24 @@
 #                            (secretd join --realm-file $AGENT_REALM with the
 #                            line `secretctl realm pin` prints); for a test
 #                            that moves to another store
-#   agent_use_etcd PREFIX    after agent_fixture and start_etcd: the store is
-#                            etcd://<the test's etcd>/PREFIX (exported as
+#   agent_use_etcd PREFIX [MEMBERS]
+#                            after agent_fixture and start_etcd: the store is
+#                            etcd://<the test's etcd>/PREFIX, or
+#                            etcd://MEMBERS/PREFIX (MEMBERS: host:port,...,
+#                            e.g. $ETCD_CLUSTER_ENDPOINTS) (exported as
 #                            SECRETD_STORE) with a realm of its own (secretctl
 #                            realm init: only an empty file store makes one by
 #                            itself), the agent its recipient "host" and
 #                            pinned to it
+#   agent_add DIR RECIPIENT  another agent beside the first (two hosts on one
+#                            store): agent_save the current one first; sets
+#                            every AGENT_* path to $TEST_TMP/DIR/..., a new
+#                            driver name and key (secretd init), adds it as
+#                            recipient RECIPIENT and pins it to the realm
+#   agent_save SLOT / agent_load SLOT
+#                            keep / bring back the AGENT_* variables of one
+#                            agent (pid, driver, socket, key, paths), to
+#                            switch between agents
 #   put_secret NAME FILE     secretctl put NAME < FILE (value never in argv)
 #   bob ARGS...              secretctl as a second developer, bob, whose
 #                            identity and pins are in $TEST_TMP/bob (bob_joins
@@ -72,6 +84,7 @@
 #
 # Variables: AGENT_DRIVER, AGENT_SOCK, AGENT_KEY, AGENT_PUB, AGENT_STATE,
 #   AGENT_FLOOR (the rollback floor file, --floor-file),
+#   AGENT_CACHE (the local cache of envelopes, --cache-dir; used with etcd),
 #   AGENT_ADMIN_SOCK (--admin-socket), AGENT_AUDIT (--audit-log),
 #   AGENT_LOG, AGENT_REALM (the pin file, --realm-file), AGENT_WRITER (a file
 #   holding the developer's `secretctl whoami` line), AGENT_PID,
@@ -111,6 +124,8 @@ agent_fixture() {
     AGENT_STATE=$TEST_TMP/agent/state
     # Never the host's /var/lib/secretd/delivered.json: runs reuse names.
     AGENT_FLOOR=$TEST_TMP/agent/delivered.json
+    # Nor the host's /var/lib/secretd/cache.
+    AGENT_CACHE=$TEST_TMP/agent/cache
     AGENT_LOG=$TEST_TMP/agent/secretd.log
     # Never the host's /run/secretd/admin.sock or /var/log/secretd.
     AGENT_ADMIN_SOCK=$TEST_TMP/agent/admin.sock
@@ -146,11 +161,51 @@ agent_pin_realm() {
 }
 
 agent_use_etcd() {
-    export SECRETD_STORE=etcd://${ETCD_ENDPOINT#http://}/$1
+    local members=${2:-${ETCD_ENDPOINT#http://}}
+    export SECRETD_STORE=etcd://$members/$1
     "$SECRETCTL" realm init >"$TEST_TMP/realm-etcd.out" 2>&1 \
         || bail_out "realm init on etcd failed: $(cat "$TEST_TMP/realm-etcd.out")"
     "$SECRETCTL" recipient add host "$AGENT_PUB" >"$TEST_TMP/recipient-etcd.out" 2>&1 \
         || bail_out "recipient add on etcd failed: $(cat "$TEST_TMP/recipient-etcd.out")"
+    agent_pin_realm
+}
+
+_agent_vars=(AGENT_PID AGENT_DRIVER AGENT_SOCK AGENT_KEY AGENT_PUB AGENT_STATE AGENT_FLOOR AGENT_CACHE
+    AGENT_ADMIN_SOCK AGENT_AUDIT AGENT_LOG AGENT_REALM)
+
+agent_save() {
+    local v
+    for v in "${_agent_vars[@]}"; do
+        printf -v "_agent_${1}_$v" '%s' "${!v}"
+    done
+}
+
+agent_load() {
+    local v saved
+    for v in "${_agent_vars[@]}"; do
+        saved=_agent_${1}_$v
+        printf -v "$v" '%s' "${!saved}"
+    done
+}
+
+agent_add() {
+    local dir=$TEST_TMP/$1
+    mkdir -m 0700 "$dir"
+    AGENT_PID=""
+    AGENT_DRIVER=$(unique_driver_name)
+    AGENT_SOCK=/run/docker/plugins/$AGENT_DRIVER.sock
+    AGENT_KEY=$dir/agent.key
+    AGENT_STATE=$dir/state
+    AGENT_FLOOR=$dir/delivered.json
+    AGENT_CACHE=$dir/cache
+    AGENT_ADMIN_SOCK=$dir/admin.sock
+    AGENT_AUDIT=$dir/audit.log
+    AGENT_LOG=$dir/secretd.log
+    AGENT_REALM=$dir/realm
+    AGENT_PUB=$("$SECRETD" init --key "$AGENT_KEY" 2>"$dir/init.err") \
+        || bail_out "secretd init failed: $(cat "$dir/init.err")"
+    "$SECRETCTL" recipient add "$2" "$AGENT_PUB" >"$dir/recipient.out" 2>&1 \
+        || bail_out "secretctl recipient add $2 failed: $(cat "$dir/recipient.out")"
     agent_pin_realm
 }
 
@@ -193,6 +248,7 @@ _agent_flags() {
         --realm-file "$AGENT_REALM"
         --state-dir "$AGENT_STATE"
         --floor-file "$AGENT_FLOOR"
+        --cache-dir "$AGENT_CACHE"
         --admin-socket "$AGENT_ADMIN_SOCK"
         --audit-log "$AGENT_AUDIT"
         --docker-socket "$DOCKER_SOCK"

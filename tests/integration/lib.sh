@@ -120,6 +120,9 @@
 #   stop_etcd_member I [--kill]   stop member I (SIGTERM, or SIGKILL)
 #   start_etcd_member I      start member I again on its data and ports
 #                            (rejoins the cluster); waits for its /health
+#   stop_etcd_cluster        stop every member (SIGTERM): a whole outage
+#   start_etcd_cluster_again start every stopped member at once; waits until
+#                            all answer /health
 #   etcd_cluster_leader      prints the index of the current leader (asks
 #                            each live member's /v3/maintenance/status)
 #   etcd_member_of_endpoint HOST:PORT  prints the index of that member
@@ -933,6 +936,26 @@ start_etcd_member() {
     _etcd_member_launch "$i" existing
     wait_for 30 _etcd_member_healthy "$i" || {
         diag_file "${ETCD_MEMBER_LOGS[i]}" 15
+        return 1
+    }
+}
+
+# Every member down (SIGTERM), as in a whole-cluster outage.
+stop_etcd_cluster() {
+    _stop_etcd_cluster
+}
+
+# Every stopped member back at once (one alone has no quorum, so waiting
+# member by member would never see it healthy).
+start_etcd_cluster_again() {
+    local i
+    for i in "${!ETCD_MEMBER_PORTS[@]}"; do
+        if [ -z "${ETCD_MEMBER_PIDS[i]:-}" ]; then
+            _etcd_member_launch "$i" existing
+        fi
+    done
+    wait_for 30 _etcd_members_healthy || {
+        for i in "${!ETCD_MEMBER_PORTS[@]}"; do diag_file "${ETCD_MEMBER_LOGS[i]}" 15; done
         return 1
     }
 }

@@ -1,7 +1,8 @@
 #!/bin/bash
-# Realm policy changes reach running agents, against real etcd and two
-# hosts (two dockerds, two agents with their own keys and driver names),
-# with no restart and no file edited on either host:
+# Realm policy changes reach running agents, against a real three-member
+# etcd cluster and two hosts (two dockerds, two agents with their own keys,
+# driver names and caches, both watching all three members), with no
+# restart and no file edited on either host:
 #   - a writer not yet in the policy fails at put time and no container
 #     breaks; once an admin adds it, its put is delivered by both agents;
 #   - once it is removed, a version it signed (written to the store as a
@@ -20,19 +21,21 @@ require_root
 require_cmd dockerd docker etcd curl jq base64
 
 t_start=$EPOCHREALTIME
-start_etcd
+start_etcd_cluster 3 || bail_out "the etcd cluster did not start"
+# Direct reads and writes (the forged version below) go to one member.
+ETCD_ENDPOINT=http://${ETCD_CLUSTER_ENDPOINTS%%,*}
 start_dockerd
 busybox_image
 agent_fixture
 prefix=lp-$TEST_RUN_ID
-agent_use_etcd "$prefix"
+agent_use_etcd "$prefix" "$ETCD_CLUSTER_ENDPOINTS"
 
 # ---------------------------------------------------- the two hosts -------
 # One set of the harness's docker and agent variables per host; `host a`
 # and `host b` switch between them.
 hostvars=(DOCKER_SOCK DOCKER_DATA_ROOT DOCKER_EXEC_ROOT DOCKERD_LOG DOCKERD_PID DOCKER_HOST
     AGENT_KEY AGENT_STATE AGENT_FLOOR AGENT_LOG AGENT_ADMIN_SOCK AGENT_AUDIT AGENT_REALM AGENT_DRIVER AGENT_SOCK
-    AGENT_PUB AGENT_PID)
+    AGENT_PUB AGENT_PID AGENT_CACHE)
 declare -A saved
 host_save() { local v; for v in "${hostvars[@]}"; do saved[$1.$v]=${!v}; done; }
 host() {
@@ -63,6 +66,7 @@ AGENT_LOG=$b/secretd.log
 AGENT_ADMIN_SOCK=$b/admin.sock
 AGENT_AUDIT=$b/audit.log
 AGENT_REALM=$b/realm
+AGENT_CACHE=$b/cache
 AGENT_DRIVER=$(unique_driver_name)
 AGENT_SOCK=/run/docker/plugins/$AGENT_DRIVER.sock
 AGENT_PID=""

@@ -80,6 +80,7 @@ int fixture_open(struct agent_fixture *f, sd_error *err) {
                 .pubkey_line = "sda1:test",
                 .instances = fake_instances_backend(f->instances),
                 .notes = &f->notes,
+                .store_retry_ms = f->store_retry_ms,
                 .on_unverifiable = f->on_unverifiable,
         };
         cr_assert_eq(delivery_new(&dc, &f->delivery, err), 0, "%s", err->message);

@@ -44,6 +44,9 @@ struct agent_fixture {
         struct registry_caps caps;
         /* Set before fixture_open() to read envelopes from elsewhere. */
         const struct envelope_source *source;
+        /* Set before fixture_open(): how long a Mount retries an
+         * unreachable store (0: delivery's default). */
+        unsigned store_retry_ms;
         /* Set before fixture_open(): what a Mount does when the newest
          * version does not verify. */
         enum sd_on_unverifiable on_unverifiable;

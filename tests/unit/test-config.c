@@ -32,6 +32,7 @@ Test(config, defaults_match_the_documented_ones) {
         cr_assert_eq(cfg.max_inodes, 1024);
         cr_assert_eq(cfg.max_total_tmpfs, 256 << 20);
         cr_assert_str_eq(cfg.floor_file, "/var/lib/secretd/delivered.json");
+        cr_assert_str_eq(cfg.cache_dir, "/var/lib/secretd/cache");
         cr_assert_eq(cfg.on_unverifiable, SD_ON_UNVERIFIABLE_PREVIOUS);
 }
 
@@ -58,7 +59,8 @@ Test(config, resource_caps_and_floor_file_are_read_from_the_file_and_flags) {
                       "max-instances-per-volume = 2\n"
                       "max-inodes = 24\n"
                       "max-total-tmpfs = 4G\n"
-                      "floor-file = /srv/secretd/floor.json\n",
+                      "floor-file = /srv/secretd/floor.json\n"
+                      "cache-dir = /srv/secretd/cache\n",
                       &err);
         cr_assert_eq(r, 0, "%s", err.message);
         cr_assert_eq(cfg.max_volumes, 3);
@@ -66,6 +68,9 @@ Test(config, resource_caps_and_floor_file_are_read_from_the_file_and_flags) {
         cr_assert_eq(cfg.max_inodes, 24);
         cr_assert_eq(cfg.max_total_tmpfs, (uint64_t) 4 << 30, "a total may exceed the 1G of one volume");
         cr_assert_str_eq(cfg.floor_file, "/srv/secretd/floor.json");
+        cr_assert_str_eq(cfg.cache_dir, "/srv/secretd/cache");
+        cr_assert_eq(sd_config_set(&cfg, "cache-dir", "", &err), 0, "%s", err.message);
+        cr_assert_str_eq(cfg.cache_dir, "", "an empty cache-dir turns the cache off");
         cr_assert_eq(sd_config_set(&cfg, "max-volumes", "1000000", &err), 0, "%s", err.message);
         cr_assert_eq(cfg.max_volumes, 1000000);
         cr_assert_eq(sd_config_set(&cfg, "max-total-tmpfs", "64k", &err), 0, "%s", err.message);
@@ -87,6 +92,7 @@ Test(config, bad_resource_caps_name_the_key_and_value) {
                 { "max-total-tmpfs", "1k", "max-total-tmpfs '1k' is smaller than the minimum of 4K" },
                 { "max-total-tmpfs", "lots", "max-total-tmpfs 'lots' is not a size" },
                 { "floor-file", "delivered.json", "floor-file 'delivered.json' is not an absolute path" },
+                { "cache-dir", "cache", "cache-dir 'cache' is not an absolute path" },
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 _cleanup_config_ struct sd_config cfg;
@@ -318,6 +324,7 @@ Test(config, the_shipped_example_is_valid_and_says_the_defaults) {
         cr_assert_eq(example.max_inodes, defaults.max_inodes);
         cr_assert_eq(example.max_total_tmpfs, defaults.max_total_tmpfs);
         cr_assert_str_eq(example.floor_file, defaults.floor_file);
+        cr_assert_str_eq(example.cache_dir, defaults.cache_dir);
         cr_assert_eq(example.log_level, defaults.log_level);
 }
 

@@ -4,7 +4,10 @@
  * rotation (agent/rotate.h) end to end over a real file store and
  * in-memory instances: what each endpoint does, what each refusal says and
  * how it is counted, rotation decisions, and that nothing waits behind a
- * fetch: a stalled store holds up neither wipes nor other Mounts.
+ * fetch: a stalled store holds up neither wipes nor other Mounts; and an
+ * unreachable store: Mounts served from the local cache (never below the
+ * floor, a tampered entry refused by its path), rotation retried and
+ * counted as a store error, not a refusal.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -15,6 +18,7 @@
 #include <unistd.h>
 
 #include "agent-fixture.h"
+#include "cache.h"
 #include "metrics.h"
 #include "rotate.h"
 #include "secretd/clock.h"
@@ -30,6 +34,8 @@ struct gate {
         bool closed;
         unsigned inside, max_inside;      /* gets of held waiting now, at most */
         char failing[SD_NAME_MAX + 1];    /* gets of it fail with EPROTO */
+        bool down;                        /* every get fails as an unreachable etcd */
+        unsigned gets;                    /* gets so far */
         struct envelope_source source;
 };
 
@@ -37,6 +43,11 @@ static int gate_get(void *ctx, const char *name, uint64_t version, char **data_o
                     uint64_t *version_out, sd_error *err) {
         struct gate *g = ctx;
         pthread_mutex_lock(&g->lock);
+        g->gets++;
+        if (g->down) {
+                pthread_mutex_unlock(&g->lock);
+                return sd_error_set(err, ECONNREFUSED, "store 'etcd://127.0.0.1:2379/x' is unreachable");
+        }
         if (strcmp(name, g->failing) == 0) {
                 pthread_mutex_unlock(&g->lock);
                 return sd_error_set(err, EPROTO, "store 'etcd://127.0.0.1:2379/x': etcd answered a key outside the prefix");
@@ -537,4 +548,161 @@ Test(parallel, one_verify_per_version_while_an_instance_holds_it) {
         mount_ok("app", b);
         assert_file(b, "token", "canary-par-9");
         cr_assert_eq(delivery_opens(f.delivery), opens + 7);
+}
+
+/* ---- an unreachable store: the local cache, retries ---- */
+
+static struct cache *cache;
+static char cache_dir[160];
+static uint64_t forced_floor;             /* > 0: the floor of every name */
+
+static uint64_t test_floor(void *ctx, const char *name) {
+        struct agent_fixture *fx = ctx;
+        if (forced_floor)
+                return forced_floor;
+        return fx->registry ? registry_floor(fx->registry, name) : 0;
+}
+
+static void setup_outage(void) {
+        setup();
+        fixture_close(&f);
+        (void) snprintf(cache_dir, sizeof(cache_dir), "%s/cache", f.dir);
+        forced_floor = 0;
+        const struct cache_config cc = {
+                .dir = cache_dir, .inner = &g.source, .floor = test_floor, .floor_ctx = &f, .notes = &f.notes,
+        };
+        sd_error err = { 0 };
+        cr_assert_eq(cache_open(&cc, &cache, &err), 0, "%s", err.message);
+        f.source = cache_source(cache);
+        f.store_retry_ms = 300;
+        cr_assert_eq(fixture_open(&f, &err), 0, "%s", err.message);
+}
+
+static void teardown_outage(void) {
+        fixture_close(&f);
+        cache_free(cache);
+        teardown();
+}
+
+TestSuite(outage, .init = setup_outage, .fini = teardown_outage);
+
+static char *cache_entry_path(const char *name, uint64_t version) {
+        char *path = NULL;
+        cr_assert_gt(asprintf(&path, "%s/%s.%020llu.env", cache_dir, name, (unsigned long long) version), 0);
+        return path;
+}
+
+Test(outage, a_mount_while_the_store_is_unreachable_is_served_from_the_cache) {
+        fixture_put(&f, "token", "canary-out-1");
+        create_volume("app", "\"secrets\":\"token\"");
+        char a[65], b[65];
+        fixture_mount_id(50, a);
+        fixture_mount_id(51, b);
+        mount_ok("app", a);
+        cr_assert_eq(cache_entries(cache), 1, "the verified envelope is kept");
+        char *path = cache_entry_path("token", 1);
+        cr_assert_eq(access(path, F_OK), 0, "%s", path);
+        free(path);
+
+        g.down = true;
+        mount_ok("app", b);
+        assert_file(b, "token", "canary-out-1");
+        cr_assert_eq(metrics_get(METRIC_CACHE_DELIVERIES), 1);
+        cr_assert_eq(metrics_get(METRIC_REFUSALS), 0, "the cache answered: nothing refused");
+        struct notes_state st;
+        notes_state_get(&f.notes, &st);
+        cr_assert_not(st.store_ok, "the store is not ok while the cache stands in");
+        cr_assert(strstr(st.store_error, "cache entry"), "%s", st.store_error);
+
+        /* A secret the cache has no copy of: retried, then a store error. */
+        fixture_put(&f, "other", "canary-out-2");
+        unsigned gets = g.gets;
+        char *t = call("/VolumeDriver.Create", "{\"Name\":\"other\",\"Opts\":{\"secrets\":\"token,other\"}}");
+        cr_assert(strstr(t, "the local cache has no copy of it"), "%s", t);
+        cr_assert(strstr(t, "the store is unreachable"), "%s", t);
+        free(t);
+        cr_assert_gt(g.gets - gets, 2, "the Create tried the store again");
+        cr_assert_eq(metrics_get(METRIC_REFUSALS), 0, "an unreachable store is not a refusal");
+        cr_assert_geq(metrics_get_error(ERROR_STORE), 1);
+}
+
+Test(outage, a_tampered_cache_entry_is_refused_with_its_path) {
+        fixture_put(&f, "token", "canary-out-3");
+        create_volume("app", "\"secrets\":\"token\"");
+        char a[65], b[65];
+        fixture_mount_id(53, a);
+        fixture_mount_id(54, b);
+        mount_ok("app", a);
+        char *path = cache_entry_path("token", 1);
+        FILE *file = fopen(path, "r+b");
+        cr_assert_not_null(file, "%s", path);
+        cr_assert_eq(fseek(file, 40, SEEK_SET), 0);
+        int byte = fgetc(file);
+        cr_assert_eq(fseek(file, 40, SEEK_SET), 0);
+        cr_assert_neq(fputc(byte ^ 1, file), EOF);
+        cr_assert_eq(fclose(file), 0);
+
+        g.down = true;
+        char *t = call("/VolumeDriver.Mount", "{\"Name\":\"app\",\"ID\":\"%s\"}", b);
+        cr_assert(strstr(t, path), "the refusal names %s: %s", path, t);
+        cr_assert_null(strstr(t, "canary"), "%s", t);
+        free(t);
+        free(path);
+        cr_assert_eq(metrics_get_error(ERROR_VERIFY), 1, "refused like any envelope");
+        cr_assert_eq(metrics_get(METRIC_CACHE_DELIVERIES), 0);
+        assert_file(a, "token", "canary-out-3");
+}
+
+Test(outage, the_cache_never_serves_a_version_below_the_floor) {
+        fixture_put(&f, "token", "canary-out-4");
+        create_volume("app", "\"secrets\":\"token\"");
+        char a[65], b[65];
+        fixture_mount_id(55, a);
+        fixture_mount_id(56, b);
+        mount_ok("app", a);
+        /* As if version 2 had been delivered and its write to the cache
+         * had failed. */
+        forced_floor = 2;
+        g.down = true;
+        char *t = call("/VolumeDriver.Mount", "{\"Name\":\"app\",\"ID\":\"%s\"}", b);
+        cr_assert(strstr(t, "the store is unreachable"), "refused, not served: %s", t);
+        cr_assert_null(strstr(t, "Mountpoint"), "%s", t);
+        free(t);
+        char *path = cache_entry_path("token", 1);
+        cr_assert_neq(access(path, F_OK), 0, "the entry below the floor is removed: %s", path);
+        free(path);
+        cr_assert_eq(cache_entries(cache), 0);
+        cr_assert_eq(metrics_get(METRIC_CACHE_DELIVERIES), 0);
+}
+
+Test(outage, rotation_retries_an_unreachable_store_and_counts_no_refusal) {
+        fixture_put(&f, "token", "canary-out-5");
+        create_volume("app", "\"secrets\":\"token\"");
+        char a[65];
+        fixture_mount_id(57, a);
+        mount_ok("app", a);
+        struct rotator *r = rotator();
+        fixture_put(&f, "token", "canary-out-6");
+        g.down = true;
+        rotator_rotate(r, "token", sd_monotonic_seconds());
+        assert_file(a, "token", "canary-out-5");
+        cr_assert_eq(rotator_resync_pending(r), 1, "token waits for the store");
+        rotator_resync(r);
+        cr_assert_eq(rotator_resync_pending(r), 1, "still waiting while the store is down");
+        cr_assert_geq(metrics_get_error(ERROR_STORE), 2);
+        cr_assert_eq(metrics_get(METRIC_REFUSALS), 0, "an unreachable store is not a refusal");
+        cr_assert_eq(metrics_get_error(ERROR_VERIFY), 0);
+
+        g.down = false;
+        rotator_resync(r);
+        assert_file(a, "token", "canary-out-6");
+        cr_assert_eq(rotator_resync_pending(r), 0);
+        cr_assert_eq(registry_floor(f.registry, "token"), 2);
+        char *path = cache_entry_path("token", 2);
+        cr_assert_eq(access(path, F_OK), 0, "the newer version replaces the entry: %s", path);
+        free(path);
+        path = cache_entry_path("token", 1);
+        cr_assert_neq(access(path, F_OK), 0, "the older one is gone: %s", path);
+        free(path);
+        rotator_stop(r);
 }
