@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "check.h"
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
@@ -24,6 +25,7 @@ static const char usage_main[] =
         "       secretd init [--key PATH] [--force]\n"
         "       secretd pubkey [--key PATH]\n"
         "       secretd join PIN|- [--realm-file PATH]\n"
+        "       secretd check [OPTIONS]\n"
         "       secretd --help | --version | VERB --help\n"
         "\n"
         "The secretd agent: a Docker volume plugin that gives each container its own\n"
@@ -34,6 +36,7 @@ static const char usage_main[] =
         "  init     create this host's agent key and print its public line\n"
         "  pubkey   print the agent key's public line again\n"
         "  join     pin the store's realm on this host (writes the realm file)\n"
+        "  check    check what 'run' needs on this host, one line per check\n"
         "\n"
         "See 'secretd run --help' for the daemon's options.\n";
 
@@ -394,6 +397,7 @@ static const struct verb {
         { "init", verb_init },
         { "pubkey", verb_pubkey },
         { "join", verb_join },
+        { "check", check_main },
 };
 
 int main(int argc, char **argv) {

@@ -4,7 +4,7 @@
 # list: tests/install/test-install.sh compares them with the functions below.
 
 _secretd_verbs() {
-        echo run init pubkey join
+        echo run init pubkey join check
 }
 
 _secretd_options() {
@@ -12,6 +12,10 @@ _secretd_options() {
         init) echo --key --force --help ;;
         pubkey) echo --key --help ;;
         join) echo --realm-file --help ;;
+        check)
+                echo --config --store --key --realm --realm-file --docker-socket --plugin-dir --seccomp \
+                        --etcd-ca --etcd-cert --etcd-key --etcd-auth-file --help
+                ;;
         run)
                 echo --config --store --driver --key --realm --realm-file --state-dir --docker-socket --plugin-dir \
                         --default-size --max-size --log-level --max-volumes --max-instances-per-volume --max-inodes \
@@ -27,7 +31,7 @@ _secretd() {
         local verb=run
         COMPREPLY=()
         case ${COMP_WORDS[1]} in
-        init | pubkey | join | run) verb=${COMP_WORDS[1]} ;;
+        init | pubkey | join | check | run) verb=${COMP_WORDS[1]} ;;
         esac
 
         case $prev in

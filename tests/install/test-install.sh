@@ -265,7 +265,7 @@ assert_eq "$(complete_words "$bash_comp/secretctl" _secretctl secretctl put --f)
 assert_eq "$(complete_words "$bash_comp/secretctl" _secretctl secretctl help hi)" \
     "history" "bash: secretctl help hi TAB completes 'history'"
 assert_eq "$(complete_words "$bash_comp/secretd" _secretd secretd "")" \
-    "$(lines init join pubkey run)" "bash: secretd TAB offers init join pubkey run"
+    "$(lines check init join pubkey run)" "bash: secretd TAB offers check init join pubkey run"
 assert_eq "$(complete_words "$bash_comp/secretd" _secretd secretd --log-level "")" \
     "$(lines debug error info warn)" "bash: secretd --log-level TAB offers the levels"
 
