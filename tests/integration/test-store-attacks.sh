@@ -3,8 +3,10 @@
 # cannot inject, swap (name/version binding), or roll back a secret"), each
 # against an agent that restarted in between, so nothing is only in memory:
 #   - v2 was delivered; the store's latest file is replaced by a copy of v1
-#     renamed as v3: a new Mount is refused (the signature binds the version)
-#     and the running container keeps v2;
+#     renamed as v3: v3 does not verify (the signature binds the version),
+#     so a new Mount gets v2, the newest version that does (never v1, below
+#     the floor), and the log names v3's failure; with on-unverifiable =
+#     refuse the new Mount is refused; the running container keeps v2;
 #   - v2 deleted, v1 left as latest (a pure rollback, 1 < delivered 2): a new
 #     Mount is refused with a message naming the rollback, and the log says
 #     so; the floor lives in floor-file, so it holds even after the state
@@ -74,7 +76,13 @@ new_mount_refused() {
 agent_stop
 cp -p "$TEST_TMP/v1.env" "$v3"
 if agent_start; then ok "agent restarted over a store whose latest (v3) is v1's envelope"; else fail "agent restarted over a store whose latest (v3) is v1's envelope"; fi
-new_mount_refused "a new Mount is refused: v1's envelope does not verify as v3 (the signature binds the version)" \
+run run_busybox -v "$vol:/run/secrets" -- sha256sum /run/secrets/token
+assert_eq "${output%% *}" "$two_sha" "a new Mount gets v2, the newest version that verifies: v1's envelope does not verify as v3"
+run grep -F "envelope is version 1, asked for 3" "$AGENT_LOG"
+assert_eq "$status" 0 "the agent's log names v3's failure (the version mismatch)"
+agent_stop
+if agent_start --on-unverifiable refuse; then ok "agent restarted with on-unverifiable = refuse"; else fail "agent restarted with on-unverifiable = refuse"; fi
+new_mount_refused "with on-unverifiable = refuse, a new Mount is refused: v1's envelope does not verify as v3" \
     "version 3: envelope is version 1, asked for 3"
 run grep -F "envelope is version 1, asked for 3" "$AGENT_LOG"
 assert_contains "$output" "mount " "the agent's log names the refused mount and the version mismatch"
