@@ -274,16 +274,18 @@ int admin_metrics_text(struct registry *reg, struct notes *notes, char **text_ou
         if (r < 0)
                 return r;
         struct registry_gauges g = { 0 };
-        if (reg)
-                registry_gauges_get(reg, &g);
+        if (reg && (r = registry_gauges_get(reg, &g)) < 0)
+                return r;
 #define GAUGE(name, help) "# HELP " name " " help "\n# TYPE " name " gauge\n" name " %" PRIu64 "\n"
         static const char gauges_fmt[] =
                 "%s" GAUGE("secretd_volumes", "Volumes defined (docker volume create).")
                 GAUGE("secretd_instances", "Per-container tmpfs instances mounted.")
                 GAUGE("secretd_dead_instances", "Instances whose wipe failed; their tmpfs is still mounted.")
                 GAUGE("secretd_tmpfs_size_bytes",
-                      "Size caps of all tmpfs instances: the host memory they may take, bounded by max-total-tmpfs.");
-        if (asprintf(text_out, gauges_fmt, counters, g.volumes, g.instances, g.dead_instances, g.tmpfs_size_bytes) < 0)
+                      "Size caps of all tmpfs instances: the host memory they may take, bounded by max-total-tmpfs.")
+                GAUGE("secretd_tmpfs_used_bytes", "Bytes the tmpfs instances hold now (their used blocks).");
+        if (asprintf(text_out, gauges_fmt, counters, g.volumes, g.instances, g.dead_instances, g.tmpfs_size_bytes,
+                     g.tmpfs_used_bytes) < 0)
                 return -ENOMEM;
 #undef GAUGE
         return 0;

@@ -37,6 +37,10 @@ static int tmpfs_generation(void *ctx, const char *id, uint64_t *generation_out)
         return sd_tmpfs_instance_generation(ctx, id, generation_out);
 }
 
+static int tmpfs_used_bytes(void *ctx, const char *id, uint64_t *bytes_out) {
+        return sd_tmpfs_instance_used_bytes(ctx, id, bytes_out);
+}
+
 static int tmpfs_file_equals(void *ctx, const char *id, const char *name, uint64_t generation,
                              const struct sd_secret *value, sd_error *err) {
         return sd_tmpfs_instance_file_equals(ctx, id, name, generation, value, err);
@@ -51,6 +55,7 @@ static const struct instances_ops tmpfs_ops = {
         .list = tmpfs_list,
         .is_mounted = tmpfs_is_mounted,
         .generation = tmpfs_generation,
+        .used_bytes = tmpfs_used_bytes,
         .file_equals = tmpfs_file_equals,
 };
 

@@ -34,6 +34,8 @@ struct instances_ops {
         int (*list)(void *ctx, char ***ids_out, size_t *n_out, sd_error *err);
         int (*is_mounted)(void *ctx, const char *id);
         int (*generation)(void *ctx, const char *id, uint64_t *generation_out);
+        /* May be NULL: then the in-use gauge counts nothing for it. */
+        int (*used_bytes)(void *ctx, const char *id, uint64_t *bytes_out);
         /* May be NULL: then every new version is published. */
         int (*file_equals)(void *ctx, const char *id, const char *name, uint64_t generation,
                            const struct sd_secret *value, sd_error *err);
@@ -76,6 +78,13 @@ static inline int instances_is_mounted(const struct instances *in, const char *i
 }
 static inline int instances_generation(const struct instances *in, const char *id, uint64_t *generation_out) {
         return in->ops->generation(in->ctx, id, generation_out);
+}
+static inline int instances_used_bytes(const struct instances *in, const char *id, uint64_t *bytes_out) {
+        if (!in->ops->used_bytes) {
+                *bytes_out = 0;
+                return 0;
+        }
+        return in->ops->used_bytes(in->ctx, id, bytes_out);
 }
 static inline int instances_file_equals(const struct instances *in, const char *id, const char *name,
                                         uint64_t generation, const struct sd_secret *value, sd_error *err) {

@@ -540,15 +540,45 @@ void registry_visit(struct registry *r, registry_visit_fn fn, void *userdata) {
            (const struct mount_record *const *) r->records, r->n_records);
 }
 
-void registry_gauges_get(struct registry *r, struct registry_gauges *out) {
+/* The ids of the records holding a tmpfs, copied under the lock so their
+ * tmpfs can be asked outside it (no lock across I/O). */
+typedef char record_id[MOUNT_ID_MAX + 1];
+
+static int gauges_counts(struct registry *r, struct registry_gauges *out, record_id **ids_out, size_t *n_out) {
         _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&r->lock);
         *out = (struct registry_gauges) { .volumes = r->n_volumes, .tmpfs_size_bytes = instances_tmpfs_total(r) };
+        _cleanup_free_ record_id *ids = r->n_records ? calloc(r->n_records, sizeof(*ids)) : NULL;
+        if (r->n_records && !ids)
+                return -ENOMEM;
+        size_t n = 0;
         for (size_t i = 0; i < r->n_records; i++) {
-                if (r->records[i]->state == RECORD_LIVE)
+                const struct mount_record *m = r->records[i];
+                if (m->state == RECORD_LIVE)
                         out->instances++;
-                else if (r->records[i]->state == RECORD_DEAD)
+                else if (m->state == RECORD_DEAD)
                         out->dead_instances++;
+                else
+                        continue;
+                memcpy(ids[n++], m->id, sizeof(ids[0]));
         }
+        *ids_out = steal_pointer(&ids);
+        *n_out = n;
+        return 0;
+}
+
+int registry_gauges_get(struct registry *r, struct registry_gauges *out) {
+        _cleanup_free_ record_id *ids = NULL;
+        size_t n = 0;
+        int q = gauges_counts(r, out, &ids, &n);
+        if (q < 0)
+                return q;
+        /* An instance wiped meanwhile (-ENOENT, -ENOTCONN) holds nothing. */
+        for (size_t i = 0; i < n; i++) {
+                uint64_t bytes = 0;
+                if (instances_used_bytes(r->instances, ids[i], &bytes) == 0)
+                        out->tmpfs_used_bytes += bytes;
+        }
+        return 0;
 }
 
 bool registry_delivers(struct registry *r, const char *secret) {

@@ -149,8 +149,11 @@ struct registry_gauges {
         uint64_t instances;               /* LIVE */
         uint64_t dead_instances;          /* DEAD: a wipe failed, the tmpfs stays */
         uint64_t tmpfs_size_bytes;        /* size caps of all instances: what max-total-tmpfs bounds */
+        uint64_t tmpfs_used_bytes;        /* what their tmpfs hold now (statvfs), dead ones included */
 };
-void registry_gauges_get(struct registry *r, struct registry_gauges *out);
+/* 0, or -ENOMEM.  The in-use figure is read from each tmpfs without the
+ * registry's lock. */
+int registry_gauges_get(struct registry *r, struct registry_gauges *out);
 
 /* ---- Mount ---- */
 

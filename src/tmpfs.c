@@ -1391,6 +1391,18 @@ int sd_tmpfs_instance_generation(const char *root, const char *id, uint64_t *gen
         return 0;
 }
 
+int sd_tmpfs_instance_used_bytes(const char *root, const char *id, uint64_t *bytes_out) {
+        _cleanup_close_ int idfd = -1;
+        _cleanup_close_ int rwfd = instance_rw_open(root, id, 0, &idfd, NULL);
+        if (rwfd < 0)
+                return rwfd;
+        struct statvfs sv;
+        if (fstatvfs(rwfd, &sv) < 0)
+                return -errno;
+        *bytes_out = (uint64_t) (sv.f_blocks - sv.f_bfree) * sv.f_frsize;
+        return 0;
+}
+
 int sd_tmpfs_instance_file_equals(const char *root, const char *id, const char *name, uint64_t generation,
                                   const struct sd_secret *value, sd_error *err) {
         _cleanup_close_ int idfd = -1;

@@ -176,6 +176,11 @@ int sd_mount_table_foreach(pid_t pid, sd_mount_entry_fn fn, void *userdata);
  * repairs that); -ENOTCONN if rw/ is not mounted; -ENOENT no instance. */
 int sd_tmpfs_instance_generation(const char *root, const char *id, uint64_t *generation_out);
 
+/* Bytes of the instance's tmpfs in use (its blocks, statvfs(3): the pages
+ * its files take, both generations during an update), in *bytes_out.
+ * -ENOTCONN if rw/ is not mounted; -ENOENT no instance; -EINVAL bad id. */
+int sd_tmpfs_instance_used_bytes(const char *root, const char *id, uint64_t *bytes_out);
+
 /* Does file `name` of instance id, as it is in generation `generation`
  * (which must be the current one), hold exactly value's bytes?  1 yes, 0 no
  * (another length or other bytes), -ESTALE the instance is at another

@@ -97,6 +97,9 @@ assert_contains "$output" "secretd_volumes 1 gauge" "metrics: secretd_volumes 1 
 assert_contains "$output" "secretd_instances 1 gauge" "metrics: secretd_instances 1 while the container runs"
 assert_contains "$output" "secretd_tmpfs_size_bytes 1048576 gauge" \
     "metrics: secretd_tmpfs_size_bytes is the instance's size cap (default-size, 1 MiB)"
+used=$(sed -n 's/^secretd_tmpfs_used_bytes \([0-9]*\) gauge$/\1/p' <<<"$output")
+check "metrics: secretd_tmpfs_used_bytes counts the instance's file ($used bytes, at least one page)" \
+    test "${used:-0}" -ge 4096 -a "${used:-0}" -lt 1048576
 assert_contains "$output" "secretd_deliveries_total 1 counter" "... and the counters parse too"
 
 # ------------------------------------------------------------ wipe ---------
@@ -108,6 +111,7 @@ docker rm "$cid" >/dev/null
 run prom_parse
 assert_contains "$output" "secretd_instances 0 gauge" "metrics: secretd_instances 0 after the wipe"
 assert_contains "$output" "secretd_tmpfs_size_bytes 0 gauge" "metrics: secretd_tmpfs_size_bytes 0 after the wipe"
+assert_contains "$output" "secretd_tmpfs_used_bytes 0 gauge" "metrics: secretd_tmpfs_used_bytes 0 after the wipe"
 
 deliveries=$(metric secretd_deliveries_total)
 wipes=$(metric secretd_wipes_total)

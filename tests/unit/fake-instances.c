@@ -221,6 +221,20 @@ static int fake_file_equals(void *ctx, const char *id, const char *name, uint64_
         return sd_error_set(err, ENOENT, "instance '%s': no file '%s'", id, name);
 }
 
+/* The bytes of the instance's files: what a tmpfs holding them would use,
+ * less its page rounding. */
+static int fake_used_bytes(void *ctx, const char *id, uint64_t *bytes_out) {
+        struct fake_instances *f = ctx;
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&f->lock);
+        struct fake_instance *in = find(f, id);
+        if (!in)
+                return -ENOENT;
+        *bytes_out = 0;
+        for (size_t i = 0; i < in->n_files; i++)
+                *bytes_out += in->files[i].len;
+        return 0;
+}
+
 static const struct instances_ops fake_ops = {
         .create = fake_create,
         .publish = fake_publish,
@@ -230,6 +244,7 @@ static const struct instances_ops fake_ops = {
         .list = fake_list,
         .is_mounted = fake_is_mounted,
         .generation = fake_generation,
+        .used_bytes = fake_used_bytes,
         .file_equals = fake_file_equals,
 };
 

@@ -313,6 +313,21 @@ Test(tmpfs, create_mounts_capped_tmpfs_and_read_only_view) {
         cr_assert_eq(access(via_ro, F_OK), 0, "a file made through rw/ is seen through ro/");
 
         cr_assert_eq(sd_tmpfs_instance_is_mounted(root, ID), 1);
+        uint64_t used_before = 0, used_after = 0;
+        cr_assert_eq(sd_tmpfs_instance_used_bytes(root, ID, &used_before), 0);
+        _cleanup_free_ char *big = path_of(rw, "big");
+        int bfd = open(big, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        cr_assert_geq(bfd, 0);
+        static const char page[4096] = { 1 };
+        for (int i = 0; i < 4; i++)
+                cr_assert_eq(write(bfd, page, sizeof(page)), (ssize_t) sizeof(page));
+        close(bfd);
+        cr_assert_eq(sd_tmpfs_instance_used_bytes(root, ID, &used_after), 0);
+        cr_assert_geq(used_after, used_before + 4 * sizeof(page), "16 KiB written: %llu -> %llu bytes in use",
+                      (unsigned long long) used_before, (unsigned long long) used_after);
+        cr_assert_eq(unlink(big), 0);
+        cr_assert_eq(sd_tmpfs_instance_used_bytes(root, "..", &used_after), -EINVAL, "a bad id");
+        cr_assert_eq(sd_tmpfs_instance_used_bytes(root, "nosuchinstance", &used_after), -ENOENT, "no such instance");
         _cleanup_free_ char *ro_again = NULL;
         cr_assert_eq(sd_tmpfs_instance_ro_path(root, ID, &ro_again), 0);
         cr_assert_str_eq(ro_again, ro);
