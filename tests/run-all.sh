@@ -59,7 +59,8 @@ run_build() {
   fi
   [ ${#args[@]} -gt 0 ] || return 0
   rm -f "$dir/meson-logs/testlog.json"
-  meson test -C "$dir" --print-errorlogs --num-processes 2 "${args[@]}" || status=1
+  # Three at a time on two cores: the integration tests mostly wait on dockerd.
+  meson test -C "$dir" --print-errorlogs --num-processes 3 "${args[@]}" || status=1
   count_results "$dir"
 }
 
