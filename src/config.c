@@ -72,6 +72,7 @@ static const struct config_key config_keys[] = {
         STR_KEY("metrics-listen", VALUE_LOOPBACK_OR_EMPTY, metrics_listen),
         STR_KEY("on-unverifiable", VALUE_ON_UNVERIFIABLE, on_unverifiable),
 };
+_Static_assert(sizeof(config_keys) / sizeof(config_keys[0]) == SD_CONFIG_KEYS, "SD_CONFIG_KEYS is out of date");
 
 /* Keys whose value is one of a few words: the word of an enum value ("?"
  * out of range), the value of a word (-1 none). */
@@ -390,6 +391,45 @@ int sd_config_set(struct sd_config *cfg, const char *key, const char *value, sd_
         if (strdup_into((char **) field, value) < 0)
                 return sd_error_set(err, ENOMEM, "%s: out of memory", k->name);
         return 0;
+}
+
+static bool key_value_equal(const struct config_key *k, const struct sd_config *a, const struct sd_config *b) {
+        const void *fa = (const char *) a + k->offset, *fb = (const char *) b + k->offset;
+        switch (k->kind) {
+        case VALUE_SIZE:
+        case VALUE_TOTAL_SIZE:
+        case VALUE_COUNT:
+                return *(const uint64_t *) fa == *(const uint64_t *) fb;
+        case VALUE_LOG_LEVEL:
+                return *(const enum sd_log_level *) fa == *(const enum sd_log_level *) fb;
+        case VALUE_ON_UNVERIFIABLE:
+                return *(const enum sd_on_unverifiable *) fa == *(const enum sd_on_unverifiable *) fb;
+        case VALUE_BOOL:
+                return *(const bool *) fa == *(const bool *) fb;
+        case VALUE_SECONDS:
+                return *(const unsigned *) fa == *(const unsigned *) fb;
+        case VALUE_STRING:
+        case VALUE_ABS_PATH:
+        case VALUE_ABS_PATH_OR_EMPTY:
+        case VALUE_DRIVER:
+        case VALUE_PIN:
+        case VALUE_LOOPBACK_OR_EMPTY:
+                break;
+        }
+        /* realm is NULL when unset. */
+        const char *sa = *(char *const *) fa, *sb = *(char *const *) fb;
+        return sa == sb || (sa && sb && strcmp(sa, sb) == 0);
+}
+
+size_t sd_config_diff(const struct sd_config *a, const struct sd_config *b, const char **keys_out, size_t max) {
+        size_t n = 0;
+        for (size_t i = 0; i < SD_ARRAY_SIZE(config_keys); i++)
+                if (!key_value_equal(&config_keys[i], a, b)) {
+                        if (n < max)
+                                keys_out[n] = config_keys[i].name;
+                        n++;
+                }
+        return n;
 }
 
 /* libinih reads through this so the handler knows the current line. */

@@ -162,6 +162,14 @@ void sd_config_store_options(const struct sd_config *cfg, struct sd_store_option
 int sd_config_loopback_address(const char *text, struct sockaddr_storage *addr, socklen_t *len_out,
                                sd_error *err);
 
+/* Every key of the configuration file, for sd_config_diff()'s array. */
+#define SD_CONFIG_KEYS 27
+
+/* The keys (file spelling, in the order secretd.conf(5) lists them) whose
+ * values differ between a and b: the first max in keys_out; returns how
+ * many differ.  SIGHUP uses it to tell what a reload changed. */
+size_t sd_config_diff(const struct sd_config *a, const struct sd_config *b, const char **keys_out, size_t max);
+
 /* Checks across keys, run once everything is applied: default-size must not
  * exceed max-size, nor max-size max-total-tmpfs. */
 int sd_config_check(const struct sd_config *cfg, sd_error *err);

@@ -375,3 +375,32 @@ Test(config, metrics_listen_is_off_by_default_and_takes_loopback_only) {
                 cr_assert_str_eq(cfg.metrics_listen, "", "a refused value changed the configuration");
         }
 }
+
+Test(config, diff_names_the_changed_keys_in_table_order) {
+        _cleanup_config_ struct sd_config a;
+        _cleanup_config_ struct sd_config b;
+        sd_error err = { 0 };
+        cr_assert_eq(sd_config_init(&a), 0);
+        cr_assert_eq(sd_config_init(&b), 0);
+        const char *keys[SD_CONFIG_KEYS];
+        cr_assert_eq(sd_config_diff(&a, &b, keys, SD_CONFIG_KEYS), 0, "two default configurations are equal");
+
+        /* One key of each kind of value: string, pin (NULL vs set), size,
+         * count, level, bool, seconds, word. */
+        cr_assert_eq(parse(&b, "[secretd]\nstore = file:///elsewhere\nmax-size = 2M\nmax-volumes = 3\n"
+                               "log-level = debug\nseccomp = no\nconnection-timeout = 30\n"
+                               "on-unverifiable = refuse\naudit-log =\n",
+                           &err), 0, "%s", err.message);
+        size_t n = sd_config_diff(&a, &b, keys, SD_CONFIG_KEYS);
+        const char *expected[] = { "store", "max-size", "max-volumes", "log-level", "audit-log", "seccomp",
+                                   "connection-timeout", "on-unverifiable" };
+        cr_assert_eq(n, sizeof(expected) / sizeof(expected[0]));
+        for (size_t i = 0; i < n; i++)
+                cr_assert_str_eq(keys[i], expected[i]);
+
+        /* The same value spelled differently is no change. */
+        cr_assert_eq(parse(&a, "[secretd]\nmax-size = 2048K\n", &err), 0, "%s", err.message);
+        n = sd_config_diff(&a, &b, keys, 1);
+        cr_assert_eq(n, 7, "max-size 2048K equals 2M");
+        cr_assert_str_eq(keys[0], "store", "only the first max keys are stored");
+}
