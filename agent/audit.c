@@ -24,6 +24,7 @@
 #define AUDIT_WARN_INTERVAL_MS 60000
 
 struct audit {
+        pthread_rwlock_t lock;      /* write side: audit_reopen() swapping the two below */
         int fd;                     /* -1: disabled */
         char *path;
         atomic_llong last_warn_ms;
@@ -42,44 +43,72 @@ const char *audit_event_kind_name(enum audit_event_kind k) {
         return kind_names[k];
 }
 
+/* Open path for appending: *fd_out, or -1 for NULL or "" (disabled). */
+static int audit_open_fd(const char *path, int *fd_out, sd_error *err) {
+        *fd_out = -1;
+        if (!path || !path[0])
+                return 0;
+        if (path[0] != '/')
+                return sd_error_set(err, EINVAL, "audit log '%s' is not an absolute path", path);
+        const char *base = NULL;
+        sd_error sub = { 0 };
+        _cleanup_close_ int dirfd = sd_open_parent(path, true, 0700, &base, &sub);
+        if (dirfd < 0)
+                return sd_error_set(err, -dirfd, "audit log %s: %s", path, sub.message);
+        /* O_NOFOLLOW: a symlink planted at the log's name must not make
+         * root append to some other file. */
+        _cleanup_close_ int fd = openat(dirfd, base, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
+                                        0600);
+        if (fd < 0)
+                return sd_error_set_errno(err, errno, "audit log %s: cannot open", path);
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                return sd_error_set(err, EINVAL, "audit log %s is not a regular file", path);
+        *fd_out = steal_fd(&fd);
+        return 0;
+}
+
 int audit_open(const char *path, struct audit **out, sd_error *err) {
         _cleanup_free_ struct audit *a = calloc(1, sizeof(*a));
         if (!a)
                 return sd_error_set(err, ENOMEM, "out of memory");
-        a->fd = -1;
-        if (!path || !path[0]) {
-                *out = steal_pointer(&a);
-                return 0;
-        }
-        if (path[0] != '/')
-                return sd_error_set(err, EINVAL, "audit log '%s' is not an absolute path", path);
-        a->path = strdup(path);
-        if (!a->path)
+        int r = audit_open_fd(path, &a->fd, err);
+        if (r < 0)
+                return r;
+        if (a->fd >= 0 && !(a->path = strdup(path))) {
+                sd_closep(&a->fd);
                 return sd_error_set(err, ENOMEM, "out of memory");
-
-        const char *base = NULL;
-        sd_error sub = { 0 };
-        _cleanup_close_ int dirfd = sd_open_parent(path, true, 0700, &base, &sub);
-        if (dirfd < 0) {
-                free(a->path);
-                return sd_error_set(err, -dirfd, "audit log %s: %s", path, sub.message);
         }
-        /* O_NOFOLLOW: a symlink planted at the log's name must not make
-         * root append to some other file. */
-        int fd = openat(dirfd, base, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
-        if (fd < 0) {
-                int e = errno;
+        if (pthread_rwlock_init(&a->lock, NULL) != 0) {
+                sd_closep(&a->fd);
                 free(a->path);
-                return sd_error_set_errno(err, e, "audit log %s: cannot open", path);
+                return sd_error_set(err, ENOMEM, "out of memory");
         }
-        struct stat st;
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-                (void) close(fd);
-                free(a->path);
-                return sd_error_set(err, EINVAL, "audit log %s is not a regular file", path);
-        }
-        a->fd = fd;
         *out = steal_pointer(&a);
+        return 0;
+}
+
+int audit_reopen(struct audit *a, const char *path, sd_error *err) {
+        int fd = -1;
+        int r = audit_open_fd(path, &fd, err);
+        if (r < 0)
+                return r;
+        char *copy = NULL;
+        if (fd >= 0 && !(copy = strdup(path))) {
+                (void) close(fd);
+                return sd_error_set(err, ENOMEM, "out of memory");
+        }
+        /* Writers hold the read side across their write(2): the old fd is
+         * closed only when none is using it, so no line goes to a file
+         * that reused its number. */
+        pthread_rwlock_wrlock(&a->lock);
+        int old_fd = a->fd;
+        char *old_path = a->path;
+        a->fd = fd;
+        a->path = copy;
+        pthread_rwlock_unlock(&a->lock);
+        sd_closep(&old_fd);
+        free(old_path);
         return 0;
 }
 
@@ -88,6 +117,7 @@ void audit_close(struct audit *a) {
                 return;
         sd_closep(&a->fd);
         free(a->path);
+        pthread_rwlock_destroy(&a->lock);
         free(a);
 }
 
@@ -146,9 +176,8 @@ int audit_format(const struct audit_event *ev, int64_t time_ms, char **line_out)
         return 0;
 }
 
-int audit_log(struct audit *a, const struct audit_event *ev) {
-        if (!a || a->fd < 0)
-                return 0;
+/* Under a->lock (read side), with a->fd open. */
+static int audit_append(struct audit *a, const struct audit_event *ev) {
         int64_t now = sd_realtime_ms();
         _cleanup_free_ char *line = NULL;
         int r = audit_format(ev, now, &line);
@@ -176,5 +205,14 @@ int audit_log(struct audit *a, const struct audit_event *ev) {
                         log_warn("audit log %s: cannot append a '%s' record: %s", a->path,
                                  audit_event_kind_name(ev->kind), strerror(-r));
         }
+        return r;
+}
+
+int audit_log(struct audit *a, const struct audit_event *ev) {
+        if (!a)
+                return 0;
+        pthread_rwlock_rdlock(&a->lock);
+        int r = a->fd < 0 ? 0 : audit_append(a, ev);
+        pthread_rwlock_unlock(&a->lock);
         return r;
 }

@@ -45,6 +45,12 @@ struct audit;
  * path NULL or "" gives a disabled log on which audit_log() does nothing. */
 int audit_open(const char *path, struct audit **out, sd_error *err);
 void audit_close(struct audit *a);
+
+/* Point the log at path (NULL or "" disables it): the file is opened as
+ * audit_open() opens it, then swapped in once no audit_log() is writing.
+ * Reopening the same path follows a log rotated by renaming.  On failure
+ * the log keeps its file. */
+int audit_reopen(struct audit *a, const char *path, sd_error *err);
 static inline void audit_closep(struct audit **a) {
         if (*a)
                 audit_close(*a);

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "notes.h"
 #include "registry.h"
+#include "reload.h"
 #include "rotate.h"
 #include "seccomp-filter.h"
 #include "secretd/keys.h"
@@ -181,7 +182,45 @@ static int realm_open(const struct sd_config *cfg, struct sd_store *store, struc
         return 0;
 }
 
-int daemon_run(const struct sd_config *cfg) {
+int daemon_config_load(const struct daemon_config_source *src, struct sd_config *cfg, sd_error *err) {
+        if (sd_config_init(cfg) < 0)
+                return sd_error_set(err, ENOMEM, "out of memory");
+        int r = sd_config_load_agent_file(cfg, src->config_path, err);
+        for (size_t i = 0; r >= 0 && i < src->n_flags; i++) {
+                r = sd_config_set(cfg, src->flags[i].key, src->flags[i].value, err);
+                if (r < 0) {
+                        char message[SD_ERROR_MESSAGE_MAX];
+                        (void) snprintf(message, sizeof(message), "%s", err->message);
+                        (void) sd_error_set(err, r, "--%s", message);
+                }
+        }
+        if (r >= 0)
+                r = sd_config_check(cfg, err);
+        if (r < 0)
+                sd_config_free(cfg);
+        return r < 0 ? r : 0;
+}
+
+/* SIGHUP: build the configuration again and apply what can be applied
+ * live (reload.h).  *applied is what the last reload applied. */
+static void reload_config(const struct daemon_config_source *src, const struct sd_config *started,
+                          struct sd_config *applied, const struct reload_targets *targets) {
+        notify("RELOADING=1\nSTATUS=reloading the configuration");
+        sd_error err = { 0 };
+        struct sd_config next;
+        if (daemon_config_load(src, &next, &err) < 0) {
+                log_error("SIGHUP: configuration not reloaded: %s; the agent runs on with the previous configuration",
+                          err.message);
+        } else if (reload_apply(targets, started, applied->store_url ? applied : started, &next) == 0) {
+                sd_config_free(applied);
+                *applied = next;
+        } else {
+                sd_config_free(&next);
+        }
+        notify("READY=1\nSTATUS=serving the volume plugin");
+}
+
+int daemon_run(const struct sd_config *cfg, const struct daemon_config_source *src) {
         sd_error err = { 0 };
         log_set_level(cfg->log_level);
         log_info("secretd " SECRETD_VERSION " starting (driver '%s', store %s, state %s)", cfg->driver,
@@ -373,6 +412,8 @@ int daemon_run(const struct sd_config *cfg) {
         }
         notify("READY=1\nSTATUS=serving the volume plugin");
 
+        const struct reload_targets reload_targets = { .registry = registry, .delivery = delivery, .audit = audit };
+        _cleanup_config_ struct sd_config applied = { 0 };
         for (;;) {
                 siginfo_t si;
                 int sig = sigwaitinfo(&stop_signals, &si);
@@ -383,7 +424,7 @@ int daemon_run(const struct sd_config *cfg) {
                         break;
                 }
                 if (sig == SIGHUP) {
-                        log_info("SIGHUP ignored: restart the service to reload the configuration");
+                        reload_config(src, cfg, &applied, &reload_targets);
                         continue;
                 }
                 log_info("%s received: stopping; running containers keep their secrets",

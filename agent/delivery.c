@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,7 @@ struct verified {
 
 struct delivery {
         struct delivery_config cfg;
+        atomic_int on_unverifiable;       /* cfg.on_unverifiable, changed by SIGHUP */
         struct envelope_source store_source;
         pthread_mutex_t lock;             /* guards the lists */
         pthread_cond_t ready;             /* an open finished (or failed) */
@@ -106,6 +108,7 @@ int delivery_new(const struct delivery_config *cfg, struct delivery **out, sd_er
         if (!d)
                 return sd_error_set(err, ENOMEM, "out of memory");
         d->cfg = *cfg;
+        atomic_init(&d->on_unverifiable, (int) cfg->on_unverifiable);
         delivery_store_source(cfg->store, &d->store_source);
         if (!d->cfg.source)
                 d->cfg.source = &d->store_source;
@@ -113,6 +116,10 @@ int delivery_new(const struct delivery_config *cfg, struct delivery **out, sd_er
         (void) pthread_cond_init(&d->ready, NULL);
         *out = d;
         return 0;
+}
+
+void delivery_set_on_unverifiable(struct delivery *d, enum sd_on_unverifiable v) {
+        atomic_store(&d->on_unverifiable, (int) v);
 }
 
 void delivery_note_realm(struct delivery *d) {
@@ -491,7 +498,7 @@ int delivery_fetch_verified(struct delivery *d, const char *secret, unsigned fla
                 uint64_t tried = latest;
                 int q = -ENOENT;
                 if ((flags & DELIVERY_NEWEST_VERIFIED) &&
-                    d->cfg.on_unverifiable == SD_ON_UNVERIFIABLE_PREVIOUS)
+                    atomic_load(&d->on_unverifiable) == SD_ON_UNVERIFIABLE_PREVIOUS)
                         q = fetch_walk_back(d, secret, flags, latest, floor, &f, &data, &len, &tried);
                 if (d->cfg.notes)
                         notes_stale_set(d->cfg.notes, secret, latest, q >= 0 ? f.version : 0, reason);

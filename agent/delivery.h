@@ -153,6 +153,8 @@ struct delivery;
 
 int delivery_new(const struct delivery_config *cfg, struct delivery **out, sd_error *err);
 void delivery_free(struct delivery *d);
+/* SIGHUP: on-unverifiable for the fetches begun from now on. */
+void delivery_set_on_unverifiable(struct delivery *d, enum sd_on_unverifiable v);
 
 /* ---- steps 1 and 2 ---- */
 

@@ -122,7 +122,7 @@ static int volume_fetch_all(struct driver *drv, const char *volume, const char *
                 vf->versions[i] = vf->fetched[j].version;
                 lengths[i] = vf->fetched[j].len;
         }
-        int r = delivery_check_size(volume, spec, lengths, registry_limits(drv->registry)->max_size, err);
+        int r = delivery_check_size(volume, spec, lengths, registry_limits(drv->registry).max_size, err);
         if (r < 0) {
                 volume_fetch_release(drv->delivery, vf);
                 const struct note_instance in = { .id = instance, .volume = volume };
@@ -566,7 +566,8 @@ static json_t *ep_create(struct driver *drv, const char *body, size_t len, unsig
         _cleanup_free_ struct plugin_create_request *req = malloc(sizeof(*req));
         if (!req)
                 return NULL;
-        if (plugin_parse_create_request(body, len, registry_limits(drv->registry), req, &err) < 0)
+        const struct volume_limits limits = registry_limits(drv->registry);
+        if (plugin_parse_create_request(body, len, &limits, req, &err) < 0)
                 return bad_request(&err, status);
         return on_create(drv, req);
 }

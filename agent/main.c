@@ -45,6 +45,8 @@ static const char usage_run[] =
         "\n"
         "Run the volume plugin daemon in the foreground.  Every option is also a key\n"
         "in the [secretd] section of the configuration file; options override it.\n"
+        "SIGHUP reads the file again and applies log-level, on-unverifiable, the sizes,\n"
+        "the caps and audit-log (reopened) at once; other keys wait for a restart.\n"
         "\n"
         "  --config PATH           configuration file (default " SD_CONFIG_DEFAULT_PATH ")\n"
         "  --store URL             store (default file:///var/lib/secretd/store)\n"
@@ -296,11 +298,6 @@ static int verb_join(int argc, char **argv) {
         return fflush(stdout) == 0 ? DAEMON_EXIT_OK : DAEMON_EXIT_FAILURE;
 }
 
-struct flag_value {
-        const char *key;
-        const char *value;
-};
-
 static int verb_run(int argc, char **argv) {
         /* Flag names are the configuration keys, so one table serves both. */
         static const struct option options[] = {
@@ -335,7 +332,7 @@ static int verb_run(int argc, char **argv) {
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
-        struct flag_value flags[SD_ARRAY_SIZE(options)];
+        struct daemon_flag flags[SD_ARRAY_SIZE(options)];
         size_t n_flags = 0;
         const char *config_path = NULL;
         int c, index;
@@ -347,7 +344,7 @@ static int verb_run(int argc, char **argv) {
                         /* A repeated flag overrides the earlier one, as in the file. */
                         if (n_flags == SD_ARRAY_SIZE(flags))
                                 return usage_error(usage_run, "too many options at", optarg);
-                        flags[n_flags++] = (struct flag_value) { options[index].name, optarg };
+                        flags[n_flags++] = (struct daemon_flag) { options[index].name, optarg };
                         break;
                 case 'c':
                         config_path = optarg;
@@ -366,27 +363,19 @@ static int verb_run(int argc, char **argv) {
          * format under systemd, so a refused configuration is an error
          * there too. */
         log_open();
+        const struct daemon_config_source source = { config_path, flags, n_flags };
         _cleanup_config_ struct sd_config cfg;
-        if (sd_config_init(&cfg) < 0) {
+        sd_error err = { 0 };
+        int r = daemon_config_load(&source, &cfg, &err);
+        if (r == -ENOMEM) {
                 log_error("out of memory");
                 return DAEMON_EXIT_FAILURE;
         }
-        sd_error err = { 0 };
-        int r = sd_config_load_agent_file(&cfg, config_path, &err);
         if (r < 0) {
                 log_error("%s", err.message);
                 return DAEMON_EXIT_CONFIG;
         }
-        for (size_t i = 0; i < n_flags; i++)
-                if (sd_config_set(&cfg, flags[i].key, flags[i].value, &err) < 0) {
-                        log_error("--%s", err.message);
-                        return DAEMON_EXIT_CONFIG;
-                }
-        if (sd_config_check(&cfg, &err) < 0) {
-                log_error("%s", err.message);
-                return DAEMON_EXIT_CONFIG;
-        }
-        return daemon_run(&cfg);
+        return daemon_run(&cfg, &source);
 }
 
 static const struct verb {

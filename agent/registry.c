@@ -1308,6 +1308,13 @@ const struct instances *registry_instances(const struct registry *r) {
         return r->instances;
 }
 
-const struct volume_limits *registry_limits(const struct registry *r) {
-        return &r->limits;
+struct volume_limits registry_limits(struct registry *r) {
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&r->lock);
+        return r->limits;
+}
+
+void registry_set_limits(struct registry *r, const struct volume_limits *limits, const struct registry_caps *caps) {
+        _cleanup_unlock_ pthread_mutex_t *held = sd_lock(&r->lock);
+        r->limits = *limits;
+        r->caps = *caps;
 }

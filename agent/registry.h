@@ -119,7 +119,12 @@ int registry_open(const struct registry_config *cfg, struct registry **out, sd_e
 void registry_free(struct registry *r);
 
 const struct instances *registry_instances(const struct registry *r);
-const struct volume_limits *registry_limits(const struct registry *r);
+/* The size limits in force now (a copy: SIGHUP may change them). */
+struct volume_limits registry_limits(struct registry *r);
+/* SIGHUP: new limits and caps for the Creates and Mounts from now on.
+ * Volumes and instances that exist keep their sizes, even above a lowered
+ * max-size; the caps count them as before. */
+void registry_set_limits(struct registry *r, const struct volume_limits *limits, const struct registry_caps *caps);
 
 /* ---- volumes ---- */
 

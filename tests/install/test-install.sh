@@ -132,6 +132,9 @@ if command -v systemd-analyze >/dev/null; then
     mkdir -p "$root/usr/lib/systemd"
     cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
     cp -a "$dest/." "$root/"
+    # ExecReload= runs the host's /bin/kill (procps), which is not ours to install.
+    mkdir -p "$root/bin"
+    cp /bin/kill "$root/bin/kill"
     units=("$SECRETD_INSTALL_UNITDIR/secretd.socket" "$SECRETD_INSTALL_UNITDIR/secretd.service")
     if out=$(systemd-analyze verify --man=no --root="$root" "${units[@]}" 2>&1) && [ -z "$out" ]; then
         ok "systemd-analyze verify is clean on secretd.service and secretd.socket"

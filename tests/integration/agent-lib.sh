@@ -91,7 +91,9 @@
 #   AGENT_EXIT_STATUS, AGENT_START_SECONDS,
 #   AGENT_ARGS (array of extra `secretd run` flags used by every start),
 #   AGENT_LOG_LEVEL (default $SECRETD_TEST_AGENT_LOG_LEVEL or debug: the
-#   canary checks want the chattiest log).
+#   canary checks want the chattiest log),
+#   AGENT_CONFIG (a secretd.conf passed as --config; log-level and audit-log
+#   are then left to the file instead of flags).
 
 : "${SECRETD:?SECRETD must name the built secretd (meson sets it)}"
 : "${SECRETCTL:?SECRETCTL must name the built secretctl (meson sets it)}"
@@ -250,11 +252,15 @@ _agent_flags() {
         --floor-file "$AGENT_FLOOR"
         --cache-dir "$AGENT_CACHE"
         --admin-socket "$AGENT_ADMIN_SOCK"
-        --audit-log "$AGENT_AUDIT"
         --docker-socket "$DOCKER_SOCK"
-        --log-level "$AGENT_LOG_LEVEL"
-        "${AGENT_ARGS[@]}" "$@"
     )
+    if [ -n "${AGENT_CONFIG:-}" ]; then
+        # log-level and audit-log come from the file (SIGHUP reloads it).
+        _agent_run_flags+=(--config "$AGENT_CONFIG")
+    else
+        _agent_run_flags+=(--log-level "$AGENT_LOG_LEVEL" --audit-log "$AGENT_AUDIT")
+    fi
+    _agent_run_flags+=("${AGENT_ARGS[@]}" "$@")
 }
 
 agent_refused() {
