@@ -211,7 +211,8 @@ static void reload_config(const struct daemon_config_source *src, const struct s
         if (daemon_config_load(src, &next, &err) < 0) {
                 log_error("SIGHUP: configuration not reloaded: %s; the agent runs on with the previous configuration",
                           err.message);
-        } else if (reload_apply(targets, started, applied->store_url ? applied : started, &next) == 0) {
+        } else if (reload_apply(targets, started, applied->store_url ? applied : started /* no reload yet */,
+                                &next) == 0) {
                 sd_config_free(applied);
                 *applied = next;
         } else {
