@@ -6,26 +6,34 @@
 
 #include "secretd/secret.h"
 
-int sd_secret_new(size_t len, struct sd_secret **out) {
+int sd_secret_new_with_scratch(size_t len, size_t scratch_len, struct sd_secret **out, unsigned char **scratch_out) {
         if (sodium_init() < 0)
                 return -ENOMEM;
-        if (len > SIZE_MAX - 1)
+        if (len > SIZE_MAX - 1 - scratch_len)
                 return -ENOMEM;
 
         struct sd_secret *s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
         /* One spare NUL byte so text consumers never run off the end; the
-         * memory is guarded, locked and zero-filled by libsodium. */
-        s->data = sodium_malloc(len + 1);
+         * memory is guarded, locked and zero-filled by libsodium.  The
+         * scratch goes after the value: sodium_free() needs the start of
+         * the mapping, which is where the value begins. */
+        s->data = sodium_malloc(len + 1 + scratch_len);
         if (!s->data) {
                 free(s);
                 return -ENOMEM;
         }
-        sodium_memzero(s->data, len + 1);
+        sodium_memzero(s->data, len + 1 + scratch_len);
         s->len = len;
+        if (scratch_out)
+                *scratch_out = scratch_len ? s->data + len + 1 : NULL;
         *out = s;
         return 0;
+}
+
+int sd_secret_new(size_t len, struct sd_secret **out) {
+        return sd_secret_new_with_scratch(len, 0, out, NULL);
 }
 
 int sd_secret_new_from(const void *data, size_t len, struct sd_secret **out) {

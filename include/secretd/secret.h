@@ -25,6 +25,13 @@ struct sd_secret {
  * the memory cannot be locked: RLIMIT_MEMLOCK). */
 int sd_secret_new(size_t len, struct sd_secret **out);
 
+/* The same, with scratch_len more zeroed bytes after the value's NUL in the
+ * same guarded, locked mapping (*scratch_out points at them): room for the
+ * key that decrypts the value, so an open maps and locks one region, not
+ * two.  The caller zeroes the scratch once done with it; sd_secret_free()
+ * zeroes it again with the rest. */
+int sd_secret_new_with_scratch(size_t len, size_t scratch_len, struct sd_secret **out, unsigned char **scratch_out);
+
 /* Copy len bytes into a new secret. */
 int sd_secret_new_from(const void *data, size_t len, struct sd_secret **out);
 

@@ -66,3 +66,23 @@ Test(secret, equal_is_by_length_and_content) {
         c->len = 6;
         cr_assert_not(sd_secret_equal(a, c));
 }
+
+Test(secret, scratch_follows_the_value_in_the_same_mapping_and_starts_zeroed) {
+        struct sd_secret *s = NULL;
+        unsigned char *scratch = NULL;
+        cr_assert_eq(sd_secret_new_with_scratch(5, 32, &s, &scratch), 0);
+        cr_assert_eq(s->len, 5);
+        cr_assert_eq(scratch, s->data + 6, "the scratch starts after the value's NUL");
+        for (size_t i = 0; i < 32; i++)
+                cr_assert_eq(scratch[i], 0);
+        /* Both are writable to their last byte (ASan and libsodium's guard
+         * page would catch an overrun), and the value keeps its NUL. */
+        memset(scratch, 0xAA, 32);
+        memcpy(s->data, "hello", 5);
+        cr_assert_str_eq((const char *) s->data, "hello");
+        sd_secret_free(s);
+
+        cr_assert_eq(sd_secret_new_with_scratch(3, 0, &s, &scratch), 0);
+        cr_assert_null(scratch, "no scratch asked, none given");
+        sd_secret_free(s);
+}
